@@ -1,0 +1,64 @@
+"""Readers for annotation files: Pascal VOC boxes and value-coded mask PNGs."""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+
+class AnnotationError(ValueError):
+    """A problem with one annotation file; the message names the file and the reason."""
+
+
+def read_voc_boxes(path: Path, classes: tuple[str, ...] = ()) -> np.ndarray:
+    """Boxes of a Pascal VOC XML file as ``(n, 4)`` continuous coordinates ``x0, y0, x1, y1``.
+
+    VOC stores 1-based inclusive pixel indices, so ``xmin`` maps to ``xmin - 1`` and ``xmax``
+    (inclusive) to ``xmax`` (exclusive end).  ``classes`` keeps only objects with those names.
+    Degenerate boxes (no area) are dropped; boxes partly outside the image are kept and clipped
+    later by the transform.
+    """
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise AnnotationError(f"{path}: not a readable VOC XML file ({exc})") from None
+    boxes = []
+    for obj in root.iter("object"):
+        name = (obj.findtext("name") or "").strip()
+        if classes and name not in classes:
+            continue
+        bb = obj.find("bndbox")
+        if bb is None:
+            raise AnnotationError(f"{path}: object {name!r} has no <bndbox>")
+        try:
+            xmin, ymin, xmax, ymax = (float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
+        except (TypeError, ValueError):
+            raise AnnotationError(f"{path}: object {name!r} has a non-numeric or missing box coordinate") from None
+        x0, y0, x1, y1 = xmin - 1, ymin - 1, xmax, ymax
+        if x1 > x0 and y1 > y0:
+            boxes.append((x0, y0, x1, y1))
+    return np.array(boxes, dtype=np.float64).reshape(-1, 4)
+
+
+def read_mask(path: Path, expected_size: tuple[int, int]) -> np.ndarray:
+    """A single-channel uint8 mask; its size must equal the image's ``(width, height)``."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            arr = np.asarray(im.convert("L") if im.mode not in ("L", "P", "I", "I;16") else im)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise AnnotationError(f"{path}: not a readable mask image ({exc})") from None
+    if arr.ndim != 2:
+        raise AnnotationError(f"{path}: mask must be single-channel, got shape {arr.shape}")
+    h, w = arr.shape
+    if (w, h) != tuple(expected_size):
+        raise AnnotationError(
+            f"{path}: mask is {w}x{h} but its image is {expected_size[0]}x{expected_size[1]}")
+    return arr
+
+
+def mask_region(mask: np.ndarray, values: tuple[int, ...]) -> np.ndarray:
+    """Boolean region of the pixels whose value is one of ``values``."""
+    return np.isin(mask, np.asarray(values))

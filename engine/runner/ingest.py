@@ -1,0 +1,114 @@
+"""Rows describing a run, a dataset, a model and the registries, written through the ResultWriter."""
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import platform
+import subprocess
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+from PIL import Image
+
+from ..data import DatasetSpec, Record, fingerprint
+from ..explain import METHODS
+from ..metrics import METRICS
+from ..models import ModelInfo
+from ..store import ResultWriter
+
+PACKAGES = ("torch", "timm", "numpy", "duckdb", "streamlit")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for p in PACKAGES:
+        try:
+            out[p] = importlib.metadata.version(p)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def start_run(w: ResultWriter, kind: str, config: dict) -> str:
+    run_id = f"{kind}-{_now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    w.upsert("runs", {"run_id": run_id, "kind": kind, "status": "running", "started_at": _now(),
+                      "finished_at": None, "host": platform.node(), "git_commit": git_commit(),
+                      "versions": versions(), "config": config})
+    write_registries(w)
+    return run_id
+
+
+def finish_run(w: ResultWriter, run_id: str, status: str) -> None:
+    w.con.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", [status, _now(), run_id])
+
+
+def write_registries(w: ResultWriter) -> None:
+    for m in METHODS.values():
+        w.upsert("methods", {"method": m.name, "version": m.version, "needs_grads": m.needs_grads,
+                             "reference": m.reference})
+    for m in METRICS.values():
+        w.upsert("metrics", {"metric": m.name, "version": m.version, "kind": m.kind,
+                             "higher_is_better": m.higher_is_better, "reference": m.reference})
+
+
+def _image_size(path: Path) -> tuple[int | None, int | None]:
+    try:
+        with Image.open(path) as im:  # reads the header only
+            return im.width, im.height
+    except (OSError, ValueError):
+        return None, None
+
+
+def write_dataset(w: ResultWriter, spec: DatasetSpec, records: list[Record], classes: tuple[str, ...]) -> str:
+    """Dataset and image rows; returns the dataset id ``name@fingerprint``."""
+    fp = fingerprint(records, spec)
+    dataset_id = f"{spec.name}@{fp[:10]}"
+    root = Path(spec.root).resolve()
+    w.upsert("datasets", {"dataset_id": dataset_id, "name": spec.name, "root": str(root), "fingerprint": fp,
+                          "classes": list(classes), "input_size": spec.input_size, "resize_mode": spec.resize,
+                          "n_images": len(records), "spec": spec.to_dict()})
+
+    def rel(p):
+        return None if p is None else str(p.relative_to(root))
+
+    rows = []
+    for r in records:
+        wh = _image_size(r.image_path)
+        regions = [n for n, _ in spec.mask_regions] if r.mask_path else []
+        if r.mask_path and spec.box_from_mask:
+            regions.append("box_from_mask")
+        if r.boxes_path:
+            regions.append("box")
+        rows.append((dataset_id, r.image_id, r.split, r.label, classes[r.label], rel(r.image_path),
+                     rel(r.mask_path), rel(r.boxes_path), wh[0], wh[1], regions))
+    w.replace_rows("images", pd.DataFrame(rows, columns=[
+        "dataset_id", "image_id", "split", "label", "label_name", "path", "mask_path", "boxes_path",
+        "width", "height", "regions"]))
+    return dataset_id
+
+
+def write_model(w: ResultWriter, *, dataset_id: str, info: ModelInfo, init: str, checkpoint: str, sha256: str,
+                val_accuracy: float | None, test_accuracy: float | None, hparams: dict, history: list) -> str:
+    model_id = f"{info.name}:{init}@{sha256[:12]}"
+    w.upsert("models", {"model_id": model_id, "dataset_id": dataset_id, "name": info.name,
+                        "timm_name": info.timm_name, "init": init, "checkpoint": checkpoint, "sha256": sha256,
+                        "input_size": info.input_size, "grid_h": info.grid[0], "grid_w": info.grid[1],
+                        "num_prefix_tokens": info.num_prefix_tokens, "val_accuracy": val_accuracy,
+                        "test_accuracy": test_accuracy, "hparams": {**hparams, "model": asdict(info)},
+                        "history": {"epochs": history}})
+    return model_id

@@ -1,0 +1,118 @@
+"""The published DuckDB schema (documented in docs/schema.md).  Bump SCHEMA_VERSION on change."""
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+TABLES: dict[str, str] = {
+    "meta": """
+        key VARCHAR PRIMARY KEY,
+        value VARCHAR""",
+    "runs": """
+        run_id VARCHAR PRIMARY KEY,
+        kind VARCHAR,
+        status VARCHAR,             -- running / finished / failed
+        started_at TIMESTAMP,
+        finished_at TIMESTAMP,
+        host VARCHAR,
+        git_commit VARCHAR,
+        versions JSON,
+        config JSON""",
+    "datasets": """
+        dataset_id VARCHAR PRIMARY KEY,  -- name@fingerprint
+        name VARCHAR,
+        root VARCHAR,               -- absolute dataset root; image paths are relative to it
+        fingerprint VARCHAR,
+        classes VARCHAR[],
+        input_size INTEGER,
+        resize_mode VARCHAR,        -- resize / letterbox
+        n_images INTEGER,
+        spec JSON""",
+    "images": """
+        dataset_id VARCHAR,
+        image_id VARCHAR,
+        split VARCHAR,
+        label INTEGER,
+        label_name VARCHAR,
+        path VARCHAR,               -- relative to datasets.root
+        mask_path VARCHAR,
+        boxes_path VARCHAR,
+        width INTEGER,
+        height INTEGER,
+        regions VARCHAR[]""",
+    "models": """
+        model_id VARCHAR PRIMARY KEY,  -- name:init@sha256[:12]
+        dataset_id VARCHAR,
+        name VARCHAR,
+        timm_name VARCHAR,
+        init VARCHAR,               -- trained / random / ...
+        checkpoint VARCHAR,
+        sha256 VARCHAR,
+        input_size INTEGER,
+        grid_h INTEGER,
+        grid_w INTEGER,
+        num_prefix_tokens INTEGER,
+        val_accuracy DOUBLE,
+        test_accuracy DOUBLE,
+        hparams JSON,
+        history JSON""",
+    "methods": """
+        method VARCHAR PRIMARY KEY,
+        version INTEGER,
+        needs_grads BOOLEAN,
+        reference VARCHAR""",
+    "metrics": """
+        metric VARCHAR PRIMARY KEY,
+        version INTEGER,
+        kind VARCHAR,
+        higher_is_better BOOLEAN,
+        reference VARCHAR""",
+    "predictions": """
+        run_id VARCHAR,
+        dataset_id VARCHAR,
+        model_id VARCHAR,
+        image_id VARCHAR,
+        label INTEGER,
+        pred INTEGER,
+        confidence DOUBLE,          -- softmax probability of pred
+        probs FLOAT[]""",
+    "explanations": """
+        run_id VARCHAR,
+        dataset_id VARCHAR,
+        model_id VARCHAR,
+        method VARCHAR,
+        method_version INTEGER,
+        method_params VARCHAR,      -- canonical JSON
+        image_id VARCHAR,
+        target INTEGER,             -- explained class
+        grid_h INTEGER,
+        grid_w INTEGER,
+        map FLOAT[]                 -- row-major (grid_h * grid_w) raw values""",
+    "scores": """
+        run_id VARCHAR,
+        dataset_id VARCHAR,
+        model_id VARCHAR,
+        method VARCHAR,
+        method_version INTEGER,
+        method_params VARCHAR,
+        metric VARCHAR,
+        metric_version INTEGER,
+        metric_params VARCHAR,
+        region VARCHAR,             -- box / mask / box_from_mask / ...
+        image_id VARCHAR,
+        value DOUBLE                -- NULL where undefined (e.g. empty region)""",
+}
+
+# rows identifying one result; re-writing a key replaces the old rows instead of duplicating them
+REPLACE_KEYS: dict[str, tuple[str, ...]] = {
+    "images": ("dataset_id", "image_id"),
+    "predictions": ("dataset_id", "model_id", "image_id"),
+    "explanations": ("dataset_id", "model_id", "method", "method_version", "method_params", "image_id"),
+    "scores": ("dataset_id", "model_id", "method", "method_version", "method_params", "metric",
+               "metric_version", "metric_params", "region", "image_id"),
+}
+
+
+def create_schema(con) -> None:
+    for name, cols in TABLES.items():
+        con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({cols}\n)")
+    con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])

@@ -1,0 +1,59 @@
+"""Heatmap rendering shared by the dashboard: one colormap, overlays and region outlines.
+
+Maps are upsampled with :func:`engine.explain.upsample_maps` -- the same helper the metrics use --
+so the picture shows exactly what was scored.  Min-max scaling happens here, per image, for
+display only.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .explain.upsample import upsample_maps
+
+# 'inferno'-like anchors (perceptually ordered, readable on light and dark themes)
+_ANCHORS = np.array([
+    [0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66], [245, 125, 21], [250, 193, 39],
+    [252, 255, 164]], dtype=np.float32) / 255.0
+
+
+def colormap(values: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] (any shape) -> RGB float32 (..., 3)."""
+    v = np.clip(np.nan_to_num(values, nan=0.0), 0, 1) * (len(_ANCHORS) - 1)
+    lo = np.floor(v).astype(int).clip(0, len(_ANCHORS) - 2)
+    t = (v - lo)[..., None]
+    return _ANCHORS[lo] * (1 - t) + _ANCHORS[lo + 1] * t
+
+
+def scale01(a: np.ndarray) -> np.ndarray:
+    lo, hi = float(np.min(a)), float(np.max(a))
+    return np.zeros_like(a, dtype=np.float32) if hi <= lo else ((a - lo) / (hi - lo)).astype(np.float32)
+
+
+def upsampled(map_grid: np.ndarray, size: int) -> np.ndarray:
+    return upsample_maps(torch.from_numpy(np.asarray(map_grid, np.float32))[None], size)[0].numpy()
+
+
+def outline(mask: np.ndarray) -> np.ndarray:
+    """Boundary pixels of a boolean mask (4-neighbourhood)."""
+    m = np.asarray(mask, bool)
+    pad = np.pad(m, 1, constant_values=False)
+    interior = pad[:-2, 1:-1] & pad[2:, 1:-1] & pad[1:-1, :-2] & pad[1:-1, 2:]
+    return m & ~interior
+
+
+def overlay(image: np.ndarray, map_grid: np.ndarray, alpha: float = 0.5,
+            outlines: dict[str, np.ndarray] | None = None, scale: int = 4) -> np.ndarray:
+    """Image (S, S, 3) in [0, 1] + token map -> uint8 RGB, enlarged ``scale`` times (nearest).
+
+    ``outlines`` maps a colour name ('cyan', 'lime', 'white') to a boolean region drawn as its boundary.
+    """
+    size = image.shape[0]
+    heat = colormap(scale01(upsampled(map_grid, size)))
+    out = (1 - alpha) * image + alpha * heat
+    colours = {"cyan": (0.0, 1.0, 1.0), "lime": (0.3, 1.0, 0.2), "white": (1.0, 1.0, 1.0)}
+    out = out.repeat(scale, axis=0).repeat(scale, axis=1)
+    for colour, region in (outlines or {}).items():
+        big = np.asarray(region, bool).repeat(scale, axis=0).repeat(scale, axis=1)
+        out[outline(big)] = colours[colour]
+    return (np.clip(out, 0, 1) * 255).round().astype(np.uint8)

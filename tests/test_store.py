@@ -1,0 +1,100 @@
+"""Store: schema, replace-not-duplicate, atomic publish, single writer, parameterised queries."""
+from __future__ import annotations
+
+import multiprocessing as mp
+
+import duckdb
+import pandas as pd
+import pytest
+
+from engine.store import ResultWriter, WriterBusy, queries
+from engine.store.schema import SCHEMA_VERSION, TABLES
+
+
+def _scores(value, image="a"):
+    return pd.DataFrame([dict(run_id="r", dataset_id="d", model_id="m", method="attention", method_version=1,
+                              method_params="{}", metric="pointing_game", metric_version=1, metric_params="{}",
+                              region="mask", image_id=image, value=value)])
+
+
+def test_schema_and_replace_keys(tmp_path):
+    db = tmp_path / "r.duckdb"
+    with ResultWriter(db) as w:
+        w.replace_rows("scores", _scores(1.0))
+        w.replace_rows("scores", _scores(0.0))  # same key: replaced, not duplicated
+        w.replace_rows("scores", _scores(None, image="b"))
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()} == set(TABLES)
+        assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+        rows = con.execute("SELECT image_id, value FROM scores ORDER BY image_id").fetchall()
+    assert rows == [("a", 0.0), ("b", None)]
+
+
+def test_failed_run_leaves_live_database_untouched(tmp_path):
+    db = tmp_path / "r.duckdb"
+    with ResultWriter(db) as w:
+        w.replace_rows("scores", _scores(1.0))
+    before = db.read_bytes()
+    with pytest.raises(RuntimeError):
+        with ResultWriter(db) as w:
+            w.replace_rows("scores", _scores(0.5, image="z"))
+            raise RuntimeError("crash mid-run")
+    assert db.read_bytes() == before
+    assert not list(tmp_path.glob("*.staging-*"))
+
+
+def _hold_lock(db, ready, release):
+    with ResultWriter(db):
+        ready.set()
+        release.wait(10)
+
+
+def test_second_writer_refused_with_clear_message(tmp_path):
+    db = tmp_path / "r.duckdb"
+    ctx = mp.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    p = ctx.Process(target=_hold_lock, args=(str(db), ready, release))
+    p.start()
+    try:
+        assert ready.wait(30)
+        with pytest.raises(WriterBusy, match="another run is writing"):
+            ResultWriter(db, lock_timeout=0.5).open()
+    finally:
+        release.set()
+        p.join(30)
+
+
+def test_reader_open_while_writer_publishes(tmp_path):
+    db = tmp_path / "r.duckdb"
+    with ResultWriter(db) as w:
+        w.replace_rows("scores", _scores(1.0))
+    reader = duckdb.connect(str(db), read_only=True)  # a dashboard query in flight
+    try:
+        with ResultWriter(db) as w:
+            w.replace_rows("scores", _scores(0.25, image="b"))
+            w.commit()
+            w.replace_rows("scores", _scores(0.75, image="c"))
+        assert reader.execute("SELECT count(*) FROM scores").fetchone()[0] == 1  # old snapshot
+    finally:
+        reader.close()
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM scores").fetchone()[0] == 3
+
+
+def test_queries_are_parameterised(fixture_db):
+    opts = queries.score_options(fixture_db)
+    ds = opts.dataset_id.iloc[0]
+    assert len(queries.leaderboard(fixture_db, ds, "pointing_game", "mask")) == 4  # 2 models x 2 methods
+    evil = "x' OR '1'='1"
+    assert queries.leaderboard(fixture_db, evil, "pointing_game", "mask").empty
+    assert queries.gallery(fixture_db, evil, evil, evil).empty
+    with pytest.raises(ValueError):
+        queries.gallery(fixture_db, ds, "m", "attention", outcome="; DROP TABLE scores")
+
+
+def test_fixture_db_contents(fixture_db):
+    counts = dict(queries.table_counts(fixture_db).itertuples(index=False))
+    assert counts["predictions"] == 2 * 12
+    assert counts["explanations"] == 2 * 2 * 12
+    assert counts["scores"] == 2 * 2 * 2 * 2 * 12  # models x methods x metrics x regions x images
+    assert not queries.database_exists(fixture_db.parent / "missing.duckdb")
