@@ -53,14 +53,14 @@ if rows.empty:
     st.info("No images match these filters.")
     st.stop()
 
-cols = st.columns(6)
+cols = st.columns(4)
 for k, row in enumerate(rows.to_dict("records")):
     classes = list(row["classes"])
     try:
         sample = load_stored_sample(row["root"], row["spec"], row["image_id"], row["label"], row["path"],
                                     row["mask_path"], row["boxes_path"])
     except (UnsafePath, ValueError, OSError) as exc:
-        cols[k % 6].warning(f"{row['image_id']}: {exc}")
+        cols[k % 4].warning(f"{row['image_id']}: {exc}")
         continue
     img = sample.image.permute(1, 2, 0).numpy()
     outlines = {}
@@ -68,9 +68,11 @@ for k, row in enumerate(rows.to_dict("records")):
         outlines["cyan"] = sample.regions["mask"].numpy()
     if "box" in sample.regions:
         outlines["lime"] = sample.regions["box"].numpy()
-    pic = overlay(img, queries.map_array(row), alpha=alpha, outlines=outlines)
+    pic = overlay(img, queries.map_array(row), alpha=alpha, outlines=outlines, scale=4)
     ok = "✓" if row["pred"] == row["label"] else "✗"
-    scores = ", ".join(row["scores"]) if row["scores"] is not None and len(row["scores"]) else ""
-    caption = (f"{row['image_id']} · true {classes[row['label']]} · pred {classes[row['pred']]} {ok} "
-               f"({row['confidence']:.2f})\n\n{scores}")
-    cols[k % 6].image(np.asarray(pic), caption=caption, width="stretch")
+    scores = "  \n".join(row["scores"]) if row["scores"] is not None and len(row["scores"]) else "not scored"
+    caption = (f"**{row['image_id']}**  \ntrue {classes[row['label']]} · pred {classes[row['pred']]} {ok} "
+               f"(p = {row['confidence']:.2f})  \n{scores}")
+    with cols[k % 4]:
+        st.image(np.asarray(pic), width="stretch")
+        st.caption(caption)

@@ -100,7 +100,7 @@ def gallery(path, dataset_id: str, model_id: str, method: str, outcome: str = "a
         raise ValueError(f"outcome {outcome!r} is not one of all / correct / misclassified")
     return _df(path, """
         WITH sc AS (
-            SELECT image_id, list(metric || ':' || region || '=' || coalesce(round(value, 3)::VARCHAR, 'n/a')
+            SELECT image_id, list(metric || ' · ' || region || ' ' || coalesce(printf('%.2f', value), 'n/a')
                                   ORDER BY metric, region) AS scores
             FROM scores WHERE dataset_id = ? AND model_id = ? AND method = ? GROUP BY image_id)
         SELECT p.image_id, i.path, i.mask_path, i.boxes_path, i.label, i.label_name, p.pred, p.confidence,

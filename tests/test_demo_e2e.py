@@ -1,0 +1,58 @@
+"""End to end: the quick demo as a user runs it, then the database contents."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import duckdb
+
+from conftest import PROJECT_ROOT
+
+
+def _run(args, tmp_path):
+    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_quick_demo_end_to_end(tmp_path):
+    db = tmp_path / "x.duckdb"
+    args = ["demo", "--quick", "--db", str(db), "--data-dir", str(tmp_path / "data"), "--no-progress"]
+    proc = _run(args, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "test accuracy" in proc.stdout
+    with duckdb.connect(str(db), read_only=True) as con:
+        q = lambda sql: con.execute(sql).fetchall()  # noqa: E731
+        n_test = q("SELECT count(*) FROM images WHERE split = 'test'")[0][0]
+        assert n_test == 120
+        models = [r[0] for r in q("SELECT model_id FROM models ORDER BY init")]
+        assert len(models) == 2 and {r[0] for r in q("SELECT init FROM models")} == {"trained", "random"}
+        assert q("SELECT status FROM runs") == [("finished",)]
+        # predictions for every test image of every model
+        assert q("SELECT count(*), count(DISTINCT (model_id, image_id)) FROM predictions") == [(2 * n_test,) * 2]
+        # one explanation map per (model, method, image), with its grid
+        assert q("SELECT count(*), count(DISTINCT (model_id, method, image_id)) FROM explanations") == \
+            [(2 * 2 * n_test,) * 2]
+        assert q("SELECT DISTINCT grid_h, grid_w, len(map) FROM explanations") == [(8, 8, 64)]
+        # every (model, method, metric, region) has a score row for every test image
+        per = q("SELECT model_id, method, metric, region, count(DISTINCT image_id) FROM scores GROUP BY ALL")
+        assert len(per) == 2 * 2 * 2 * 2 and all(r[4] == n_test for r in per)
+        assert q("SELECT count(*) FROM scores WHERE value IS NOT NULL AND (value < 0 OR value > 1)") == [(0,)]
+        before = q("SELECT count(*) FROM scores")[0][0]
+
+    # a second run re-uses the cached checkpoints and replaces (never duplicates) results
+    proc = _run(args, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "re-using trained checkpoint" in proc.stderr
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM scores").fetchone()[0] == before
+        assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
+
+    status = _run(["status", "--db", str(db)], tmp_path)
+    assert status.returncode == 0 and "chefer_gae" in status.stdout and "scores" in status.stdout
+
+
+def test_cli_help_lists_subcommands(tmp_path):
+    proc = _run(["--help"], tmp_path)
+    assert proc.returncode == 0 and "demo" in proc.stdout and "status" in proc.stdout
+    missing = _run(["status", "--db", str(tmp_path / "none.duckdb")], tmp_path)
+    assert missing.returncode == 1 and "engine demo" in missing.stdout
