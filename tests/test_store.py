@@ -1,12 +1,14 @@
 """Store: schema, replace-not-duplicate, atomic publish, single writer, parameterised queries."""
 from __future__ import annotations
 
-import multiprocessing as mp
+import subprocess
+import sys
 
 import duckdb
 import pandas as pd
 import pytest
 
+from conftest import PROJECT_ROOT
 from engine.store import ResultWriter, WriterBusy, queries
 from engine.store.schema import SCHEMA_VERSION, TABLES
 
@@ -43,25 +45,28 @@ def test_failed_run_leaves_live_database_untouched(tmp_path):
     assert not list(tmp_path.glob("*.staging-*"))
 
 
-def _hold_lock(db, ready, release):
-    with ResultWriter(db):
-        ready.set()
-        release.wait(10)
+HOLD_LOCK = """
+import sys
+from engine.store import ResultWriter
+with ResultWriter(sys.argv[1]):
+    print("ready", flush=True)
+    sys.stdin.read()
+"""
 
 
 def test_second_writer_refused_with_clear_message(tmp_path):
     db = tmp_path / "r.duckdb"
-    ctx = mp.get_context("spawn")
-    ready, release = ctx.Event(), ctx.Event()
-    p = ctx.Process(target=_hold_lock, args=(str(db), ready, release))
-    p.start()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(db)], cwd=PROJECT_ROOT, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
     try:
-        assert ready.wait(30)
+        assert holder.stdout.readline().strip() == "ready"
         with pytest.raises(WriterBusy, match="another run is writing"):
             ResultWriter(db, lock_timeout=0.5).open()
     finally:
-        release.set()
-        p.join(30)
+        holder.stdin.close()
+        holder.wait(30)
+    with ResultWriter(db, lock_timeout=5):  # free again once the first writer is done
+        pass
 
 
 def test_reader_open_while_writer_publishes(tmp_path):

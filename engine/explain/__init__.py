@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from .methods import METHODS, MethodInfo, register_method
+from . import attention_methods, gradcam  # noqa: F401  (register the methods)
+from .registry import METHODS, MethodInfo, register_method
 from .trace import AttentionTrace, capture_trace
 from .upsample import upsample_maps
 

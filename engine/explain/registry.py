@@ -1,0 +1,79 @@
+"""Method registry and the helpers every trace method shares.
+
+Every method reads an :class:`~engine.explain.trace.AttentionTrace` (which already carries the
+explained target class) and returns raw rule values on the token grid -- no min-max scaling, which
+belongs to display and would couple the images of a batch.  ``METHODS[name]`` gives a
+:class:`MethodInfo`; ``version`` is part of every stored result's key, bump it when a rule's
+meaning changes.  Methods with ``kind == "model"`` (Captum attributions) take the model and the
+images instead of a trace.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .trace import AttentionTrace
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    name: str
+    fn: Callable[..., torch.Tensor]
+    version: int
+    needs_grads: bool
+    reference: str
+    kind: str = "trace"  # 'trace': fn(trace, **params); 'model': fn(model, images, targets, **params)
+
+    def __call__(self, *args, **params) -> torch.Tensor:
+        return self.fn(*args, **params)
+
+
+METHODS: dict[str, MethodInfo] = {}
+
+
+def register_method(name: str, *, version: int, needs_grads: bool, reference: str, kind: str = "trace"):
+    if kind not in ("trace", "model"):
+        raise ValueError(f"kind {kind!r} is not 'trace' or 'model'")
+
+    def deco(fn):
+        if name in METHODS:
+            raise ValueError(f"method {name!r} is already registered")
+        METHODS[name] = MethodInfo(name, fn, version, needs_grads, reference, kind)
+        return fn
+    return deco
+
+
+def cls_row_to_grid(rows: torch.Tensor, trace: AttentionTrace) -> torch.Tensor:
+    """(B, N) relevance of each token for the CLS token -> (B, gh, gw) over patch tokens."""
+    gh, gw = trace.grid
+    patches = rows[:, trace.num_prefix_tokens:]
+    if patches.shape[1] != gh * gw:
+        raise ValueError(f"{patches.shape[1]} patch tokens do not fill a {gh}x{gw} grid")
+    return patches.reshape(-1, gh, gw).float()
+
+
+def fuse_heads(a: torch.Tensor, how: str) -> torch.Tensor:
+    """(B, heads, N, N) -> (B, N, N) by mean / max / min over heads."""
+    if how == "mean":
+        return a.mean(dim=1)
+    if how == "max":
+        return a.amax(dim=1)
+    if how == "min":
+        return a.amin(dim=1)
+    raise ValueError(f"head_fusion {how!r} is not one of ['mean', 'max', 'min']")
+
+
+def patch_tokens_to_grid(tokens: torch.Tensor, trace: AttentionTrace) -> torch.Tensor:
+    """(B, N, C) token tensor -> (B, C, gh, gw) over the patch tokens (prefix tokens dropped)."""
+    gh, gw = trace.grid
+    patches = tokens[:, trace.num_prefix_tokens:, :]
+    if patches.shape[1] != gh * gw:
+        raise ValueError(f"{patches.shape[1]} patch tokens do not fill a {gh}x{gw} grid")
+    return patches.reshape(tokens.shape[0], gh, gw, tokens.shape[-1]).permute(0, 3, 1, 2)
+
+
+def require_grads(trace: AttentionTrace, name: str) -> None:
+    if any(g is None for g in trace.attention_grads):
+        raise ValueError(f"{name} needs attention gradients; capture the trace with with_grads=True")
