@@ -3,27 +3,55 @@ from __future__ import annotations
 
 import torch
 
-from . import attention_methods, gradcam  # noqa: F401  (register the methods)
+from . import attention_methods, captum_methods, gradcam  # noqa: F401  (register the methods)
 from .registry import METHODS, MethodInfo, register_method
 from .trace import AttentionTrace, capture_trace
 from .upsample import upsample_maps
 
 __all__ = ["METHODS", "AttentionTrace", "MethodInfo", "capture_trace", "explain", "register_method",
-           "upsample_maps"]
+           "run_methods", "upsample_maps"]
 
 
-def explain(model: torch.nn.Module, images: torch.Tensor, methods: list[str],
-            targets: torch.Tensor | None = None, params: dict[str, dict] | None = None) -> dict[str, torch.Tensor]:
-    """Maps of several methods from one forward + backward.
+def run_methods(model: torch.nn.Module, images: torch.Tensor, methods: list[str],
+                targets: torch.Tensor | None = None, params: dict[str, dict] | None = None
+                ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Maps of several methods plus the logits and the explained targets.
 
-    ``model``: a timm ViT in eval mode; ``images``: normalised (B, 3, H, W); ``targets``: (B,)
-    classes or None for the predicted class; ``params``: per-method keyword arguments.
-    Returns ``{name: float32 (B, gh, gw)}`` with the rule's raw values.
+    All trace methods share one forward + one backward; Captum methods (``kind="model"``) run their
+    own passes on the same images and targets.
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown methods {unknown}; registered: {sorted(METHODS)}")
     params = params or {}
-    need_grads = any(METHODS[m].needs_grads for m in methods)
-    trace = capture_trace(model, images, targets, with_grads=need_grads)
-    return {m: METHODS[m](trace, **params.get(m, {})) for m in methods}
+    trace_methods = [m for m in methods if METHODS[m].kind == "trace"]
+    if trace_methods:
+        need_grads = any(METHODS[m].needs_grads for m in trace_methods)
+        trace = capture_trace(model, images, targets, with_grads=need_grads)
+        logits, targets = trace.logits, trace.targets
+    else:
+        if model.training:
+            raise ValueError("explanations need the model in eval mode (call model.eval())")
+        with torch.no_grad():
+            logits = model(images)
+        targets = logits.argmax(dim=1) if targets is None else targets.to(logits.device).long()
+    out = {}
+    for m in methods:
+        info = METHODS[m]
+        if info.kind == "trace":
+            out[m] = info(trace, **params.get(m, {}))
+        else:
+            out[m] = info(model, images, targets, **params.get(m, {}))
+    return out, logits.detach(), targets
+
+
+def explain(model: torch.nn.Module, images: torch.Tensor, methods: list[str],
+            targets: torch.Tensor | None = None, params: dict[str, dict] | None = None) -> dict[str, torch.Tensor]:
+    """Maps of several methods from one forward + backward (plus Captum's own passes).
+
+    ``model``: a timm ViT in eval mode; ``images``: normalised (B, 3, H, W); ``targets``: (B,)
+    classes or None for the predicted class; ``params``: per-method keyword arguments.
+    Returns ``{name: float32 (B, gh, gw)}`` with the rule's raw values -- token grid for trace
+    methods, input pixel grid ``(B, H, W)`` for Captum methods.
+    """
+    return run_methods(model, images, methods, targets, params)[0]

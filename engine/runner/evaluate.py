@@ -1,6 +1,7 @@
 """Explain and score one model on one split: predictions, maps and per-image scores as DataFrames.
 
-One forward + backward per batch (the trace) serves every trace method; every map is upsampled
+One forward + backward per batch (the trace) serves every trace method (Captum methods add their
+own passes); every map is upsampled
 once with the shared helper and scored against every region of the batch with every metric.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from ..data import ImageDataset, collate_samples
-from ..explain import METHODS, capture_trace, upsample_maps
+from ..explain import METHODS, run_methods, upsample_maps
 from ..metrics import METRICS
 from ..models import ModelInfo, normalise
 from ..store import canonical_json
@@ -44,14 +45,13 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
             raise NotImplementedError(f"metric {m!r} of kind {METRICS[m].kind} is not run by this evaluator")
     dev = torch.device(device)
     model = model.to(dev).eval()
-    need_grads = any(METHODS[m].needs_grads for m in methods)
     preds, expls, scores, failures = [], [], [], []
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate_samples,
                                          num_workers=0, pin_memory=dev.type == "cuda")
     for batch in tqdm(loader, desc=f"explain+score {info.name}", disable=not progress, unit="batch"):
         x = normalise(batch["image"].to(dev, non_blocking=True), info)
-        trace = capture_trace(model, x, None, with_grads=need_grads)
-        probs = torch.softmax(trace.logits.float(), dim=1).cpu()
+        all_maps, logits, targets = run_methods(model, x, list(methods), None, methods)
+        probs = torch.softmax(logits.float(), dim=1).cpu()
         conf, pred = probs.max(dim=1)
         ids = batch["image_id"]
         for i, image_id in enumerate(ids):
@@ -61,14 +61,14 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
         for mname, mparams in methods.items():
             minfo = METHODS[mname]
             mjson = canonical_json(mparams)
-            maps = minfo(trace, **mparams).cpu()
+            maps = all_maps[mname].cpu()
             finite = torch.isfinite(maps).flatten(1).all(1)
             for i in (~finite).nonzero().flatten().tolist():
                 failures.append(f"{dataset_id}/{ids[i]}: {mname} map contains NaN or inf; not scored")
             gh, gw = maps.shape[-2:]
             for i, image_id in enumerate(ids):
                 expls.append((run_id, dataset_id, model_id, mname, minfo.version, mjson, image_id,
-                              int(trace.targets[i]), gh, gw, maps[i].flatten().numpy().astype(np.float32)))
+                              int(targets[i]), gh, gw, maps[i].flatten().numpy().astype(np.float32)))
             keep = finite.nonzero().flatten()
             if len(keep) == 0:
                 continue
