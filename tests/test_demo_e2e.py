@@ -7,6 +7,7 @@ import sys
 import duckdb
 
 from conftest import PROJECT_ROOT
+from engine.explain import METHODS
 
 
 def _run(args, tmp_path):
@@ -23,19 +24,21 @@ def test_quick_demo_end_to_end(tmp_path):
     with duckdb.connect(str(db), read_only=True) as con:
         q = lambda sql: con.execute(sql).fetchall()  # noqa: E731
         n_test = q("SELECT count(*) FROM images WHERE split = 'test'")[0][0]
-        assert n_test == 120
+        assert n_test == 80
         models = [r[0] for r in q("SELECT model_id FROM models ORDER BY init")]
         assert len(models) == 2 and {r[0] for r in q("SELECT init FROM models")} == {"trained", "random"}
         assert q("SELECT status FROM runs") == [("finished",)]
         # predictions for every test image of every model
         assert q("SELECT count(*), count(DISTINCT (model_id, image_id)) FROM predictions") == [(2 * n_test,) * 2]
         # one explanation map per (model, method, image), with its grid
+        n_methods = len(METHODS)
         assert q("SELECT count(*), count(DISTINCT (model_id, method, image_id)) FROM explanations") == \
-            [(2 * 2 * n_test,) * 2]
-        assert q("SELECT DISTINCT grid_h, grid_w, len(map) FROM explanations") == [(8, 8, 64)]
+            [(2 * n_methods * n_test,) * 2]
+        grids = dict(q("SELECT DISTINCT method, (grid_h, grid_w, len(map)) FROM explanations"))
+        assert grids["chefer_gae"] == (8, 8, 64) and grids["occlusion"] == (64, 64, 4096)  # token / input grid
         # every (model, method, metric, region) has a score row for every test image
         per = q("SELECT model_id, method, metric, region, count(DISTINCT image_id) FROM scores GROUP BY ALL")
-        assert len(per) == 2 * 2 * 2 * 2 and all(r[4] == n_test for r in per)
+        assert len(per) == 2 * n_methods * 2 * 2 and all(r[4] == n_test for r in per)
         assert q("SELECT count(*) FROM scores WHERE value IS NOT NULL AND (value < 0 OR value > 1)") == [(0,)]
         before = q("SELECT count(*) FROM scores")[0][0]
 

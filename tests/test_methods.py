@@ -95,7 +95,8 @@ def test_batch_of_n_equals_n_batches_of_one(method):
     model = tiny_vit(img=16, patch=4, dim=16)  # 4 x 4 grid
     x = torch.randn(4, 3, 16, 16)
     batched = explain(model, x, [method])[method]
-    expect = (4, 4, 4) if METHODS[method].kind == "trace" else (4, 16, 16)  # token grid / input grid
+    token_grid = METHODS[method].kind == "trace" or method.startswith("baseline_")
+    expect = (4, 4, 4) if token_grid else (4, 16, 16)  # token grid / Captum's input grid
     assert batched.shape == expect and batched.dtype == torch.float32
     singles = torch.cat([explain(model, x[i:i + 1], [method])[method] for i in range(4)])
     torch.testing.assert_close(batched, singles, atol=1e-6, rtol=1e-5)
@@ -137,3 +138,13 @@ def test_training_mode_refused_and_unknown_method():
 def test_upsample_hand_computed():
     m = torch.tensor([[[0.0, 1.0]]])  # 1 x 2 -> 1 x 4 with align_corners=False
     torch.testing.assert_close(upsample_maps(m, (1, 4)), torch.tensor([[[0.0, 0.25, 0.75, 1.0]]]))
+
+
+def test_avg_pool_uses_mean_of_patch_rows():
+    """MAE-style global pooling: the 'CLS row' is the mean of the pooled (patch) tokens' rows."""
+    a = torch.tensor([[[[0.5, 0.3, 0.2], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4]]]])
+    tr = AttentionTrace([a], [a], None, None, torch.zeros(1, 2), torch.zeros(1, dtype=torch.long), 1, (1, 2),
+                        pool="avg")
+    torch.testing.assert_close(METHODS["attention"](tr), torch.tensor([[[0.55, 0.25]]]))  # mean of rows 1, 2
+    model = tiny_vit(img=16, patch=4, dim=16, global_pool="avg")
+    assert capture_trace(model, torch.randn(1, 3, 16, 16)).pool == "avg"

@@ -1,6 +1,7 @@
 """Captum methods: hand-computed values on a linear model; Grad-CAM parity with Captum LayerGradCam."""
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -81,3 +82,16 @@ def test_gradcam_equals_captum_layer_gradcam():
     blk.norm1 = nn.Sequential(blk.norm1, split, MergeTokens(split))
     ref = LayerGradCam(model, split).attribute(x, target=targets, relu_attributions=True)[:, 0]
     torch.testing.assert_close(ours, ref.detach(), atol=1e-6, rtol=1e-5)
+
+
+def test_baselines():
+    model = tiny_vit(img=16, patch=4, dim=16)
+    x = torch.randn(3, 3, 16, 16)
+    r = METHODS["baseline_random"](model, x, None)
+    assert r.shape == (3, 4, 4) and (r >= 0).all() and (r < 1).all()
+    torch.testing.assert_close(METHODS["baseline_random"](model, x[1:2], None), r[1:2])  # per image
+    assert not torch.equal(METHODS["baseline_random"](model, x, None, seed=1), r)
+    c = METHODS["baseline_centre"](model, x, None, sigma=0.25)
+    # 4 x 4 grid, centres at +-0.125, +-0.375: corner exp(-(2 * .375^2) / (2 * .0625)) = exp(-2.25)
+    assert c[0, 0, 0].item() == pytest.approx(float(torch.exp(torch.tensor(-2.25))), rel=1e-6)
+    assert c[0, 1, 1].item() == pytest.approx(float(torch.exp(torch.tensor(-0.25))), rel=1e-6)

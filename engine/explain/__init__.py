@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from . import attention_methods, captum_methods, gradcam  # noqa: F401  (register the methods)
+from . import attention_methods, baselines, captum_methods, gradcam, lrp  # noqa: F401  (register the methods)
 from .registry import METHODS, MethodInfo, register_method
 from .trace import AttentionTrace, capture_trace
 from .upsample import upsample_maps
@@ -27,7 +27,19 @@ def run_methods(model: torch.nn.Module, images: torch.Tensor, methods: list[str]
     trace_methods = [m for m in methods if METHODS[m].kind == "trace"]
     if trace_methods:
         need_grads = any(METHODS[m].needs_grads for m in trace_methods)
-        trace = capture_trace(model, images, targets, with_grads=need_grads)
+        store, handles = None, []
+        if any(METHODS[m].needs_relevance for m in trace_methods):
+            lrp.check_supported(model)
+            store, handles = lrp.record_activations(model)
+        try:
+            trace = capture_trace(model, images, targets, with_grads=need_grads)
+        finally:
+            for h in handles:
+                h.remove()
+        if store is not None:
+            with torch.no_grad():
+                trace.extras["lrp_cams"] = lrp.attention_relevances(model, store, trace.attentions, trace.targets,
+                                                                    trace.logits.shape[1])
         logits, targets = trace.logits, trace.targets
     else:
         if model.training:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .registry import cls_row_to_grid, fuse_heads, register_method, require_grads
+from .registry import cls_row_to_grid, fuse_heads, output_row, register_method, require_grads
 from .trace import AttentionTrace
 
 
@@ -19,7 +19,7 @@ def attention(trace: AttentionTrace, layer: int = -1, head_fusion: str = "mean")
     if not -n <= layer < n:
         raise ValueError(f"layer {layer} is out of range for a model with {n} blocks")
     a = fuse_heads(trace.attentions[layer], head_fusion)
-    return cls_row_to_grid(a[:, 0, :], trace)
+    return cls_row_to_grid(output_row(a, trace), trace)
 
 
 @register_method("chefer_gae", version=1, needs_grads=True,
@@ -39,7 +39,7 @@ def chefer_gae(trace: AttentionTrace) -> torch.Tensor:
     for a, g in zip(trace.attentions, trace.attention_grads):
         cam = (g.float() * a.float()).clamp(min=0).mean(dim=1)
         r = r + torch.bmm(cam, r)
-    return cls_row_to_grid(r[:, 0, :], trace)
+    return cls_row_to_grid(output_row(r, trace), trace)
 
 
 def discard_lowest(fused: torch.Tensor, ratio: float) -> torch.Tensor:
@@ -80,7 +80,7 @@ def rollout(trace: AttentionTrace, head_fusion: str = "mean", discard_ratio: flo
     """Attention rollout: per block fuse heads, optionally discard the lowest entries, add I,
     normalise rows to 1, multiply from the first block up; map = CLS row over patches."""
     mats = [discard_lowest(fuse_heads(a, head_fusion), discard_ratio) for a in trace.attentions[start_layer:]]
-    return cls_row_to_grid(rollout_product(mats)[:, 0, :], trace)
+    return cls_row_to_grid(output_row(rollout_product(mats), trace), trace)
 
 
 @register_method("grad_rollout", version=1, needs_grads=True,
@@ -92,7 +92,7 @@ def grad_rollout(trace: AttentionTrace, discard_ratio: float = 0.0) -> torch.Ten
     require_grads(trace, "grad_rollout")
     mats = [discard_lowest((a.float() * g.float()).mean(dim=1).clamp(min=0), discard_ratio)
             for a, g in zip(trace.attentions, trace.attention_grads)]
-    return cls_row_to_grid(rollout_product(mats)[:, 0, :], trace)
+    return cls_row_to_grid(output_row(rollout_product(mats), trace), trace)
 
 
 @register_method("gradcam_attn", version=1, needs_grads=True,
@@ -102,8 +102,8 @@ def gradcam_attn(trace: AttentionTrace, layer: int = -1) -> torch.Tensor:
     map = clamp(mean_h w_h * A[h, CLS, patches], min=0)."""
     require_grads(trace, "gradcam_attn")
     p = trace.num_prefix_tokens
-    a = trace.attentions[layer][:, :, 0, p:].float()  # (B, H, patches)
-    g = trace.attention_grads[layer][:, :, 0, p:].float()
+    a = output_row(trace.attentions[layer].float(), trace)[:, :, p:]  # (B, H, patches)
+    g = output_row(trace.attention_grads[layer].float(), trace)[:, :, p:]
     w = g.mean(dim=-1, keepdim=True)
     cam = (w * a).mean(dim=1).clamp(min=0)  # (B, patches)
     gh, gw = trace.grid

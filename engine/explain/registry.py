@@ -25,6 +25,7 @@ class MethodInfo:
     needs_grads: bool
     reference: str
     kind: str = "trace"  # 'trace': fn(trace, **params); 'model': fn(model, images, targets, **params)
+    needs_relevance: bool = False  # needs the LRP relevance pass (trace.extras['lrp_cams'])
 
     def __call__(self, *args, **params) -> torch.Tensor:
         return self.fn(*args, **params)
@@ -33,20 +34,33 @@ class MethodInfo:
 METHODS: dict[str, MethodInfo] = {}
 
 
-def register_method(name: str, *, version: int, needs_grads: bool, reference: str, kind: str = "trace"):
+def register_method(name: str, *, version: int, needs_grads: bool, reference: str, kind: str = "trace",
+                    needs_relevance: bool = False):
     if kind not in ("trace", "model"):
         raise ValueError(f"kind {kind!r} is not 'trace' or 'model'")
 
     def deco(fn):
         if name in METHODS:
             raise ValueError(f"method {name!r} is already registered")
-        METHODS[name] = MethodInfo(name, fn, version, needs_grads, reference, kind)
+        METHODS[name] = MethodInfo(name, fn, version, needs_grads, reference, kind, needs_relevance)
         return fn
     return deco
 
 
+def output_row(mat: torch.Tensor, trace: AttentionTrace) -> torch.Tensor:
+    """The row(s) of a token x token matrix that feed the classifier: (..., N, N) -> (..., N).
+
+    ``pool == 'token'``: the CLS row.  ``pool == 'avg'`` (MAE-style global pooling, or no CLS token):
+    the mean of the rows of the pooled tokens (the patch tokens), i.e. the relevance of every token
+    for the pooled representation the head sees.
+    """
+    if trace.pool == "token":
+        return mat[..., 0, :]
+    return mat[..., trace.num_prefix_tokens:, :].mean(dim=-2)
+
+
 def cls_row_to_grid(rows: torch.Tensor, trace: AttentionTrace) -> torch.Tensor:
-    """(B, N) relevance of each token for the CLS token -> (B, gh, gw) over patch tokens."""
+    """(B, N) relevance of each token for the output token(s) -> (B, gh, gw) over patch tokens."""
     gh, gw = trace.grid
     patches = rows[:, trace.num_prefix_tokens:]
     if patches.shape[1] != gh * gw:

@@ -19,7 +19,7 @@ in eval mode, each image's gradients equal those of a batch of one.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -34,6 +34,8 @@ class AttentionTrace:
     targets: torch.Tensor  # (B,)
     num_prefix_tokens: int
     grid: tuple[int, int]
+    pool: str = "token"  # 'token' (CLS feeds the head) or 'avg' (mean of the patch tokens)
+    extras: dict = field(default_factory=dict)  # e.g. 'lrp_cams': per-block attention relevance
 
     @property
     def batch_size(self) -> int:
@@ -51,6 +53,15 @@ def attention_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
     if len(mods) != len(blocks):
         raise NotImplementedError(f"{type(model).__name__}: not every block has a timm Attention module")
     return mods
+
+
+def output_pool(model: torch.nn.Module) -> str:
+    """'token' when the CLS token feeds the head, 'avg' for global average pooling."""
+    pool = getattr(model, "global_pool", "token")
+    if pool in ("token", "avg"):
+        return "token" if pool == "token" and getattr(model, "num_prefix_tokens", 1) > 0 else "avg"
+    raise NotImplementedError(f"{type(model).__name__}: global_pool={pool!r}; CLS-row methods are defined for "
+                              f"'token' and 'avg' pooling only")
 
 
 def token_grid(model: torch.nn.Module, images: torch.Tensor) -> tuple[int, int]:
@@ -127,6 +138,7 @@ def capture_trace(model: torch.nn.Module, images: torch.Tensor, targets: torch.T
         logits=logits.detach(), targets=targets.detach(),
         num_prefix_tokens=int(getattr(model, "num_prefix_tokens", 1)),
         grid=token_grid(model, images),
+        pool=output_pool(model),
     )
 
 

@@ -26,7 +26,10 @@ from .ingest import finish_run, start_run, write_dataset, write_model
 log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEMO_METHODS = {"attention": {}, "chefer_gae": {}}
+# every registered method, with the parameters the demo uses (defaults unless stated)
+DEMO_METHODS = {"attention": {}, "rollout": {}, "grad_rollout": {}, "chefer_gae": {}, "chefer_lrp": {},
+                "gradcam_attn": {}, "gradcam": {}, "saliency": {}, "smoothgrad": {}, "integrated_gradients": {},
+                "occlusion": {}, "baseline_random": {}, "baseline_centre": {}}
 DEMO_METRICS = {"pointing_game": {}, "iou_top5": {}}
 
 
@@ -44,8 +47,10 @@ class DemoConfig:
     @classmethod
     def make(cls, quick: bool, seed: int = 0) -> "DemoConfig":
         if quick:
-            return cls(quick=True, seed=seed,
-                       smear=SmearConfig(n_train=800, n_val=120, n_test=120, seed=seed),
+            # CI-sized: fewer images and epochs, and cheaper Captum settings (still every method)
+            methods = {**DEMO_METHODS, "integrated_gradients": {"n_steps": 8}, "smoothgrad": {"nt_samples": 4}}
+            return cls(quick=True, seed=seed, methods=methods,
+                       smear=SmearConfig(n_train=800, n_val=120, n_test=80, seed=seed),
                        train=TrainConfig(epochs=10, lr=2e-3, seed=seed))
         return cls(quick=False, seed=seed, smear=SmearConfig(seed=seed), train=TrainConfig(epochs=20, lr=2e-3, seed=seed))
 
