@@ -177,46 +177,63 @@ def chefer_rows(args, name, cfg, model, x, preds):
     base, lrp_gen = gen.Baselines(ref), gen.LRP(ref_lrp)
     gh = cfg["img_size"] // cfg["patch_size"]
     ours = explain(model, x, ["rollout", "gradcam_attn", "chefer_lrp"])
-    ours_lrp1 = explain(model, x, ["chefer_lrp"], params={"chefer_lrp": {"start_layer": 1}})["chefer_lrp"]
     cam_attn = base.generate_cam_attn
     if gh != 14:  # the reference hard-codes the 14 x 14 grid of ViT-B/16 at 224
         cam_attn = partial(patched(gen.Baselines.generate_cam_attn, [("14, 14", f"{gh}, {gh}")]), base)
-    roll, cam, lrp0, lrp1, r_attn, grads = [], [], [], [], [], []
+    ref_out = {k: [] for k in ("roll", "cam", "lrp0", "lrp1", "r_attn", "grads", "lrp0_eps")}
+    ours_one = {k: [] for k in ("lrp0", "lrp1", "r_attn", "grads", "norow0", "norow1")}
     with cuda_noop():
         for i in range(len(x)):
             xi = x[i:i + 1]
-            roll.append(base.generate_rollout(xi, start_layer=0).detach())
-            cam.append(cam_attn(xi).detach())
-            lrp0.append(lrp_gen.generate_LRP(xi, method="transformer_attribution", start_layer=0).detach())
-            r_attn.append(torch.cat([b.attn.get_attn_cam().detach() for b in ref_lrp.blocks]))
-            grads.append(torch.cat([b.attn.get_attn_gradients().detach() for b in ref_lrp.blocks]))
-            lrp1.append(lrp_gen.generate_LRP(xi, method="transformer_attribution", start_layer=1).detach())
-    record("rollout", "chefer generate_rollout", f"{name} mean d=0", ours["rollout"], torch.cat(roll))
+            ref_out["roll"].append(base.generate_rollout(xi, start_layer=0).detach())
+            ref_out["cam"].append(cam_attn(xi).detach())
+            ref_out["lrp0_eps"].append(lrp_gen.generate_LRP(xi * (1 + 1e-6), start_layer=0).detach())
+            ref_out["lrp0"].append(lrp_gen.generate_LRP(xi, method="transformer_attribution", start_layer=0).detach())
+            ref_out["r_attn"].append(torch.cat([b.attn.get_attn_cam().detach() for b in ref_lrp.blocks]))
+            ref_out["grads"].append(torch.cat([b.attn.get_attn_gradients().detach() for b in ref_lrp.blocks]))
+            ref_out["lrp1"].append(lrp_gen.generate_LRP(xi, method="transformer_attribution", start_layer=1).detach())
+            for k, v in our_lrp_single(model, xi).items():
+                ours_one[k].append(v)
+    ref_out, ours_one = ({k: torch.cat(v) for k, v in d.items()} for d in (ref_out, ours_one))
+    record("rollout", "chefer generate_rollout", f"{name} mean d=0", ours["rollout"], ref_out["roll"])
     record("gradcam_attn", "chefer generate_cam_attn", f"{name} min-max both",
-           minmax(ours["gradcam_attn"]), torch.stack(cam))
-    record("chefer_lrp", "chefer generate_LRP", f"{name} start_layer=0", ours["chefer_lrp"], torch.cat(lrp0))
-    record("chefer_lrp", "chefer generate_LRP", f"{name} start_layer=1", ours_lrp1, torch.cat(lrp1))
-    # diagnostics: the relevance pass itself, and our maps with the reference's un-normalised rollout
+           minmax(ours["gradcam_attn"]), ref_out["cam"])
+    lrp_ref = "chefer generate_LRP"
+    for s in (0, 1):
+        record("chefer_lrp", lrp_ref, f"{name} start_layer={s}, batch of one", ours_one[f"lrp{s}"], ref_out[f"lrp{s}"])
+    record("chefer_lrp", lrp_ref, f"{name} start_layer=0, ours batched", ours["chefer_lrp"], ref_out["lrp0"],
+           kind="diag", note="batching changes float rounding; LRP amplifies it, see next row")
+    record("chefer_lrp", lrp_ref, f"{name} ref(x*(1+1e-6)) vs ref(x)", ref_out["lrp0_eps"], ref_out["lrp0"],
+           kind="diag", note="conditioning of the reference itself")
+    record("chefer_lrp", "chefer Attention.attn_cam", f"{name} R_A all blocks", ours_one["r_attn"],
+           ref_out["r_attn"], kind="diag")
+    record("chefer_lrp", "chefer Attention.attn_gradients", f"{name} dA all blocks", ours_one["grads"],
+           ref_out["grads"], kind="diag")
+    for s in (0, 1):
+        record("chefer_lrp", lrp_ref, f"{name} s={s}, ours w/o row norm", ours_one[f"norow{s}"], ref_out[f"lrp{s}"],
+               kind="diag", note="our relevances, rollout without row normalisation")
+
+
+def our_lrp_single(model, xi):
+    """Our maps for one image plus the relevance pass's internals (engine.explain.lrp) for diagnostics."""
+    maps = [explain(model, xi, ["chefer_lrp"], params={"chefer_lrp": {"start_layer": s}})["chefer_lrp"]
+            for s in (0, 1)]
     store, handles = lrp.record_activations(model)
     try:
-        trace = capture_trace(model, x)
+        trace = capture_trace(model, xi)
     finally:
         for h in handles:
             h.remove()
     with torch.no_grad():
         cams = lrp.attention_relevances(model, store, trace.attentions, trace.targets, trace.logits.shape[1])
-    n, b = len(model.blocks), len(x)
-    record("chefer_lrp", "chefer Attention.attn_cam", f"{name} R_A all blocks",
-           torch.stack(cams, 1).reshape(b * n, *cams[0].shape[1:]), torch.cat(r_attn), kind="diag")
-    record("chefer_lrp", "chefer Attention.attn_gradients", f"{name} dA all blocks",
-           torch.stack(trace.attention_grads, 1).reshape(b * n, *cams[0].shape[1:]), torch.cat(grads), kind="diag")
-    eye = torch.eye(trace.attentions[0].shape[-1])
-    for start, theirs in ((0, lrp0), (1, lrp1)):
-        joint = eye.expand(b, -1, -1)
-        for i in range(start, n):
-            joint = torch.bmm((trace.attention_grads[i] * cams[i]).clamp(min=0).mean(1) + eye, joint)
-        record("chefer_lrp", "chefer generate_LRP", f"{name} s={start}, ours w/o row norm",
-               joint[:, 0, 1:], torch.cat(theirs), kind="diag", note="only the rollout normalisation changed")
+    out = dict(lrp0=maps[0], lrp1=maps[1], r_attn=torch.cat(cams), grads=torch.cat(trace.attention_grads))
+    eye = torch.eye(cams[0].shape[-1])
+    for s in (0, 1):  # I + Abar multiplied without normalising rows (ViT_LRP.compute_rollout_attention)
+        joint = eye[None]
+        for g, c in list(zip(trace.attention_grads, cams))[s:]:
+            joint = torch.bmm((g * c).clamp(min=0).mean(1) + eye, joint)
+        out[f"norow{s}"] = joint[:, 0, 1:]
+    return out
 
 
 def vit_explain_rows(args, name, cfg, model, x, preds):

@@ -1,6 +1,7 @@
 """Metrics registry; importing this package registers every metric."""
 from . import localisation  # noqa: F401  (registers)
-from .localisation import iou_top5, iou_topk, pointing_game
+from .localisation import auprc, energy_pg, iou_top5, iou_topk, mass_accuracy, pointing_game, rank_accuracy
 from .registry import METRICS, MetricInfo, register_metric
 
-__all__ = ["METRICS", "MetricInfo", "iou_top5", "iou_topk", "pointing_game", "register_metric"]
+__all__ = ["METRICS", "MetricInfo", "auprc", "energy_pg", "iou_top5", "iou_topk", "mass_accuracy", "pointing_game",
+           "rank_accuracy", "register_metric"]

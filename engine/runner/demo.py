@@ -30,7 +30,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEMO_METHODS = {"attention": {}, "rollout": {}, "grad_rollout": {}, "chefer_gae": {}, "chefer_lrp": {},
                 "gradcam_attn": {}, "gradcam": {}, "saliency": {}, "smoothgrad": {}, "integrated_gradients": {},
                 "occlusion": {}, "baseline_random": {}, "baseline_centre": {}}
-DEMO_METRICS = {"pointing_game": {}, "iou_top5": {}}
+DEMO_METRICS = {"pointing_game": {}, "iou_top5": {}, "energy_pg": {}, "mass_accuracy": {}, "rank_accuracy": {},
+                "auprc": {}}
 
 
 @dataclass(frozen=True)
