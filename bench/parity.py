@@ -168,12 +168,11 @@ def chefer_rows(args, name, cfg, model, x, preds):
               embed_dim=cfg["embed_dim"], depth=cfg["depth"], num_heads=cfg["num_heads"], qkv_bias=True)
     sd = model.state_dict()
     ref = vit_new.VisionTransformer(norm_layer=partial(nn.LayerNorm, eps=1e-6), **kw)
-    ref.load_state_dict(sd, strict=True)
-    ref.eval()
     ref_lrp = vit_lrp.VisionTransformer(**kw)
     ref_lrp.norm.eps = 1e-6  # ViT_LRP builds its final LayerNorm with eps 1e-5, timm ViTs use 1e-6
-    ref_lrp.load_state_dict(sd, strict=True)
-    ref_lrp.eval()
+    for m in (ref, ref_lrp):
+        m.load_state_dict(sd, strict=True)
+        m.eval()
     base, lrp_gen = gen.Baselines(ref), gen.LRP(ref_lrp)
     gh = cfg["img_size"] // cfg["patch_size"]
     ours = explain(model, x, ["rollout", "gradcam_attn", "chefer_lrp"])
@@ -285,7 +284,7 @@ def vit_explain_rows(args, name, cfg, model, x, preds):
 
 
 def grad_cam_rows(args, name, cfg, model, x, preds):
-    (pgc, img), = [import_from(args.grad_cam, "pytorch_grad_cam", "pytorch_grad_cam.utils.image")]
+    pgc, img = import_from(args.grad_cam, "pytorch_grad_cam", "pytorch_grad_cam.utils.image")
     gh = cfg["img_size"] // cfg["patch_size"]
 
     def reshape_transform(t):  # pytorch-grad-cam's ViT recipe: drop CLS, tokens -> (B, C, gh, gw)
@@ -315,7 +314,8 @@ def main():
                                                   "the pytorch_grad_cam package)")
     ap.add_argument("--deps", type=Path, action="append", default=[],
                     help="extra dirs with the references' dependencies (einops, cv2, ttach, sklearn...)")
-    ap.add_argument("--configs", default="small,vitb16", help=f"comma list from {sorted(CONFIGS)}")
+    ap.add_argument("--configs", default="small,vitb16", type=lambda v: v.split(","),
+                    help=f"comma list from {sorted(CONFIGS)}")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -327,7 +327,9 @@ def main():
     sections = (("chefer", "chefer_lrp/rollout/gradcam_attn", chefer_rows),
                 ("vit-explain", "rollout/grad_rollout", vit_explain_rows),
                 ("grad-cam", "gradcam", grad_cam_rows))
-    for name in args.configs.split(","):
+    if set(args.configs) - set(CONFIGS):
+        ap.error(f"unknown configs {sorted(set(args.configs) - set(CONFIGS))}")
+    for name in args.configs:
         cfg = CONFIGS[name]
         model = build_model(cfg, args.seed)
         torch.manual_seed(100 + args.seed)

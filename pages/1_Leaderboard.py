@@ -20,11 +20,11 @@ if opts.empty:
     st.stop()
 
 
-def pick(label: str, values: list, key: str):
+def pick(label: str, values: list, key: str, prefer: str | None = None):
     """A selectbox whose choice lives in the URL (st.query_params), so views can be shared."""
     values = list(values)
     current = st.query_params.get(key)
-    index = values.index(current) if current in values else 0
+    index = values.index(current) if current in values else values.index(prefer) if prefer in values else 0
     choice = st.sidebar.selectbox(label, values, index=index, key=f"lb_{key}")
     st.query_params[key] = choice
     return choice
@@ -34,8 +34,8 @@ datasets = opts[["dataset_id", "dataset"]].drop_duplicates()
 ds_label = {r.dataset_id: f"{r.dataset} ({r.dataset_id.split('@')[1]})" for r in datasets.itertuples()}
 dataset_id = pick("Dataset", list(ds_label), "dataset")
 sub = opts[opts.dataset_id == dataset_id]
-metric = pick("Metric", sorted(sub.metric.unique()), "metric")
-region = pick("Region", sorted(sub[sub.metric == metric].region.unique()), "region")
+metric = pick("Metric", sorted(sub.metric.unique()), "metric", prefer="pointing_game")
+region = pick("Region", sorted(sub[sub.metric == metric].region.unique()), "region", prefer="mask")
 
 board = call("leaderboard", path, mtime, dataset_id, metric, region)
 st.caption(f"{ds_label[dataset_id]} · metric **{metric}** · region **{region}** · "

@@ -69,9 +69,11 @@ def fixture_db(tmp_path_factory, smear_spec) -> Path:
                                    test_accuracy=0.25, hparams={}, history=[])
             res = evaluate_model(model.eval(), info, test_ds, run_id=run_id, dataset_id=dataset_id,
                                  model_id=model_id, methods={"attention": {}, "chefer_gae": {}},
-                                 metrics={"pointing_game": {}, "iou_top5": {}}, progress=False)
+                                 metrics={"pointing_game": {}, "iou_top5": {}, "insertion_auc": {"n_steps": 4},
+                                          "deletion_auc": {"n_steps": 4}}, progress=False)
             w.replace_rows("predictions", res.predictions)
             w.replace_rows("explanations", res.explanations)
             w.replace_rows("scores", res.scores)
+            w.replace_rows("curves", res.curves)
         finish_run(w, run_id, "finished")
     return db

@@ -8,6 +8,7 @@ import duckdb
 
 from conftest import PROJECT_ROOT
 from engine.explain import METHODS
+from engine.metrics import METRICS
 from engine.runner.demo import DEMO_METRICS
 
 
@@ -39,7 +40,11 @@ def test_quick_demo_end_to_end(tmp_path):
         assert grids["chefer_gae"] == (8, 8, 64) and grids["occlusion"] == (64, 64, 4096)  # token / input grid
         # every (model, method, metric, region) has a score row for every test image
         per = q("SELECT model_id, method, metric, region, count(DISTINCT image_id) FROM scores GROUP BY ALL")
-        assert len(per) == 2 * n_methods * len(DEMO_METRICS) * 2 and all(r[4] == n_test for r in per)
+        faith = [m for m in DEMO_METRICS if METRICS[m].kind == "faithfulness"]
+        assert len(per) == 2 * n_methods * ((len(DEMO_METRICS) - len(faith)) * 2 + len(faith))
+        assert all(r[4] == n_test for r in per)
+        # a whole insertion and deletion curve per (model, method, image)
+        assert q("SELECT count(*), min(len(y)) FROM curves") == [(2 * n_methods * n_test * 2, 9)]
         assert q("SELECT count(*) FROM scores WHERE value IS NOT NULL AND (value < 0 OR value > 1)") == [(0,)]
         before = q("SELECT count(*) FROM scores")[0][0]
 

@@ -34,20 +34,23 @@ def test_overview(fixture_db, monkeypatch):
 def test_leaderboard_filters_change_rows(fixture_db, monkeypatch):
     at = run_page("pages/1_Leaderboard.py", fixture_db, monkeypatch)
     metric = at.sidebar.selectbox(key="lb_metric")
-    assert metric.value == "iou_top5"  # first in sorted order
+    assert metric.value == "pointing_game"  # the default without URL parameters
+    assert at.sidebar.selectbox(key="lb_region").value == "mask"
     detail = at.dataframe[1].value
     assert set(detail["method"]) == {"attention", "chefer_gae"} and len(detail) == 4
     first = detail["mean"].tolist()
-    metric.set_value("pointing_game").run()
+    metric.set_value("iou_top5").run()
     assert not at.exception
-    assert at.query_params["metric"] == ["pointing_game"] or at.query_params["metric"] == "pointing_game"
+    assert at.query_params["metric"] in (["iou_top5"], "iou_top5")
     assert at.dataframe[1].value["mean"].tolist() != first
+    metric.set_value("deletion_auc").run()  # faithfulness: region 'none'
+    assert not at.exception and at.sidebar.selectbox(key="lb_region").value == "none"
     assert len(at.get("plotly_chart")) == 1
 
 
 def test_leaderboard_view_restored_from_url(fixture_db, monkeypatch):
-    at = run_page("pages/1_Leaderboard.py", fixture_db, monkeypatch, {"metric": "pointing_game", "region": "box"})
-    assert at.sidebar.selectbox(key="lb_metric").value == "pointing_game"
+    at = run_page("pages/1_Leaderboard.py", fixture_db, monkeypatch, {"metric": "iou_top5", "region": "box"})
+    assert at.sidebar.selectbox(key="lb_metric").value == "iou_top5"
     assert at.sidebar.selectbox(key="lb_region").value == "box"
 
 

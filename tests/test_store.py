@@ -101,5 +101,7 @@ def test_fixture_db_contents(fixture_db):
     counts = dict(queries.table_counts(fixture_db).itertuples(index=False))
     assert counts["predictions"] == 2 * 12
     assert counts["explanations"] == 2 * 2 * 12
-    assert counts["scores"] == 2 * 2 * 2 * 2 * 12  # models x methods x metrics x regions x images
+    # models x methods x (2 localisation metrics x 2 regions + 2 faithfulness metrics) x images
+    assert counts["scores"] == 2 * 2 * (2 * 2 + 2) * 12
+    assert counts["curves"] == 2 * 2 * 2 * 12
     assert not queries.database_exists(fixture_db.parent / "missing.duckdb")

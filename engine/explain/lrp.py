@@ -17,16 +17,16 @@ recorded by a forward hook pass.  The rules are those of the paper's reference i
   in proportion to their contribution).
 * Initial relevance: the one-hot vector of the target class at the logits.
 
-Per block: ``Abar = mean_heads(clamp(dA * R_A, min=0))`` where ``R_A`` is the relevance of the
-attention map and ``dA`` the gradient of the target logit w.r.t. it; then rollout with the identity
-added and rows normalised (the reference's ``compute_rollout_attention``) from ``start_layer``;
-map = CLS row over the patch tokens.
+Per block (paper eqs. 13-14): ``Abar = I + mean_heads(clamp(dA * R_A, min=0))`` where ``R_A`` is the
+relevance of the attention map and ``dA`` the gradient of the target logit w.r.t. it; the product of
+the ``Abar`` from ``start_layer`` up, later blocks on the left and **without** row normalisation (the
+``compute_rollout_attention`` of the reference's ViT_LRP.py, whose normalisation lines are commented
+out -- unlike the plain-rollout helper of the same name); map = CLS row over the patch tokens.
 """
 from __future__ import annotations
 
 import torch
 
-from .attention_methods import rollout_product
 from .registry import cls_row_to_grid, output_row, register_method, require_grads
 from .trace import AttentionTrace
 
@@ -173,5 +173,10 @@ def chefer_lrp(trace: AttentionTrace, start_layer: int = 0) -> torch.Tensor:
     n = len(trace.attentions)
     if not 0 <= start_layer < n:
         raise ValueError(f"start_layer {start_layer} is out of range for {n} blocks")
-    mats = [(trace.attention_grads[i].float() * cams[i]).clamp(min=0).mean(dim=1) for i in range(start_layer, n)]
-    return cls_row_to_grid(output_row(rollout_product(mats), trace), trace)
+    b, t = trace.attentions[0].shape[0], trace.attentions[0].shape[-1]
+    eye = torch.eye(t, dtype=torch.float32, device=trace.attentions[0].device)
+    joint = eye.expand(b, t, t)
+    for i in range(start_layer, n):
+        abar = eye + (trace.attention_grads[i].float() * cams[i]).clamp(min=0).mean(dim=1)
+        joint = torch.bmm(abar, joint)  # later blocks on the left; no row normalisation (paper eq. 14)
+    return cls_row_to_grid(output_row(joint, trace), trace)

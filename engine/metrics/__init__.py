@@ -1,7 +1,8 @@
 """Metrics registry; importing this package registers every metric."""
-from . import localisation  # noqa: F401  (registers)
+from . import faithfulness, localisation  # noqa: F401  (registers)
 from .localisation import auprc, energy_pg, iou_top5, iou_topk, mass_accuracy, pointing_game, rank_accuracy
+from .faithfulness import deletion_auc, insertion_auc
 from .registry import METRICS, MetricInfo, register_metric
 
-__all__ = ["METRICS", "MetricInfo", "auprc", "energy_pg", "iou_top5", "iou_topk", "mass_accuracy", "pointing_game",
+__all__ = ["METRICS", "MetricInfo", "auprc", "deletion_auc", "energy_pg", "insertion_auc", "iou_top5", "iou_topk", "mass_accuracy", "pointing_game",
            "rank_accuracy", "register_metric"]

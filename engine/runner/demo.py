@@ -31,7 +31,7 @@ DEMO_METHODS = {"attention": {}, "rollout": {}, "grad_rollout": {}, "chefer_gae"
                 "gradcam_attn": {}, "gradcam": {}, "saliency": {}, "smoothgrad": {}, "integrated_gradients": {},
                 "occlusion": {}, "baseline_random": {}, "baseline_centre": {}}
 DEMO_METRICS = {"pointing_game": {}, "iou_top5": {}, "energy_pg": {}, "mass_accuracy": {}, "rank_accuracy": {},
-                "auprc": {}}
+                "auprc": {}, "insertion_auc": {"n_steps": 16}, "deletion_auc": {"n_steps": 16}}
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,8 @@ class DemoConfig:
         if quick:
             # CI-sized: fewer images and epochs, and cheaper Captum settings (still every method)
             methods = {**DEMO_METHODS, "integrated_gradients": {"n_steps": 8}, "smoothgrad": {"nt_samples": 4}}
-            return cls(quick=True, seed=seed, methods=methods,
+            metrics = {**DEMO_METRICS, "insertion_auc": {"n_steps": 8}, "deletion_auc": {"n_steps": 8}}
+            return cls(quick=True, seed=seed, methods=methods, metrics=metrics,
                        smear=SmearConfig(n_train=800, n_val=120, n_test=80, seed=seed),
                        train=TrainConfig(epochs=10, lr=2e-3, seed=seed))
         return cls(quick=False, seed=seed, smear=SmearConfig(seed=seed), train=TrainConfig(epochs=20, lr=2e-3, seed=seed))
@@ -138,6 +139,7 @@ def run_demo(db: str | Path, quick: bool = False, seed: int = 0, device: str = "
             w.replace_rows("predictions", res.predictions)
             w.replace_rows("explanations", res.explanations)
             w.replace_rows("scores", res.scores)
+            w.replace_rows("curves", res.curves)
             means = res.scores.groupby(["method", "metric", "region"])["value"].mean()
             summary["models"][model_id] = {"init": init, "test_accuracy": test_acc,
                                            "scores": {"/".join(k): float(v) for k, v in means.items()}}

@@ -28,6 +28,7 @@ class EvalResult:
     predictions: pd.DataFrame
     explanations: pd.DataFrame
     scores: pd.DataFrame
+    curves: pd.DataFrame
     failures: list[str] = field(default_factory=list)
 
 
@@ -41,11 +42,9 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
     for m in metrics:
         if m not in METRICS:
             raise ValueError(f"unknown metric {m!r}; registered: {sorted(METRICS)}")
-        if METRICS[m].kind != "localisation":
-            raise NotImplementedError(f"metric {m!r} of kind {METRICS[m].kind} is not run by this evaluator")
     dev = torch.device(device)
     model = model.to(dev).eval()
-    preds, expls, scores, failures = [], [], [], []
+    preds, expls, scores, curves, failures = [], [], [], [], []
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate_samples,
                                          num_workers=0, pin_memory=dev.type == "cuda")
     for batch in tqdm(loader, desc=f"explain+score {info.name}", disable=not progress, unit="batch"):
@@ -76,8 +75,17 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
             for metric, kparams in metrics.items():
                 kinfo = METRICS[metric]
                 kjson = canonical_json(kparams)
-                for region, reg in batch["regions"].items():
-                    vals = kinfo(up, reg[keep], **kparams)
+                if kinfo.kind == "faithfulness":
+                    vals, xs, ys = kinfo(up, model=model, images=x[keep.to(dev)], targets=targets[keep.to(dev)],
+                                         return_curves=True, **kparams)
+                    results = {"none": vals}
+                    for j, i in enumerate(keep.tolist()):
+                        curves.append((run_id, dataset_id, model_id, mname, minfo.version, mjson, metric,
+                                       kinfo.version, kjson, ids[i], xs.astype(np.float32),
+                                       ys[j].astype(np.float32)))
+                else:
+                    results = {region: kinfo(up, reg[keep], **kparams) for region, reg in batch["regions"].items()}
+                for region, vals in results.items():
                     for j, i in enumerate(keep.tolist()):
                         v = float(vals[j])
                         scores.append((run_id, dataset_id, model_id, mname, minfo.version, mjson, metric,
@@ -92,5 +100,8 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
         pd.DataFrame(scores, columns=["run_id", "dataset_id", "model_id", "method", "method_version",
                                       "method_params", "metric", "metric_version", "metric_params", "region",
                                       "image_id", "value"]),
+        pd.DataFrame(curves, columns=["run_id", "dataset_id", "model_id", "method", "method_version",
+                                      "method_params", "metric", "metric_version", "metric_params", "image_id",
+                                      "x", "y"]),
         failures,
     )

@@ -48,7 +48,8 @@ def database_exists(path: str | Path) -> bool:
 
 
 def table_counts(path) -> pd.DataFrame:
-    tables = ["runs", "datasets", "images", "models", "methods", "metrics", "predictions", "explanations", "scores"]
+    tables = ["runs", "datasets", "images", "models", "methods", "metrics", "predictions", "explanations", "scores",
+              "curves"]
     sql = " UNION ALL ".join(f"SELECT '{t}' AS table_name, count(*) AS rows FROM {t}" for t in tables)
     return _df(path, sql)
 

@@ -1,7 +1,7 @@
 """The published DuckDB schema (documented in docs/schema.md).  Bump SCHEMA_VERSION on change."""
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 TABLES: dict[str, str] = {
     "meta": """
@@ -97,9 +97,22 @@ TABLES: dict[str, str] = {
         metric VARCHAR,
         metric_version INTEGER,
         metric_params VARCHAR,
-        region VARCHAR,             -- box / mask / box_from_mask / ...
+        region VARCHAR,             -- box / mask / box_from_mask / ... ; 'none' for faithfulness
         image_id VARCHAR,
         value DOUBLE                -- NULL where undefined (e.g. empty region)""",
+    "curves": """
+        run_id VARCHAR,
+        dataset_id VARCHAR,
+        model_id VARCHAR,
+        method VARCHAR,
+        method_version INTEGER,
+        method_params VARCHAR,
+        metric VARCHAR,             -- insertion_auc / deletion_auc
+        metric_version INTEGER,
+        metric_params VARCHAR,
+        image_id VARCHAR,
+        x FLOAT[],                  -- fraction of pixels switched
+        y FLOAT[]                   -- softmax probability of the explained class""",
 }
 
 # rows identifying one result; re-writing a key replaces the old rows instead of duplicating them
@@ -109,6 +122,8 @@ REPLACE_KEYS: dict[str, tuple[str, ...]] = {
     "explanations": ("dataset_id", "model_id", "method", "method_version", "method_params", "image_id"),
     "scores": ("dataset_id", "model_id", "method", "method_version", "method_params", "metric",
                "metric_version", "metric_params", "region", "image_id"),
+    "curves": ("dataset_id", "model_id", "method", "method_version", "method_params", "metric",
+               "metric_version", "metric_params", "image_id"),
 }
 
 
