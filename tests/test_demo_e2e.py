@@ -26,7 +26,7 @@ def test_quick_demo_end_to_end(tmp_path):
     with duckdb.connect(str(db), read_only=True) as con:
         q = lambda sql: con.execute(sql).fetchall()  # noqa: E731
         n_test = q("SELECT count(*) FROM images WHERE split = 'test'")[0][0]
-        assert n_test == 80
+        assert n_test == 48
         models = [r[0] for r in q("SELECT model_id FROM models ORDER BY init")]
         assert len(models) == 2 and {r[0] for r in q("SELECT init FROM models")} == {"trained", "random"}
         assert q("SELECT status FROM runs") == [("finished",)]
@@ -44,7 +44,7 @@ def test_quick_demo_end_to_end(tmp_path):
         assert len(per) == 2 * n_methods * ((len(DEMO_METRICS) - len(faith)) * 2 + len(faith))
         assert all(r[4] == n_test for r in per)
         # a whole insertion and deletion curve per (model, method, image)
-        assert q("SELECT count(*), min(len(y)) FROM curves") == [(2 * n_methods * n_test * 2, 9)]
+        assert q("SELECT count(*), min(len(y)) FROM curves") == [(2 * n_methods * n_test * 2, 7)]
         assert q("SELECT count(*) FROM scores WHERE value IS NOT NULL AND (value < 0 OR value > 1)") == [(0,)]
         before = q("SELECT count(*) FROM scores")[0][0]
 

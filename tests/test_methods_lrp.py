@@ -73,3 +73,25 @@ def test_chefer_lrp_refuses_distilled_heads():
                               depth=2, num_heads=2, embed_dim=16, num_classes=3).eval()
     with pytest.raises(NotImplementedError, match="distilled"):
         explain(model, torch.randn(1, 3, 16, 16), ["chefer_lrp"])
+
+
+def test_chefer_lrp_product_hand_computed():
+    """Abar = I + mean_h clamp(dA * R_A); product without row normalisation, later blocks on the left."""
+    from engine.explain import METHODS, AttentionTrace
+    z = torch.zeros(1, 1, 3, 3)
+    g1 = torch.tensor([[[[0, 1, 2], [0, 0, 0], [0, 0, 0]]]], dtype=torch.float32)
+    r1 = torch.tensor([[[[0, .5, -1], [0, 0, 0], [0, 0, 0]]]], dtype=torch.float32)  # clamp -> [0, .5, 0]
+    g2 = torch.tensor([[[[0, 0, 0], [0, 0, 0], [0, 2, 0]]]], dtype=torch.float32)
+    r2 = torch.tensor([[[[0, 0, 0], [0, 0, 0], [0, .5, 0]]]], dtype=torch.float32)  # M2[2, 1] = 1
+    tr = AttentionTrace([z, z], [g1, g2], None, None, torch.zeros(1, 2), torch.zeros(1, dtype=torch.long), 1,
+                        (1, 2), extras={"lrp_cams": [r1, r2]})
+    # (I + M2)(I + M1): row 0 = row 0 of (I + M1) = [1, .5, 0] (M2 has no row 0)
+    torch.testing.assert_close(METHODS["chefer_lrp"](tr), torch.tensor([[[0.5, 0.0]]]))
+    # start_layer=1: only I + M2 -> row 0 = [1, 0, 0]
+    torch.testing.assert_close(METHODS["chefer_lrp"](tr, start_layer=1), torch.tensor([[[0.0, 0.0]]]))
+    g2b = torch.tensor([[[[0, 0, 0], [0, 0, 0], [0, 0, 0]]]], dtype=torch.float32)
+    g2b[0, 0, 0, 2] = 4.0
+    r2b = torch.zeros(1, 1, 3, 3)
+    r2b[0, 0, 0, 2] = 0.5  # M2[0, 2] = 2 -> row 0 of (I + M2)(I + M1) = [1, .5, 0] + 2 * [0, 0, 1]
+    tr.attention_grads[1], tr.extras["lrp_cams"][1] = g2b, r2b
+    torch.testing.assert_close(METHODS["chefer_lrp"](tr), torch.tensor([[[0.5, 2.0]]]))  # not normalised

@@ -13,12 +13,15 @@ __all__ = ["METHODS", "AttentionTrace", "MethodInfo", "capture_trace", "explain"
 
 
 def run_methods(model: torch.nn.Module, images: torch.Tensor, methods: list[str],
-                targets: torch.Tensor | None = None, params: dict[str, dict] | None = None
+                targets: torch.Tensor | None = None, params: dict[str, dict] | None = None,
+                not_applicable: dict[str, str] | None = None
                 ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
     """Maps of several methods plus the logits and the explained targets.
 
     All trace methods share one forward + one backward; Captum methods (``kind="model"``) run their
-    own passes on the same images and targets.
+    own passes on the same images and targets.  A method that does not apply to the model raises
+    ``NotImplementedError`` with the reason -- or, when a ``not_applicable`` dict is given, is left
+    out of the result and its reason recorded there.
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -29,8 +32,14 @@ def run_methods(model: torch.nn.Module, images: torch.Tensor, methods: list[str]
         need_grads = any(METHODS[m].needs_grads for m in trace_methods)
         store, handles = None, []
         if any(METHODS[m].needs_relevance for m in trace_methods):
-            lrp.check_supported(model)
-            store, handles = lrp.record_activations(model)
+            try:
+                lrp.check_supported(model)
+                store, handles = lrp.record_activations(model)
+            except NotImplementedError as exc:
+                if not_applicable is None:
+                    raise
+                for m in [m for m in trace_methods if METHODS[m].needs_relevance]:
+                    not_applicable[m] = str(exc)
         try:
             trace = capture_trace(model, images, targets, with_grads=need_grads)
         finally:
@@ -49,11 +58,18 @@ def run_methods(model: torch.nn.Module, images: torch.Tensor, methods: list[str]
         targets = logits.argmax(dim=1) if targets is None else targets.to(logits.device).long()
     out = {}
     for m in methods:
+        if not_applicable is not None and m in not_applicable:
+            continue
         info = METHODS[m]
-        if info.kind == "trace":
-            out[m] = info(trace, **params.get(m, {}))
-        else:
-            out[m] = info(model, images, targets, **params.get(m, {}))
+        try:
+            if info.kind == "trace":
+                out[m] = info(trace, **params.get(m, {}))
+            else:
+                out[m] = info(model, images, targets, **params.get(m, {}))
+        except NotImplementedError as exc:
+            if not_applicable is None:
+                raise
+            not_applicable[m] = str(exc)
     return out, logits.detach(), targets
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .registry import cls_row_to_grid, fuse_heads, output_row, register_method, require_grads
+from .registry import cls_row_to_grid, fuse_heads, output_row, register_method, require_attention, require_grads
 from .trace import AttentionTrace
 
 
@@ -15,6 +15,7 @@ def attention(trace: AttentionTrace, layer: int = -1, head_fusion: str = "mean")
 
     map[b, p] = fuse_h A_l[b, h, 0, prefix + p]
     """
+    require_attention(trace, "attention")
     n = len(trace.attentions)
     if not -n <= layer < n:
         raise ValueError(f"layer {layer} is out of range for a model with {n} blocks")
@@ -79,6 +80,7 @@ def rollout(trace: AttentionTrace, head_fusion: str = "mean", discard_ratio: flo
             start_layer: int = 0) -> torch.Tensor:
     """Attention rollout: per block fuse heads, optionally discard the lowest entries, add I,
     normalise rows to 1, multiply from the first block up; map = CLS row over patches."""
+    require_attention(trace, "rollout")
     mats = [discard_lowest(fuse_heads(a, head_fusion), discard_ratio) for a in trace.attentions[start_layer:]]
     return cls_row_to_grid(output_row(rollout_product(mats), trace), trace)
 

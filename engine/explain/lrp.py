@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 
 from .registry import cls_row_to_grid, output_row, register_method, require_grads
-from .trace import AttentionTrace
+from .trace import AttentionTrace, attention_blocks
 
 
 def safe_divide(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -99,6 +99,7 @@ def record_activations(model: torch.nn.Module):
 
 
 def check_supported(model: torch.nn.Module) -> None:
+    attention_blocks(model)  # raises with the reason for models without global attention (Swin)
     why = None
     if not isinstance(getattr(model, "head", None), torch.nn.Linear):
         why = "the classifier head is not a single Linear layer"

@@ -88,6 +88,12 @@ def patch_tokens_to_grid(tokens: torch.Tensor, trace: AttentionTrace) -> torch.T
     return patches.reshape(tokens.shape[0], gh, gw, tokens.shape[-1]).permute(0, 3, 1, 2)
 
 
+def require_attention(trace: AttentionTrace, name: str) -> None:
+    if not trace.attentions:
+        raise NotImplementedError(f"{name} is not applicable: {trace.extras.get('no_attention', 'no attention maps')}")
+
+
 def require_grads(trace: AttentionTrace, name: str) -> None:
+    require_attention(trace, name)
     if any(g is None for g in trace.attention_grads):
         raise ValueError(f"{name} needs attention gradients; capture the trace with with_grads=True")

@@ -85,17 +85,35 @@ def _unfused(attn_mods):
                 m.fused_attn = s
 
 
+def default_feature_layer(model: torch.nn.Module) -> str | None:
+    """The Grad-CAM layer of pytorch-grad-cam's recipes: ViT ``blocks[-1].norm1``, Swin
+    ``layers[-1].blocks[-1].norm1`` (NHWC features on the last stage's own grid)."""
+    if hasattr(model, "blocks"):
+        return "blocks.-1.norm1"
+    if hasattr(model, "layers") and hasattr(model.layers[-1], "blocks"):
+        return "layers.-1.blocks.-1.norm1"
+    return None
+
+
 def capture_trace(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor | None = None,
-                  with_grads: bool = True, feature_layer: str | None = "blocks.-1.norm1") -> AttentionTrace:
+                  with_grads: bool = True, feature_layer: str | None = "auto") -> AttentionTrace:
     """Run one forward (and, if ``with_grads``, one backward) and return the trace.
 
     ``targets``: class per image (LongTensor (B,)); default the predicted class.
-    ``feature_layer``: dotted path of the module whose output is recorded as token features
-    (negative indices allowed), or None.
+    ``feature_layer``: dotted path of the module whose output is recorded as features (negative
+    indices allowed), ``"auto"`` for :func:`default_feature_layer`, or None.  A model without global
+    self-attention blocks (Swin) gives a trace without attentions, whose ``extras['no_attention']``
+    says why; the attention-based methods then refuse with that reason.
     """
     if model.training:
         raise ValueError("capture_trace needs the model in eval mode (call model.eval())")
-    attn_mods = attention_blocks(model)
+    extras = {}
+    try:
+        attn_mods = attention_blocks(model)
+    except NotImplementedError as exc:
+        attn_mods, extras["no_attention"] = [], str(exc)
+    if feature_layer == "auto":
+        feature_layer = default_feature_layer(model)
     attns: list[torch.Tensor | None] = [None] * len(attn_mods)
     feats: dict[str, torch.Tensor] = {}
     handles = []
@@ -121,24 +139,28 @@ def capture_trace(model: torch.nn.Module, images: torch.Tensor, targets: torch.T
             feature = feats.get("f")
             grads: list[torch.Tensor | None] = [None] * len(attns)
             fgrad = None
-            if with_grads:
+            wrt = list(attns) + ([feature] if feature is not None else [])
+            if with_grads and wrt:
                 score = logits.gather(1, targets[:, None]).sum()
-                wrt = list(attns) + ([feature] if feature is not None else [])
                 g = torch.autograd.grad(score, wrt, allow_unused=True)
                 grads = list(g[:len(attns)])
                 fgrad = g[len(attns)] if feature is not None else None
     finally:
         for h in handles:
             h.remove()
+    grid = token_grid(model, images) if attn_mods else None
+    if feature is not None and feature.ndim == 4:  # NHWC stage features (Swin): their own grid
+        grid = tuple(feature.shape[1:3])
     return AttentionTrace(
         attentions=[a.detach() for a in attns],
         attention_grads=[None if g is None else g.detach() for g in grads],
         features=None if feature is None else feature.detach(),
         feature_grads=None if fgrad is None else fgrad.detach(),
         logits=logits.detach(), targets=targets.detach(),
-        num_prefix_tokens=int(getattr(model, "num_prefix_tokens", 1)),
-        grid=token_grid(model, images),
+        num_prefix_tokens=int(getattr(model, "num_prefix_tokens", 0)),
+        grid=grid or (0, 0),
         pool=output_pool(model),
+        extras=extras,
     )
 
 

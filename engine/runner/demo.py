@@ -50,9 +50,9 @@ class DemoConfig:
         if quick:
             # CI-sized: fewer images and epochs, and cheaper Captum settings (still every method)
             methods = {**DEMO_METHODS, "integrated_gradients": {"n_steps": 8}, "smoothgrad": {"nt_samples": 4}}
-            metrics = {**DEMO_METRICS, "insertion_auc": {"n_steps": 8}, "deletion_auc": {"n_steps": 8}}
+            metrics = {**DEMO_METRICS, "insertion_auc": {"n_steps": 6}, "deletion_auc": {"n_steps": 6}}
             return cls(quick=True, seed=seed, methods=methods, metrics=metrics,
-                       smear=SmearConfig(n_train=800, n_val=120, n_test=80, seed=seed),
+                       smear=SmearConfig(n_train=800, n_val=120, n_test=48, seed=seed),
                        train=TrainConfig(epochs=10, lr=2e-3, seed=seed))
         return cls(quick=False, seed=seed, smear=SmearConfig(seed=seed), train=TrainConfig(epochs=20, lr=2e-3, seed=seed))
 

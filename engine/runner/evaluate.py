@@ -49,7 +49,11 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
                                          num_workers=0, pin_memory=dev.type == "cuda")
     for batch in tqdm(loader, desc=f"explain+score {info.name}", disable=not progress, unit="batch"):
         x = normalise(batch["image"].to(dev, non_blocking=True), info)
-        all_maps, logits, targets = run_methods(model, x, list(methods), None, methods)
+        skipped: dict[str, str] = {}
+        all_maps, logits, targets = run_methods(model, x, list(methods), None, methods, not_applicable=skipped)
+        for mname, why in skipped.items():
+            if not any(f.startswith(f"{model_id}: {mname} ") for f in failures):
+                failures.append(f"{model_id}: {mname} not applicable ({why})")
         probs = torch.softmax(logits.float(), dim=1).cpu()
         conf, pred = probs.max(dim=1)
         ids = batch["image_id"]
@@ -58,6 +62,8 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
                           float(conf[i]), probs[i].numpy().astype(np.float32)))
         size = x.shape[-2:]
         for mname, mparams in methods.items():
+            if mname not in all_maps:
+                continue
             minfo = METHODS[mname]
             mjson = canonical_json(mparams)
             maps = all_maps[mname].cpu()
