@@ -38,19 +38,40 @@ metric = pick("Metric", sorted(sub.metric.unique()), "metric", prefer="pointing_
 region = pick("Region", sorted(sub[sub.metric == metric].region.unique()), "region", prefer="mask")
 
 board = call("leaderboard", path, mtime, dataset_id, metric, region)
-st.caption(f"{ds_label[dataset_id]} · metric **{metric}** · region **{region}** · "
-           f"mean over test images (± standard error); n = images scored")
+pairs = call("pairwise", path, mtime, dataset_id, metric, region)
+st.caption(f"{ds_label[dataset_id]} · metric **{metric}** · region **{region}** · mean over test images with "
+           f"95 % bootstrap CI; n = images scored; rank within each model; p = Wilcoxon signed-rank vs the "
+           f"model's best method, Holm-adjusted over all method pairs of that model")
+
+
+def vs_best(row) -> float | None:
+    best = board[(board.model_id == row.model_id) & (board["rank"] == 1)]["method"]
+    if best.empty or row.method in set(best):
+        return None
+    b = best.iloc[0]
+    hit = pairs[(pairs.model_id == row.model_id) & (((pairs.method_a == b) & (pairs.method_b == row.method)) |
+                                                     ((pairs.method_b == b) & (pairs.method_a == row.method)))]
+    return None if hit.empty else float(hit.p_holm.iloc[0])
+
+
+board = board.assign(p_vs_best=[vs_best(r) for r in board.itertuples()])
+board["signif"] = ["" if p is None or p != p else "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05
+                   else "n.s." for p in board["p_vs_best"]]
 
 table = board.pivot_table(index="method", columns="model_id", values="mean")
 st.subheader("Mean per method × model")
 st.dataframe(table.style.format("{:.3f}"), width="stretch")
 
 st.subheader("Detail")
-st.dataframe(board[["method", "model_id", "init", "mean", "sem", "n", "n_undefined"]], hide_index=True,
-             width="stretch")
+shown = board[["model_id", "rank", "method", "mean", "ci_low", "ci_high", "n", "n_undefined", "p_vs_best", "signif"]]
+st.dataframe(shown, hide_index=True, width="stretch")
+st.download_button("Download this table (CSV)", shown.to_csv(index=False).encode(),
+                   file_name=f"leaderboard_{metric}_{region}.csv", mime="text/csv")
 
-fig = px.bar(board, x="method", y="mean", color="model_id", barmode="group", error_y="sem",
+plot = board.assign(err_hi=board.ci_high - board["mean"], err_lo=board["mean"] - board.ci_low)
+n_max = int(board["n"].max()) if len(board) else 0
+fig = px.bar(plot, x="method", y="mean", color="model_id", barmode="group", error_y="err_hi", error_y_minus="err_lo",
              labels={"mean": f"{metric} (mean, {region})", "method": "method", "model_id": "model"},
-             title=f"{metric} on {region} regions, n = {int(board['n'].max()) if len(board) else 0} images per bar")
+             title=f"{metric} on {region} regions: mean with 95 % bootstrap CI, n ≤ {n_max} images per bar")
 fig.update_yaxes(range=[0, 1])
 st.plotly_chart(fig, width="stretch")

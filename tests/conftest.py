@@ -52,6 +52,7 @@ def fixture_db(tmp_path_factory, smear_spec) -> Path:
     from engine.runner.evaluate import evaluate_model
     from engine.runner.ingest import finish_run, start_run, write_dataset, write_model
     from engine.store import ResultWriter
+    from engine.store.summaries import refresh_summaries
 
     out = tmp_path_factory.mktemp("db")
     db = out / "fixture.duckdb"
@@ -75,5 +76,6 @@ def fixture_db(tmp_path_factory, smear_spec) -> Path:
             w.replace_rows("explanations", res.explanations)
             w.replace_rows("scores", res.scores)
             w.replace_rows("curves", res.curves)
+            refresh_summaries(w, dataset_id, model_id)
         finish_run(w, run_id, "finished")
     return db

@@ -148,3 +148,18 @@ def test_avg_pool_uses_mean_of_patch_rows():
     torch.testing.assert_close(METHODS["attention"](tr), torch.tensor([[[0.55, 0.25]]]))  # mean of rows 1, 2
     model = tiny_vit(img=16, patch=4, dim=16, global_pool="avg")
     assert capture_trace(model, torch.randn(1, 3, 16, 16)).pool == "avg"
+
+
+@pytest.mark.parametrize("methods", [["attention"], ["gradcam_attn"], ["gradcam"], ["attention", "gradcam"]])
+def test_keeping_only_needed_layers_gives_identical_maps(methods):
+    model = tiny_vit(img=16, patch=4, dim=16, depth=3)
+    x = torch.randn(2, 3, 16, 16)
+    from engine.explain import run_methods
+    lean = run_methods(model, x, methods)[0]
+    full = run_methods(model, x, methods, keep_needed_layers_only=False)[0]
+    for m in methods:
+        torch.testing.assert_close(lean[m], full[m], atol=1e-6, rtol=1e-5)
+    tr = capture_trace(model, x, layers={-1})
+    assert tr.attentions[0] is None and tr.attentions[2] is not None
+    with pytest.raises(ValueError, match="did not keep"):
+        METHODS["rollout"](tr)

@@ -8,17 +8,17 @@ from .registry import cls_row_to_grid, fuse_heads, output_row, register_method, 
 from .trace import AttentionTrace
 
 
-@register_method("attention", version=1, needs_grads=False,
+@register_method("attention", version=1, needs_grads=False, layers=lambda p: {p.get("layer", -1)},
                  reference="raw CLS attention of one block (e.g. Dosovitskiy et al. 2021; Caron et al. 2021)")
 def attention(trace: AttentionTrace, layer: int = -1, head_fusion: str = "mean") -> torch.Tensor:
     """CLS-row attention of block ``layer`` (default the last), heads fused by ``head_fusion``.
 
     map[b, p] = fuse_h A_l[b, h, 0, prefix + p]
     """
-    require_attention(trace, "attention")
     n = len(trace.attentions)
-    if not -n <= layer < n:
+    if n and not -n <= layer < n:
         raise ValueError(f"layer {layer} is out of range for a model with {n} blocks")
+    require_attention(trace, "attention", [layer])
     a = fuse_heads(trace.attentions[layer], head_fusion)
     return cls_row_to_grid(output_row(a, trace), trace)
 
@@ -97,12 +97,12 @@ def grad_rollout(trace: AttentionTrace, discard_ratio: float = 0.0) -> torch.Ten
     return cls_row_to_grid(output_row(rollout_product(mats), trace), trace)
 
 
-@register_method("gradcam_attn", version=1, needs_grads=True,
+@register_method("gradcam_attn", version=1, needs_grads=True, layers=lambda p: {p.get("layer", -1)},
                  reference="Grad-CAM (Selvaraju et al. 2017) on the last attention map, the baseline of Chefer et al. 2021")
 def gradcam_attn(trace: AttentionTrace, layer: int = -1) -> torch.Tensor:
     """Heads are the channels: w_h = mean over patch columns of dA[h, CLS, patches];
     map = clamp(mean_h w_h * A[h, CLS, patches], min=0)."""
-    require_grads(trace, "gradcam_attn")
+    require_grads(trace, "gradcam_attn", [layer])
     p = trace.num_prefix_tokens
     a = output_row(trace.attentions[layer].float(), trace)[:, :, p:]  # (B, H, patches)
     g = output_row(trace.attention_grads[layer].float(), trace)[:, :, p:]

@@ -17,7 +17,7 @@ from .registry import patch_tokens_to_grid, register_method
 from .trace import AttentionTrace
 
 
-@register_method("gradcam", version=1, needs_grads=True,
+@register_method("gradcam", version=1, needs_grads=True, layers=lambda p: set(),
                  reference="Selvaraju et al., ICCV 2017; pytorch-grad-cam ViT recipe (target blocks[-1].norm1)")
 def gradcam(trace: AttentionTrace) -> torch.Tensor:
     if trace.features is None or trace.feature_grads is None:

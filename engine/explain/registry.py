@@ -25,6 +25,7 @@ class MethodInfo:
     needs_grads: bool
     reference: str
     kind: str = "trace"  # 'trace': fn(trace, **params); 'model': fn(model, images, targets, **params)
+    layers: Callable[[dict], set[int] | None] | None = None  # blocks a trace method reads (None: all)
     needs_relevance: bool = False  # needs the LRP relevance pass (trace.extras['lrp_cams'])
 
     def __call__(self, *args, **params) -> torch.Tensor:
@@ -35,14 +36,15 @@ METHODS: dict[str, MethodInfo] = {}
 
 
 def register_method(name: str, *, version: int, needs_grads: bool, reference: str, kind: str = "trace",
-                    needs_relevance: bool = False):
+                    needs_relevance: bool = False, layers: Callable[[dict], set[int] | None] | None = None):
     if kind not in ("trace", "model"):
         raise ValueError(f"kind {kind!r} is not 'trace' or 'model'")
 
     def deco(fn):
         if name in METHODS:
             raise ValueError(f"method {name!r} is already registered")
-        METHODS[name] = MethodInfo(name, fn, version, needs_grads, reference, kind, needs_relevance)
+        METHODS[name] = MethodInfo(name=name, fn=fn, version=version, needs_grads=needs_grads, reference=reference,
+                                   kind=kind, needs_relevance=needs_relevance, layers=layers)
         return fn
     return deco
 
@@ -88,12 +90,16 @@ def patch_tokens_to_grid(tokens: torch.Tensor, trace: AttentionTrace) -> torch.T
     return patches.reshape(tokens.shape[0], gh, gw, tokens.shape[-1]).permute(0, 3, 1, 2)
 
 
-def require_attention(trace: AttentionTrace, name: str) -> None:
+def require_attention(trace: AttentionTrace, name: str, layers=None) -> None:
     if not trace.attentions:
         raise NotImplementedError(f"{name} is not applicable: {trace.extras.get('no_attention', 'no attention maps')}")
+    idx = range(len(trace.attentions)) if layers is None else layers
+    if any(trace.attentions[i] is None for i in idx):
+        raise ValueError(f"{name} needs attention maps the trace did not keep (captured with layers=...)")
 
 
-def require_grads(trace: AttentionTrace, name: str) -> None:
-    require_attention(trace, name)
-    if any(g is None for g in trace.attention_grads):
+def require_grads(trace: AttentionTrace, name: str, layers=None) -> None:
+    require_attention(trace, name, layers)
+    idx = range(len(trace.attentions)) if layers is None else layers
+    if any(trace.attention_grads[i] is None for i in idx):
         raise ValueError(f"{name} needs attention gradients; capture the trace with with_grads=True")

@@ -96,7 +96,8 @@ def default_feature_layer(model: torch.nn.Module) -> str | None:
 
 
 def capture_trace(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor | None = None,
-                  with_grads: bool = True, feature_layer: str | None = "auto") -> AttentionTrace:
+                  with_grads: bool = True, feature_layer: str | None = "auto",
+                  layers: set[int] | None = None) -> AttentionTrace:
     """Run one forward (and, if ``with_grads``, one backward) and return the trace.
 
     ``targets``: class per image (LongTensor (B,)); default the predicted class.
@@ -104,6 +105,8 @@ def capture_trace(model: torch.nn.Module, images: torch.Tensor, targets: torch.T
     indices allowed), ``"auto"`` for :func:`default_feature_layer`, or None.  A model without global
     self-attention blocks (Swin) gives a trace without attentions, whose ``extras['no_attention']``
     says why; the attention-based methods then refuse with that reason.
+    ``layers``: keep only these blocks' attentions (negative indices allowed; the others stay fused
+    and are ``None`` in the trace) -- less memory when only e.g. the last block is needed.
     """
     if model.training:
         raise ValueError("capture_trace needs the model in eval mode (call model.eval())")
@@ -123,28 +126,34 @@ def capture_trace(model: torch.nn.Module, images: torch.Tensor, targets: torch.T
             attns[i] = out
         return hook
 
+    n_blocks = len(attn_mods)
+    kept = set(range(n_blocks)) if layers is None else {i % n_blocks for i in layers} if n_blocks else set()
+    traced = [m for i, m in enumerate(attn_mods) if i in kept]
     for i, m in enumerate(attn_mods):
-        handles.append(m.attn_drop.register_forward_hook(keep(i)))
+        if i in kept:
+            handles.append(m.attn_drop.register_forward_hook(keep(i)))
     if feature_layer:
         layer = _get_module(model, feature_layer)
         handles.append(layer.register_forward_hook(lambda _m, _i, out: feats.__setitem__("f", out)))
     try:
-        with _unfused(attn_mods), torch.enable_grad():
+        with _unfused(traced), torch.enable_grad():
             logits = model(images)
             if targets is None:
                 targets = logits.argmax(dim=1)
             targets = targets.to(logits.device).long()
-            if any(a is None for a in attns):
+            if any(attns[i] is None for i in kept):
                 raise RuntimeError("an attention block did not run its attention dropout; cannot trace it")
             feature = feats.get("f")
             grads: list[torch.Tensor | None] = [None] * len(attns)
             fgrad = None
-            wrt = list(attns) + ([feature] if feature is not None else [])
+            order = sorted(kept)
+            wrt = [attns[i] for i in order] + ([feature] if feature is not None else [])
             if with_grads and wrt:
                 score = logits.gather(1, targets[:, None]).sum()
                 g = torch.autograd.grad(score, wrt, allow_unused=True)
-                grads = list(g[:len(attns)])
-                fgrad = g[len(attns)] if feature is not None else None
+                for i, gi in zip(order, g):
+                    grads[i] = gi
+                fgrad = g[len(order)] if feature is not None else None
     finally:
         for h in handles:
             h.remove()
@@ -152,7 +161,7 @@ def capture_trace(model: torch.nn.Module, images: torch.Tensor, targets: torch.T
     if feature is not None and feature.ndim == 4:  # NHWC stage features (Swin): their own grid
         grid = tuple(feature.shape[1:3])
     return AttentionTrace(
-        attentions=[a.detach() for a in attns],
+        attentions=[None if a is None else a.detach() for a in attns],
         attention_grads=[None if g is None else g.detach() for g in grads],
         features=None if feature is None else feature.detach(),
         feature_grads=None if fgrad is None else fgrad.detach(),

@@ -20,6 +20,7 @@ from ..data.synthetic import SmearConfig, generate_blood_smear
 from ..models import (TrainConfig, create_model, evaluate_accuracy, fine_tune, load_checkpoint, read_sidecar,
                       save_checkpoint)
 from ..store import ResultWriter
+from ..store.summaries import refresh_summaries
 from .evaluate import evaluate_model
 from .ingest import finish_run, start_run, write_dataset, write_model
 
@@ -140,6 +141,7 @@ def run_demo(db: str | Path, quick: bool = False, seed: int = 0, device: str = "
             w.replace_rows("explanations", res.explanations)
             w.replace_rows("scores", res.scores)
             w.replace_rows("curves", res.curves)
+            refresh_summaries(w, dataset_id, model_id, seed=seed)
             means = res.scores.groupby(["method", "metric", "region"])["value"].mean()
             summary["models"][model_id] = {"init": init, "test_accuracy": test_acc,
                                            "scores": {"/".join(k): float(v) for k, v in means.items()}}

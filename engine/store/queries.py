@@ -81,14 +81,24 @@ def method_summary(path) -> pd.DataFrame:
 
 
 def leaderboard(path, dataset_id: str, metric: str, region: str) -> pd.DataFrame:
-    """Mean, standard error and n of ``metric`` per (model, method) on one dataset and region."""
+    """Per (model, method): mean, 95 % bootstrap CI, n and rank of ``metric`` (precomputed at ingest)."""
     return _df(path, """
-        SELECT s.model_id, m.name AS model, m.init, s.method, s.method_params,
-               avg(s.value) AS mean, stddev_samp(s.value) / sqrt(count(s.value)) AS sem,
-               count(s.value) AS n, count(*) - count(s.value) AS n_undefined
-        FROM scores s JOIN models m USING (model_id)
+        SELECT s.model_id, m.name AS model, m.init, s.method, s.method_params, s.mean, s.ci_low, s.ci_high,
+               s.n, s.n_undefined,
+               rank() OVER (PARTITION BY s.model_id
+                            ORDER BY CASE WHEN coalesce(mt.higher_is_better, true) THEN -s.mean ELSE s.mean END
+                            NULLS LAST) AS rank
+        FROM summary s JOIN models m USING (model_id) LEFT JOIN metrics mt ON mt.metric = s.metric
         WHERE s.dataset_id = ? AND s.metric = ? AND s.region = ?
-        GROUP BY ALL ORDER BY mean DESC NULLS LAST""", [dataset_id, metric, region])
+        ORDER BY s.model_id, rank""", [dataset_id, metric, region])
+
+
+def pairwise(path, dataset_id: str, metric: str, region: str) -> pd.DataFrame:
+    """Wilcoxon signed-rank tests between methods (same model, same images), Holm-adjusted."""
+    return _df(path, """
+        SELECT model_id, method_a, method_b, n, mean_diff, p_value, p_holm FROM pairwise
+        WHERE dataset_id = ? AND metric = ? AND region = ? ORDER BY model_id, method_a, method_b""",
+               [dataset_id, metric, region])
 
 
 def gallery(path, dataset_id: str, model_id: str, method: str, outcome: str = "all",

@@ -1,7 +1,7 @@
 """The published DuckDB schema (documented in docs/schema.md).  Bump SCHEMA_VERSION on change."""
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 TABLES: dict[str, str] = {
     "meta": """
@@ -113,6 +113,34 @@ TABLES: dict[str, str] = {
         image_id VARCHAR,
         x FLOAT[],                  -- fraction of pixels switched
         y FLOAT[]                   -- softmax probability of the explained class""",
+    "summary": """
+        dataset_id VARCHAR,
+        model_id VARCHAR,
+        method VARCHAR,
+        method_version INTEGER,
+        method_params VARCHAR,
+        metric VARCHAR,
+        metric_version INTEGER,
+        metric_params VARCHAR,
+        region VARCHAR,
+        n INTEGER,                  -- images with a defined score
+        n_undefined INTEGER,
+        mean DOUBLE,
+        ci_low DOUBLE,              -- 95 % BCa bootstrap interval of the mean (seeded)
+        ci_high DOUBLE""",
+    "pairwise": """
+        dataset_id VARCHAR,
+        model_id VARCHAR,
+        metric VARCHAR,
+        metric_version INTEGER,
+        metric_params VARCHAR,
+        region VARCHAR,
+        method_a VARCHAR,           -- method name, or name + canonical params when not default
+        method_b VARCHAR,
+        n INTEGER,                  -- images scored by both
+        mean_diff DOUBLE,           -- mean(a - b)
+        p_value DOUBLE,             -- Wilcoxon signed-rank, two-sided
+        p_holm DOUBLE               -- Holm-adjusted over all pairs of this (model, metric, region)""",
 }
 
 # rows identifying one result; re-writing a key replaces the old rows instead of duplicating them
@@ -124,6 +152,10 @@ REPLACE_KEYS: dict[str, tuple[str, ...]] = {
                "metric_version", "metric_params", "region", "image_id"),
     "curves": ("dataset_id", "model_id", "method", "method_version", "method_params", "metric",
                "metric_version", "metric_params", "image_id"),
+    "summary": ("dataset_id", "model_id", "method", "method_version", "method_params", "metric",
+                "metric_version", "metric_params", "region"),
+    "pairwise": ("dataset_id", "model_id", "metric", "metric_version", "metric_params", "region", "method_a",
+                 "method_b"),
 }
 
 

@@ -1,0 +1,57 @@
+"""Per-group summaries computed at ingest (never in a page): mean, n, bootstrap CI, paired tests.
+
+:func:`refresh_summaries` recomputes the ``summary`` and ``pairwise`` rows of one (dataset, model)
+from its ``scores``, inside the writer's staging database.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+
+from ..metrics.stats import bootstrap_ci, holm, wilcoxon_pair
+from .writer import ResultWriter
+
+GROUP = ["method", "method_version", "method_params", "metric", "metric_version", "metric_params", "region"]
+
+
+def method_label(method: str, params: str) -> str:
+    return method if params in ("{}", "", None) else f"{method} {params}"
+
+
+def refresh_summaries(w: ResultWriter, dataset_id: str, model_id: str, seed: int = 0) -> tuple[int, int]:
+    """Rewrite summary + pairwise rows of one (dataset, model); returns their counts."""
+    df = w.con.execute(
+        "SELECT method, method_version, method_params, metric, metric_version, metric_params, region, image_id, value "
+        "FROM scores WHERE dataset_id = ? AND model_id = ?", [dataset_id, model_id]).df()
+    if df.empty:
+        return 0, 0
+    df["value"] = df["value"].astype("float64")
+    rows = []
+    for key, g in df.groupby(GROUP, sort=True, dropna=False):
+        v = g["value"].to_numpy(dtype=np.float64)
+        defined = v[~np.isnan(v)]
+        lo, hi = bootstrap_ci(defined, seed=seed)
+        rows.append((dataset_id, model_id, *key, int(len(defined)), int(len(v) - len(defined)),
+                     float(defined.mean()) if len(defined) else None, lo, hi))
+    summary = pd.DataFrame(rows, columns=["dataset_id", "model_id", *GROUP, "n", "n_undefined", "mean", "ci_low",
+                                          "ci_high"])
+    w.replace_rows("summary", summary)
+
+    pairs = []
+    df["label"] = [method_label(m, p) for m, p in zip(df["method"], df["method_params"])]
+    for (metric, mver, mparams, region), g in df.groupby(["metric", "metric_version", "metric_params", "region"]):
+        wide = g.pivot_table(index="image_id", columns="label", values="value", aggfunc="first", dropna=False)
+        labels = sorted(wide.columns)
+        family = []
+        for a, b in itertools.combinations(labels, 2):
+            n, diff, p = wilcoxon_pair(wide[a].to_numpy(), wide[b].to_numpy())
+            family.append([dataset_id, model_id, metric, mver, mparams, region, a, b, n, diff, p])
+        adjusted = holm([f[-1] for f in family])
+        for f, ph in zip(family, adjusted):
+            pairs.append((*f, float(ph)))
+    pairwise = pd.DataFrame(pairs, columns=["dataset_id", "model_id", "metric", "metric_version", "metric_params",
+                                            "region", "method_a", "method_b", "n", "mean_diff", "p_value", "p_holm"])
+    w.replace_rows("pairwise", pairwise)
+    return len(summary), len(pairwise)
