@@ -58,7 +58,8 @@ def cmd_status(args) -> int:
     print(f"database {db}")
     print(queries.table_counts(db).to_string(index=False))
     for title, df in (("runs", queries.runs(db)), ("datasets", queries.datasets(db)),
-                      ("models", queries.models(db)), ("scores", queries.method_summary(db))):
+                      ("models", queries.models(db)), ("scores", queries.method_summary(db)),
+                      ("sanity (MPRT, after full randomisation)", queries.sanity_summary(db))):
         print(f"\n{title}:")
         print(df.to_string(index=False) if len(df) else "  (none)")
     return 0

@@ -46,6 +46,11 @@ def test_quick_demo_end_to_end(tmp_path):
         # a whole insertion and deletion curve per (model, method, image)
         assert q("SELECT count(*), min(len(y)) FROM curves") == [(2 * n_methods * n_test * 2, 7)]
         assert q("SELECT count(*) FROM scores WHERE value IS NOT NULL AND (value < 0 OR value > 1)") == [(0,)]
+        # summaries with CIs for every (model, method, metric, region); MPRT rows for the trained model
+        assert q("SELECT count(*) FROM summary")[0][0] == len(per)
+        assert q("SELECT count(*) FROM summary WHERE n > 1 AND NOT (ci_low <= ci_high)") == [(0,)]
+        assert q("SELECT count(DISTINCT method), count(DISTINCT step), count(DISTINCT image_id) FROM sanity") == \
+            [(n_methods, 6, 4)]
         before = q("SELECT count(*) FROM scores")[0][0]
 
     # a second run re-uses the cached checkpoints and replaces (never duplicates) results
@@ -57,7 +62,7 @@ def test_quick_demo_end_to_end(tmp_path):
         assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
 
     status = _run(["status", "--db", str(db)], tmp_path)
-    assert status.returncode == 0 and "chefer_gae" in status.stdout and "scores" in status.stdout
+    assert status.returncode == 0 and "chefer_gae" in status.stdout and "survives_randomisation" in status.stdout
 
 
 def test_cli_help_lists_subcommands(tmp_path):

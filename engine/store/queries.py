@@ -49,7 +49,7 @@ def database_exists(path: str | Path) -> bool:
 
 def table_counts(path) -> pd.DataFrame:
     tables = ["runs", "datasets", "images", "models", "methods", "metrics", "predictions", "explanations", "scores",
-              "curves"]
+              "curves", "summary", "pairwise", "sanity"]
     sql = " UNION ALL ".join(f"SELECT '{t}' AS table_name, count(*) AS rows FROM {t}" for t in tables)
     return _df(path, sql)
 
@@ -137,6 +137,17 @@ def gallery_count(path, dataset_id: str, model_id: str, method: str, outcome: st
           AND (? = 'all' OR (? = 'correct' AND p.pred = p.label) OR (? = 'misclassified' AND p.pred <> p.label))""",
              [dataset_id, model_id, method, outcome, outcome, outcome])
     return int(df["n"].iloc[0])
+
+
+def sanity_summary(path) -> pd.DataFrame:
+    """MPRT per (model, method): mean Spearman / SSIM after the last randomisation step, and the flag."""
+    return _df(path, """
+        WITH last AS (SELECT model_id, method, max(step) AS step FROM sanity GROUP BY ALL)
+        SELECT s.model_id, s.method, s.layer AS fully_randomised_at, count(*) AS images,
+               avg(s.spearman) AS mean_spearman, avg(s.ssim) AS mean_ssim,
+               avg(s.spearman) > 0.5 AS survives_randomisation
+        FROM sanity s JOIN last USING (model_id, method, step)
+        GROUP BY ALL ORDER BY s.model_id, mean_spearman DESC""")
 
 
 def map_array(row) -> np.ndarray:

@@ -113,6 +113,18 @@ TABLES: dict[str, str] = {
         image_id VARCHAR,
         x FLOAT[],                  -- fraction of pixels switched
         y FLOAT[]                   -- softmax probability of the explained class""",
+    "sanity": """
+        run_id VARCHAR,
+        dataset_id VARCHAR,
+        model_id VARCHAR,
+        method VARCHAR,
+        method_version INTEGER,
+        method_params VARCHAR,
+        step INTEGER,               -- 1 = head randomised, then each block top-down, last = embeddings
+        layer VARCHAR,              -- the group randomised at this step (cumulative)
+        image_id VARCHAR,
+        spearman DOUBLE,            -- rank correlation with the original map (NULL for a constant map)
+        ssim DOUBLE""",
     "summary": """
         dataset_id VARCHAR,
         model_id VARCHAR,
@@ -152,6 +164,7 @@ REPLACE_KEYS: dict[str, tuple[str, ...]] = {
                "metric_version", "metric_params", "region", "image_id"),
     "curves": ("dataset_id", "model_id", "method", "method_version", "method_params", "metric",
                "metric_version", "metric_params", "image_id"),
+    "sanity": ("dataset_id", "model_id", "method", "method_version", "method_params", "step", "image_id"),
     "summary": ("dataset_id", "model_id", "method", "method_version", "method_params", "metric",
                 "metric_version", "metric_params", "region"),
     "pairwise": ("dataset_id", "model_id", "metric", "metric_version", "metric_params", "region", "method_a",
