@@ -11,7 +11,7 @@ st.title("Leaderboard")
 
 path, mtime = db_state()
 if mtime is None:
-    st.info(f"No results database at `{path}`. Create one with `.venv/bin/python -m engine demo`.")
+    st.info(f"No usable results database at `{path}`. Create one with `.venv/bin/python -m engine demo`.")
     st.stop()
 
 opts = call("score_options", path, mtime)
@@ -75,3 +75,17 @@ fig = px.bar(plot, x="method", y="mean", color="model_id", barmode="group", erro
              title=f"{metric} on {region} regions: mean with 95 % bootstrap CI, n ≤ {n_max} images per bar")
 fig.update_yaxes(range=[0, 1])
 st.plotly_chart(fig, width="stretch")
+
+models_here = sorted(board.model_id.unique())
+if models_here:
+    with st.expander("Do the metrics and the region types agree? (per model)"):
+        mid = st.selectbox("Model", models_here, key="lb_agree_model")
+        st.caption(f"Spearman correlation between metrics across methods (method means, region {region} plus "
+                   f"faithfulness; deletion negated so higher = better); chance baselines excluded")
+        st.dataframe(call("metric_agreement", path, mtime, dataset_id, mid, region).style.format("{:.2f}"),
+                     width="stretch")
+        regions_here = set(sub.region.unique())
+        if {"box", "mask"} <= regions_here and metric in set(sub[sub.region == "box"].metric):
+            ranks, rho = call("region_agreement", path, mtime, dataset_id, mid, metric)
+            st.caption(f"{metric}: method ranking on boxes vs masks, Spearman ρ = {rho:.2f}")
+            st.dataframe(ranks, width="stretch")

@@ -16,7 +16,7 @@ st.title("Gallery")
 
 path, mtime = db_state()
 if mtime is None:
-    st.info(f"No results database at `{path}`. Create one with `.venv/bin/python -m engine demo`.")
+    st.info(f"No usable results database at `{path}`. Create one with `.venv/bin/python -m engine demo`.")
     st.stop()
 
 opts = call("score_options", path, mtime)

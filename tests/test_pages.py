@@ -70,3 +70,15 @@ def test_gallery_shows_overlays_and_filters(fixture_db, monkeypatch):
 def test_gallery_method_from_url(fixture_db, monkeypatch):
     at = run_page("pages/2_Gallery.py", fixture_db, monkeypatch, {"method": "chefer_gae"})
     assert at.sidebar.selectbox(key="g_method").value == "chefer_gae"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_older_schema_is_explained_not_crashed(page, tmp_path, monkeypatch):
+    import duckdb
+    db = tmp_path / "old.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE meta (key VARCHAR, value VARCHAR)")
+        con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        con.execute("CREATE TABLE scores (value DOUBLE)")
+    at = run_page(page, db, monkeypatch)
+    assert any("schema version 1" in w.value for w in at.warning)

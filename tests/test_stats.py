@@ -43,3 +43,13 @@ def test_summaries_in_fixture_db(fixture_db):
     pw = queries.pairwise(fixture_db, ds, "pointing_game", "mask")
     assert len(pw) == 2  # one pair of methods per model
     assert ((pw.p_holm >= pw.p_value) | pw.p_value.isna()).all()
+
+
+def test_agreement_queries(fixture_db):
+    ds = queries.score_options(fixture_db).dataset_id.iloc[0]
+    model = queries.models(fixture_db).model_id.iloc[0]
+    agree = queries.metric_agreement(fixture_db, ds, model, "mask")
+    assert {"pointing_game", "iou_top5", "insertion_auc", "deletion_auc"} <= set(agree.columns)
+    ranks, rho = queries.region_agreement(fixture_db, ds, model, "pointing_game")
+    assert set(ranks.index) == {"attention", "chefer_gae"}
+    assert rho != rho  # fewer than 3 methods: undefined, not a fake number

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import spearmanr
 
+from .registry import register_metric
+
 SURVIVES = 0.5
 
 
@@ -79,6 +81,8 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a, b).statistic)
 
 
+@register_metric("mprt", version=1, kind="sanity", higher_is_better=False,
+                 reference="Adebayo et al., NeurIPS 2018, model-parameter randomisation (cascading)")
 def mprt(model: torch.nn.Module, images: torch.Tensor, methods: dict[str, dict], targets: torch.Tensor | None = None,
          seed: int = 0) -> list[dict]:
     """Rows ``{method, step, layer, image, spearman, ssim}`` for every randomisation step."""

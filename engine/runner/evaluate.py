@@ -42,6 +42,8 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
     for m in metrics:
         if m not in METRICS:
             raise ValueError(f"unknown metric {m!r}; registered: {sorted(METRICS)}")
+        if METRICS[m].kind not in ("localisation", "faithfulness"):
+            raise ValueError(f"metric {m!r} ({METRICS[m].kind}) is run per model, not per batch (see runner.demo)")
     dev = torch.device(device)
     model = model.to(dev).eval()
     preds, expls, scores, curves, failures = [], [], [], [], []

@@ -11,12 +11,22 @@ from pathlib import Path
 import streamlit as st
 
 from . import queries
+from .schema import SCHEMA_VERSION
 
 
 def db_state() -> tuple[str, float | None]:
-    """(path, mtime) of the configured database; mtime None when there is no usable database."""
+    """(path, mtime) of the configured database; mtime None when there is no usable database.
+
+    A database written by an older schema version is reported on the page (with how to rebuild it)
+    and treated as unusable, instead of failing in a query.
+    """
     path = queries.db_path()
     if not queries.database_exists(path):
+        return path, None
+    found = queries.schema_version(path)
+    if found < SCHEMA_VERSION:
+        st.warning(f"`{path}` was written with results schema version {found}; this dashboard reads version "
+                   f"{SCHEMA_VERSION}. Re-run `python -m engine demo --db {path}` (or your experiment) to rebuild it.")
         return path, None
     return path, os.path.getmtime(path)
 

@@ -47,6 +47,12 @@ def database_exists(path: str | Path) -> bool:
         return False
 
 
+def schema_version(path) -> int:
+    with read_only(path) as con:
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
 def table_counts(path) -> pd.DataFrame:
     tables = ["runs", "datasets", "images", "models", "methods", "metrics", "predictions", "explanations", "scores",
               "curves", "summary", "pairwise", "sanity"]
@@ -148,6 +154,42 @@ def sanity_summary(path) -> pd.DataFrame:
                avg(s.spearman) > 0.5 AS survives_randomisation
         FROM sanity s JOIN last USING (model_id, method, step)
         GROUP BY ALL ORDER BY s.model_id, mean_spearman DESC""")
+
+
+def metric_agreement(path, dataset_id: str, model_id: str, region: str) -> pd.DataFrame:
+    """Spearman correlation between metrics across methods (method means of one model and region;
+    faithfulness metrics join with region 'none'; deletion is negated so higher = better everywhere)."""
+    from scipy.stats import spearmanr
+    df = _df(path, """
+        SELECT s.method, s.metric, CASE WHEN coalesce(mt.higher_is_better, true) THEN s.mean ELSE -s.mean END AS v
+        FROM summary s LEFT JOIN metrics mt ON mt.metric = s.metric
+        WHERE s.dataset_id = ? AND s.model_id = ? AND s.region IN (?, 'none') AND s.method NOT LIKE 'baseline_%'""",
+             [dataset_id, model_id, region])
+    wide = df.pivot_table(index="method", columns="metric", values="v")
+    cols = list(wide.columns)
+    out = pd.DataFrame(index=cols, columns=cols, dtype=float)
+    for a in cols:
+        for b in cols:
+            ok = wide[[a, b]].dropna()
+            out.loc[a, b] = spearmanr(ok[a], ok[b]).statistic if len(ok) > 2 else float("nan")
+    return out
+
+
+def region_agreement(path, dataset_id: str, model_id: str, metric: str, a: str = "box", b: str = "mask"
+                     ) -> tuple[pd.DataFrame, float]:
+    """Method means and ranks of one metric on two region types, and the Spearman correlation of the
+    rankings (do rankings survive boxes vs masks?)."""
+    from scipy.stats import spearmanr
+    df = _df(path, """
+        SELECT method, region, mean FROM summary
+        WHERE dataset_id = ? AND model_id = ? AND metric = ? AND region IN (?, ?) AND method NOT LIKE 'baseline_%'""",
+             [dataset_id, model_id, metric, a, b])
+    wide = df.pivot_table(index="method", columns="region", values="mean").dropna()
+    if a not in wide or b not in wide or len(wide) < 3:
+        return wide, float("nan")
+    wide[f"rank_{a}"] = wide[a].rank(ascending=False)
+    wide[f"rank_{b}"] = wide[b].rank(ascending=False)
+    return wide.sort_values(f"rank_{b}"), float(spearmanr(wide[a], wide[b]).statistic)
 
 
 def map_array(row) -> np.ndarray:
