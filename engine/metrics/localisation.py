@@ -46,8 +46,9 @@ def pointing_game(maps, regions, tolerance_px: float = 0.0) -> np.ndarray:
     Ties: when several pixels share the maximum, every one of them counts and the score is the
     fraction of them inside the region (1 or 0 for a unique maximum; a constant map scores the
     region's area fraction, i.e. chance, instead of an automatic hit).  ``tolerance_px``: a maximal
-    pixel also counts when a region pixel lies within that distance of it (TorchRay uses 15 px at
-    224 px).  Empty region: NaN.
+    pixel also counts when a region pixel lies within that distance of it, closed disk (``<=``);
+    TorchRay's integer tolerance ``t`` is an open disk (``<``), i.e. ours with ``sqrt(t**2 - 1)``
+    (TorchRay's 15 px at 224 = ``tolerance_px=14.97``).  Empty region: NaN.
     """
     maps, regions = _check(maps, regions)
     empty = ~regions.flatten(1).any(1)
@@ -105,8 +106,8 @@ def energy_pg(maps, regions) -> np.ndarray:
 
 
 @register_metric("mass_accuracy", version=1, kind="localisation",
-                 reference="Arras, Osman & Samek, Information Fusion 2022 (relevance mass accuracy), "
-                           "with Quantus' default abs=True")
+                 reference="Arras, Osman & Samek, Information Fusion 2022 (relevance mass accuracy); "
+                           "equals Quantus RelevanceMassAccuracy with abs=True (Quantus' default is abs=False)")
 def mass_accuracy(maps, regions) -> np.ndarray:
     """sum(|m| in R) / sum(|m|).  NaN for an empty region or an all-zero map."""
     maps, regions = _check(maps, regions)
