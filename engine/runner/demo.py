@@ -49,7 +49,7 @@ class DemoConfig:
     methods: dict = field(default_factory=lambda: dict(DEMO_METHODS))
     metrics: dict = field(default_factory=lambda: dict(DEMO_METRICS))
     batch_size: int = 64
-    mprt_images: int = 16  # test images for the model-parameter randomisation test (trained model)
+    mprt_images: int = 8  # test images for the model-parameter randomisation test (trained model)
 
     @classmethod
     def make(cls, quick: bool, seed: int = 0) -> "DemoConfig":
