@@ -136,7 +136,7 @@ def capture_trace(model: torch.nn.Module, images: torch.Tensor, targets: torch.T
         layer = _get_module(model, feature_layer)
         handles.append(layer.register_forward_hook(lambda _m, _i, out: feats.__setitem__("f", out)))
     try:
-        with _unfused(traced), torch.enable_grad():
+        with _unfused(traced), (torch.enable_grad() if with_grads else torch.no_grad()):
             logits = model(images)
             if targets is None:
                 targets = logits.argmax(dim=1)
