@@ -5,6 +5,7 @@ import plotly.express as px
 import streamlit as st
 
 from engine.store.cache import call, db_state
+from engine.store.summaries import method_label
 
 st.set_page_config(page_title="Leaderboard", layout="wide")
 st.title("Leaderboard")
@@ -44,26 +45,32 @@ st.caption(f"{ds_label[dataset_id]} · metric **{metric}** · region **{region}*
            f"model's best method, Holm-adjusted over all method pairs of that model")
 
 
+board["label"] = [method_label(m, p) for m, p in zip(board["method"], board["method_params"])]
+
+
 def vs_best(row) -> float | None:
-    best = board[(board.model_id == row.model_id) & (board["rank"] == 1)]["method"]
-    if best.empty or row.method in set(best):
+    """Holm-adjusted p of this method against its model's rank-1 method (looked up, not computed)."""
+    best = board[(board.model_id == row.model_id) & (board["rank"] == 1)]["label"]
+    if best.empty or row.label in set(best):
         return None
     b = best.iloc[0]
-    hit = pairs[(pairs.model_id == row.model_id) & (((pairs.method_a == b) & (pairs.method_b == row.method)) |
-                                                     ((pairs.method_b == b) & (pairs.method_a == row.method)))]
+    hit = pairs[(pairs.model_id == row.model_id) & (((pairs.method_a == b) & (pairs.method_b == row.label)) |
+                                                     ((pairs.method_b == b) & (pairs.method_a == row.label)))]
     return None if hit.empty else float(hit.p_holm.iloc[0])
 
 
-board = board.assign(p_vs_best=[vs_best(r) for r in board.itertuples()])
+p_best = [vs_best(r) for r in board.itertuples()]
+board["p vs best (Holm)"] = ["best" if p is None else "n/a" if p != p else f"{p:.2g}" for p in p_best]
 board["signif"] = ["" if p is None or p != p else "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05
-                   else "n.s." for p in board["p_vs_best"]]
+                   else "n.s." for p in p_best]
 
 table = board.pivot_table(index="method", columns="model_id", values="mean")
 st.subheader("Mean per method × model")
 st.dataframe(table.style.format("{:.3f}"), width="stretch")
 
 st.subheader("Detail")
-shown = board[["model_id", "rank", "method", "mean", "ci_low", "ci_high", "n", "n_undefined", "p_vs_best", "signif"]]
+shown = board[["model_id", "rank", "label", "mean", "ci_low", "ci_high", "n", "n_undefined", "p vs best (Holm)",
+               "signif"]].rename(columns={"label": "method"}).round({"mean": 3, "ci_low": 3, "ci_high": 3})
 st.dataframe(shown, hide_index=True, width="stretch")
 st.download_button("Download this table (CSV)", shown.to_csv(index=False).encode(),
                    file_name=f"leaderboard_{metric}_{region}.csv", mime="text/csv")
