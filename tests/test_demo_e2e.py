@@ -14,7 +14,7 @@ from engine.runner.demo import DEMO_METRICS
 
 def _run(args, tmp_path):
     return subprocess.run([sys.executable, "-m", "engine", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=1800)
 
 
 def test_quick_demo_end_to_end(tmp_path):
