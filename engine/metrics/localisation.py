@@ -91,18 +91,23 @@ def iou_top5(maps, regions) -> np.ndarray:
     return iou_topk(maps, regions, k=5.0)
 
 
+def _mass_share(mass: torch.Tensor, regions: torch.Tensor) -> np.ndarray:
+    """sum(mass in R) / sum(mass) per image for non-negative ``mass``; NaN for an empty region or
+    zero total mass."""
+    flat, reg = mass.flatten(1), regions.flatten(1)
+    total = flat.sum(1)
+    out = ((flat * reg).sum(1) / total.where(total > 0, torch.ones_like(total))).numpy()
+    out[(total <= 0).numpy() | ~reg.any(1).numpy()] = np.nan
+    return out.astype(np.float64)
+
+
 @register_metric("energy_pg", version=1, kind="localisation",
                  reference="Wang et al., CVPR-W 2020 (Score-CAM), energy-based pointing game")
 def energy_pg(maps, regions) -> np.ndarray:
     """Share of the map's positive mass inside the region: sum(max(m,0) in R) / sum(max(m,0)).
     NaN for an empty region or a map without positive mass."""
     maps, regions = _check(maps, regions)
-    pos = maps.clamp(min=0).flatten(1)
-    reg = regions.flatten(1)
-    total = pos.sum(1)
-    out = ((pos * reg).sum(1) / total.where(total > 0, torch.ones_like(total))).numpy()
-    out[(total <= 0).numpy() | ~reg.any(1).numpy()] = np.nan
-    return out.astype(np.float64)
+    return _mass_share(maps.clamp(min=0), regions)
 
 
 @register_metric("mass_accuracy", version=1, kind="localisation",
@@ -111,12 +116,7 @@ def energy_pg(maps, regions) -> np.ndarray:
 def mass_accuracy(maps, regions) -> np.ndarray:
     """sum(|m| in R) / sum(|m|).  NaN for an empty region or an all-zero map."""
     maps, regions = _check(maps, regions)
-    a = maps.abs().flatten(1)
-    reg = regions.flatten(1)
-    total = a.sum(1)
-    out = ((a * reg).sum(1) / total.where(total > 0, torch.ones_like(total))).numpy()
-    out[(total <= 0).numpy() | ~reg.any(1).numpy()] = np.nan
-    return out.astype(np.float64)
+    return _mass_share(maps.abs(), regions)
 
 
 @register_metric("rank_accuracy", version=1, kind="localisation",
