@@ -67,25 +67,28 @@ class ResultWriter:
         create_schema(self.con)
         return self
 
-    def commit(self) -> None:
-        """Publish everything written so far atomically; the writer stays open for more."""
+    def _publish(self, keep_open: bool) -> None:
+        """Checkpoint, close and fsync the staging file, then rename it over the live database."""
         self.con.execute("CHECKPOINT")
         self.con.close()
+        self.con = None
         with open(self.staging, "rb+") as fh:
             os.fsync(fh.fileno())
-        shutil.copyfile(self.staging, str(self.staging) + ".next")
+        if keep_open:  # the published file is renamed away, so writing goes on in a copy of it
+            shutil.copyfile(self.staging, str(self.staging) + ".next")
         os.replace(self.staging, self.db_path)
-        os.replace(str(self.staging) + ".next", self.staging)
-        self.con = duckdb.connect(str(self.staging))
+        if keep_open:
+            os.replace(str(self.staging) + ".next", self.staging)
+            self.con = duckdb.connect(str(self.staging))
+
+    def commit(self) -> None:
+        """Publish everything written so far atomically; the writer stays open for more."""
+        self._publish(keep_open=True)
 
     def close(self, commit: bool = True) -> None:
         if self.con is not None:
             if commit:
-                self.con.execute("CHECKPOINT")
-                self.con.close()
-                with open(self.staging, "rb+") as fh:
-                    os.fsync(fh.fileno())
-                os.replace(self.staging, self.db_path)
+                self._publish(keep_open=False)
             else:
                 self.con.close()
                 self.staging.unlink(missing_ok=True)
