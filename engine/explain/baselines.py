@@ -13,15 +13,12 @@ import zlib
 import torch
 
 from .registry import register_method
+from .trace import token_grid
 
 
 def _grid(model: torch.nn.Module, images: torch.Tensor) -> tuple[int, int]:
-    pe = getattr(model, "patch_embed", None)
-    if pe is None:
-        return tuple(images.shape[-2:])
-    if hasattr(pe, "dynamic_feat_size"):
-        return tuple(pe.dynamic_feat_size(images.shape[-2:]))
-    return tuple(pe.grid_size)
+    """The model's token grid, or the pixel grid for a model without a patch embedding."""
+    return token_grid(model, images) if hasattr(model, "patch_embed") else tuple(images.shape[-2:])
 
 
 @register_method("baseline_random", version=1, needs_grads=False, kind="model",
