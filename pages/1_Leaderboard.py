@@ -6,6 +6,7 @@ import streamlit as st
 
 from engine.store.cache import call, db_state
 from engine.store.summaries import method_label
+from engine.widgets import url_selectbox
 
 st.set_page_config(page_title="Leaderboard", layout="wide")
 st.title("Leaderboard")
@@ -21,14 +22,8 @@ if opts.empty:
     st.stop()
 
 
-def pick(label: str, values: list, key: str, prefer: str | None = None):
-    """A selectbox whose choice lives in the URL (st.query_params), so views can be shared."""
-    values = list(values)
-    current = st.query_params.get(key)
-    index = values.index(current) if current in values else values.index(prefer) if prefer in values else 0
-    choice = st.sidebar.selectbox(label, values, index=index, key=f"lb_{key}")
-    st.query_params[key] = choice
-    return choice
+def pick(label: str, values, key: str, prefer: str | None = None):
+    return url_selectbox(label, values, key, "lb_", prefer=prefer)
 
 
 datasets = opts[["dataset_id", "dataset"]].drop_duplicates()

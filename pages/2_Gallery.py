@@ -10,6 +10,7 @@ from engine.store import queries
 from engine.store.cache import call, db_state
 from engine.store.images import UnsafePath, load_stored_sample
 from engine.viz import overlay
+from engine.widgets import url_selectbox
 
 st.set_page_config(page_title="Gallery", layout="wide")
 st.title("Gallery")
@@ -25,13 +26,8 @@ if opts.empty:
     st.stop()
 
 
-def pick(label: str, values: list, key: str, fmt=str):
-    values = list(values)
-    current = st.query_params.get(key)
-    index = values.index(current) if current in values else 0
-    choice = st.sidebar.selectbox(label, values, index=index, key=f"g_{key}", format_func=fmt)
-    st.query_params[key] = choice
-    return choice
+def pick(label: str, values, key: str, fmt=str):
+    return url_selectbox(label, values, key, "g_", fmt=fmt)
 
 
 names = dict(zip(opts.dataset_id, opts.dataset))
