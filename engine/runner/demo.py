@@ -78,9 +78,8 @@ def _key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _trained_model(cfg: DemoConfig, spec, records, classes, ckpt_dir: Path, device: str, progress: bool):
-    """Fine-tune (or load the cached checkpoint of) the demo model."""
-    fp = fingerprint(records, spec)
+def _trained_model(cfg: DemoConfig, spec, records, classes, fp: str, ckpt_dir: Path, device: str, progress: bool):
+    """Fine-tune (or load the cached checkpoint of) the demo model (``fp``: the dataset fingerprint)."""
     path = ckpt_dir / f"{cfg.model}-trained-{_key(cfg.model, asdict(cfg.train), fp, torch.__version__)}.safetensors"
     if path.exists() and Path(str(path) + ".json").exists():
         log.info("re-using trained checkpoint %s", path)
@@ -142,10 +141,11 @@ def run_demo(db: str | Path, quick: bool = False, seed: int = 0, device: str = "
                                        "smear": asdict(cfg.smear), "train": asdict(cfg.train),
                                        "methods": cfg.methods, "metrics": cfg.metrics})
         test_ds = ImageDataset(spec, "test", records=records, classes=classes)
-        dataset_id = write_dataset(w, spec, records, classes)
+        fp = fingerprint(records, spec)
+        dataset_id = write_dataset(w, spec, records, classes, fp)
         summary["chance"] = {name: float(torch.stack([test_ds[i].regions[name] for i in range(len(test_ds))])
                                          .float().mean()) for name in test_ds[0].regions}
-        for init, build in (("trained", lambda: _trained_model(cfg, spec, records, classes, ckpt_dir, device,
+        for init, build in (("trained", lambda: _trained_model(cfg, spec, records, classes, fp, ckpt_dir, device,
                                                                progress)),
                             ("random", lambda: _random_model(cfg, classes, ckpt_dir))):
             model, info, side, path = build()

@@ -74,9 +74,11 @@ def _image_size(path: Path) -> tuple[int | None, int | None]:
         return None, None
 
 
-def write_dataset(w: ResultWriter, spec: DatasetSpec, records: list[Record], classes: tuple[str, ...]) -> str:
-    """Dataset and image rows; returns the dataset id ``name@fingerprint``."""
-    fp = fingerprint(records, spec)
+def write_dataset(w: ResultWriter, spec: DatasetSpec, records: list[Record], classes: tuple[str, ...],
+                  fp: str | None = None) -> str:
+    """Dataset and image rows; returns the dataset id ``name@fingerprint`` (``fp``: the fingerprint
+    when the caller already has it; it reads every annotation file)."""
+    fp = fp or fingerprint(records, spec)
     dataset_id = f"{spec.name}@{fp[:10]}"
     root = Path(spec.root).resolve()
     w.upsert("datasets", {"dataset_id": dataset_id, "name": spec.name, "root": str(root), "fingerprint": fp,
