@@ -32,6 +32,26 @@ def test_schema_and_replace_keys(tmp_path):
     assert rows == [("a", 0.0), ("b", None)]
 
 
+def test_older_database_is_migrated_additively(tmp_path):
+    """A database from schema v3 (models without the new metric columns, no jobs table) opens,
+    keeps its rows, and accepts rows of the current schema."""
+    db = tmp_path / "old.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE models (model_id VARCHAR PRIMARY KEY, name VARCHAR, test_accuracy DOUBLE)")
+        con.execute("INSERT INTO models VALUES ('m', 'vit', 0.5)")
+        con.execute("CREATE TABLE scores (run_id VARCHAR, dataset_id VARCHAR, model_id VARCHAR, method VARCHAR, "
+                    "method_version INTEGER, method_params VARCHAR, metric VARCHAR, metric_version INTEGER, "
+                    "metric_params VARCHAR, image_id VARCHAR, value DOUBLE)")  # no region column
+    with ResultWriter(db) as w:
+        w.upsert("models", {"model_id": "n", "name": "vit", "test_accuracy": 0.9, "test_macro_f1": 0.8})
+        w.replace_rows("scores", _scores(1.0))
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT model_id, test_macro_f1 FROM models ORDER BY 1").fetchall() == [("m", None),
+                                                                                                  ("n", 0.8)]
+        assert con.execute("SELECT region, value FROM scores").fetchall() == [("mask", 1.0)]
+        assert con.execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
+
+
 def test_failed_run_leaves_live_database_untouched(tmp_path):
     db = tmp_path / "r.duckdb"
     with ResultWriter(db) as w:

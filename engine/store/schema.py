@@ -1,7 +1,7 @@
 """The published DuckDB schema (documented in docs/schema.md).  Bump SCHEMA_VERSION on change."""
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 TABLES: dict[str, str] = {
     "meta": """
@@ -45,6 +45,8 @@ TABLES: dict[str, str] = {
         name VARCHAR,
         timm_name VARCHAR,
         init VARCHAR,               -- trained / random / ...
+        arch VARCHAR,               -- vit / deit / swin / ... (for grouping)
+        strategy VARCHAR,           -- pretraining: random / supervised / dino / mae / hub:<tag> / ...
         checkpoint VARCHAR,
         sha256 VARCHAR,
         input_size INTEGER,
@@ -53,6 +55,10 @@ TABLES: dict[str, str] = {
         num_prefix_tokens INTEGER,
         val_accuracy DOUBLE,
         test_accuracy DOUBLE,
+        test_balanced_accuracy DOUBLE,
+        test_macro_f1 DOUBLE,
+        test_auroc DOUBLE,          -- macro one-vs-rest
+        confusion JSON,             -- test confusion matrix, rows = true class, columns = predicted
         hparams JSON,
         history JSON""",
     "methods": """
@@ -153,6 +159,48 @@ TABLES: dict[str, str] = {
         mean_diff DOUBLE,           -- mean(a - b)
         p_value DOUBLE,             -- Wilcoxon signed-rank, two-sided
         p_holm DOUBLE               -- Holm-adjusted over all pairs of this (model, metric, region)""",
+    "trials": """
+        dataset_id VARCHAR,
+        model_name VARCHAR,         -- zoo / timm name
+        strategy VARCHAR,
+        search_key VARCHAR,         -- content key of the whole grid search (dataset, model, grid, seed)
+        trial INTEGER,
+        params JSON,                -- the trial's hyper-parameters (lr, weight_decay, epochs, ...)
+        best_epoch INTEGER,
+        val_loss DOUBLE,
+        val_accuracy DOUBLE,
+        val_balanced_accuracy DOUBLE,
+        selected BOOLEAN,           -- the configuration kept
+        seconds DOUBLE,
+        history JSON,               -- per-epoch curves
+        run_id VARCHAR""",
+    "jobs": """
+        job_key VARCHAR PRIMARY KEY,  -- content key: dataset fingerprint, checkpoint hash, rule + params
+        run_id VARCHAR,             -- the run that finished it
+        experiment VARCHAR,
+        kind VARCHAR,               -- train / evaluate / sanity
+        dataset_id VARCHAR,
+        model_id VARCHAR,
+        method VARCHAR,
+        method_version INTEGER,
+        method_params VARCHAR,
+        metrics JSON,               -- {metric: {version, params}} scored by this job
+        status VARCHAR,             -- done / failed
+        n_items INTEGER,
+        n_failed INTEGER,
+        started_at TIMESTAMP,
+        finished_at TIMESTAMP,
+        seconds DOUBLE""",
+    "failures": """
+        run_id VARCHAR,
+        job_key VARCHAR,
+        dataset_id VARCHAR,
+        model_id VARCHAR,
+        method VARCHAR,
+        item VARCHAR,               -- image id, or '*' for the whole job
+        stage VARCHAR,              -- load / explain / score / train / ...
+        reason VARCHAR,
+        failed_at TIMESTAMP""",
 }
 
 # rows identifying one result; re-writing a key replaces the old rows instead of duplicating them
@@ -167,12 +215,32 @@ REPLACE_KEYS: dict[str, tuple[str, ...]] = {
     "sanity": ("dataset_id", "model_id", "method", "method_version", "method_params", "step", "image_id"),
     "summary": ("dataset_id", "model_id", "method", "method_version", "method_params", "metric",
                 "metric_version", "metric_params", "region"),
+    "trials": ("search_key", "trial"),
+    "failures": ("job_key", "item", "stage", "method"),
     "pairwise": ("dataset_id", "model_id", "metric", "metric_version", "metric_params", "region", "method_a",
                  "method_b"),
 }
 
 
+def columns(table: str) -> list[tuple[str, str]]:
+    """(name, type) of each column of ``table`` as declared above."""
+    out = []
+    for line in TABLES[table].splitlines():
+        line = line.split("--")[0].strip().rstrip(",")
+        if line:
+            name, typ = line.split(None, 1)
+            out.append((name, typ.replace(" PRIMARY KEY", "")))
+    return out
+
+
 def create_schema(con) -> None:
+    """Create missing tables, and add columns that a database from an older version lacks (the
+    migration is additive: old rows get NULL in new columns)."""
     for name, cols in TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({cols}\n)")
+        have = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+                                          "WHERE table_name = ?", [name]).fetchall()}
+        for col, typ in columns(name):
+            if col not in have:
+                con.execute(f"ALTER TABLE {name} ADD COLUMN {col} {typ}")
     con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])

@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from .schema import REPLACE_KEYS, TABLES, create_schema
+from .schema import REPLACE_KEYS, columns, create_schema
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class ResultWriter:
         if df.empty:
             return 0
         keys = REPLACE_KEYS[table]
-        cols = [c.split()[0] for c in _columns(table)]
+        cols = [c for c, _ in columns(table)]
         missing = [c for c in cols if c not in df.columns]
         if missing:
             raise ValueError(f"{table}: missing columns {missing}")
@@ -128,7 +128,8 @@ class ResultWriter:
             self.con.execute("BEGIN")
             cond = " AND ".join(f"t.{k} IS NOT DISTINCT FROM i.{k}" for k in keys)
             self.con.execute(f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM _incoming i WHERE {cond})")
-            self.con.execute(f"INSERT INTO {table} SELECT * FROM _incoming")
+            names = ", ".join(cols)  # by name: a migrated table has its new columns at the end
+            self.con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _incoming")
             self.con.execute("COMMIT")
         except Exception:
             self.con.execute("ROLLBACK")
@@ -137,11 +138,3 @@ class ResultWriter:
             self.con.unregister("_incoming")
         return len(df)
 
-
-def _columns(table: str) -> list[str]:
-    out = []
-    for line in TABLES[table].splitlines():
-        line = line.split("--")[0].strip().rstrip(",")
-        if line:
-            out.append(line)
-    return out
