@@ -48,6 +48,8 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, ModelInfo, dict]
     if file_sha256(path) != side["sha256"]:
         raise ValueError(f"{path}: weights do not match the sha256 in its sidecar")
     m = side["model"]
-    model, info = create_model(m["name"], m["num_classes"], **{k: v for k, v in m["kwargs"].items()})
+    # the weights come from the file: never the hub, whatever the zoo entry's default
+    model, info = create_model(m["name"], m["num_classes"], pretrained=False, strategy=m.get("strategy"),
+                               **{k: v for k, v in m["kwargs"].items()})
     model.load_state_dict(load_file(str(path)))
     return model.eval(), info, side
