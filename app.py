@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.store.cache import call, db_state
+from engine.widgets import no_database
 
 st.set_page_config(page_title="ViT heatmaps vs. ground truth", layout="wide")
 st.title("Do the heatmaps point where the disease is?")
@@ -12,24 +13,54 @@ path, mtime = db_state()
 st.caption(f"Results database: `{path}` (set `XAI_DB` to use another)")
 
 if mtime is None:
-    st.info("No results database yet. Create one with the embedded demo:\n\n"
-            "`.venv/bin/python -m engine demo` (or `--quick` for a small one), then reload this page.")
-    st.stop()
+    no_database(path)
 
-counts = call("table_counts", path, mtime)
-cols = st.columns(4)
-for col, table in zip(cols, ["datasets", "models", "explanations", "scores"]):
-    n = int(counts.loc[counts.table_name == table, "rows"].iloc[0])
-    col.metric(table.capitalize(), f"{n:,}")
+counts = dict(call("table_counts", path, mtime).itertuples(index=False))
+cols = st.columns(5)
+for col, table in zip(cols, ["datasets", "models", "explanations", "scores", "failures"]):
+    col.metric(table.capitalize(), f"{int(counts.get(table, 0)):,}")
+
+if counts.get("scores", 0) == 0:
+    st.info("The database holds no scores yet. Add some with `.venv/bin/python -m engine demo` or "
+            "`.venv/bin/python -m engine run EXPERIMENT.toml`, then reload this page.")
 
 st.subheader("Datasets")
 st.dataframe(call("datasets", path, mtime).drop(columns=["root"]), hide_index=True, width="stretch")
-st.subheader("Models")
-st.dataframe(call("models", path, mtime), hide_index=True, width="stretch")
-st.subheader("Methods × metrics (all models, mean over images)")
-st.dataframe(call("method_summary", path, mtime), hide_index=True, width="stretch")
-st.subheader("Runs")
-st.dataframe(call("runs", path, mtime), hide_index=True, width="stretch")
 
-st.markdown("**Next:** the *Leaderboard* page ranks methods per model; the *Gallery* shows each map "
-            "over its image with the ground-truth outline. New results: `python -m engine demo --db PATH`.")
+st.subheader("Models")
+st.caption("Test-split classification quality: accuracy, balanced accuracy, macro-F1 and macro one-vs-rest AUROC "
+           "(empty where the run did not record it)")
+models = call("models", path, mtime)
+st.dataframe(models, hide_index=True, width="stretch", column_config={
+    c: st.column_config.NumberColumn(format="%.3f") for c in
+    ["val_accuracy", "test_accuracy", "test_balanced_accuracy", "test_macro_f1", "test_auroc"]})
+
+st.subheader("Methods × metrics")
+st.caption("Per method, metric and region: models scored, images scored (n, summed over models) and the mean "
+           "of the models' mean scores")
+st.dataframe(call("method_summary", path, mtime), hide_index=True, width="stretch",
+             column_config={"mean_of_model_means": st.column_config.NumberColumn(format="%.3f")})
+
+st.subheader("Last runs")
+runs = call("runs", path, mtime, 10)
+if runs.empty:
+    st.caption("No runs recorded.")
+else:
+    st.dataframe(runs, hide_index=True, width="stretch",
+                 column_config={"seconds": st.column_config.NumberColumn("duration (s)", format="%.0f")})
+n_fail = int(counts.get("failures", 0))
+if n_fail:
+    st.warning(f"{n_fail:,} failed items recorded — the *Runs* page lists them with their reasons.")
+
+st.subheader("Start a run")
+st.markdown("""
+- Embedded demo (synthetic blood smears, fine-tuned and random ViT, every method and metric):
+  `.venv/bin/python -m engine demo` — add `--quick` for a small one, `--db PATH` to write elsewhere.
+- Your own study: `.venv/bin/python -m engine run EXPERIMENT.toml`.
+- Point the dashboard at another database: `XAI_DB=PATH .venv/bin/streamlit run app.py`.
+
+**Pages:** *Leaderboard* ranks methods per model with confidence intervals; *Gallery* shows every map over
+its image with the ground-truth outline (click *details* for all methods of one image); *Compare* holds the
+studies' comparisons (pretraining, metric agreement, boxes vs masks, depth, sanity, faithfulness curves,
+confounders); *Runs* lists run history, jobs and failures.
+""")

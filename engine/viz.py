@@ -11,18 +11,26 @@ import torch
 
 from .explain.upsample import upsample_maps
 
-# 'inferno'-like anchors (perceptually ordered, readable on light and dark themes)
-_ANCHORS = np.array([
-    [0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66], [245, 125, 21], [250, 193, 39],
-    [252, 255, 164]], dtype=np.float32) / 255.0
+# perceptually ordered colormaps as anchor colours (all readable on light and dark themes); 'inferno' is
+# the default everywhere so maps look the same on every page
+_COLORMAPS = {
+    "inferno": [[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66], [245, 125, 21],
+                [250, 193, 39], [252, 255, 164]],
+    "viridis": [[68, 1, 84], [70, 50, 126], [54, 92, 141], [39, 127, 142], [31, 161, 135], [74, 193, 109],
+                [160, 218, 57], [253, 231, 37]],
+    "gray": [[0, 0, 0], [255, 255, 255]],
+}
+COLORMAPS = tuple(_COLORMAPS)
+_ANCHORS = {k: np.array(v, dtype=np.float32) / 255.0 for k, v in _COLORMAPS.items()}
 
 
-def colormap(values: np.ndarray) -> np.ndarray:
+def colormap(values: np.ndarray, name: str = "inferno") -> np.ndarray:
     """Values in [0, 1] (any shape) -> RGB float32 (..., 3)."""
-    v = np.clip(np.nan_to_num(values, nan=0.0), 0, 1) * (len(_ANCHORS) - 1)
-    lo = np.floor(v).astype(int).clip(0, len(_ANCHORS) - 2)
+    anchors = _ANCHORS[name]
+    v = np.clip(np.nan_to_num(values, nan=0.0), 0, 1) * (len(anchors) - 1)
+    lo = np.floor(v).astype(int).clip(0, len(anchors) - 2)
     t = (v - lo)[..., None]
-    return _ANCHORS[lo] * (1 - t) + _ANCHORS[lo + 1] * t
+    return anchors[lo] * (1 - t) + anchors[lo + 1] * t
 
 
 def scale01(a: np.ndarray) -> np.ndarray:
@@ -43,13 +51,14 @@ def outline(mask: np.ndarray) -> np.ndarray:
 
 
 def overlay(image: np.ndarray, map_grid: np.ndarray, alpha: float = 0.5,
-            outlines: dict[str, np.ndarray] | None = None, scale: int = 4) -> np.ndarray:
+            outlines: dict[str, np.ndarray] | None = None, scale: int = 4, cmap: str = "inferno") -> np.ndarray:
     """Image (S, S, 3) in [0, 1] + token map -> uint8 RGB, enlarged ``scale`` times (nearest).
 
-    ``outlines`` maps a colour name ('cyan', 'lime', 'white') to a boolean region drawn as its boundary.
+    ``outlines`` maps a colour name ('cyan', 'lime', 'white') to a boolean region drawn as its boundary;
+    ``cmap`` is one of COLORMAPS.
     """
     size = image.shape[0]
-    heat = colormap(scale01(upsampled(map_grid, size)))
+    heat = colormap(scale01(upsampled(map_grid, size)), cmap)
     out = (1 - alpha) * image + alpha * heat
     colours = {"cyan": (0.0, 1.0, 1.0), "lime": (0.3, 1.0, 0.2), "white": (1.0, 1.0, 1.0)}
     out = out.repeat(scale, axis=0).repeat(scale, axis=1)
@@ -57,3 +66,18 @@ def overlay(image: np.ndarray, map_grid: np.ndarray, alpha: float = 0.5,
         big = np.asarray(region, bool).repeat(scale, axis=0).repeat(scale, axis=1)
         out[outline(big)] = colours[colour]
     return (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
+
+
+def render_sample(sample, map_grid: np.ndarray | None, alpha: float = 0.5, cmap: str = "inferno",
+                  scale: int = 4) -> np.ndarray:
+    """A loaded :class:`engine.data.Sample` with its map over it (no map: the image alone) and the
+    ground-truth outlines: cyan = mask, lime = box."""
+    img = sample.image.permute(1, 2, 0).numpy()
+    outlines = {}
+    if "mask" in sample.regions:
+        outlines["cyan"] = sample.regions["mask"].numpy()
+    if "box" in sample.regions:
+        outlines["lime"] = sample.regions["box"].numpy()
+    if map_grid is None:
+        map_grid, alpha = np.zeros((1, 1), np.float32), 0.0
+    return overlay(img, map_grid, alpha=alpha, outlines=outlines, scale=scale, cmap=cmap)

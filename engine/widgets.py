@@ -1,16 +1,90 @@
-"""Dashboard widgets shared by the pages."""
+"""Dashboard widgets shared by the pages: every filter lives in the URL (``st.query_params``), so a
+view can be shared; without a URL value each widget starts at a sensible default."""
 from __future__ import annotations
 
 import streamlit as st
 
 
-def url_selectbox(label: str, values, key: str, widget_prefix: str, prefer=None, fmt=str):
-    """A sidebar selectbox whose choice lives in the URL (``st.query_params[key]``), so a view can be
-    shared.  Without a URL value it starts at ``prefer`` if offered, else the first value; the widget's
-    own key is ``widget_prefix + key``."""
+def url_selectbox(label: str, values, key: str, widget_prefix: str, prefer=None, fmt=str, where=None):
+    """A selectbox (sidebar unless ``where`` is given) whose choice is ``st.query_params[key]``.
+    Without a URL value it starts at ``prefer`` if offered, else the first value; the widget's own
+    key is ``widget_prefix + key``."""
     values = list(values)
     current = st.query_params.get(key)
     index = values.index(current) if current in values else values.index(prefer) if prefer in values else 0
-    choice = st.sidebar.selectbox(label, values, index=index, key=f"{widget_prefix}{key}", format_func=fmt)
+    choice = (where or st.sidebar).selectbox(label, values, index=index, key=f"{widget_prefix}{key}",
+                                             format_func=fmt)
     st.query_params[key] = choice
     return choice
+
+
+def _float(text, default: float) -> float:
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        return default
+    return v if v == v else default
+
+
+def url_range(label: str, key: str, widget_prefix: str, lo: float, hi: float, step: float = 0.05,
+              where=None, help: str | None = None) -> tuple[float, float]:
+    """A two-handle slider over [lo, hi]; the URL holds ``key=low~high``."""
+    raw = st.query_params.get(key, "")
+    parts = raw.split("~") if "~" in raw else []
+    a = min(max(_float(parts[0] if parts else None, lo), lo), hi)
+    b = min(max(_float(parts[1] if parts else None, hi), lo), hi)
+    a, b = min(a, b), max(a, b)
+    val = (where or st.sidebar).slider(label, lo, hi, (a, b), step, key=f"{widget_prefix}{key}", help=help)
+    a, b = float(val[0]), float(val[1])
+    if (a, b) == (lo, hi):
+        st.query_params.pop(key, None)
+    else:
+        st.query_params[key] = f"{a:g}~{b:g}"
+    return a, b
+
+
+def url_slider(label: str, key: str, widget_prefix: str, lo: float, hi: float, default: float,
+               step: float = 0.05, where=None, help: str | None = None) -> float:
+    """A one-handle slider whose value is ``st.query_params[key]``."""
+    v = min(max(_float(st.query_params.get(key), default), lo), hi)
+    v = float((where or st.sidebar).slider(label, lo, hi, v, step, key=f"{widget_prefix}{key}", help=help))
+    st.query_params[key] = f"{v:g}"
+    return v
+
+
+def url_page(label: str, key: str, widget_prefix: str, pages: int, where=None) -> int:
+    """A 1-based page number whose value is ``st.query_params[key]`` (clamped to the pages there are)."""
+    try:
+        v = int(st.query_params.get(key, 1))
+    except ValueError:
+        v = 1
+    v = min(max(v, 1), max(pages, 1))
+    v = int((where or st.sidebar).number_input(label, min_value=1, max_value=max(pages, 1), value=v, step=1,
+                                               key=f"{widget_prefix}{key}"))
+    st.query_params[key] = str(v)
+    return v
+
+
+def no_database(path: str, what: str = "results") -> None:
+    """The message every page shows instead of an error when there is nothing to show yet."""
+    st.info(f"No usable {what} in the database at `{path}`. Create one with the embedded demo: "
+            f"`.venv/bin/python -m engine demo` (or `--quick` for a small one; `--db PATH` to write elsewhere, "
+            f"then `XAI_DB=PATH streamlit run app.py`), or run your own experiment with "
+            f"`.venv/bin/python -m engine run EXPERIMENT.toml`; then reload this page.")
+    st.stop()
+
+
+def open_page(title: str, heading: str, options: str = "score_options", what: str = "scores"):
+    """Page setup shared by the pages: config, heading, the database state and the page's option rows
+    (``options``, a query name); stops with :func:`no_database` when there is nothing to show.
+    Returns (path, mtime, options DataFrame)."""
+    from .store.cache import call, db_state
+    st.set_page_config(page_title=title, layout="wide")
+    st.title(heading)
+    path, mtime = db_state()
+    if mtime is None:
+        no_database(path)
+    opts = call(options, path, mtime)
+    if opts.empty:
+        no_database(path, what)
+    return path, mtime, opts

@@ -1,74 +1,97 @@
-"""Gallery: heatmap overlays with the ground-truth outline, true / predicted label and scores."""
+"""Gallery: heatmap overlays with the ground-truth outline, true / predicted label, confidence and scores;
+filters for class, outcome, confidence and a metric range; click-through to the image detail page."""
 from __future__ import annotations
 
 import math
+from urllib.parse import urlencode
 
 import numpy as np
 import streamlit as st
 
 from engine.store import queries
-from engine.store.cache import call, db_state
-from engine.store.images import UnsafePath, load_stored_sample
-from engine.viz import overlay
-from engine.widgets import url_selectbox
+from engine.store.cache import call
+from engine.store.images import UnsafePath, load_row_sample
+from engine.store.summaries import method_label
+from engine.viz import COLORMAPS, render_sample
+from engine.widgets import open_page, url_page, url_range, url_selectbox, url_slider
 
-st.set_page_config(page_title="Gallery", layout="wide")
-st.title("Gallery")
+path, mtime, opts = open_page("Gallery", "Gallery", "score_options", "explanations")
 
-path, mtime = db_state()
-if mtime is None:
-    st.info(f"No usable results database at `{path}`. Create one with `.venv/bin/python -m engine demo`.")
-    st.stop()
-
-opts = call("score_options", path, mtime)
-if opts.empty:
-    st.info("The database holds no explanations yet. Run `.venv/bin/python -m engine demo` to add some.")
-    st.stop()
+PER_PAGE = 24
+NO_FILTER = "(none)"
 
 
-def pick(label: str, values, key: str, fmt=str):
-    return url_selectbox(label, values, key, "g_", fmt=fmt)
+def pick(label: str, values, key: str, fmt=str, prefer=None):
+    return url_selectbox(label, values, key, "g_", fmt=fmt, prefer=prefer)
+
+
+def show_misses() -> None:
+    """Preset: the pointing-game misses on masks (sets the widgets before the rerun draws them)."""
+    st.session_state["g_fmetric"] = "pointing_game · mask"
+    st.session_state["g_frange"] = (0.0, 0.0)
+    st.query_params["fmetric"] = "pointing_game · mask"
+    st.query_params["frange"] = "0~0"
+    st.query_params["page"] = "1"
+    st.session_state.pop("g_page", None)
 
 
 names = dict(zip(opts.dataset_id, opts.dataset))
-dataset_id = pick("Dataset", sorted(opts.dataset_id.unique()), "dataset", lambda d: f"{names[d]} ({d.split('@')[1]})")
+dataset_id = pick("Dataset", sorted(opts.dataset_id.unique()), "dataset", lambda d: f"{names[d]} ({d.split('@')[-1]})")
 sub = opts[opts.dataset_id == dataset_id]
-model_id = pick("Model", sorted(sub.model_id.unique()), "model")
-method = pick("Method", sorted(sub[sub.model_id == model_id].method.unique()), "method")
-outcome = pick("Predictions", ["all", "correct", "misclassified"], "outcome")
-alpha = st.sidebar.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05)
-per_page = 24
-total = call("gallery_count", path, mtime, dataset_id, model_id, method, outcome)
-pages = max(1, math.ceil(total / per_page))
-page = st.sidebar.number_input("Page", min_value=1, max_value=pages, value=1, step=1)
+accuracy = call("models", path, mtime).set_index("model_id")["test_accuracy"]
+best_model = accuracy.reindex(sub.model_id.unique()).fillna(-1).idxmax() if len(sub) else None
+model_id = pick("Model", sorted(sub.model_id.unique()), "model", prefer=best_model)
+methods = call("method_options", path, mtime, dataset_id, model_id)
+by_label = {method_label(m, p): (m, p) for m, p in zip(methods["method"], methods["method_params"])}
+label = pick("Method", list(by_label), "method")
+method, method_params = by_label[label]
+outcome = pick("Predictions", list(queries.OUTCOMES), "outcome")
+classes = call("classes", path, mtime, dataset_id)
+true_class = pick("True class", ["all", *classes], "cls")
+conf = url_range("Confidence of the prediction", "conf", "g_", 0.0, 1.0)
+here = sub[(sub.model_id == model_id) & (sub.method == method)]
+fchoices = [NO_FILTER, *sorted(f"{m} · {r}" for m, r in zip(here.metric, here.region))]
+fchoice = pick("Filter on a score", fchoices, "fmetric")
+metric_filter = None
+if fchoice != NO_FILTER:
+    lo, hi = url_range(f"{fchoice} range", "frange", "g_", 0.0, 1.0)
+    fm, fr = fchoice.split(" · ")
+    metric_filter = (fm, fr, lo, hi)
+st.sidebar.button("Show the pointing-game misses", on_click=show_misses,
+                  help="filter on pointing_game · mask between 0 and 0")
+sorts = list(queries.GALLERY_SORTS)
+sort = pick("Sort", sorts if metric_filter else sorts[:3], "sort")
+cmap = pick("Colormap", list(COLORMAPS), "cmap")
+alpha = url_slider("Heatmap opacity", "alpha", "g_", 0.0, 1.0, 0.5)
 
-st.caption(f"{total} images · model **{model_id}** · method **{method}** · heatmap: inferno, scaled per image "
-           f"for display · outline: cyan = mask, lime = box")
-rows = call("gallery", path, mtime, dataset_id, model_id, method, outcome, per_page, (page - 1) * per_page)
+filters = dict(method_params=method_params, label=None if true_class == "all" else classes.index(true_class),
+               conf=conf, metric_filter=metric_filter)
+total = call("gallery_count", path, mtime, dataset_id, model_id, method, outcome, **filters)
+page = url_page("Page", "page", "g_", max(1, math.ceil(total / PER_PAGE)))
+
+st.caption(f"{total} images · page {page} of {max(1, math.ceil(total / PER_PAGE))} · model **{model_id}** · "
+           f"method **{label}** · heatmap: {cmap}, scaled per image for display (bright = high) · "
+           f"outline: cyan = mask, lime = box · *details* opens all methods of one image")
+rows = call("gallery", path, mtime, dataset_id, model_id, method, outcome, PER_PAGE, (page - 1) * PER_PAGE,
+            sort=sort, **filters)
 if rows.empty:
-    st.info("No images match these filters.")
+    st.info("No images match these filters — widen the confidence or score range, or choose another class.")
     st.stop()
 
 cols = st.columns(4)
 for k, row in enumerate(rows.to_dict("records")):
-    classes = list(row["classes"])
-    try:
-        sample = load_stored_sample(row["root"], row["spec"], row["image_id"], row["label"], row["path"],
-                                    row["mask_path"], row["boxes_path"])
-    except (UnsafePath, ValueError, OSError) as exc:
-        cols[k % 4].warning(f"{row['image_id']}: {exc}")
-        continue
-    img = sample.image.permute(1, 2, 0).numpy()
-    outlines = {}
-    if "mask" in sample.regions:
-        outlines["cyan"] = sample.regions["mask"].numpy()
-    if "box" in sample.regions:
-        outlines["lime"] = sample.regions["box"].numpy()
-    pic = overlay(img, queries.map_array(row), alpha=alpha, outlines=outlines, scale=4)
-    ok = "✓" if row["pred"] == row["label"] else "✗"
-    scores = "  \n".join(row["scores"]) if row["scores"] is not None and len(row["scores"]) else "not scored"
-    caption = (f"**{row['image_id']}**  \ntrue {classes[row['label']]} · pred {classes[row['pred']]} {ok} "
-               f"(p = {row['confidence']:.2f})  \n{scores}")
+    names_ = list(row["classes"])
     with cols[k % 4]:
-        st.image(np.asarray(pic), width="stretch")
-        st.caption(caption)
+        try:
+            st.image(np.asarray(render_sample(load_row_sample(row), queries.map_array(row), alpha, cmap)),
+                     width="stretch")
+        except (UnsafePath, ValueError, OSError) as exc:
+            st.warning(f"{row['image_id']}: {exc}")
+            continue
+        ok = "✓" if row["pred"] == row["label"] else "✗"
+        scores = "  \n".join(row["scores"]) if row["scores"] is not None and len(row["scores"]) else "not scored"
+        st.caption(f"**{row['image_id']}**  \ntrue {names_[row['label']]} · pred {names_[row['pred']]} {ok} "
+                   f"(p = {row['confidence']:.2f})  \n{scores}")
+        link = urlencode({"dataset": dataset_id, "model": model_id, "image": row["image_id"], "cmap": cmap,
+                          "alpha": f"{alpha:g}"})
+        st.markdown(f"[details of {row['image_id']}](Image?{link})")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from . import queries
+from . import queries, queries_compare
 from .schema import SCHEMA_VERSION
 
 
@@ -33,6 +33,7 @@ def db_state() -> tuple[str, float | None]:
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def call(name: str, path: str, mtime: float, *args, **kwargs):
-    """Run ``queries.<name>(path, *args, **kwargs)`` once per (database version, arguments)."""
-    fn = getattr(queries, name)
+    """Run ``queries.<name>`` (or ``queries_compare.<name>``) ``(path, *args, **kwargs)`` once per
+    (database version, arguments)."""
+    fn = getattr(queries, name, None) or getattr(queries_compare, name)
     return fn(Path(path), *args, **kwargs)

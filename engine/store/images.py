@@ -44,3 +44,9 @@ def load_stored_sample(root: str, spec_json, image_id: str, label: int, path: st
     rec = Record(image_id=image_id, label=int(label), split="", image_path=_inside(root_p, path),
                  mask_path=_inside(root_p, mask_path), boxes_path=_inside(root_p, boxes_path))
     return load_sample(rec, spec)
+
+
+def load_row_sample(row: dict) -> Sample:
+    """:func:`load_stored_sample` from a query row holding root, spec, image_id, label and the paths."""
+    return load_stored_sample(row["root"], row["spec"], row["image_id"], row["label"], row["path"],
+                              row["mask_path"], row["boxes_path"])

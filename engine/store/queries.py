@@ -55,42 +55,62 @@ def schema_version(path) -> int:
 
 def table_counts(path) -> pd.DataFrame:
     tables = ["runs", "datasets", "images", "models", "methods", "metrics", "predictions", "explanations", "scores",
-              "curves", "summary", "pairwise", "sanity"]
+              "curves", "summary", "pairwise", "sanity", "trials", "jobs", "failures"]
     sql = " UNION ALL ".join(f"SELECT '{t}' AS table_name, count(*) AS rows FROM {t}" for t in tables)
     return _df(path, sql)
 
 
-def runs(path) -> pd.DataFrame:
-    return _df(path, "SELECT run_id, kind, status, started_at, finished_at, host, git_commit FROM runs "
-                     "ORDER BY started_at DESC")
+def runs(path, limit: int = 1000) -> pd.DataFrame:
+    """Run history, newest first, with the duration in seconds (NULL while running)."""
+    return _df(path, """
+        SELECT run_id, kind, status, started_at, finished_at,
+               date_diff('millisecond', started_at, finished_at) / 1000.0 AS seconds, host, git_commit
+        FROM runs ORDER BY started_at DESC LIMIT ?""", [int(limit)])
 
 
 def datasets(path) -> pd.DataFrame:
-    return _df(path, "SELECT dataset_id, name, fingerprint, n_images, input_size, resize_mode, classes, root "
-                     "FROM datasets ORDER BY name")
+    return _df(path, "SELECT dataset_id, name, fingerprint, n_images, input_size, resize_mode, "
+                     "array_to_string(classes, ', ') AS classes, root FROM datasets ORDER BY name")
 
 
 def models(path) -> pd.DataFrame:
-    return _df(path, "SELECT model_id, dataset_id, name, timm_name, init, val_accuracy, test_accuracy, "
-                     "grid_h, grid_w FROM models ORDER BY dataset_id, name, init")
+    return _df(path, "SELECT model_id, dataset_id, name, arch, strategy, init, timm_name, val_accuracy, "
+                     "test_accuracy, test_balanced_accuracy, test_macro_f1, test_auroc, grid_h, grid_w "
+                     "FROM models ORDER BY dataset_id, name, init")
+
+
+def classes(path, dataset_id: str) -> list[str]:
+    with read_only(path) as con:
+        row = con.execute("SELECT classes FROM datasets WHERE dataset_id = ?", [dataset_id]).fetchone()
+    return list(row[0]) if row else []
+
+
+def failure_count(path) -> int:
+    return int(_df(path, "SELECT count(*) AS n FROM failures")["n"].iloc[0])
 
 
 def score_options(path) -> pd.DataFrame:
-    """Distinct (dataset, metric, region, method, model) present in the scores."""
+    """Distinct (dataset, metric, region, method, model) present (read from the precomputed summary)."""
     return _df(path, "SELECT DISTINCT s.dataset_id, d.name AS dataset, s.metric, s.region, s.method, s.model_id "
-                     "FROM scores s JOIN datasets d USING (dataset_id) ORDER BY ALL")
+                     "FROM summary s JOIN datasets d USING (dataset_id) ORDER BY ALL")
+
+
+def method_options(path, dataset_id: str, model_id: str) -> pd.DataFrame:
+    """(method, method_params) explained for one model, from the summary."""
+    return _df(path, "SELECT DISTINCT method, method_params FROM summary WHERE dataset_id = ? AND model_id = ? "
+                     "ORDER BY ALL", [dataset_id, model_id])
 
 
 def method_summary(path) -> pd.DataFrame:
-    return _df(path, "SELECT method, metric, region, count(value) AS n, avg(value) AS mean "
-                     "FROM scores GROUP BY ALL ORDER BY ALL")
+    return _df(path, "SELECT method, metric, region, count(DISTINCT model_id) AS models, sum(n) AS n, "
+                     "avg(mean) AS mean_of_model_means FROM summary GROUP BY ALL ORDER BY ALL")
 
 
 def leaderboard(path, dataset_id: str, metric: str, region: str) -> pd.DataFrame:
     """Per (model, method): mean, 95 % bootstrap CI, n and rank of ``metric`` (precomputed at ingest)."""
     return _df(path, """
-        SELECT s.model_id, m.name AS model, m.init, s.method, s.method_params, s.mean, s.ci_low, s.ci_high,
-               s.n, s.n_undefined,
+        SELECT s.model_id, m.name AS model, m.init, m.arch, m.strategy, s.method, s.method_params, s.mean, s.ci_low, s.ci_high,
+               s.n, s.n_undefined, coalesce(mt.higher_is_better, true) AS higher_is_better,
                rank() OVER (PARTITION BY s.model_id
                             ORDER BY CASE WHEN coalesce(mt.higher_is_better, true) THEN -s.mean ELSE s.mean END
                             NULLS LAST) AS rank
@@ -107,42 +127,115 @@ def pairwise(path, dataset_id: str, metric: str, region: str) -> pd.DataFrame:
                [dataset_id, metric, region])
 
 
-def gallery(path, dataset_id: str, model_id: str, method: str, outcome: str = "all",
-            limit: int = 24, offset: int = 0) -> pd.DataFrame:
-    """One page of test images with prediction, map and per-image scores.
+OUTCOMES = ("all", "correct", "misclassified")
+# sort keys the page may ask for -> ORDER BY clauses (fixed text, never user input)
+GALLERY_SORTS = {
+    "image id": "p.image_id",
+    "confidence, lowest first": "p.confidence ASC, p.image_id",
+    "confidence, highest first": "p.confidence DESC, p.image_id",
+    "filter metric, lowest first": "f.value ASC NULLS LAST, p.image_id",
+    "filter metric, highest first": "f.value DESC NULLS LAST, p.image_id",
+}
 
-    ``outcome``: ``all`` / ``correct`` / ``misclassified``.
-    """
-    if outcome not in ("all", "correct", "misclassified"):
+# the page's images: one (dataset, model, method) with every filter bound as a parameter; the metric
+# filter is a LEFT JOIN that matches nothing when no metric is chosen
+_GALLERY_PAGE = """
+    SELECT p.image_id, p.label, p.pred, p.confidence, f.value AS filter_value
+    FROM predictions p
+    SEMI JOIN explanations e ON e.dataset_id = p.dataset_id AND e.model_id = p.model_id
+         AND e.image_id = p.image_id AND e.method = $method AND e.method_params = $params
+    LEFT JOIN scores f ON f.dataset_id = p.dataset_id AND f.model_id = p.model_id AND f.image_id = p.image_id
+         AND f.method = $method AND f.method_params = $params AND f.metric = $fmetric AND f.region = $fregion
+    WHERE p.dataset_id = $dataset AND p.model_id = $model
+      AND ($outcome = 'all' OR ($outcome = 'correct' AND p.pred = p.label)
+           OR ($outcome = 'misclassified' AND p.pred <> p.label))
+      AND ($label IS NULL OR p.label = $label)
+      AND p.confidence BETWEEN $conf_lo AND $conf_hi
+      AND ($fmetric IS NULL OR f.value BETWEEN $f_lo AND $f_hi)"""
+
+
+def _gallery_params(dataset_id, model_id, method, method_params, outcome, label, conf, metric_filter) -> dict:
+    if outcome not in OUTCOMES:
         raise ValueError(f"outcome {outcome!r} is not one of all / correct / misclassified")
+    fmetric, fregion, f_lo, f_hi = metric_filter or (None, None, 0.0, 0.0)
+    return {"dataset": dataset_id, "model": model_id, "method": method, "params": method_params,
+            "outcome": outcome, "label": None if label is None else int(label), "conf_lo": float(conf[0]),
+            "conf_hi": float(conf[1]), "fmetric": fmetric, "fregion": fregion, "f_lo": float(f_lo),
+            "f_hi": float(f_hi)}
+
+
+def gallery(path, dataset_id: str, model_id: str, method: str, outcome: str = "all", limit: int = 24,
+            offset: int = 0, *, method_params: str = "{}", label: int | None = None,
+            conf: tuple[float, float] = (0.0, 1.0), metric_filter: tuple[str, str, float, float] | None = None,
+            sort: str = "image id") -> pd.DataFrame:
+    """One page of test images with prediction, map and per-image scores of one (model, method).
+
+    ``outcome``: all / correct / misclassified; ``label``: true class index or None; ``conf``: the
+    prediction-confidence range; ``metric_filter``: (metric, region, low, high) keeps images whose score
+    lies in [low, high] (e.g. pointing game 0..0 = the misses); ``sort``: a key of GALLERY_SORTS.
+    """
+    params = _gallery_params(dataset_id, model_id, method, method_params, outcome, label, conf, metric_filter)
+    order = GALLERY_SORTS.get(sort)
+    if order is None:
+        raise ValueError(f"sort {sort!r} is not one of {sorted(GALLERY_SORTS)}")
+    params.update(limit=int(limit), offset=int(offset))
+    return _df(path, f"""
+        WITH page AS ({_GALLERY_PAGE} ORDER BY {order} LIMIT $limit OFFSET $offset),
+        sc AS (
+            SELECT s.image_id, list(s.metric || ' · ' || s.region || ' ' || coalesce(printf('%.2f', s.value), 'n/a')
+                                    ORDER BY s.metric, s.region) AS scores
+            FROM scores s SEMI JOIN page USING (image_id)
+            WHERE s.dataset_id = $dataset AND s.model_id = $model AND s.method = $method
+              AND s.method_params = $params GROUP BY s.image_id)
+        SELECT page.*, i.path, i.mask_path, i.boxes_path, i.label_name, e.grid_h, e.grid_w, e.map, e.target,
+               e.method_params, sc.scores, d.root, d.classes, d.input_size, d.resize_mode, d.spec
+        FROM page
+        JOIN images i ON i.dataset_id = $dataset AND i.image_id = page.image_id
+        JOIN datasets d ON d.dataset_id = $dataset
+        JOIN explanations e ON e.dataset_id = $dataset AND e.model_id = $model AND e.image_id = page.image_id
+             AND e.method = $method AND e.method_params = $params
+        LEFT JOIN sc ON sc.image_id = page.image_id
+        ORDER BY {order.replace("p.", "page.").replace("f.value", "page.filter_value")}""", params)
+
+
+def gallery_count(path, dataset_id: str, model_id: str, method: str, outcome: str = "all", *,
+                  method_params: str = "{}", label: int | None = None, conf: tuple[float, float] = (0.0, 1.0),
+                  metric_filter: tuple[str, str, float, float] | None = None) -> int:
+    params = _gallery_params(dataset_id, model_id, method, method_params, outcome, label, conf, metric_filter)
+    return int(_df(path, f"SELECT count(*) AS n FROM ({_GALLERY_PAGE})", params)["n"].iloc[0])
+
+
+def image_detail(path, dataset_id: str, model_id: str, image_id: str) -> pd.DataFrame:
+    """The image, its regions' files, the dataset and this model's prediction (one row or none)."""
     return _df(path, """
-        WITH sc AS (
-            SELECT image_id, list(metric || ' · ' || region || ' ' || coalesce(printf('%.2f', value), 'n/a')
-                                  ORDER BY metric, region) AS scores
-            FROM scores WHERE dataset_id = ? AND model_id = ? AND method = ? GROUP BY image_id)
-        SELECT p.image_id, i.path, i.mask_path, i.boxes_path, i.label, i.label_name, p.pred, p.confidence,
-               e.grid_h, e.grid_w, e.map, e.target, e.method_params, sc.scores, d.root, d.classes,
-               d.input_size, d.resize_mode, d.spec
-        FROM predictions p
-        JOIN images i ON i.dataset_id = p.dataset_id AND i.image_id = p.image_id
-        JOIN datasets d ON d.dataset_id = p.dataset_id
-        JOIN explanations e ON e.dataset_id = p.dataset_id AND e.model_id = p.model_id AND e.image_id = p.image_id
-        LEFT JOIN sc ON sc.image_id = p.image_id
-        WHERE p.dataset_id = ? AND p.model_id = ? AND e.method = ?
-          AND (? = 'all' OR (? = 'correct' AND p.pred = p.label) OR (? = 'misclassified' AND p.pred <> p.label))
-        ORDER BY p.image_id LIMIT ? OFFSET ?""",
-               [dataset_id, model_id, method, dataset_id, model_id, method, outcome, outcome, outcome,
-                int(limit), int(offset)])
+        SELECT i.image_id, i.split, i.label, i.label_name, i.path, i.mask_path, i.boxes_path, i.width, i.height,
+               p.pred, p.confidence, d.root, d.classes, d.spec, d.name AS dataset
+        FROM images i JOIN datasets d USING (dataset_id)
+        LEFT JOIN predictions p ON p.dataset_id = i.dataset_id AND p.image_id = i.image_id AND p.model_id = ?
+        WHERE i.dataset_id = ? AND i.image_id = ?""", [model_id, dataset_id, image_id])
 
 
-def gallery_count(path, dataset_id: str, model_id: str, method: str, outcome: str = "all") -> int:
-    df = _df(path, """
-        SELECT count(*) AS n FROM predictions p
-        JOIN explanations e ON e.dataset_id = p.dataset_id AND e.model_id = p.model_id AND e.image_id = p.image_id
-        WHERE p.dataset_id = ? AND p.model_id = ? AND e.method = ?
-          AND (? = 'all' OR (? = 'correct' AND p.pred = p.label) OR (? = 'misclassified' AND p.pred <> p.label))""",
-             [dataset_id, model_id, method, outcome, outcome, outcome])
-    return int(df["n"].iloc[0])
+def image_maps(path, dataset_id: str, model_id: str, image_id: str) -> pd.DataFrame:
+    """Every method's map of one image under one model."""
+    return _df(path, """
+        SELECT method, method_params, target, grid_h, grid_w, map FROM explanations
+        WHERE dataset_id = ? AND model_id = ? AND image_id = ? ORDER BY method, method_params""",
+               [dataset_id, model_id, image_id])
+
+
+def image_scores(path, dataset_id: str, model_id: str, image_id: str) -> pd.DataFrame:
+    return _df(path, """
+        SELECT method, method_params, metric, region, value FROM scores
+        WHERE dataset_id = ? AND model_id = ? AND image_id = ? ORDER BY ALL""", [dataset_id, model_id, image_id])
+
+
+def image_curves(path, dataset_id: str, model_id: str, image_id: str) -> pd.DataFrame:
+    """Insertion / deletion curves of one image, one row per (method, metric, step)."""
+    return _df(path, """
+        SELECT method, method_params, metric, generate_subscripts(x, 1) AS step, unnest(x) AS x, unnest(y) AS y
+        FROM curves WHERE dataset_id = ? AND model_id = ? AND image_id = ? ORDER BY method, method_params, metric,
+        step""",
+               [dataset_id, model_id, image_id])
 
 
 def sanity_summary(path) -> pd.DataFrame:
@@ -170,8 +263,10 @@ def metric_agreement(path, dataset_id: str, model_id: str, region: str) -> pd.Da
     out = pd.DataFrame(index=cols, columns=cols, dtype=float)
     for a in cols:
         for b in cols:
-            ok = wide[[a, b]].dropna()
-            out.loc[a, b] = spearmanr(ok[a], ok[b]).statistic if len(ok) > 2 else float("nan")
+            ok = wide[[a]].join(wide[[b]], rsuffix="_b").dropna() if a == b else wide[[a, b]].dropna()
+            x, y = ok.iloc[:, 0], ok.iloc[:, 1]
+            defined = len(ok) > 2 and x.nunique() > 1 and y.nunique() > 1
+            out.loc[a, b] = float(spearmanr(x, y).statistic) if defined else float("nan")
     return out
 
 
@@ -190,6 +285,12 @@ def region_agreement(path, dataset_id: str, model_id: str, metric: str, a: str =
     wide[f"rank_{a}"] = wide[a].rank(ascending=False)
     wide[f"rank_{b}"] = wide[b].rank(ascending=False)
     return wide.sort_values(f"rank_{b}"), float(spearmanr(wide[a], wide[b]).statistic)
+
+
+def labelled(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with ``method`` replaced by its display label (name, plus parameters when not default)."""
+    from .summaries import method_label
+    return df.assign(method=[method_label(m, p) for m, p in zip(df["method"], df["method_params"])])
 
 
 def map_array(row) -> np.ndarray:
