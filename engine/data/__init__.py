@@ -1,6 +1,8 @@
-"""Datasets: specs, loaders, annotation readers, transforms and the demo generator."""
-from .dataset import (DatasetError, DatasetSpec, ImageDataset, Record, Sample, collate_samples, fingerprint,
-                      load_records, load_sample)
+"""Datasets: specs, loaders, annotation readers, transforms, checks and the demo generator."""
+from .dataset import (SPLITS, DatasetError, DatasetSpec, ImageDataset, Record, Sample, SpecError, collate_samples,
+                      fingerprint, load_dataset_config, load_records, load_sample, read_image, scan_records)
+from .splits import select_scored
 
-__all__ = ["DatasetError", "DatasetSpec", "ImageDataset", "Record", "Sample", "collate_samples", "fingerprint",
-           "load_records", "load_sample"]
+__all__ = ["SPLITS", "DatasetError", "DatasetSpec", "ImageDataset", "Record", "Sample", "SpecError",
+           "collate_samples", "fingerprint", "load_dataset_config", "load_records", "load_sample", "read_image",
+           "scan_records", "select_scored"]

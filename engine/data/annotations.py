@@ -1,4 +1,4 @@
-"""Readers for annotation files: Pascal VOC boxes and value-coded mask PNGs."""
+"""Readers for annotation files: Pascal VOC boxes and value-coded mask PNGs (others: boxfiles, coco)."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -12,13 +12,13 @@ class AnnotationError(ValueError):
     """A problem with one annotation file; the message names the file and the reason."""
 
 
-def read_voc_boxes(path: Path, classes: tuple[str, ...] = ()) -> np.ndarray:
+def read_voc_boxes(path: Path, classes: tuple[str, ...] = (), keep_degenerate: bool = False) -> np.ndarray:
     """Boxes of a Pascal VOC XML file as ``(n, 4)`` continuous coordinates ``x0, y0, x1, y1``.
 
     VOC stores 1-based inclusive pixel indices, so ``xmin`` maps to ``xmin - 1`` and ``xmax``
     (inclusive) to ``xmax`` (exclusive end).  ``classes`` keeps only objects with those names.
-    Degenerate boxes (no area) are dropped; boxes partly outside the image are kept and clipped
-    later by the transform.
+    Degenerate boxes (no area) are dropped unless ``keep_degenerate`` (check-data reports them);
+    boxes partly outside the image are kept and clipped later by the transform.
     """
     try:
         root = ET.parse(path).getroot()
@@ -37,23 +37,24 @@ def read_voc_boxes(path: Path, classes: tuple[str, ...] = ()) -> np.ndarray:
         except (TypeError, ValueError):
             raise AnnotationError(f"{path}: object {name!r} has a non-numeric or missing box coordinate") from None
         x0, y0, x1, y1 = xmin - 1, ymin - 1, xmax, ymax
-        if x1 > x0 and y1 > y0:
+        if keep_degenerate or (x1 > x0 and y1 > y0):
             boxes.append((x0, y0, x1, y1))
     return np.array(boxes, dtype=np.float64).reshape(-1, 4)
 
 
-def read_mask(path: Path, expected_size: tuple[int, int]) -> np.ndarray:
-    """A single-channel uint8 mask; its size must equal the image's ``(width, height)``."""
+def read_mask(path: Path, expected_size: tuple[int, int] | None) -> np.ndarray:
+    """A single-channel mask (8- or 16-bit values, palette indices for a palette PNG); its size must
+    equal the image's ``(width, height)`` (not checked when ``expected_size`` is None)."""
     try:
         with Image.open(path) as im:
             im.load()
             arr = np.asarray(im.convert("L") if im.mode not in ("L", "P", "I", "I;16") else im)
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise AnnotationError(f"{path}: not a readable mask image ({exc})") from None
     if arr.ndim != 2:
         raise AnnotationError(f"{path}: mask must be single-channel, got shape {arr.shape}")
     h, w = arr.shape
-    if (w, h) != tuple(expected_size):
+    if expected_size is not None and (w, h) != tuple(expected_size):
         raise AnnotationError(
             f"{path}: mask is {w}x{h} but its image is {expected_size[0]}x{expected_size[1]}")
     return arr

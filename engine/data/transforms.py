@@ -56,11 +56,21 @@ def compute_geometry(width: int, height: int, size: int, mode: str) -> Geometry:
     return Geometry(size, cw / width, ch / height, float(left), float(top), cw, ch, left, top)
 
 
-def transform_image(img: Image.Image, geo: Geometry) -> np.ndarray:
-    """RGB PIL image -> float32 array (size, size, 3) in [0, 1]."""
+def transform_image(img: Image.Image | np.ndarray, geo: Geometry) -> np.ndarray:
+    """PIL image or (H, W, 3) array -> float32 array (size, size, 3) in [0, 1].
+
+    PIL images and uint8 arrays are resampled as 8-bit RGB; float arrays (16-bit or DICOM sources,
+    already in [0, 1]) channel by channel in float, so no precision is lost."""
     out = np.zeros((geo.size, geo.size, 3), np.float32)
-    res = img.convert("RGB").resize((geo.content_w, geo.content_h), Image.BILINEAR)
-    out[geo.top:geo.top + geo.content_h, geo.left:geo.left + geo.content_w] = np.asarray(res, np.float32) / 255.0
+    box = (slice(geo.top, geo.top + geo.content_h), slice(geo.left, geo.left + geo.content_w))
+    if isinstance(img, np.ndarray) and img.dtype != np.uint8:
+        for c in range(3):
+            ch = Image.fromarray(np.ascontiguousarray(img[..., c], dtype=np.float32), mode="F")
+            out[box + (c,)] = np.asarray(ch.resize((geo.content_w, geo.content_h), Image.BILINEAR))
+        return np.clip(out, 0.0, 1.0)
+    pil = Image.fromarray(img) if isinstance(img, np.ndarray) else img.convert("RGB")
+    res = pil.resize((geo.content_w, geo.content_h), Image.BILINEAR)
+    out[box] = np.asarray(res, np.float32) / 255.0
     return out
 
 
