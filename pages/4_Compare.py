@@ -1,0 +1,175 @@
+"""Compare: the studies' comparisons -- pretraining strategies, metric agreement, boxes vs masks,
+attention depth, sanity (MPRT) curves, mean insertion / deletion curves, confounders."""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from engine.store.cache import call
+from engine.store.queries import labelled
+from engine.store.queries_compare import CONFOUNDER_METRICS, per_method_spearman
+from engine.widgets import open_page, url_selectbox, url_slider
+
+path, mtime, models = open_page("Compare", "Compare", "model_options", "scores")
+opts = call("score_options", path, mtime)
+
+VIEWS = {"strategy": "Pretraining strategy", "agreement": "Metric agreement", "regions": "Boxes vs masks",
+         "depth": "Attention depth", "sanity": "Sanity check (MPRT)", "faithfulness": "Insertion / deletion curves",
+         "confounders": "Confounders"}
+
+
+def pick(label: str, values, key: str, prefer=None, fmt=str):
+    return url_selectbox(label, values, key, "cmp_", prefer=prefer, fmt=fmt)
+
+
+view = pick("Comparison", list(VIEWS), "view", fmt=VIEWS.get)
+names = dict(zip(models.dataset_id, models.dataset))
+dataset_id = pick("Dataset", sorted(models.dataset_id.unique()), "dataset",
+                  fmt=lambda d: f"{names[d]} ({d.split('@')[-1]})")
+sub = opts[opts.dataset_id == dataset_id]
+st.subheader(VIEWS[view])
+
+
+def pick_model() -> str:
+    accuracy = call("models", path, mtime).set_index("model_id")["test_accuracy"]
+    here = sorted(models[models.dataset_id == dataset_id].model_id)
+    return pick("Model", here, "model", prefer=accuracy.reindex(here).fillna(-1).idxmax())
+
+
+def pick_metric_region(metrics=None, prefer="pointing_game") -> tuple[str, str]:
+    metric = pick("Metric", metrics or sorted(sub.metric.unique()), "metric", prefer=prefer)
+    region = pick("Region", sorted(sub[sub.metric == metric].region.unique()), "region", prefer="mask")
+    return metric, region
+
+
+if view == "strategy":
+    metric, region = pick_metric_region()
+    df = labelled(call("strategy_comparison", path, mtime, dataset_id, metric, region))
+    agg = df.groupby(["strategy", "method"]).agg(mean=("mean", "mean"), lo=("mean", "min"), hi=("mean", "max"),
+                                                 models=("model_id", "nunique"), n=("n", "sum")).reset_index()
+    st.caption(f"{metric} on {region} regions: per pretraining strategy (models.strategy, else the init) the mean "
+               f"of its models' mean scores; bars span the lowest to highest model; n = images summed over models")
+    fig = px.bar(agg.assign(up=agg.hi - agg["mean"], down=agg["mean"] - agg.lo), x="method", y="mean",
+                 color="strategy", barmode="group", error_y="up", error_y_minus="down",
+                 labels={"mean": f"{metric} ({region}), mean score 0–1", "method": "method"},
+                 title=f"{metric} by pretraining strategy; n ≤ {int(agg['n'].max()) if len(agg) else 0} images/bar")
+    st.plotly_chart(fig, width="stretch")
+    st.dataframe(agg.pivot_table(index="method", columns="strategy", values="mean").style.format("{:.3f}",
+                                                                                                  na_rep=""),
+                 width="stretch")
+    acc = df.groupby(["strategy", "model_id"]).agg(test_accuracy=("test_accuracy", "first")).reset_index()
+    st.caption("Models compared and their test accuracy")
+    st.dataframe(acc, hide_index=True, width="stretch")
+
+elif view == "agreement":
+    model_id = pick_model()
+    metrics = sorted(sub.metric.unique())
+    a = pick("Metric (x)", metrics, "metric_a", prefer="pointing_game")
+    b = pick("Metric (y)", metrics, "metric_b", prefer="iou_top5")
+    region = pick("Region", sorted(set(sub[sub.metric == a].region) & set(sub[sub.metric == b].region)) or ["mask"],
+                  "region", prefer="mask")
+    pairs = labelled(call("metric_pairs", path, mtime, dataset_id, model_id, region, a, b))
+    if pairs.empty:
+        st.info(f"No image has both {a} and {b} on {region} regions for this model.")
+    else:
+        fig = px.scatter(pairs, x="a", y="b", facet_col="method", facet_col_wrap=4, opacity=0.5,
+                         labels={"a": f"{a} ({region})", "b": f"{b} ({region})"},
+                         title=f"Per image: {a} vs {b}, one panel per method (n = {pairs.image_id.nunique()} "
+                               f"images)")
+        fig.for_each_annotation(lambda t: t.update(text=t.text.split("=")[-1]))
+        st.plotly_chart(fig, width="stretch")
+        st.caption(f"Spearman correlation of {a} and {b} across images, per method (undefined where a metric is "
+                   f"constant)")
+        rho = per_method_spearman(pairs.assign(method_params=""))
+        st.dataframe(rho.drop(columns=["method_params"]), hide_index=True, width="stretch",
+                     column_config={"spearman": st.column_config.NumberColumn(format="%.2f")})
+    st.caption(f"Across methods: Spearman correlation between metrics of the method means (region {region} plus "
+               f"faithfulness; deletion negated so higher = better); chance baselines excluded")
+    st.dataframe(call("metric_agreement", path, mtime, dataset_id, model_id, region).style.format("{:.2f}",
+                                                                                                  na_rep=""),
+                 width="stretch")
+
+elif view == "regions":
+    model_id = pick_model()
+    metric = pick("Metric", sorted(sub[sub.region == "box"].metric.unique()) or ["pointing_game"], "metric",
+                  prefer="pointing_game")
+    ranks, rho = call("region_agreement", path, mtime, dataset_id, model_id, metric)
+    if ranks.empty or "box" not in ranks or "mask" not in ranks:
+        st.info("This dataset has no method scored on both box and mask regions.")
+    else:
+        st.caption(f"{metric}: method means on boxes vs masks and their ranks (1 = best); Spearman ρ of the two "
+                   f"rankings = {'undefined (fewer than 3 methods)' if rho != rho else f'{rho:.2f}'}")
+        fig = px.scatter(ranks.reset_index(), x="box", y="mask", text="method",
+                         labels={"box": f"{metric} on boxes (mean)", "mask": f"{metric} on masks (mean)"},
+                         title=f"Do rankings survive boxes vs masks? {len(ranks)} methods")
+        fig.update_traces(textposition="top center")
+        st.plotly_chart(fig, width="stretch")
+        st.dataframe(ranks.round(3), width="stretch")
+
+elif view == "depth":
+    model_id = pick_model()
+    region = pick("Region", sorted(sub.region.unique()), "region", prefer="mask")
+    df = call("depth_ablation", path, mtime, dataset_id, model_id, region)
+    df = df[df.metric.isin(["pointing_game", "iou_top5"])] if df.metric.isin(["pointing_game", "iou_top5"]).any() \
+        else df
+    if df.empty:
+        st.info("No per-layer results for this model. Run a layer-wise method once per block with the parameter "
+                "`layer` (e.g. `attention` with `{\"layer\": 0}`, `{\"layer\": 1}`, …, or `gradcam_attn`) in your "
+                "experiment's methods; each becomes one point of this ablation.")
+    else:
+        fig = px.line(df, x="layer", y="mean", color="method", line_dash="metric", markers=True,
+                      error_y=df.ci_high - df["mean"], error_y_minus=df["mean"] - df.ci_low,
+                      labels={"layer": "block (0 = first)", "mean": f"mean score ({region}), 0–1"},
+                      title=f"Localisation per attention depth, 95 % CI; n ≤ {int(df['n'].max())} images per point")
+        st.plotly_chart(fig, width="stretch")
+        st.dataframe(df.drop(columns=["method_params"]).round(3), hide_index=True, width="stretch")
+
+elif view == "sanity":
+    model_id = pick_model()
+    df = labelled(call("mprt_curves", path, mtime, dataset_id, model_id))
+    if df.empty:
+        st.info("No MPRT results for this model (the demo runs it on the trained model: `python -m engine demo`).")
+    else:
+        sim = pick("Similarity", ["mean_spearman", "mean_ssim"], "sim")
+        fig = px.line(df, x="step", y=sim, color="method", markers=True, hover_data=["layer", "images"],
+                      labels={"step": "randomisation step (1 = head, then blocks top-down, last = embeddings)",
+                              sim: f"{sim.replace('mean_', '')} with the original map (mean)"},
+                      title=f"MPRT: a map that stays similar after randomisation ignores the model; "
+                            f"n = {int(df['images'].max())} images")
+        st.plotly_chart(fig, width="stretch")
+        st.dataframe(df.drop(columns=["method_params"]).round(3), hide_index=True, width="stretch")
+
+elif view == "faithfulness":
+    model_id = pick_model()
+    df = labelled(call("mean_curves", path, mtime, dataset_id, model_id))
+    if df.empty:
+        st.info("No insertion / deletion curves for this model (score `insertion_auc` / `deletion_auc`).")
+    for metric, g in df.groupby("metric"):
+        fig = px.line(g, x="x", y="y", color="method",
+                      labels={"x": "fraction of pixels " + ("inserted" if "insert" in metric else "deleted"),
+                              "y": "probability of the explained class (mean)"},
+                      title=f"{metric.replace('_auc', '')}: mean over n = {int(g['images'].max())} images")
+        fig.update_yaxes(range=[0, 1])
+        st.plotly_chart(fig, width="stretch")
+
+else:  # confounders
+    threshold = url_slider("Flag at mean share ≥", "threshold", "cmp_", 0.0, 1.0, 0.3)
+    df = call("confounders", path, mtime, threshold)
+    if df.empty:
+        st.info(f"No scores on a region named `marker` ({' / '.join(CONFOUNDER_METRICS)}). A confounded dataset "
+                f"annotates its spurious cue (e.g. a text label) as a mask region called `marker`; the demo's "
+                f"confounded variant does.")
+    else:
+        df = labelled(df)
+        n_flag = int(df.flagged.sum())
+        st.caption(f"Share of the map's mass on the `marker` region (mean over images; the random-map baseline for "
+                   f"reference). {n_flag} model × method pairs reach {threshold:g}: their maps look at the cue.")
+        shown = df.drop(columns=["method_params"]).round(3)
+        st.dataframe(shown, hide_index=True, width="stretch",
+                     column_config={"flagged": st.column_config.CheckboxColumn("looks at the marker")})
+        fig = px.bar(pd.DataFrame(shown), x="method", y="mean", color="model_id", barmode="group",
+                     facet_row="metric", labels={"mean": "mass on marker (mean share, 0–1)"},
+                     title=f"Mass on the marker region; n ≤ {int(shown['n'].max())} images per bar")
+        fig.add_hline(y=threshold, line_dash="dot")
+        st.plotly_chart(fig, width="stretch")

@@ -1,0 +1,57 @@
+"""Runs: run history with configs and durations, the jobs each run finished, and failures with reasons."""
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from engine.store.cache import call
+from engine.widgets import open_page, url_selectbox
+
+path, mtime, runs = open_page("Runs", "Runs", "runs", "runs")
+ALL = "(all runs)"
+
+st.subheader("Run history")
+st.caption("Newest first; duration = finished − started (empty while running or after a crash)")
+st.dataframe(runs, hide_index=True, width="stretch",
+             column_config={"seconds": st.column_config.NumberColumn("duration (s)", format="%.0f")})
+
+run_id = url_selectbox("Run", [ALL, *runs.run_id], "run", "runs_")
+only = None if run_id == ALL else run_id
+
+if only:
+    cfg = call("run_config", path, mtime, only)
+    with st.expander(f"Configuration and package versions of {only}", expanded=True):
+        for col in ("config", "versions"):
+            text = cfg[col].iloc[0] if len(cfg) else None
+            st.markdown(f"**{col}**")
+            if text:
+                st.json(json.loads(text), expanded=1)
+            else:
+                st.caption("not recorded")
+
+st.subheader("Jobs")
+summary = call("jobs_summary", path, mtime, only)
+if summary.empty:
+    st.caption("No jobs recorded" + (" for this run." if only else " (the demo writes none; `python -m engine run "
+                                                                     "EXPERIMENT.toml` records one per unit of work)."))
+else:
+    st.dataframe(summary, hide_index=True, width="stretch",
+                 column_config={"seconds": st.column_config.NumberColumn("seconds (sum)", format="%.1f")})
+    status = url_selectbox("Job status", ["all", "done", "failed"], "status", "runs_")
+    jobs = call("jobs", path, mtime, only, None if status == "all" else status)
+    st.caption(f"{len(jobs)} jobs shown (at most 1,000, newest first)")
+    st.dataframe(jobs, hide_index=True, width="stretch",
+                 column_config={"seconds": st.column_config.NumberColumn(format="%.1f")})
+
+st.subheader("Failures")
+reasons = call("failure_reasons", path, mtime, only)
+if reasons.empty:
+    st.success("No failures recorded" + (" for this run." if only else "."))
+else:
+    st.caption("How often each reason occurred")
+    st.dataframe(reasons, hide_index=True, width="stretch")
+    stage = url_selectbox("Failure stage", ["all", *sorted(reasons.stage.dropna().unique())], "stage", "runs_")
+    fails = call("failures", path, mtime, only, None if stage == "all" else stage)
+    st.caption(f"{len(fails)} failed items shown (at most 1,000, newest first); item `*` = the whole job")
+    st.dataframe(fails, hide_index=True, width="stretch")
