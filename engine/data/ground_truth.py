@@ -46,6 +46,8 @@ def clean_boxes(boxes: np.ndarray, size: tuple[int, int] | None, where: Path | s
             if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
                 problems.append(f"{where}: {desc} extends outside the {w}x{h} image; clipped")
                 x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            problems.append(f"{where}: {desc} is implausibly small (under 2 px on a side); kept")
         keep.append((x0, y0, x1, y1))
     return np.array(keep, dtype=np.float64).reshape(-1, 4)
 

@@ -221,10 +221,11 @@ def _validate(d: dict, base_dir) -> dict:
         if len(full["box_columns"]) != 4:
             raise _err(full, "box_columns", f"expected 4 column names, got {list(full['box_columns'])}")
     lm = full["label_map"]
-    if isinstance(lm, dict):
-        full["label_map"] = tuple((str(k), str(v)) for k, v in lm.items())
-    elif lm:
-        raise _err(full, "label_map", f"expected a table raw label -> class name, got {lm!r}")
+    try:
+        pairs = lm.items() if isinstance(lm, dict) else lm
+        full["label_map"] = tuple((str(k), str(v)) for k, v in pairs)
+    except (TypeError, ValueError):
+        raise _err(full, "label_map", f"expected a table raw label -> class name, got {lm!r}") from None
     _regions(full)
     for key, allowed in (("layout", LAYOUTS), ("resize", RESIZE_MODES), ("boxes_format", BOX_FORMATS),
                          ("box_coords", BOX_COORDS), ("alpha", ALPHA_MODES), ("intensity", INTENSITY_MODES),
