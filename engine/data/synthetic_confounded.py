@@ -5,8 +5,8 @@ shortcut in real breast-ultrasound data -- they are added more often to suspicio
 the scan's top rows (skin line) are where such labels sit, away from the lesion.
 
 Each image is the ultrasound image of the same index and seed (byte-identical where no marker is
-drawn) plus, for some images, a small text-like label in a top corner: a dark block with three
-random 3 x 5 "glyphs".  Which images carry it is a fixed quota per split and class:
+drawn) plus, for some images, a small text-like label in a top corner: three random 3 x 5 "glyphs"
+in white, burned into the image like a scanner overlay.  Which images carry it is a fixed quota per split and class:
 
 * ``train`` / ``val`` (``confounded_splits``): ``marker_rate_class`` of the ``marker_class``
   images and ``marker_rate_other`` of every other class's images;
@@ -41,7 +41,7 @@ class ConfoundedConfig:
     marker_rate_class: float = 0.9  # confounded splits: share of ``marker_class`` images with the marker
     marker_rate_other: float = 0.05  # confounded splits: share of each other class's images with it
     confounded_splits: tuple[str, ...] = ("train", "val")  # the others get the marker class-independently
-    version: int = 1  # bump when the marker rules change
+    version: int = 2  # bump when the marker rules change
 
     def __post_init__(self):
         if self.marker_class not in CLASSES:
@@ -98,12 +98,13 @@ def draw_marker(gray: np.ndarray, mask: np.ndarray, rng: np.random.Generator) ->
     if (mask[y0:y1, x0:x1] != 0).any():
         raise AssertionError("marker overlaps the lesion")  # excluded by TOP_KEEPOUT; never silently
     k = max(1, round(size / 64))
-    block = np.full((GLYPH_H + 2, GLYPHS * (GLYPH_W + 1) + 1), rng.integers(8, 24), np.uint8)
+    ink = np.zeros((GLYPH_H + 2, GLYPHS * (GLYPH_W + 1) + 1), bool)
     for g in range(GLYPHS):
         bits = rng.random((GLYPH_H, GLYPH_W)) < 0.55
         bits[rng.integers(GLYPH_H), rng.integers(GLYPH_W)] = True  # never a blank glyph
-        block[1:1 + GLYPH_H, 1 + g * (GLYPH_W + 1):1 + g * (GLYPH_W + 1) + GLYPH_W][bits] = rng.integers(215, 245)
-    gray[y0:y1, x0:x1] = np.kron(block, np.ones((k, k), np.uint8))
+        ink[1:1 + GLYPH_H, 1 + g * (GLYPH_W + 1):1 + g * (GLYPH_W + 1) + GLYPH_W] = bits
+    # white text burned into the image, like a scanner overlay (no dark box: nothing lesion-like)
+    gray[y0:y1, x0:x1][np.kron(ink, np.ones((k, k), bool))] = rng.integers(225, 250)
     mask[y0:y1, x0:x1] = MARKER
     return float(x0), float(y0), float(x1), float(y1)
 
