@@ -223,3 +223,11 @@ def test_split_files_and_group_column(tmp_path):
     with pytest.raises(DatasetError, match=r"l2\.csv: group 'P0' spans the splits \['test', 'train'\]"):
         load_records(DatasetSpec.from_dict({**base, "labels": "l2.csv", "group_column": "patient",
                                             "split_column": "split"}))
+
+
+def test_header_spelling_variants_and_txt_tables(tmp_path):
+    _images(tmp_path, ["a.png"])
+    (tmp_path / "l.txt").write_text("\ufeffImage_ID;Class-Label\na;1\n", encoding="utf-8")
+    spec = DatasetSpec.from_dict({"name": "v", "root": str(tmp_path), "labels": "l.txt", "image_template": "{id}.png"})
+    (rec,), classes = load_records(spec)  # 'image ID' and 'class label' match 'Image_ID' and 'Class-Label'
+    assert rec.image_id == "a" and classes == ("1",)

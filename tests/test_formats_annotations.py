@@ -167,3 +167,14 @@ def test_select_scored_defaults_limit_and_seed(tmp_path):
     assert [r.image_id for r in select_scored(recs, other)] != [r.image_id for r in a]
     every = DatasetSpec(**{**spec.to_dict(), "score_only_annotated": False, "score_split": "train"})
     assert select_scored(recs, every) == []
+
+
+def test_voc_declared_size_mismatch_is_reported(tmp_path):
+    from engine.data.check import check_dataset
+    spec = _dataset(tmp_path, [("a", "x")], boxes_template="{id}.xml")
+    (tmp_path / "a.xml").write_text("<annotation><size><width>40</width><height>10</height></size><object>"
+                                    "<name>L</name><bndbox><xmin>2</xmin><ymin>2</ymin><xmax>5</xmax><ymax>5</ymax>"
+                                    "</bndbox></object></annotation>")
+    rep = check_dataset(spec)
+    assert [p.reason for p in rep.problems if "a.xml" in p.file] == [
+        "declares a 40x10 image but the image is 20x10; boxes used as given"]

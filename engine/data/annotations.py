@@ -42,6 +42,15 @@ def read_voc_boxes(path: Path, classes: tuple[str, ...] = (), keep_degenerate: b
     return np.array(boxes, dtype=np.float64).reshape(-1, 4)
 
 
+def voc_size(path: Path) -> tuple[int, int] | None:
+    """The ``<size>`` (width, height) a VOC file declares, None when absent or unreadable."""
+    try:
+        size = ET.parse(path).getroot().find("size")
+        return (int(float(size.findtext("width"))), int(float(size.findtext("height")))) if size is not None else None
+    except (ET.ParseError, OSError, TypeError, ValueError):
+        return None
+
+
 def read_mask(path: Path, expected_size: tuple[int, int] | None) -> np.ndarray:
     """A single-channel mask (8- or 16-bit values, palette indices for a palette PNG); its size must
     equal the image's ``(width, height)`` (not checked when ``expected_size`` is None)."""

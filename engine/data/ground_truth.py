@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .annotations import AnnotationError, mask_region, read_mask, read_voc_boxes
+from .annotations import AnnotationError, mask_region, read_mask, read_voc_boxes, voc_size
 from .boxfiles import box_table, read_yolo_boxes
 from .coco import coco_ground_truth, coco_index
 
@@ -68,6 +68,10 @@ def _raw_boxes(rec, spec, size, gt: GroundTruth) -> np.ndarray | None:
         if fmt == "voc":
             if not p.is_file():
                 raise AnnotationError(f"{p}: box annotation file not found")
+            declared = voc_size(p) if size is not None else None
+            if declared is not None and declared != (0, 0) and declared != tuple(size):
+                gt.problems.append(f"{p}: declares a {declared[0]}x{declared[1]} image but the image is "
+                                   f"{size[0]}x{size[1]}; boxes used as given")
             return read_voc_boxes(p, spec.box_classes, keep_degenerate=True)
         w, h = size if size is not None else (1, 1)
         return read_yolo_boxes(p, w, h, spec.box_classes, spec.yolo_names)

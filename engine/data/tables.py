@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from pathlib import Path
 
 from .errors import DatasetError
@@ -19,9 +20,23 @@ def _cell(v) -> str:
     return str(v)
 
 
+def _delimiter(path: Path, first_line: str) -> str:
+    if path.suffix.lower() == ".tsv":
+        return "\t"
+    if path.suffix.lower() == ".txt":  # whichever of tab, comma, semicolon the header uses most
+        return max("\t,;", key=first_line.count) if any(c in first_line for c in "\t,;") else "\t"
+    return ","
+
+
+def _norm(name: str) -> str:
+    """Header spelling variants compare equal: case, spaces, '_' and '-' are ignored."""
+    return re.sub(r"[\s_\-]+", "", name.strip().lower())
+
+
 def read_table(path: Path) -> tuple[list[str], list[list[str]]]:
-    """Header and non-empty rows of a table; ``.tsv`` (and ``.txt``) are tab-separated, ``.parquet``
-    is read with pyarrow, anything else as CSV (UTF-8, BOM tolerated)."""
+    """Header and non-empty rows of a table; ``.tsv`` is tab-separated, ``.txt`` tab / comma / semicolon
+    (guessed from the header), ``.parquet`` is read with pyarrow, anything else as CSV (UTF-8, BOM
+    tolerated)."""
     suffix = path.suffix.lower()
     if not path.is_file():
         raise DatasetError(f"{path}: table not found")
@@ -37,7 +52,8 @@ def read_table(path: Path) -> tuple[list[str], list[list[str]]]:
     else:
         try:
             with open(path, newline="", encoding="utf-8-sig") as fh:
-                reader = csv.reader(fh, delimiter="\t" if suffix in (".tsv", ".txt") else ",")
+                reader = csv.reader(fh, delimiter=_delimiter(path, fh.readline()))
+                fh.seek(0)
                 header = next(reader, None) or []
                 rows = list(reader)
         except (UnicodeDecodeError, csv.Error) as exc:
@@ -50,10 +66,12 @@ def read_table(path: Path) -> tuple[list[str], list[list[str]]]:
 
 
 def pick_column(header: list[str], candidates: tuple[str, ...] | str, path: Path, what: str) -> int:
-    """Index of the first candidate header present (case- and whitespace-insensitive)."""
+    """Index of the first candidate header present (ignoring case, spaces, '_' and '-')."""
     cands = (candidates,) if isinstance(candidates, str) else candidates
-    norm = {h.strip().lower(): i for i, h in enumerate(header)}
+    norm = {}
+    for i, h in enumerate(header):
+        norm.setdefault(_norm(h), i)
     for c in cands:
-        if c.strip().lower() in norm:
-            return norm[c.strip().lower()]
+        if _norm(c) in norm:
+            return norm[_norm(c)]
     raise DatasetError(f"{path}: no {what} column; looked for {list(cands)}, found {header}")
