@@ -43,7 +43,7 @@ best_model = accuracy.reindex(sub.model_id.unique()).fillna(-1).idxmax() if len(
 model_id = pick("Model", sorted(sub.model_id.unique()), "model", prefer=best_model)
 methods = call("method_options", path, mtime, dataset_id, model_id)
 by_label = {method_label(m, p): (m, p) for m, p in zip(methods["method"], methods["method_params"])}
-label = pick("Method", list(by_label), "method")
+label = pick("Method", list(by_label), "method", prefer=next((k for k, (_, p) in by_label.items() if p == "{}"), None))
 method, method_params = by_label[label]
 outcome = pick("Predictions", list(queries.OUTCOMES), "outcome")
 classes = call("classes", path, mtime, dataset_id)

@@ -61,7 +61,7 @@ def fixture_db(tmp_path_factory, smear_spec) -> Path:
     with ResultWriter(db) as w:
         run_id = start_run(w, "test", {"fixture": True})
         dataset_id = write_dataset(w, smear_spec, records, classes)
-        for seed, init in ((1, "random"), (2, "random-b")):
+        for seed, init, strategy in ((1, "random", "supervised"), (2, "random-b", "dino")):
             torch.manual_seed(seed)
             model, info = create_model("vit_demo", len(classes))
             sha = save_checkpoint(out / f"m{seed}.safetensors", model, info, {"init": init})
@@ -77,5 +77,82 @@ def fixture_db(tmp_path_factory, smear_spec) -> Path:
             w.replace_rows("scores", res.scores)
             w.replace_rows("curves", res.curves)
             refresh_summaries(w, dataset_id, model_id)
+            w.con.execute("UPDATE models SET arch = 'vit', strategy = ?, test_balanced_accuracy = 0.25, "
+                          "test_macro_f1 = 0.2, test_auroc = 0.5 WHERE model_id = ?", [strategy, model_id])
+            _fixture_sanity(w, model, info, test_ds, run_id, dataset_id, model_id)
+            _fixture_jobs(w, run_id, dataset_id, model_id)
         finish_run(w, run_id, "finished")
+        failed_run = start_run(w, "run", {"experiment": "fixture-failed"})
+        finish_run(w, failed_run, "failed")
+    return db
+
+
+def _fixture_sanity(w, model, info, ds, run_id, dataset_id, model_id) -> None:
+    """Real MPRT rows (cascading randomisation) of the attention method on the first 2 images."""
+    import pandas as pd
+    from engine.data import collate_samples
+    from engine.metrics.sanity import mprt
+    from engine.models import normalise
+    batch = collate_samples([ds[i] for i in range(2)])
+    rows = mprt(model, normalise(batch["image"], info), {"attention": {}}, seed=0)
+    w.replace_rows("sanity", pd.DataFrame([{
+        "run_id": run_id, "dataset_id": dataset_id, "model_id": model_id, "method": r["method"],
+        "method_version": 1, "method_params": "{}", "step": r["step"], "layer": r["layer"],
+        "image_id": batch["image_id"][r["image"]], "spearman": None if r["spearman"] != r["spearman"] else
+        r["spearman"], "ssim": r["ssim"]} for r in rows]))
+
+
+def _fixture_jobs(w, run_id, dataset_id, model_id) -> None:
+    """Bookkeeping rows as a batch run writes them: one done and one failed job, one failed item."""
+    import datetime as dt
+    import pandas as pd
+    t = dt.datetime(2026, 1, 1, 12, 0, 0)
+    for k, status in enumerate(("done", "failed")):
+        w.upsert("jobs", {"job_key": f"{model_id}-{k}", "run_id": run_id, "experiment": "fixture", "kind": "evaluate",
+                          "dataset_id": dataset_id, "model_id": model_id, "method": "attention", "method_version": 1,
+                          "method_params": "{}", "metrics": {"pointing_game": {"version": 1, "params": {}}},
+                          "status": status, "n_items": 12, "n_failed": k, "started_at": t,
+                          "finished_at": t + dt.timedelta(seconds=3), "seconds": 3.0})
+    w.replace_rows("failures", pd.DataFrame([{
+        "run_id": run_id, "job_key": f"{model_id}-1", "dataset_id": dataset_id, "model_id": model_id,
+        "method": "attention", "item": "*", "stage": "explain", "reason": "fixture: out of memory", "failed_at": t}]))
+
+
+@pytest.fixture(scope="session")
+def dashboard_db(tmp_path_factory, fixture_db, smear_spec) -> Path:
+    """``fixture_db`` plus what only the dashboard's comparisons read: an attention-depth ablation (the
+    first model's attention of block 0, explained and scored for real) and mass on a region named
+    ``marker`` (synthetic values: the smear dataset has no confounder)."""
+    import shutil
+    import numpy as np
+    import pandas as pd
+    from engine.data import ImageDataset, load_records
+    from engine.models import create_model
+    from engine.runner.evaluate import evaluate_model
+    from engine.store import ResultWriter
+    from engine.store.summaries import refresh_summaries
+
+    db = tmp_path_factory.mktemp("dash") / "dashboard.duckdb"
+    shutil.copyfile(fixture_db, db)
+    records, classes = load_records(smear_spec)
+    test_ds = ImageDataset(smear_spec, "test", records=records, classes=classes)
+    with ResultWriter(db) as w:
+        run_id, dataset_id = w.con.execute("SELECT run_id, dataset_id FROM predictions LIMIT 1").fetchone()
+        model_ids = [r[0] for r in w.con.execute("SELECT model_id FROM models ORDER BY model_id").fetchall()]
+        torch.manual_seed(1)
+        model, info = create_model("vit_demo", len(classes))
+        for layer in (0, 1):
+            res = evaluate_model(model.eval(), info, test_ds, run_id=run_id, dataset_id=dataset_id,
+                                 model_id=model_ids[0], methods={"attention": {"layer": layer}},
+                                 metrics={"pointing_game": {}, "iou_top5": {}}, progress=False)
+            w.replace_rows("explanations", res.explanations)
+            w.replace_rows("scores", res.scores)
+        rng = np.random.default_rng(0)
+        marker = w.con.execute("SELECT * FROM scores WHERE metric = 'pointing_game' AND region = 'mask' "
+                               "AND method_params = '{}'").df()
+        marker = marker.assign(metric="energy_pg", region="marker",
+                               value=np.where(marker.method == "attention", 0.6, 0.1) + rng.random(len(marker)) * 0.1)
+        w.replace_rows("scores", marker)
+        for mid in model_ids:
+            refresh_summaries(w, dataset_id, mid)
     return db
