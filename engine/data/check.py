@@ -140,6 +140,10 @@ def check_dataset(spec: DatasetSpec) -> DatasetReport:
     if records and spec.layout != "folders":
         _unlisted(records, report)
     _class_notes(report, spec)
+    unknown = sorted(set(spec.score_classes) - set(classes))
+    if records and unknown:
+        report.problems.append(Problem("error", spec.root, f"score_classes {unknown} are not among the classes "
+                                                           f"{list(classes)}"))
     report.scored = len(select_scored(records, spec, classes)) if records else 0
     if records and report.scored == 0:
         report.problems.append(Problem("warning", spec.root, "no image is scored with these score_* settings"))

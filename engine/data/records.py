@@ -54,7 +54,7 @@ def _natural_key(s: str):
 
 def template_fields(raw_id: str, raw_label: str, split: str) -> dict:
     p = PurePosixPath(raw_id)
-    fields = {"id": raw_id, "stem": p.stem, "dir": str(p.parent) if str(p.parent) != "." else "",
+    fields = {"id": raw_id, "stem": p.stem, "dir": str(p.parent),
               "label": raw_label, "split": split}
     try:
         fields["num"] = int(raw_id)
