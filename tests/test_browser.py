@@ -23,14 +23,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def served(fixture_db):
+def served(dashboard_db):
     if not os.path.exists(CHROMIUM):
         msg = "Debian's chromium is not installed (apt-get install chromium)"
         if os.environ.get("REQUIRE_BROWSER") == "1":
             pytest.fail(msg + " but REQUIRE_BROWSER=1")
         pytest.skip(msg)
     port = _free_port()
-    env = {**os.environ, "XAI_DB": str(fixture_db)}
+    env = {**os.environ, "XAI_DB": str(dashboard_db)}
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
                              "--server.port", str(port), "--server.headless", "true",
                              "--browser.gatherUsageStats", "false"],
@@ -52,8 +52,20 @@ def served(fixture_db):
         proc.wait(20)
 
 
-def test_leaderboard_and_gallery_in_chromium(served, tmp_path):
+def _wait_images(page, n: int) -> None:
+    page.wait_for_function(
+        "n => [...document.querySelectorAll('[data-testid=\"stImage\"] img')]"
+        ".filter(i => i.complete && i.naturalWidth > 0).length >= n", arg=n, timeout=60000)
+
+
+def test_every_page_in_chromium(served, tmp_path):
     from playwright.sync_api import sync_playwright
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+
+    def shot(page, name):
+        page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -62,22 +74,54 @@ def test_leaderboard_and_gallery_in_chromium(served, tmp_path):
         try:
             page.goto(served + "/", wait_until="domcontentloaded")
             page.get_by_text("Do the heatmaps point where the disease is?").wait_for(timeout=60000)
+            page.get_by_text("python -m engine run EXPERIMENT.toml", exact=False).first.wait_for(timeout=30000)
+            shot(page, "overview")
 
-            page.goto(served + "/Leaderboard?metric=pointing_game&region=mask", wait_until="domcontentloaded")
+            page.goto(served + "/Leaderboard?metric=iou_top5&region=box&group=strategy", wait_until="domcontentloaded")
             page.locator(".js-plotly-plot").first.wait_for(timeout=60000)
-            page.get_by_text("metric pointing_game", exact=False).first.wait_for(timeout=30000)
+            page.get_by_text("metric iou_top5", exact=False).first.wait_for(timeout=30000)
+            page.get_by_text("grouped by pretraining strategy", exact=False).first.wait_for(timeout=30000)
             assert page.locator(".js-plotly-plot .bars path, .js-plotly-plot .point path").count() >= 4
-            page.screenshot(path=str(tmp_path / "leaderboard.png"), full_page=True)
+            assert page.get_by_text("Download this table (Parquet)").count() == 1
+            shot(page, "leaderboard")
 
             page.goto(served + "/Gallery?method=chefer_gae&outcome=all", wait_until="domcontentloaded")
-            imgs = page.locator('[data-testid="stImage"] img')
-            imgs.first.wait_for(timeout=60000)
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('[data-testid=\"stImage\"] img')]"
-                ".filter(i => i.complete && i.naturalWidth > 0).length >= 12", timeout=60000)
-            assert imgs.count() == 12
+            _wait_images(page, 12)
+            page.get_by_text("12 images", exact=False).first.wait_for(timeout=30000)
             page.get_by_text("method chefer_gae", exact=False).first.wait_for(timeout=30000)
-            page.screenshot(path=str(tmp_path / "gallery.png"), full_page=True)
+            shot(page, "gallery")
+            page.get_by_role("button", name="Show the pointing-game misses").click()  # a filter, applied
+            page.wait_for_function("() => location.search.includes('frange=0~0')", timeout=30000)
+            page.get_by_text("pointing_game · mask range", exact=False).first.wait_for(timeout=30000)
+            shot(page, "gallery_misses")
+
+            page.goto(served + "/Gallery?method=chefer_gae", wait_until="domcontentloaded")
+            _wait_images(page, 12)
+            link = page.get_by_role("link", name="details of", exact=False).first
+            link.wait_for(timeout=30000)
+            href = link.get_attribute("href")
+            assert href.startswith("Image?") and "image=" in href
+            page.goto(served + "/" + href, wait_until="domcontentloaded")
+            page.get_by_text("Insertion and deletion curves").wait_for(timeout=60000)
+            _wait_images(page, 5)  # the image and four maps
+            page.locator(".js-plotly-plot").first.wait_for(timeout=60000)
+            shot(page, "image")
+
+            page.goto(served + "/Compare?view=confounders&threshold=0.3", wait_until="domcontentloaded")
+            page.get_by_text("model × method pairs reach 0.3", exact=False).first.wait_for(timeout=60000)
+            page.locator(".js-plotly-plot").first.wait_for(timeout=60000)
+            shot(page, "compare_confounders")
+            page.goto(served + "/Compare?view=depth", wait_until="domcontentloaded")
+            page.get_by_text("Localisation per attention depth", exact=False).first.wait_for(timeout=60000)
+            shot(page, "compare_depth")
+
+            page.goto(served + "/Runs?status=failed", wait_until="domcontentloaded")
+            page.get_by_text("Run history").wait_for(timeout=60000)
+            page.get_by_text("2 jobs shown", exact=False).first.wait_for(timeout=30000)
+            shot(page, "runs")
         finally:
             browser.close()
-    assert (tmp_path / "leaderboard.png").stat().st_size > 10_000
+    names = {f.name for f in shots.iterdir()}
+    assert names == {f"{n}.png" for n in ("overview", "leaderboard", "gallery", "gallery_misses", "image",
+                                         "compare_confounders", "compare_depth", "runs")}
+    assert all((shots / n).stat().st_size > 10_000 for n in names)
