@@ -178,3 +178,14 @@ def test_strict_is_a_spec_key(tmp_path):
     spec = DatasetSpec.from_dict({"name": "s", "root": str(tmp_path), "labels": "l.csv", "strict": True})
     assert spec.strict is True and spec.to_dict()["strict"] is True
     assert DatasetSpec(name="s", root=".", labels="l.csv").strict is False
+
+
+def test_unanticipated_reader_failure_is_still_one_dataset_error(corpus, monkeypatch):
+    import engine.data.dataset as dataset_mod
+
+    def broken(*a, **k):
+        raise KeyError("segmentation\nsecond line")
+    monkeypatch.setattr(dataset_mod, "read_ground_truth", broken)
+    ds = _dataset(corpus)
+    with pytest.raises(DatasetError, match=r"ok 1\.png: cannot be loaded \(KeyError: 'segmentation second line'\)"):
+        ds[[r.image_id for r in ds.records].index("ok 1.png")]

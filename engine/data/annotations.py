@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .errors import DatasetError
 
-class AnnotationError(ValueError):
+
+class AnnotationError(DatasetError):
     """A problem with one annotation file; the message names the file and the reason."""
 
 

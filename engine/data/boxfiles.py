@@ -43,7 +43,7 @@ def read_yolo_boxes(path: Path, width: int, height: int, classes: tuple[str, ...
         if len(vals) < 4 or (len(vals) > 4 and len(vals) % 2):
             raise AnnotationError(f"{path}: line {n} has {len(vals)} coordinates; expected 4 (box) or an even "
                                   f"number >= 6 (polygon)")
-        name = names[int(cls)] if int(cls) < len(names) else cls
+        name = names[int(cls)] if 0 <= int(cls) < len(names) else cls
         if classes and cls not in classes and name not in classes:
             continue
         if len(vals) == 4:

@@ -13,7 +13,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .annotations import AnnotationError
 from .boxfiles import box_table
 from .coco import coco_index
 from .dataset import read_image
@@ -74,6 +73,15 @@ def _split_message(msg: str) -> tuple[str, str]:
     return (file, reason) if sep else ("", msg)
 
 
+_READ_ERRORS = (OSError, ValueError, RuntimeError, IndexError, KeyError, TypeError)  # DatasetError is a ValueError
+
+
+def _error(exc: Exception, path) -> Problem:
+    if isinstance(exc, DatasetError):  # AnnotationError too: the message starts with the file
+        return Problem("error", *_split_message(str(exc)))
+    return Problem("error", path, f"cannot be read ({type(exc).__name__}: {' '.join(str(exc).split())})")
+
+
 def _unlisted(records, report: DatasetReport):
     """Image files beside the listed ones (same folder, same extension) that no record uses."""
     used = {r.image_path for r in records} | {r.mask_path for r in records} | \
@@ -103,7 +111,7 @@ def _shared_annotations(spec: DatasetSpec, records, report: DatasetReport):
                              f"e.g. {orphans[:5]}")
         else:
             probs = list(coco_index(path).problems)
-    except (AnnotationError, DatasetError) as exc:
+    except DatasetError as exc:
         probs = [str(exc)]
     for m in probs:
         report.problems.append(Problem("warning", *_split_message(m)))
@@ -123,13 +131,13 @@ def check_dataset(spec: DatasetSpec) -> DatasetReport:
             note = extension_mismatch(r.image_path)
             if note:
                 report.problems.append(Problem("warning", r.image_path, note))
-        except DatasetError as exc:
+        except _READ_ERRORS as exc:
             report.unreadable += 1
-            report.problems.append(Problem("error", *_split_message(str(exc))))
+            report.problems.append(_error(exc, r.image_path))
         try:
             gt = read_ground_truth(r, spec, size)
-        except (AnnotationError, DatasetError) as exc:
-            report.problems.append(Problem("error", *_split_message(str(exc))))
+        except _READ_ERRORS as exc:
+            report.problems.append(_error(exc, r.boxes_path or r.mask_path or r.image_path))
             continue
         for m in gt.problems:
             report.problems.append(Problem("warning", *_split_message(m)))

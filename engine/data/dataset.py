@@ -51,6 +51,17 @@ def load_sample(rec: Record, spec: DatasetSpec) -> Sample:
     Raises :class:`DatasetError` naming the file and the reason when the image or an annotation
     cannot be used; handled annotation problems (degenerate boxes dropped, boxes clipped, stray mask
     values) are logged at debug level and reported by check-data."""
+    try:
+        return _load_sample(rec, spec)
+    except DatasetError:
+        raise
+    except (OSError, ValueError, RuntimeError, IndexError, KeyError, TypeError) as exc:
+        # a reader failed in a way it did not anticipate: still one line naming the image
+        raise DatasetError(f"{rec.image_path}: cannot be loaded ({type(exc).__name__}: "
+                           f"{' '.join(str(exc).split())})") from exc
+
+
+def _load_sample(rec: Record, spec: DatasetSpec) -> Sample:
     arr = read_image(rec.image_path, spec)
     h, w = arr.shape[:2]
     geo = compute_geometry(w, h, spec.input_size, spec.resize)
