@@ -184,8 +184,8 @@ def test_unanticipated_reader_failure_is_still_one_dataset_error(corpus, monkeyp
     import engine.data.dataset as dataset_mod
 
     def broken(*a, **k):
-        raise KeyError("segmentation\nsecond line")
+        raise RuntimeError("segmentation\nsecond line")
     monkeypatch.setattr(dataset_mod, "read_ground_truth", broken)
     ds = _dataset(corpus)
-    with pytest.raises(DatasetError, match=r"ok 1\.png: cannot be loaded \(KeyError: 'segmentation second line'\)"):
+    with pytest.raises(DatasetError, match=r"ok 1\.png: cannot be loaded \(RuntimeError: segmentation second line\)"):
         ds[[r.image_id for r in ds.records].index("ok 1.png")]
