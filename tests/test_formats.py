@@ -231,3 +231,13 @@ def test_header_spelling_variants_and_txt_tables(tmp_path):
     spec = DatasetSpec.from_dict({"name": "v", "root": str(tmp_path), "labels": "l.txt", "image_template": "{id}.png"})
     (rec,), classes = load_records(spec)  # 'image ID' and 'class label' match 'Image_ID' and 'Class-Label'
     assert rec.image_id == "a" and classes == ("1",)
+
+
+def test_image_size_from_headers(tmp_path):
+    from engine.data import image_size
+    import tifffile
+    make_dicom(tmp_path / "a.dcm", np.zeros((3, 5), np.uint16))
+    tifffile.imwrite(tmp_path / "b.tif", np.zeros((7, 4), np.uint16))
+    Image.new("RGB", (9, 2)).save(tmp_path / "c.png")
+    (tmp_path / "d.png").write_bytes(b"")
+    assert [image_size(tmp_path / n) for n in ("a.dcm", "b.tif", "c.png", "d.png")] == [(5, 3), (4, 7), (9, 2), None]

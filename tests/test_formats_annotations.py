@@ -178,3 +178,12 @@ def test_voc_declared_size_mismatch_is_reported(tmp_path):
     rep = check_dataset(spec)
     assert [p.reason for p in rep.problems if "a.xml" in p.file] == [
         "declares a 40x10 image but the image is 20x10; boxes used as given"]
+
+
+def test_region_names_without_reading_files(tmp_path):
+    from engine.data import Record, region_names
+    spec = _dataset(tmp_path, [("a", "x")], mask_template="{id}_m*.png", mask_regions={"nucleus": [255], "cell": [128]},
+                    box_from_mask="nucleus", boxes_template="{id}.xml")
+    rec = Record("a", 0, "test", tmp_path / "a.png", tmp_path / "a_m.png", tmp_path / "a.xml")
+    assert region_names(rec, spec) == ["nucleus", "cell", "box_from_mask", "box"]
+    assert region_names(Record("b", 0, "test", tmp_path / "b.png"), spec) == []

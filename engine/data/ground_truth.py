@@ -122,3 +122,17 @@ def read_ground_truth(rec, spec, size: tuple[int, int] | None = None) -> GroundT
         gt.boxes = clean_boxes(raw, size, where if spec.boxes_format in ("voc", "yolo")
                                else f"{where} (image {rec.image_id!r})", gt.problems)
     return gt
+
+
+def region_names(rec, spec) -> list[str]:
+    """Names of the regions a record can have (without reading its files), in a stable order."""
+    names = []
+    if rec.mask_path is not None:
+        names += [n for n, _ in spec.mask_regions]
+    if spec.segmentation_region and rec.boxes_path is not None:
+        names.append(spec.segmentation_region)
+    if spec.box_from_mask and spec.box_from_mask in names:
+        names.append("box_from_mask")
+    if rec.boxes_path is not None:
+        names.append("box")
+    return names

@@ -195,3 +195,17 @@ def extension_mismatch(path: Path) -> str | None:
     if expected and actual and actual != expected:
         return f"content is {actual} but the extension {path.suffix!r} says {expected} (loaded by content)"
     return None
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the file's header (DICOM tags, TIFF page, or PIL), None when unreadable."""
+    path = Path(path)
+    try:
+        if is_dicom(path):
+            import pydicom
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            return (int(ds.Columns), int(ds.Rows)) if "Rows" in ds and "Columns" in ds else None
+        with Image.open(path) as im:
+            return im.width, im.height
+    except Exception:  # any unreadable header: unknown size (check-data reports the file)
+        return None
