@@ -241,3 +241,36 @@ def test_image_size_from_headers(tmp_path):
     Image.new("RGB", (9, 2)).save(tmp_path / "c.png")
     (tmp_path / "d.png").write_bytes(b"")
     assert [image_size(tmp_path / n) for n in ("a.dcm", "b.tif", "c.png", "d.png")] == [(5, 3), (4, 7), (9, 2), None]
+
+
+def test_split_files_layout_labels_from_boxes_and_problems(tmp_path):
+    from engine.data import scan_records
+    _images(tmp_path, ["JPEG/a.png", "JPEG/b.png", "JPEG/c.png"])
+    (tmp_path / "Ann").mkdir()
+    box = "<object><name>WBC</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>4</xmax><ymax>4</ymax></bndbox></object>"
+    (tmp_path / "Ann/a.xml").write_text(f"<annotation>{box}</annotation>")
+    (tmp_path / "Ann/b.xml").write_text(f"<annotation>{box.replace('WBC', 'RBC')}</annotation>")
+    (tmp_path / "train.txt").write_text("a\nb\nc\n")
+    (tmp_path / "test.txt").write_text("a\n")
+    spec = DatasetSpec.from_dict({"name": "v", "root": str(tmp_path), "layout": "split_files",
+                                  "split_files": "{split}.txt", "image_template": "JPEG/{id}.png",
+                                  "boxes_template": "Ann/{id}.xml", "box_classes": ["WBC"]})
+    recs, classes, problems = scan_records(spec)
+    assert classes == ("negative", "positive")
+    assert [(r.image_id, r.label_name, r.split) for r in recs] == [("a", "positive", "train"), ("b", "negative", "train")]
+    reasons = sorted(p.reason for p in problems)
+    assert reasons[0].startswith("box annotation file not found; the image cannot be labelled")  # c.xml
+    assert "line 1: id 'a' is already in the 'train' split; kept there" in reasons
+    assert "split file for 'val' not found; that split is empty" in reasons
+    with pytest.raises(DatasetError, match=r"test\.txt: line 1: id 'a' is already in the 'train' split"):
+        load_records(spec)
+
+
+def test_folder_layout_image_outside_class_folder(tmp_path):
+    from engine.data import scan_records
+    _images(tmp_path, ["loose.png", "cat/a.png", "dog/b.png"])
+    spec = DatasetSpec.from_dict({"name": "f", "root": str(tmp_path), "layout": "folders"})
+    recs, classes, problems = scan_records(spec)
+    assert classes == ("cat", "dog") and [r.image_id for r in recs] == ["cat/a.png", "dog/b.png"]
+    assert [(p.file.endswith("loose.png"), p.reason) for p in problems] == [
+        (True, "image is not inside a class folder; skipped")]

@@ -187,3 +187,12 @@ def test_region_names_without_reading_files(tmp_path):
     rec = Record("a", 0, "test", tmp_path / "a.png", tmp_path / "a_m.png", tmp_path / "a.xml")
     assert region_names(rec, spec) == ["nucleus", "cell", "box_from_mask", "box"]
     assert region_names(Record("b", 0, "test", tmp_path / "b.png"), spec) == []
+
+
+def test_glob_masks_under_a_root_with_glob_characters(tmp_path):
+    root = tmp_path / "set [v2]"
+    root.mkdir()
+    spec = _dataset(root, [("a", "x")], mask_template="{id}_m*.png", mask_regions={"lesion": [255]})
+    Image.fromarray(np.full((10, 20), 255, np.uint8)).save(root / "a_m1.png")
+    (rec,), _ = load_records(spec)
+    assert rec.mask_path == (root / "a_m1.png").resolve()

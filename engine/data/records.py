@@ -72,7 +72,7 @@ def resolve_template(root: Path, template: str, fields: dict, where: str) -> lis
     is_glob = any(c in literal for c in GLOB_CHARS)
     vals = {k: glob.escape(v) if is_glob and isinstance(v, str) else v for k, v in fields.items()}
     rel = template.format(**vals)
-    paths = sorted(Path(p) for p in glob.glob(str(root / rel))) if is_glob else [root / rel]
+    paths = sorted(Path(p) for p in glob.glob(glob.escape(str(root)) + "/" + rel)) if is_glob else [root / rel]
     out = []
     for p in paths:
         p = p.resolve()
@@ -148,12 +148,12 @@ def _classes(spec: DatasetSpec, labels: list[str]) -> tuple[str, ...]:
 
 
 def _annotated_label(rec: Record, spec: DatasetSpec, issues: Issues) -> int | None:
-    from .annotations import AnnotationError
     from .ground_truth import read_ground_truth
     try:
         return int(read_ground_truth(rec, spec).annotated)
-    except (AnnotationError, DatasetError) as exc:
-        issues.error(rec.boxes_path or rec.mask_path or rec.image_path, f"cannot label the image: {exc}")
+    except DatasetError as exc:  # AnnotationError too; the message starts with the file
+        file, _, reason = str(exc).partition(": ")
+        issues.error(file, f"{reason}; the image cannot be labelled and is skipped")
         return None
 
 
