@@ -83,6 +83,8 @@ def test_dicom_window_rescale_and_monochrome1(tmp_path):
     make_dicom(tmp_path / "a.dcm", arr, WindowCenter=750, WindowWidth=1000)
     x = read_image(tmp_path / "a.dcm")[..., 0]  # window [250, 1250]
     assert x[0, 2] == 0 and x[0, 3] == pytest.approx(0.05) and x[3, 1] == 1
+    make_dicom(tmp_path / "m.dcm", arr, WindowCenter=[750, 100], WindowWidth=[1000, 50])  # several: the first
+    np.testing.assert_array_equal(read_image(tmp_path / "m.dcm")[..., 0], x)
     # rescale first (HU = 2 * v - 1000), then the window in rescaled units
     make_dicom(tmp_path / "b.dcm", arr, RescaleSlope=2, RescaleIntercept=-1000, WindowCenter=0, WindowWidth=400)
     y = read_image(tmp_path / "b.dcm")[..., 0]  # v=400 -> -200 -> 0 ; v=500 -> 0 -> 0.5 ; v=600 -> 200 -> 1
