@@ -189,3 +189,9 @@ def test_unanticipated_reader_failure_is_still_one_dataset_error(corpus, monkeyp
     ds = _dataset(corpus)
     with pytest.raises(DatasetError, match=r"ok 1\.png: cannot be loaded \(RuntimeError: segmentation second line\)"):
         ds[[r.image_id for r in ds.records].index("ok 1.png")]
+
+
+def test_report_counts_add_up(corpus):
+    rep = check_dataset(corpus_spec(corpus))
+    assert (rep.annotated, rep.unannotated, rep.unreadable, rep.bad_annotations) == (4, 6, 5, 1)
+    assert "with annotations: 4; without: 6; unreadable images: 5; unreadable annotations: 1" in rep.format()

@@ -32,7 +32,8 @@ class DatasetReport:
     counts: dict = field(default_factory=dict)  # (class name, split) -> n
     annotated: int = 0
     unannotated: int = 0
-    unreadable: int = 0
+    unreadable: int = 0  # images that cannot be read
+    bad_annotations: int = 0  # images whose annotations cannot be read
     scored: int = 0
     problems: list[Problem] = field(default_factory=list)
 
@@ -55,7 +56,8 @@ class DatasetReport:
                      for x in SPLITS]
                 lines.append("  " + c.ljust(w) + "".join(f"{x:>7}" for x in (*n, sum(n))))
         lines.append(f"  with annotations: {self.annotated}; without: {self.unannotated}"
-                     + (f"; unreadable: {self.unreadable}" if self.unreadable else ""))
+                     + (f"; unreadable images: {self.unreadable}" if self.unreadable else "")
+                     + (f"; unreadable annotations: {self.bad_annotations}" if self.bad_annotations else ""))
         lim = f", limit {s.score_limit} (seed {s.score_seed})" if s.score_limit else ""
         cls = ", ".join(s.score_classes) if s.score_classes else "all classes"
         lines.append(f"  scored: {self.scored} images (split {s.score_split}, {cls}"
@@ -138,6 +140,7 @@ def check_dataset(spec: DatasetSpec) -> DatasetReport:
             gt = read_ground_truth(r, spec, size)
         except _READ_ERRORS as exc:
             report.problems.append(_error(exc, r.boxes_path or r.mask_path or r.image_path))
+            report.bad_annotations += 1
             continue
         for m in gt.problems:
             report.problems.append(Problem("warning", *_split_message(m)))
