@@ -52,15 +52,26 @@ def url_slider(label: str, key: str, widget_prefix: str, lo: float, hi: float, d
     return v
 
 
+def requested_page(key: str, widget_prefix: str) -> int:
+    """The page number asked for (the widget's state, else the URL), before :func:`url_page` draws and
+    clamps it -- so a page's rows can be fetched together with their count."""
+    raw = st.session_state.get(f"{widget_prefix}{key}", st.query_params.get(key, 1))
+    try:
+        return max(int(raw), 1)
+    except (TypeError, ValueError):
+        return 1
+
+
 def url_page(label: str, key: str, widget_prefix: str, pages: int, where=None) -> int:
     """A 1-based page number whose value is ``st.query_params[key]`` (clamped to the pages there are)."""
-    try:
-        v = int(st.query_params.get(key, 1))
-    except ValueError:
-        v = 1
-    v = min(max(v, 1), max(pages, 1))
-    v = int((where or st.sidebar).number_input(label, min_value=1, max_value=max(pages, 1), value=v, step=1,
-                                               key=f"{widget_prefix}{key}"))
+    pages, wkey = max(pages, 1), f"{widget_prefix}{key}"
+    v = min(requested_page(key, widget_prefix), pages)
+    if wkey in st.session_state:  # fewer pages after a filter changed: clamp the widget's own state
+        st.session_state[wkey] = v
+        v = (where or st.sidebar).number_input(label, min_value=1, max_value=pages, step=1, key=wkey)
+    else:
+        v = (where or st.sidebar).number_input(label, min_value=1, max_value=pages, value=v, step=1, key=wkey)
+    v = int(v)
     st.query_params[key] = str(v)
     return v
 

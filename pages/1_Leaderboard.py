@@ -30,8 +30,8 @@ GROUPS = {"model": "model", "strategy": "pretraining strategy", "arch": "archite
 group_key = pick("Group models by", list(GROUPS), "group", fmt=GROUPS.get)
 group, gcol = GROUPS[group_key], "model_id" if group_key == "model" else group_key
 
-board = call("leaderboard", path, mtime, dataset_id, metric, region)
-pairs = call("pairwise", path, mtime, dataset_id, metric, region)
+board, pairs = call("leaderboard_view", path, mtime, dataset_id, metric, region)
+board = board.copy()  # the cached frame stays as it was
 board["label"] = [method_label(m, p) for m, p in zip(board["method"], board["method_params"])]
 board["strategy"] = board["strategy"].fillna(board["init"]).fillna("unknown")
 board["arch"] = board["arch"].fillna(board["model"]).fillna("unknown")

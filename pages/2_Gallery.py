@@ -13,7 +13,7 @@ from engine.store.cache import call
 from engine.store.images import UnsafePath, load_row_sample
 from engine.store.summaries import method_label
 from engine.viz import COLORMAPS, render_sample
-from engine.widgets import open_page, url_page, url_range, url_selectbox, url_slider
+from engine.widgets import open_page, requested_page, url_page, url_range, url_selectbox, url_slider
 
 path, mtime, opts = open_page("Gallery", "Gallery", "score_options", "explanations")
 
@@ -66,14 +66,15 @@ alpha = url_slider("Heatmap opacity", "alpha", "g_", 0.0, 1.0, 0.5)
 
 filters = dict(method_params=method_params, label=None if true_class == "all" else classes.index(true_class),
                conf=conf, metric_filter=metric_filter)
-total = call("gallery_count", path, mtime, dataset_id, model_id, method, outcome, **filters)
-page = url_page("Page", "page", "g_", max(1, math.ceil(total / PER_PAGE)))
+wanted = requested_page("page", "g_")
+total, rows = call("gallery_view", path, mtime, dataset_id, model_id, method, outcome, PER_PAGE,
+                   (wanted - 1) * PER_PAGE, sort=sort, **filters)
+pages = max(1, math.ceil(total / PER_PAGE))
+page = url_page("Page", "page", "g_", pages)
 
-st.caption(f"{total} images · page {page} of {max(1, math.ceil(total / PER_PAGE))} · model **{model_id}** · "
-           f"method **{label}** · heatmap: {cmap}, scaled per image for display (bright = high) · "
-           f"outline: cyan = mask, lime = box · *details* opens all methods of one image")
-rows = call("gallery", path, mtime, dataset_id, model_id, method, outcome, PER_PAGE, (page - 1) * PER_PAGE,
-            sort=sort, **filters)
+st.caption(f"{total} images · page {page} of {pages} · model **{model_id}** · method **{label}** · heatmap: "
+           f"{cmap}, scaled per image for display (bright = high) · outline: cyan = mask, lime = box · "
+           f"*details* opens all methods of one image")
 if rows.empty:
     st.info("No images match these filters — widen the confidence or score range, or choose another class.")
     st.stop()

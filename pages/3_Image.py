@@ -33,7 +33,7 @@ if not image_id:
     st.stop()
 st.query_params["image"] = image_id
 
-info = call("image_detail", path, mtime, dataset_id, model_id, image_id)
+info, maps, scores, curves = call("image_view", path, mtime, dataset_id, model_id, image_id)
 if info.empty:
     st.info(f"No image `{image_id}` in dataset `{dataset_id}`. Pick one in the *Gallery*.")
     st.stop()
@@ -55,7 +55,6 @@ except (UnsafePath, ValueError, OSError) as exc:
     st.warning(f"The image cannot be shown: {exc}")
     sample = None
 
-maps = call("image_maps", path, mtime, dataset_id, model_id, image_id)
 if sample is not None:
     tiles = [("image", None)] + [(method_label(m.method, m.method_params), queries.map_array(m._asdict()))
                                  for m in maps.itertuples()]
@@ -68,7 +67,6 @@ if maps.empty:
     st.info("No maps were stored for this image under this model.")
 
 st.subheader("Scores of this image")
-scores = call("image_scores", path, mtime, dataset_id, model_id, image_id)
 if scores.empty:
     st.caption("Not scored.")
 else:
@@ -77,7 +75,6 @@ else:
         "{:.3f}", na_rep=""), width="stretch")
 
 st.subheader("Insertion and deletion curves")
-curves = call("image_curves", path, mtime, dataset_id, model_id, image_id)
 if curves.empty:
     st.caption("No faithfulness curves stored for this image (the run did not score insertion / deletion).")
 else:

@@ -25,7 +25,10 @@ def spec_from_json(spec_json: str | dict, root: str) -> DatasetSpec:
     if d.get("classes") is not None:
         d["classes"] = tuple(d["classes"])
     d["mask_regions"] = tuple((name, tuple(vals)) for name, vals in d.get("mask_regions") or ())
-    return DatasetSpec(**d)
+    try:
+        return DatasetSpec(**d)
+    except TypeError as exc:  # a spec written by another version, or a synthetic database
+        raise ValueError(f"the stored dataset spec cannot be read by this version: {exc}") from None
 
 
 def _inside(root: Path, rel: str | None) -> Path | None:

@@ -30,8 +30,12 @@ def read_only(path: str | Path):
         con.close()
 
 
-def _df(path, sql: str, params: list | None = None) -> pd.DataFrame:
-    with read_only(path) as con:
+def _df(src, sql: str, params: list | dict | None = None) -> pd.DataFrame:
+    """Run one query on ``src``: a database path (a connection of its own) or an open connection (several
+    queries of one page view share it: see the ``*_view`` functions)."""
+    if isinstance(src, duckdb.DuckDBPyConnection):
+        return src.execute(sql, params or []).df()
+    with read_only(src) as con:
         return con.execute(sql, params or []).df()
 
 
@@ -80,9 +84,8 @@ def models(path) -> pd.DataFrame:
 
 
 def classes(path, dataset_id: str) -> list[str]:
-    with read_only(path) as con:
-        row = con.execute("SELECT classes FROM datasets WHERE dataset_id = ?", [dataset_id]).fetchone()
-    return list(row[0]) if row else []
+    df = _df(path, "SELECT classes FROM datasets WHERE dataset_id = ?", [dataset_id])
+    return list(df["classes"].iloc[0]) if len(df) else []
 
 
 def failure_count(path) -> int:
@@ -198,6 +201,22 @@ def gallery(path, dataset_id: str, model_id: str, method: str, outcome: str = "a
         ORDER BY {order.replace("p.", "page.").replace("f.value", "page.filter_value")}""", params)
 
 
+def leaderboard_view(path, dataset_id: str, metric: str, region: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`leaderboard` and :func:`pairwise` over one short-lived connection."""
+    with read_only(path) as con:
+        return leaderboard(con, dataset_id, metric, region), pairwise(con, dataset_id, metric, region)
+
+
+def gallery_view(path, dataset_id: str, model_id: str, method: str, outcome: str, limit: int, offset: int,
+                 sort: str = "image id", **filters) -> tuple[int, pd.DataFrame]:
+    """(:func:`gallery_count`, :func:`gallery` page) over one short-lived connection; ``offset`` is clamped
+    to the last page."""
+    with read_only(path) as con:
+        total = gallery_count(con, dataset_id, model_id, method, outcome, **filters)
+        offset = max(0, min(int(offset), (max(total, 1) - 1) // int(limit) * int(limit)))
+        return total, gallery(con, dataset_id, model_id, method, outcome, limit, offset, sort=sort, **filters)
+
+
 def gallery_count(path, dataset_id: str, model_id: str, method: str, outcome: str = "all", *,
                   method_params: str = "{}", label: int | None = None, conf: tuple[float, float] = (0.0, 1.0),
                   metric_filter: tuple[str, str, float, float] | None = None) -> int:
@@ -213,6 +232,14 @@ def image_detail(path, dataset_id: str, model_id: str, image_id: str) -> pd.Data
         FROM images i JOIN datasets d USING (dataset_id)
         LEFT JOIN predictions p ON p.dataset_id = i.dataset_id AND p.image_id = i.image_id AND p.model_id = ?
         WHERE i.dataset_id = ? AND i.image_id = ?""", [model_id, dataset_id, image_id])
+
+
+def image_view(path, dataset_id: str, model_id: str, image_id: str) -> tuple[pd.DataFrame, ...]:
+    """(:func:`image_detail`, :func:`image_maps`, :func:`image_scores`, :func:`image_curves`) over one
+    short-lived connection."""
+    with read_only(path) as con:
+        return tuple(f(con, dataset_id, model_id, image_id) for f in (image_detail, image_maps, image_scores,
+                                                                        image_curves))
 
 
 def image_maps(path, dataset_id: str, model_id: str, image_id: str) -> pd.DataFrame:
@@ -252,22 +279,14 @@ def sanity_summary(path) -> pd.DataFrame:
 def metric_agreement(path, dataset_id: str, model_id: str, region: str) -> pd.DataFrame:
     """Spearman correlation between metrics across methods (method means of one model and region;
     faithfulness metrics join with region 'none'; deletion is negated so higher = better everywhere)."""
-    from scipy.stats import spearmanr
-    df = _df(path, """
-        SELECT s.method, s.metric, CASE WHEN coalesce(mt.higher_is_better, true) THEN s.mean ELSE -s.mean END AS v
+    df = labelled(_df(path, """
+        SELECT s.method, s.method_params, s.metric,
+               CASE WHEN coalesce(mt.higher_is_better, true) THEN s.mean ELSE -s.mean END AS v
         FROM summary s LEFT JOIN metrics mt ON mt.metric = s.metric
         WHERE s.dataset_id = ? AND s.model_id = ? AND s.region IN (?, 'none') AND s.method NOT LIKE 'baseline_%'""",
-             [dataset_id, model_id, region])
+                      [dataset_id, model_id, region]))
     wide = df.pivot_table(index="method", columns="metric", values="v")
-    cols = list(wide.columns)
-    out = pd.DataFrame(index=cols, columns=cols, dtype=float)
-    for a in cols:
-        for b in cols:
-            ok = wide[[a]].join(wide[[b]], rsuffix="_b").dropna() if a == b else wide[[a, b]].dropna()
-            x, y = ok.iloc[:, 0], ok.iloc[:, 1]
-            defined = len(ok) > 2 and x.nunique() > 1 and y.nunique() > 1
-            out.loc[a, b] = float(spearmanr(x, y).statistic) if defined else float("nan")
-    return out
+    return wide.corr(method="spearman", min_periods=3)
 
 
 def region_agreement(path, dataset_id: str, model_id: str, metric: str, a: str = "box", b: str = "mask"
