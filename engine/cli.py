@@ -1,4 +1,4 @@
-"""Command line: ``python -m engine {demo,status}``."""
+"""Command line: ``python -m engine {demo,run,status,check-data,schedule}``."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .store import queries
+from .store import queries, queries_compare
 
 log = logging.getLogger("engine")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -32,21 +32,86 @@ def serve(db: Path, port: int = 8501) -> int:
         return 0
 
 
+EXPERIMENTS = PROJECT_ROOT / "data" / "experiments"
+
+
+def _progress(args) -> bool:
+    """Progress bars on a terminal only (quiet in cron / CI logs)."""
+    return not args.no_progress and sys.stderr.isatty()
+
+
+def cmd_run(args) -> int:
+    from .runner.experiment import ExperimentError, load_experiment
+    from .runner.run import run_experiment
+    from .runner.runlog import run_log
+    from .store import WriterBusy
+    try:
+        exp = load_experiment(args.experiment)
+    except ExperimentError as exc:
+        log.error("%s", exc)
+        return 2
+    if args.dry_run:
+        from .runner.plan import dry_run
+        return dry_run(exp, Path(args.db), work_dir=args.work_dir)
+    try:
+        with run_log(Path(args.db), exp.name):
+            report = run_experiment(exp, args.db, executor=args.executor, ray_address=args.ray_address,
+                                    work_dir=args.work_dir, device=args.device, progress=_progress(args),
+                                    lock_timeout=args.wait)
+    except WriterBusy as exc:
+        log.error("%s", exc)
+        return 3
+    print(f"run {report.run_id}: {report.done} jobs done, {report.skipped} already in the database, "
+          f"{report.failed_jobs} failed jobs, {report.failed_items} failed items"
+          + ("" if report.ok else f" (see `python -m engine status --db {args.db}`)"))
+    return 0 if report.ok else 1
+
+
 def cmd_demo(args) -> int:
-    from .runner.demo import run_demo  # heavy imports only for commands that need them
+    args.experiment = str(EXPERIMENTS / ("demo_quick.toml" if args.quick else "demo.toml"))
+    args.dry_run, args.executor, args.ray_address, args.wait = False, "local", None, 0.0
+    args.work_dir = args.data_dir
     t0 = time.monotonic()
-    db = Path(args.db)
-    summary = run_demo(db, quick=args.quick, seed=args.seed, device=args.device, data_dir=args.data_dir,
-                       progress=not args.no_progress)
-    log.info("demo finished in %.0f s; results in %s", time.monotonic() - t0, db)
-    for model_id, m in summary["models"].items():
-        print(f"{model_id}  test accuracy {m['test_accuracy']:.3f}")
-        for k, v in sorted(m["scores"].items()):
-            print(f"    {k:40s} {v:.3f}")
-    print("chance level (region area fraction): " +
-          ", ".join(f"{k} {v:.3f}" for k, v in sorted(summary["chance"].items())))
+    rc = cmd_run(args)
+    if rc not in (0, 1):
+        return rc
+    log.info("demo finished in %.0f s; results in %s", time.monotonic() - t0, args.db)
+    print(queries.models(Path(args.db)).to_string(index=False))
     if args.serve:
-        return serve(db, args.port)
+        return serve(Path(args.db), args.port)
+    return rc
+
+
+def cmd_check_data(args) -> int:
+    """Dataset files are checked as they are; an experiment file's generated demo sets are written first."""
+    import tomllib
+    from .data.check import check_data_command, check_dataset
+    try:
+        is_experiment = "models" in tomllib.loads(Path(args.config).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        is_experiment = False  # check_data_command reports the file's problem
+    if not is_experiment:
+        return check_data_command(args.config, fail_on=args.fail_on)
+    from .runner.datasets import spec_for
+    from .runner.experiment import ExperimentError, load_experiment
+    try:
+        exp = load_experiment(args.config)
+    except ExperimentError as exc:
+        log.error("%s", exc)
+        return 2
+    work = exp.resolve(exp.work_dir)
+    failed = False
+    for block in exp.datasets:
+        report = check_dataset(spec_for(block, exp, work, exp.seed, progress=False))
+        print(report.format())
+        failed |= report.failed(args.fail_on)
+    print("check-data: " + ("problems found" if failed else "no problems found"))
+    return 1 if failed else 0
+
+
+def cmd_schedule(args) -> int:
+    from .runner.schedule import schedule_text
+    print(schedule_text(Path(args.experiment), Path(args.db), args.every, systemd=args.systemd))
     return 0
 
 
@@ -59,10 +124,17 @@ def cmd_status(args) -> int:
     print(queries.table_counts(db).to_string(index=False))
     for title, df in (("runs", queries.runs(db)), ("datasets", queries.datasets(db)),
                       ("models", queries.models(db)), ("scores", queries.method_summary(db)),
-                      ("sanity (MPRT, after full randomisation)", queries.sanity_summary(db))):
+                      ("sanity (MPRT, after full randomisation)", queries.sanity_summary(db)),
+                      ("failures (latest first)", queries_compare.failures(db, limit=50))):
         print(f"\n{title}:")
         print(df.to_string(index=False) if len(df) else "  (none)")
     return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", default=queries.DEFAULT_DB, help="results database (default %(default)s)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (AMP and pinned memory on cuda)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,14 +146,38 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="generate the demo data, fine-tune, explain, score, write the database")
     d.add_argument("--quick", action="store_true", help="small version for CI (fewer images and epochs)")
     d.add_argument("--serve", action="store_true", help="then serve the dashboard on http://127.0.0.1:8501")
-    d.add_argument("--db", default=queries.DEFAULT_DB, help="results database (default %(default)s)")
-    d.add_argument("--device", default="cpu", help="cpu or cuda (AMP and pinned memory on cuda)")
-    d.add_argument("--seed", type=int, default=0)
     d.add_argument("--data-dir", default=None,
                    help="where demo images and checkpoints go (default: the project's data/)")
     d.add_argument("--port", type=int, default=8501)
-    d.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _common(d)
     d.set_defaults(fn=cmd_demo)
+
+    r = sub.add_parser("run", help="bring the database up to date with an experiment file (incremental)")
+    r.add_argument("experiment", help="experiment TOML (see data/experiments/ and docs/running.md)")
+    r.add_argument("--executor", choices=["local", "ray"], default="local")
+    r.add_argument("--ray-address", default=None, help="join a Ray cluster ('auto' or ray://host:10001); "
+                   "default: start a local Ray instance")
+    r.add_argument("--dry-run", action="store_true", help="print the job grid (done / to run) and exit")
+    r.add_argument("--work-dir", default=None, help="override the experiment's work_dir (generated data, "
+                   "checkpoints)")
+    r.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="if another run holds the database, wait this long before giving up (default: refuse)")
+    _common(r)
+    r.set_defaults(fn=cmd_run, device=None)
+
+    c = sub.add_parser("check-data", help="validate the datasets of a TOML file and print a report")
+    c.add_argument("config", help="experiment TOML with [[datasets]] blocks, or a file with one [dataset]")
+    c.add_argument("--fail-on", choices=["warning", "error"], default="warning",
+                   help="exit 1 on warnings and errors (default) or on errors only")
+    c.set_defaults(fn=cmd_check_data)
+
+    sc = sub.add_parser("schedule", help="print a crontab line (or systemd units) that runs an experiment")
+    sc.add_argument("experiment")
+    sc.add_argument("--db", default=queries.DEFAULT_DB, help="results database (default %(default)s)")
+    sc.add_argument("--every", default="daily", help="daily (02:00), hourly, or a cron expression")
+    sc.add_argument("--systemd", action="store_true", help="print a systemd service + timer instead of cron")
+    sc.add_argument("--print-cron", action="store_true", help="(default) print a crontab line")
+    sc.set_defaults(fn=cmd_schedule)
 
     s = sub.add_parser("status", help="what is in the database")
     s.add_argument("--db", default=queries.DEFAULT_DB, help="results database (default %(default)s)")
@@ -92,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
-    if getattr(args, "device", "cpu").startswith("cuda"):
+    if (getattr(args, "device", None) or "cpu").startswith("cuda"):
         import torch
         if not torch.cuda.is_available():
             log.error("--device %s asked for, but CUDA is not available here", args.device)

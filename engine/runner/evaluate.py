@@ -1,8 +1,12 @@
-"""Explain and score one model on one split: predictions, maps and per-image scores as DataFrames.
+"""Explain and score one model on one dataset split: predictions, maps and per-image scores as DataFrames.
 
 One forward + backward per batch (the trace) serves every trace method (Captum methods add their
-own passes); every map is upsampled
-once with the shared helper and scored against every region of the batch with every metric.
+own passes); several parameter variants of one method (e.g. ``attention`` at each layer) run in
+successive rounds.  Every map is upsampled once with the shared helper and scored against every
+region of the batch with the metrics asked for that method.
+
+Nothing here stops on one bad batch or map: a failing batch (out of memory, a method error) and a
+NaN map become failure records (``item``, ``method``, ``stage``, ``reason``) and the rest goes on.
 """
 from __future__ import annotations
 
@@ -22,6 +26,14 @@ from ..store import canonical_json
 
 log = logging.getLogger(__name__)
 
+PRED_COLS = ["run_id", "dataset_id", "model_id", "image_id", "label", "pred", "confidence", "probs"]
+EXPL_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "image_id", "target",
+             "grid_h", "grid_w", "map"]
+SCORE_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "metric",
+              "metric_version", "metric_params", "region", "image_id", "value"]
+CURVE_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "metric",
+              "metric_version", "metric_params", "image_id", "x", "y"]
+
 
 @dataclass
 class EvalResult:
@@ -29,87 +41,128 @@ class EvalResult:
     explanations: pd.DataFrame
     scores: pd.DataFrame
     curves: pd.DataFrame
-    failures: list[str] = field(default_factory=list)
+    failures: list[dict] = field(default_factory=list)  # {item, method, stage, reason}
+
+
+def _rounds(variants: list[tuple[str, dict]]) -> list[list[tuple[str, dict]]]:
+    """Split variants into rounds holding each method name at most once (run_methods' shape)."""
+    rounds: list[list[tuple[str, dict]]] = []
+    for name, params in variants:
+        for r in rounds:
+            if all(n != name for n, _ in r):
+                r.append((name, params))
+                break
+        else:
+            rounds.append([(name, params)])
+    return rounds
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
 
 def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *, run_id: str, dataset_id: str,
-                   model_id: str, methods: dict[str, dict], metrics: dict[str, dict],
-                   device: str = "cpu", batch_size: int = 32, progress: bool = True) -> EvalResult:
-    """Predict, explain (predicted class) and score every image of ``ds``."""
-    for m in methods:
+                   model_id: str, methods: dict[str, dict] | list[tuple[str, dict]], metrics: dict[str, dict],
+                   metrics_for=None, regions: list[str] | None = None, device: str = "cpu", batch_size: int = 32,
+                   progress: bool = True) -> EvalResult:
+    """Predict, explain (predicted class) and score every image of ``ds``.
+
+    ``methods``: ``{name: params}`` or a list of ``(name, params)`` variants; ``metrics``:
+    ``{name: params}``; ``metrics_for(name, params) -> {metric: params}`` narrows the metrics of a
+    variant (default: all); ``regions``: score only these regions (default: every region).
+    """
+    variants = list(methods.items()) if isinstance(methods, dict) else list(methods)
+    for m, _ in variants:
         if m not in METHODS:
             raise ValueError(f"unknown method {m!r}; registered: {sorted(METHODS)}")
     for m in metrics:
         if m not in METRICS:
             raise ValueError(f"unknown metric {m!r}; registered: {sorted(METRICS)}")
         if METRICS[m].kind not in ("localisation", "faithfulness"):
-            raise ValueError(f"metric {m!r} ({METRICS[m].kind}) is run per model, not per batch (see runner.demo)")
+            raise ValueError(f"metric {m!r} ({METRICS[m].kind}) is run per model, not per batch")
+    metrics_for = metrics_for or (lambda name, params: metrics)
     dev = torch.device(device)
     model = model.to(dev).eval()
     preds, expls, scores, curves, failures = [], [], [], [], []
+
+    def fail(item, method, stage, reason):
+        failures.append({"item": item, "method": method, "stage": stage, "reason": reason})
+
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate_samples,
                                          num_workers=0, pin_memory=dev.type == "cuda")
     for batch in tqdm(loader, desc=f"explain+score {info.name}", disable=not progress, unit="batch"):
         x = normalise(batch["image"].to(dev, non_blocking=True), info)
-        skipped: dict[str, str] = {}
-        all_maps, logits, targets = run_methods(model, x, list(methods), None, methods, not_applicable=skipped)
-        for mname, why in skipped.items():
-            if not any(f.startswith(f"{model_id}: {mname} ") for f in failures):
-                failures.append(f"{model_id}: {mname} not applicable ({why})")
-        probs = torch.softmax(logits.float(), dim=1).cpu()
-        conf, pred = probs.max(dim=1)
         ids = batch["image_id"]
-        for i, image_id in enumerate(ids):
-            preds.append((run_id, dataset_id, model_id, image_id, int(batch["label"][i]), int(pred[i]),
-                          float(conf[i]), probs[i].numpy().astype(np.float32)))
-        size = x.shape[-2:]
-        for mname, mparams in methods.items():
-            if mname not in all_maps:
+        batch_regions = {k: v for k, v in batch["regions"].items() if regions is None or k in regions}
+        predicted = False
+        for round_ in _rounds(variants):
+            skipped: dict[str, str] = {}
+            try:
+                all_maps, logits, targets = run_methods(model, x, [n for n, _ in round_], None, dict(round_),
+                                                        not_applicable=skipped)
+            except Exception as exc:  # e.g. out of memory on this batch: record, go on with the next
+                for n, _ in round_:
+                    for i in ids:
+                        fail(i, n, "explain", _first_line(exc))
                 continue
-            minfo = METHODS[mname]
-            mjson = canonical_json(mparams)
-            maps = all_maps[mname].cpu()
-            finite = torch.isfinite(maps).flatten(1).all(1)
-            for i in (~finite).nonzero().flatten().tolist():
-                failures.append(f"{dataset_id}/{ids[i]}: {mname} map contains NaN or inf; not scored")
-            gh, gw = maps.shape[-2:]
-            for i, image_id in enumerate(ids):
-                expls.append((run_id, dataset_id, model_id, mname, minfo.version, mjson, image_id,
-                              int(targets[i]), gh, gw, maps[i].flatten().numpy().astype(np.float32)))
-            keep = finite.nonzero().flatten()
-            if len(keep) == 0:
-                continue
-            up = upsample_maps(maps[keep], tuple(size))
-            for metric, kparams in metrics.items():
-                kinfo = METRICS[metric]
-                kjson = canonical_json(kparams)
-                if kinfo.kind == "faithfulness":
-                    vals, xs, ys = kinfo(up, model=model, images=x[keep.to(dev)], targets=targets[keep.to(dev)],
-                                         return_curves=True, **kparams)
-                    results = {"none": vals}
-                    for j, i in enumerate(keep.tolist()):
-                        curves.append((run_id, dataset_id, model_id, mname, minfo.version, mjson, metric,
-                                       kinfo.version, kjson, ids[i], xs.astype(np.float32),
-                                       ys[j].astype(np.float32)))
-                else:
-                    results = {region: kinfo(up, reg[keep], **kparams) for region, reg in batch["regions"].items()}
-                for region, vals in results.items():
-                    for j, i in enumerate(keep.tolist()):
-                        v = float(vals[j])
-                        scores.append((run_id, dataset_id, model_id, mname, minfo.version, mjson, metric,
-                                       kinfo.version, kjson, region, ids[i], None if np.isnan(v) else v))
+            for mname, why in skipped.items():
+                if not any(f["method"] == mname and f["item"] == "*" for f in failures):
+                    fail("*", mname, "explain", f"not applicable: {why}")
+            if not predicted:
+                predicted = True
+                probs = torch.softmax(logits.float(), dim=1).cpu()
+                conf, pred = probs.max(dim=1)
+                for i, image_id in enumerate(ids):
+                    preds.append((run_id, dataset_id, model_id, image_id, int(batch["label"][i]), int(pred[i]),
+                                  float(conf[i]), probs[i].numpy().astype(np.float32)))
+            for mname, mparams in round_:
+                if mname not in all_maps:
+                    continue
+                _score_method(all_maps[mname].cpu(), mname, mparams, metrics_for(mname, mparams), model, x, targets,
+                              ids, batch_regions, (run_id, dataset_id, model_id), expls, scores, curves, fail)
     for f in failures:
-        log.warning(f)
-    return EvalResult(
-        pd.DataFrame(preds, columns=["run_id", "dataset_id", "model_id", "image_id", "label", "pred",
-                                     "confidence", "probs"]),
-        pd.DataFrame(expls, columns=["run_id", "dataset_id", "model_id", "method", "method_version",
-                                     "method_params", "image_id", "target", "grid_h", "grid_w", "map"]),
-        pd.DataFrame(scores, columns=["run_id", "dataset_id", "model_id", "method", "method_version",
-                                      "method_params", "metric", "metric_version", "metric_params", "region",
-                                      "image_id", "value"]),
-        pd.DataFrame(curves, columns=["run_id", "dataset_id", "model_id", "method", "method_version",
-                                      "method_params", "metric", "metric_version", "metric_params", "image_id",
-                                      "x", "y"]),
-        failures,
-    )
+        log.warning("%s %s: %s failed at %s: %s", dataset_id, model_id, f["method"], f["stage"],
+                    f"{f['item']}: {f['reason']}")
+    return EvalResult(pd.DataFrame(preds, columns=PRED_COLS), pd.DataFrame(expls, columns=EXPL_COLS),
+                      pd.DataFrame(scores, columns=SCORE_COLS), pd.DataFrame(curves, columns=CURVE_COLS), failures)
+
+
+def _score_method(maps, mname, mparams, metrics, model, x, targets, ids, regions, prefix, expls, scores, curves,
+                  fail) -> None:
+    """Store one method's maps for a batch and score them with ``metrics``."""
+    minfo = METHODS[mname]
+    mkey = (mname, minfo.version, canonical_json(mparams))
+    finite = torch.isfinite(maps).flatten(1).all(1)
+    for i in (~finite).nonzero().flatten().tolist():
+        fail(ids[i], mname, "explain", "map contains NaN or inf; not scored")
+    gh, gw = maps.shape[-2:]
+    for i, image_id in enumerate(ids):
+        if finite[i]:
+            expls.append((*prefix, *mkey, image_id, int(targets[i]), gh, gw,
+                          maps[i].flatten().numpy().astype(np.float32)))
+    keep = finite.nonzero().flatten()
+    if len(keep) == 0:
+        return
+    up = upsample_maps(maps[keep], tuple(x.shape[-2:]))
+    kdev = keep.to(x.device)
+    for metric, kparams in metrics.items():
+        kinfo = METRICS[metric]
+        kkey = (metric, kinfo.version, canonical_json(kparams))
+        try:
+            if kinfo.kind == "faithfulness":
+                vals, xs, ys = kinfo(up, model=model, images=x[kdev], targets=targets[kdev], return_curves=True,
+                                     **kparams)
+                results = {"none": vals}
+                for j, i in enumerate(keep.tolist()):
+                    curves.append((*prefix, *mkey, *kkey, ids[i], xs.astype(np.float32), ys[j].astype(np.float32)))
+            else:
+                results = {region: kinfo(up, reg[keep], **kparams) for region, reg in regions.items()}
+        except Exception as exc:
+            for i in keep.tolist():
+                fail(ids[i], mname, "score", f"{metric}: {_first_line(exc)}")
+            continue
+        for region, vals in results.items():
+            for j, i in enumerate(keep.tolist()):
+                v = float(vals[j])
+                scores.append((*prefix, *mkey, *kkey, region, ids[i], None if np.isnan(v) else v))

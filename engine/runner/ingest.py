@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import importlib.metadata
 import platform
 import subprocess
@@ -53,8 +54,9 @@ def start_run(w: ResultWriter, kind: str, config: dict) -> str:
     return run_id
 
 
-def finish_run(w: ResultWriter, run_id: str, status: str) -> None:
-    w.con.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", [status, _now(), run_id])
+def finish_run(w: ResultWriter, run_id: str, status: str, counts: dict | None = None) -> None:
+    w.con.execute("UPDATE runs SET status = ?, finished_at = ?, counts = ? WHERE run_id = ?",
+                  [status, _now(), json.dumps(counts or {}, sort_keys=True, separators=(", ", ": ")), run_id])
 
 
 def write_registries(w: ResultWriter) -> None:

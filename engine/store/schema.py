@@ -16,7 +16,8 @@ TABLES: dict[str, str] = {
         host VARCHAR,
         git_commit VARCHAR,
         versions JSON,
-        config JSON""",
+        config JSON,
+        counts JSON                 -- jobs done / skipped / failed, failed items""",
     "datasets": """
         dataset_id VARCHAR PRIMARY KEY,  -- name@fingerprint
         name VARCHAR,

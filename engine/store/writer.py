@@ -59,8 +59,10 @@ class ResultWriter:
                     raise WriterBusy(f"{self.db_path}: another run is writing to this database; "
                                      f"wait for it to finish or use another --db") from None
                 time.sleep(0.5)
-        if self.staging.exists():
-            self.staging.unlink()
+        # we hold the lock, so staging files here belong to runs that died (kill -9, power loss)
+        for stale in self.db_path.parent.glob(f"{self.db_path.name}.staging-*"):
+            log.info("removing %s left by an interrupted run", stale)
+            stale.unlink(missing_ok=True)
         if self.db_path.exists():
             shutil.copyfile(self.db_path, self.staging)
         self.con = duckdb.connect(str(self.staging))

@@ -1,0 +1,213 @@
+"""Experiment files: a TOML that lists datasets, models, methods, metrics and limits, validated on load.
+
+An experiment is declarative: it says *what* should be in the database, and the runner works out
+which units of work (jobs) are missing (:mod:`engine.runner.jobs`).  Validation happens before any
+work starts, with one-line errors naming the key and the allowed values::
+
+    name = "my-study"
+    seed = 0
+    [[datasets]]                      # engine.data.DatasetSpec keys (docs/datasets.md)
+    name = "wbc1"
+    root = "../shared/data/wbc/Dataset 1"     # relative to this file
+    ...
+    [[models]]
+    name = "vit_demo"                 # zoo or timm name
+    init = "trained"                  # trained (fine-tuned here) | random (untrained baseline)
+    train = { epochs = 20, lr = 2e-3 }
+    [methods]
+    attention = {}                    # parameters, or a list of parameter tables for variants
+    integrated_gradients = { n_steps = 24 }
+    [metrics]
+    pointing_game = {}
+    insertion_auc = { n_steps = 12 }
+"""
+from __future__ import annotations
+
+import inspect
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..explain import METHODS
+from ..metrics import METRICS
+
+GENERATORS = ("blood_smear", "ultrasound", "confounded")
+ParamSets = dict[str, Any] | list[dict[str, Any]]
+
+
+class ExperimentError(ValueError):
+    """An invalid experiment file; the message names the file, the key and what is allowed."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelEntry(_Strict):
+    name: str                                   # zoo short name or any timm name
+    init: Literal["trained", "random"] = "trained"
+    pretrain: Literal["random", "supervised", "dino", "mae"] | None = None  # offline pretraining, then fine-tune
+    pretrain_source: str = "generated"          # 'generated', 'target' (the dataset's own images) or a folder
+    pretrain_params: dict[str, Any] = Field(default_factory=dict)
+    weights: str | None = None                  # local .safetensors / .pth (relative to the file)
+    pretrained: bool | None = None              # timm hub weights (needs network); None: the zoo's default
+    train: dict[str, Any] = Field(default_factory=dict)   # engine.models.TrainConfig fields
+    grid: dict[str, list[Any]] = Field(default_factory=dict)  # grid search on the validation split
+    label: str | None = None                    # display name
+
+    @field_validator("pretrain_params", "train", "grid")
+    @classmethod
+    def _config_keys(cls, v, info):
+        """Keys of the pretraining / training configs (engine.models.PretrainConfig / TrainConfig)."""
+        from ..models import PretrainConfig, TrainConfig
+        config = PretrainConfig if info.field_name == "pretrain_params" else TrainConfig
+        allowed = set(config.__dataclass_fields__)
+        bad = sorted(set(v) - allowed)
+        if bad:
+            raise ValueError(f"unknown {info.field_name} key(s) {bad}; allowed: {sorted(allowed)}")
+        if info.field_name == "grid" and any(not vals for vals in v.values()):
+            raise ValueError("every grid key needs at least one value")
+        return v
+
+
+class SanityEntry(_Strict):
+    images: int = Field(8, ge=0)                # first test images per model (0: off)
+    methods: list[str] | None = None            # default: every method of the experiment
+    models: Literal["trained", "all"] = "trained"
+
+
+RESERVED = {"model", "images", "targets", "return_curves"}  # passed by the runner, not by the file
+
+
+def _check_params(kind: str, name: str, fn, params: dict, skip: int) -> None:
+    if not isinstance(params, dict):
+        raise ValueError(f"{kind} {name!r}: parameters must be a table, got {params!r}")
+    sig = inspect.signature(fn)
+    allowed = [p for p in list(sig.parameters)[skip:] if p not in RESERVED
+               and sig.parameters[p].kind is not inspect.Parameter.VAR_KEYWORD]
+    bad = sorted(set(params) - set(allowed))
+    if bad:
+        raise ValueError(f"{kind} {name!r}: unknown parameter(s) {bad}; allowed: {allowed}")
+
+
+class Experiment(_Strict):
+    name: str
+    seed: int = 0
+    device: str = "cpu"
+    batch_size: int = Field(32, ge=1)
+    datasets: list[dict[str, Any]] = Field(min_length=1)
+    models: list[ModelEntry] = Field(min_length=1)
+    methods: dict[str, ParamSets] = Field(min_length=1)
+    metrics: dict[str, dict[str, Any]] = Field(min_length=1)
+    regions: list[str] | None = None            # score only these regions (default: every region)
+    sanity: SanityEntry = Field(default_factory=SanityEntry)
+    work_dir: str = "."                         # generated data and checkpoints go here (relative to the file)
+    checkpoints: str = "checkpoints"            # checkpoint cache, relative to work_dir
+    base_dir: str = "."                         # set by load_experiment: relative paths resolve here
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, v):
+        for name, sets in v.items():
+            if name not in METHODS:
+                raise ValueError(f"unknown method {name!r}; registered: {sorted(METHODS)}")
+            info = METHODS[name]
+            for params in (sets if isinstance(sets, list) else [sets]):
+                _check_params("method", name, info.fn, params, skip=1 if info.kind == "trace" else 3)
+        return v
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, v):
+        for name, params in v.items():
+            if name not in METRICS:
+                raise ValueError(f"unknown metric {name!r}; registered: {sorted(METRICS)}")
+            if METRICS[name].kind not in ("localisation", "faithfulness"):
+                raise ValueError(f"metric {name!r} is a {METRICS[name].kind} check: configure it under [sanity]")
+            _check_params("metric", name, METRICS[name].fn, params, skip=2 if METRICS[name].kind == "localisation"
+                          else 1)
+        return v
+
+    @model_validator(mode="after")
+    def _names(self):
+        names = [d.get("name") for d in self.datasets]
+        if any(not isinstance(n, str) or not n for n in names):
+            raise ValueError("every [[datasets]] block needs a name")
+        if len(set(names)) != len(names):
+            raise ValueError(f"dataset names must be unique, got {names}")
+        for d in self.datasets:
+            g = d.get("generate")
+            if g is not None and g not in GENERATORS:
+                raise ValueError(f"dataset {d['name']!r}: generate = {g!r}; allowed: {list(GENERATORS)}")
+        if self.sanity.methods:
+            bad = sorted(set(self.sanity.methods) - set(self.methods))
+            if bad:
+                raise ValueError(f"sanity.methods {bad} are not in [methods]")
+        return self
+
+    def method_variants(self) -> list[tuple[str, dict]]:
+        """(method, params) for every configured variant, in file order."""
+        out = []
+        for name, sets in self.methods.items():
+            for params in (sets if isinstance(sets, list) else [sets]):
+                out.append((name, dict(params)))
+        return out
+
+    def model_entries(self) -> list[dict]:
+        """The model entries as dicts, with local paths (weights, a pretraining folder) made absolute."""
+        out = []
+        for m in self.models:
+            d = m.model_dump()
+            if d["weights"]:
+                d["weights"] = str(self.resolve(d["weights"]))
+            if d["pretrain_source"] not in ("generated", "target"):
+                d["pretrain_source"] = str(self.resolve(d["pretrain_source"]))
+            out.append(d)
+        return out
+
+    def resolve(self, path: str | None) -> Path | None:
+        if path is None:
+            return None
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (Path(self.base_dir) / p).resolve()
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    return f"{where}: {msg}"
+
+
+def parse_experiment(data: dict, base_dir: str | Path = ".", source: str = "<experiment>") -> Experiment:
+    try:
+        exp = Experiment(**{**data, "base_dir": str(Path(base_dir).resolve())})
+    except ValidationError as exc:
+        allowed = sorted(f for f in Experiment.model_fields if f != "base_dir")
+        extra = f" (top-level keys: {allowed})" if exc.errors()[0]["type"] == "extra_forbidden" else ""
+        raise ExperimentError(f"{source}: {_first_error(exc)}{extra}") from None
+    from ..data import DatasetError, DatasetSpec
+    for i, block in enumerate(exp.datasets):  # keys and values only; files are checked by check-data / the run
+        if "generate" in block:
+            continue
+        try:
+            DatasetSpec.from_dict({**block, "root": str(exp.resolve(block.get("root", ".")))})
+        except DatasetError as exc:
+            raise ExperimentError(f"{source}: datasets.{i}: {exc}") from None
+    return exp
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and validate an experiment TOML; relative paths in it resolve against its folder."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ExperimentError(f"{path}: no such experiment file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ExperimentError(f"{path}: not valid TOML ({exc})") from None
+    return parse_experiment(data, path.parent, str(path))

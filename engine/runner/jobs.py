@@ -1,0 +1,106 @@
+"""The job grid of an experiment: content keys, and which units of work are already done.
+
+A unit of work is a *job* with a content key -- a hash of everything that determines its result:
+
+* ``train``    (dataset fingerprint, model entry, seed, torch version) -> a checkpoint;
+* ``predict``  (dataset fingerprint, checkpoint sha256) -> predictions + classification metrics;
+* ``evaluate`` (dataset fingerprint, checkpoint sha256, method + rule version + params,
+  metric + rule version + params, regions) -> one method's maps scored by one metric;
+* ``sanity``   (dataset fingerprint, checkpoint sha256, methods + versions + params, images, seed).
+
+Keys of finished jobs are stored in the ``jobs`` table; a job whose key is there is skipped.
+Changing a parameter, a rule version, the data or the checkpoint changes the key, so exactly the
+affected jobs run again and old scores are never mixed with new ones.  Execution groups pending
+evaluate jobs into *chunks* (all trace methods of a (dataset, model) share one forward+backward;
+each Captum method is its own chunk); a chunk is committed atomically with its job rows.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import torch
+
+from ..explain import METHODS
+from ..metrics import METRICS
+from ..store import canonical_json
+
+
+def content_key(kind: str, *parts) -> str:
+    blob = json.dumps([kind, *parts], sort_keys=True, separators=(",", ":"), default=str)
+    return f"{kind}-{hashlib.sha256(blob.encode()).hexdigest()[:24]}"
+
+
+def train_key(fp: str, entry: dict, seed: int) -> str:
+    entry = {k: v for k, v in entry.items() if k != "label"}  # the display name does not change weights
+    return content_key("train", fp, entry, seed, torch.__version__)
+
+
+def predict_key(fp: str, sha256: str) -> str:
+    return content_key("predict", fp, sha256)
+
+
+def method_key(name: str, params: dict) -> tuple[str, int, str]:
+    return name, METHODS[name].version, canonical_json(params)
+
+
+def metric_key(name: str, params: dict) -> tuple[str, int, str]:
+    return name, METRICS[name].version, canonical_json(params)
+
+
+def evaluate_key(fp: str, sha256: str, method: tuple, metric: tuple, regions) -> str:
+    return content_key("evaluate", fp, sha256, method, metric, sorted(regions) if regions else None)
+
+
+def sanity_key(fp: str, sha256: str, methods: list[tuple], images: int, seed: int) -> str:
+    return content_key("sanity", fp, sha256, sorted(methods), images, seed)
+
+
+@dataclass
+class EvalJob:
+    key: str
+    method: str
+    method_params: dict
+    metric: str
+    metric_params: dict
+
+
+@dataclass
+class Chunk:
+    """Evaluate jobs of one (dataset, model) executed together and committed atomically."""
+    name: str
+    jobs: list[EvalJob] = field(default_factory=list)
+
+    def variants(self) -> list[tuple[str, dict]]:
+        out: list[tuple[str, dict]] = []
+        for j in self.jobs:
+            if (j.method, j.method_params) not in out:
+                out.append((j.method, j.method_params))
+        return out
+
+    def metrics_for(self, method: str, params: dict) -> dict[str, dict]:
+        return {j.metric: j.metric_params for j in self.jobs if j.method == method and j.method_params == params}
+
+
+def plan_chunks(fp: str, sha256: str, variants: list[tuple[str, dict]], metrics: dict[str, dict], regions,
+                done: set[str]) -> tuple[list[Chunk], int]:
+    """Pending evaluate jobs of one (dataset, model), grouped into chunks; also the number skipped.
+
+    The grouping depends only on the experiment (never on what is done), so a resumed run computes
+    each chunk exactly as an uninterrupted run would.
+    """
+    trace = Chunk("trace methods")
+    chunks: list[Chunk] = [trace]
+    skipped = 0
+    for name, params in variants:
+        target = trace if METHODS[name].kind == "trace" else Chunk(f"{name} {canonical_json(params)}")
+        if target is not trace:
+            chunks.append(target)
+        for metric, kparams in metrics.items():
+            key = evaluate_key(fp, sha256, method_key(name, params), metric_key(metric, kparams), regions)
+            if key in done:
+                skipped += 1
+            else:
+                target.jobs.append(EvalJob(key, name, params, metric, kparams))
+    return [c for c in chunks if c.jobs], skipped

@@ -1,0 +1,71 @@
+"""``run --dry-run``: the job grid of an experiment against a database, without doing the work.
+
+For every (dataset, model): whether training is needed, and how many predict / evaluate / sanity
+jobs are already done or would run, with the work they stand for (maps to compute, model forwards
+of the faithfulness curves).  Generated demo datasets are written if missing (their fingerprints
+key the jobs); nothing is trained, explained or written to the database.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..metrics import METRICS
+from ..store import queries
+from . import units
+from .datasets import prepare
+from .experiment import Experiment
+from .jobs import plan_chunks, predict_key, train_key
+
+
+def _done_keys(db: Path) -> set[str]:
+    if not queries.database_exists(db):
+        return set()
+    with queries.read_only(db) as con:
+        if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'jobs'").fetchone()[0]:
+            return set()
+        return {r[0] for r in con.execute("SELECT job_key FROM jobs WHERE status = 'done'").fetchall()}
+
+
+def job_grid(exp: Experiment, db: Path, work_dir: str | Path | None = None) -> pd.DataFrame:
+    work = Path(work_dir) if work_dir else exp.resolve(exp.work_dir)
+    ckpt_dir = (work / exp.checkpoints).resolve()
+    done = _done_keys(db)
+    variants = exp.method_variants()
+    n_eval = len(variants) * len(exp.metrics)
+    rows = []
+    for d in prepare(exp, work, progress=False):
+        for m, e in zip(exp.models, exp.model_entries()):
+            key = train_key(d.fingerprint, e, exp.seed)
+            res = units.reuse_checkpoint(str(ckpt_dir / f"{e['name']}-{e['init']}-{key}.safetensors"))
+            row = {"dataset": d.spec.name, "model": m.label or f"{m.name}:{m.init}", "images scored": len(d.scored),
+                   "train": "done" if res else ("run" if m.init == "trained" else "build")}
+            if res is None:
+                pending, n_done, pred = n_eval, 0, "run"
+                pending_variants = set(range(len(variants)))
+                faith = [k for _ in variants for k in exp.metrics if METRICS[k].kind == "faithfulness"]
+            else:
+                chunks, n_done = plan_chunks(d.fingerprint, res["sha256"], variants, exp.metrics, exp.regions, done)
+                jobs = [j for c in chunks for j in c.jobs]
+                pending = len(jobs)
+                pred = "done" if predict_key(d.fingerprint, res["sha256"]) in done else "run"
+                pending_variants = {(j.method, str(j.method_params)) for j in jobs}
+                faith = [j.metric for j in jobs if METRICS[j.metric].kind == "faithfulness"]
+            steps = sum(exp.metrics[k].get("n_steps", 50) + 1 for k in faith)  # forwards per image and curve
+            row.update({"predict": pred, "evaluate done": n_done, "evaluate to run": pending,
+                        "maps to compute": len(pending_variants) * len(d.scored),
+                        "curve forwards": steps * len(d.scored)})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def dry_run(exp: Experiment, db: Path, work_dir: str | Path | None = None) -> int:
+    grid = job_grid(exp, db, work_dir)
+    print(f"experiment {exp.name!r} against {db}:")
+    print(grid.to_string(index=False))
+    todo = int((grid["evaluate to run"] > 0).sum() + (grid["train"] != "done").sum())
+    print("nothing to do: every job is in the database" if todo == 0 else
+          f"{int(grid['evaluate to run'].sum())} evaluate jobs to run; "
+          f"{int((grid['train'] == 'run').sum())} models to fine-tune")
+    return 0

@@ -1,0 +1,185 @@
+"""The units of work an executor runs: train, predict, evaluate a chunk, sanity-check.
+
+Each unit is a plain function of picklable arguments (a dataset spec as a dict, a checkpoint path,
+the chunk) that returns plain results and never touches the database, so the local executor and
+Ray workers run the same code and only the driver writes (:mod:`engine.runner.run`).  Datasets and
+checkpoints are re-opened in the worker and cached per process.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..data import DatasetError, DatasetSpec, ImageDataset, collate_samples, load_records
+from ..explain import METHODS
+from ..metrics.sanity import mprt
+from ..models import (PretrainConfig, TrainConfig, create_model, fine_tune, grid_search, load_checkpoint, normalise,
+                      predict, pretrain_backbone, read_sidecar, save_checkpoint)
+from ..models.evaluation import report_from_probs
+from ..store import canonical_json
+from .evaluate import _first_line, evaluate_model
+from .jobs import Chunk
+
+log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=8)
+def _dataset(spec_json: str) -> tuple[DatasetSpec, list, tuple]:
+    spec = DatasetSpec.from_dict(json.loads(spec_json))
+    records, classes = load_records(spec)
+    return spec, records, classes
+
+
+@functools.lru_cache(maxsize=32)
+def _subset(spec_json: str, ids: tuple[str, ...] | None, split: str | None) -> tuple[ImageDataset, list[dict]]:
+    """The images ``ids`` (or a whole split), with the ones that fail to load left out and reported."""
+    spec, records, classes = _dataset(spec_json)
+    recs = [r for r in records if (ids is None or r.image_id in ids) and (split is None or r.split == split)]
+    ds = ImageDataset(spec, records=recs, classes=classes)
+    good, failures = [], []
+    for i, r in enumerate(recs):
+        try:
+            ds[i]
+            good.append(r)
+        except DatasetError as exc:
+            if getattr(spec, "strict", False):
+                raise
+            failures.append({"item": r.image_id, "method": None, "stage": "load", "reason": str(exc)})
+    return ImageDataset(spec, records=good, classes=classes), failures
+
+
+@functools.lru_cache(maxsize=2)
+def _checkpoint(path: str, sha256: str):
+    model, info, side = load_checkpoint(path)
+    if side["sha256"] != sha256:
+        raise ValueError(f"{path}: checkpoint changed since it was registered (sha256 {side['sha256'][:12]}, "
+                         f"expected {sha256[:12]})")
+    return model, info, side
+
+
+def train_unit(spec_json: str, entry: dict, seed: int, ckpt_path: str, device: str, progress: bool) -> dict:
+    """Build (and unless ``init == 'random'`` fine-tune) one model; write its checkpoint."""
+    t0 = time.monotonic()
+    spec, records, classes = _dataset(spec_json)
+    path = Path(ckpt_path)
+    weights = entry.get("weights")
+    kwargs = {"pretrained": entry.get("pretrained"), **({"weights": weights} if weights else {})}
+    trials: list[dict] = []
+    if entry.get("init") == "random":
+        torch.manual_seed(seed + 1)
+        model, info = create_model(entry["name"], len(classes), pretrained=False)
+        meta = {"init": "random", "strategy": "random", "hparams": {"seed": seed + 1}, "metrics": {}, "history": []}
+    else:
+        train_ds, val_ds = (_subset(spec_json, None, s)[0] for s in ("train", "val"))
+        if len(train_ds) == 0 or len(val_ds) == 0:
+            raise DatasetError(f"{spec.name}: needs images in both the train and val splits to fine-tune "
+                               f"(train {len(train_ds)}, val {len(val_ds)})")
+        if entry.get("pretrain"):
+            kwargs = {"pretrained": False, "weights": str(_pretrained_backbone(entry, spec, seed, path.parent, device,
+                                                                               progress))}
+        cfg = TrainConfig(**{"seed": seed, **entry.get("train", {})})
+
+        def build():
+            return create_model(entry["name"], len(classes), **kwargs)
+
+        if entry.get("grid"):  # the best trial's model is kept (not retrained on train + val)
+            found = grid_search(build, train_ds, val_ds, cfg, entry["grid"], device=device, progress=progress)
+            model, info, cfg, result, trials = found.model, found.info, found.config, found.result, found.trials
+        else:
+            torch.manual_seed(seed)
+            model, info = build()
+            result = fine_tune(model, info, train_ds, val_ds, cfg, device=device, progress=progress)
+        meta = {"init": "trained", "strategy": info.strategy, "hparams": cfg.to_dict(),
+                "metrics": {"val_accuracy": result.best_val_accuracy, "best_epoch": result.best_epoch},
+                "history": result.history}
+    sha = save_checkpoint(path, model.cpu(), info, {**meta, "entry": entry})
+    return {"checkpoint": str(path), "sha256": sha, "info": asdict(info), "meta": meta, "trials": trials,
+            "seconds": time.monotonic() - t0}
+
+
+def _pretrained_backbone(entry: dict, spec: DatasetSpec, seed: int, ckpt_dir: Path, device: str,
+                         progress: bool) -> Path:
+    """Offline pretraining (cached by its config hash) before fine-tuning: ``pretrain_source`` is
+    'generated' (the seeded synthetic source set), 'target' (this dataset's own images, unlabelled)
+    or a folder of images."""
+    src = entry.get("pretrain_source", "generated")
+    source = "synthetic" if src == "generated" else spec.root if src == "target" else src
+    cfg = PretrainConfig(**{"seed": seed, **entry.get("pretrain_params", {})})
+    return pretrain_backbone(entry["name"], entry["pretrain"], source, cfg, cache_dir=ckpt_dir / "pretrained",
+                             device=device, progress=progress)
+
+
+def reuse_checkpoint(ckpt_path: str) -> dict | None:
+    """The train result of an existing, intact checkpoint (None when it must be trained)."""
+    path = Path(ckpt_path)
+    if not (path.exists() and Path(str(path) + ".json").exists()):
+        return None
+    side = read_sidecar(path)
+    meta = {k: side.get(k) for k in ("init", "strategy", "hparams", "metrics", "history")}
+    return {"checkpoint": str(path), "sha256": side["sha256"], "info": side["model"], "meta": meta, "trials": [],
+            "seconds": 0.0}
+
+
+def predict_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], device: str,
+                 batch_size: int) -> dict:
+    """Class probabilities for the test split plus the scored images; test-split classification metrics."""
+    spec, records, classes = _dataset(spec_json)
+    model, info, _ = _checkpoint(ckpt, sha256)
+    wanted = tuple(sorted({r.image_id for r in records if r.split == "test"} | set(ids)))
+    ds, failures = _subset(spec_json, wanted, None)
+    out = predict(model, info, ds, device, batch_size)
+    probs = out["probs"]
+    df = pd.DataFrame({"image_id": out["image_ids"], "label": out["labels"].astype(int),
+                       "pred": probs.argmax(1).astype(int) if len(probs) else [],
+                       "confidence": probs.max(1) if len(probs) else [],
+                       "probs": [p.astype(np.float32) for p in probs]})
+    test = np.array([r.split == "test" for r in ds.records], dtype=bool)
+    metrics = {}
+    if test.any():
+        rep = report_from_probs(out["labels"][test], probs[test], loss=out["loss"])
+        metrics = {k: rep[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "confusion", "n")}
+    return {"predictions": df, "metrics": metrics, "failures": failures}
+
+
+def chunk_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], chunk: Chunk, metrics: dict,
+               regions: list[str] | None, device: str, batch_size: int, progress: bool) -> dict:
+    """Explain the scored images with the chunk's methods and score the chunk's (method, metric) jobs."""
+    model, info, _ = _checkpoint(ckpt, sha256)
+    ds, _ = _subset(spec_json, ids, None)  # load failures are reported once, by the predict unit
+    res = evaluate_model(model, info, ds, run_id="", dataset_id="", model_id="", methods=chunk.variants(),
+                         metrics=metrics, metrics_for=chunk.metrics_for, regions=regions, device=device,
+                         batch_size=batch_size, progress=progress)
+    return {"explanations": res.explanations, "scores": res.scores, "curves": res.curves,
+            "failures": res.failures, "n_items": len(ds)}
+
+
+def sanity_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], variants: list[tuple[str, dict]],
+                seed: int, device: str) -> dict:
+    """MPRT (cascading randomisation) of each method on the given images."""
+    model, info, _ = _checkpoint(ckpt, sha256)
+    ds, _ = _subset(spec_json, ids, None)
+    if len(ds) == 0:
+        return {"sanity": pd.DataFrame(), "failures": []}
+    batch = collate_samples([ds[i] for i in range(len(ds))])
+    x = normalise(batch["image"].to(device), info)
+    params = {name: p for name, p in variants}
+    failures = []
+    try:
+        rows = mprt(model.to(device), x, params, seed=seed)
+    except Exception as exc:
+        rows = []
+        failures.append({"item": "*", "method": None, "stage": "sanity", "reason": _first_line(exc)})
+    df = pd.DataFrame([{"method": r["method"], "method_version": METHODS[r["method"]].version,
+                        "method_params": canonical_json(params[r["method"]]), "step": r["step"], "layer": r["layer"],
+                        "image_id": batch["image_id"][r["image"]],
+                        "spearman": None if np.isnan(r["spearman"]) else r["spearman"], "ssim": r["ssim"]}
+                       for r in rows])
+    return {"sanity": df, "failures": failures}
