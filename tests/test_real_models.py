@@ -51,3 +51,32 @@ def test_swin_gradcam_works_attention_methods_say_why():
     assert set(maps) == {"gradcam"} and maps["gradcam"].shape == (2, 7, 7)
     assert set(skipped) == set(TRACE) - {"gradcam"}
     assert all("not applicable" in why or "Swin" in why for why in skipped.values())
+
+
+# ---------------------------------------------------------------- every zoo entry at its real size
+ZOO_REAL = ["vit_s16", "vit_b16", "vit_b16_random", "vit_b16_supervised", "vit_b16_dino", "vit_b16_mae", "deit_b16",
+            "swin_b", "vit_b14_dinov2"]
+
+
+@pytest.mark.parametrize("name", ZOO_REAL)
+def test_zoo_entry_trains_one_step_and_explains(name):
+    """Random weights (no hub here), the entry's real input size, one AdamW step with layer decay, one map."""
+    import torch.nn.functional as F
+
+    from engine.models import TrainConfig, create_model, normalise
+    from engine.models.train import _param_groups
+    torch.manual_seed(0)
+    model, info = create_model(name, 3, pretrained=False)
+    x = normalise(torch.rand(1, 3, info.input_size, info.input_size), info)
+    opt = torch.optim.AdamW(_param_groups(model, TrainConfig(layer_decay=0.75)), lr=1e-4)
+    before = model.get_classifier().weight.detach().clone()
+    model.train()
+    loss = F.cross_entropy(model(x), torch.tensor([1]))
+    loss.backward()
+    opt.step()
+    assert torch.isfinite(loss) and not torch.equal(before, model.get_classifier().weight)
+    method = "gradcam" if info.arch == "swin" else "chefer_gae"
+    maps, logits, _ = run_methods(model.eval(), x, [method])
+    assert logits.shape == (1, 3) and torch.isfinite(maps[method]).all()
+    expected = (7, 7) if info.arch == "swin" else info.grid
+    assert tuple(maps[method].shape[-2:]) == expected
