@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.store.cache import call, db_state
-from engine.widgets import no_database
+from engine.widgets import no_database, show_table
 
 st.set_page_config(page_title="ViT heatmaps vs. ground truth", layout="wide")
 st.title("Do the heatmaps point where the disease is?")
@@ -29,11 +29,9 @@ st.dataframe(call("datasets", path, mtime).drop(columns=["root"]), hide_index=Tr
 
 st.subheader("Models")
 st.caption("Test-split classification quality: accuracy, balanced accuracy, macro-F1 and macro one-vs-rest AUROC "
-           "(empty where the run did not record it)")
+           "(– where the run did not record it)")
 models = call("models", path, mtime)
-st.dataframe(models, hide_index=True, width="stretch", column_config={
-    c: st.column_config.NumberColumn(format="%.3f") for c in
-    ["val_accuracy", "test_accuracy", "test_balanced_accuracy", "test_macro_f1", "test_auroc"]})
+show_table(models, hide_index=True)
 
 st.subheader("Methods × metrics")
 st.caption("Per method, metric and region: models scored, images scored (n, summed over models) and the mean "
@@ -46,8 +44,7 @@ runs = call("runs", path, mtime, 10)
 if runs.empty:
     st.caption("No runs recorded.")
 else:
-    st.dataframe(runs, hide_index=True, width="stretch",
-                 column_config={"seconds": st.column_config.NumberColumn("duration (s)", format="%.0f")})
+    show_table(runs, {"seconds": "{:.0f}"}, hide_index=True)
 n_fail = int(counts.get("failures", 0))
 if n_fail:
     st.warning(f"{n_fail:,} failed items recorded — the *Runs* page lists them with their reasons.")

@@ -99,3 +99,10 @@ def open_page(title: str, heading: str, options: str = "score_options", what: st
     if opts.empty:
         no_database(path, what)
     return path, mtime, opts
+
+
+def show_table(df, formats: dict | str | None = None, precision: int = 3, hide_index: bool = False, **kwargs):
+    """``st.dataframe`` with numbers rounded for reading and missing values shown as '–' (not 'None');
+    ``formats``: a format string for every column, or {column: format}."""
+    return st.dataframe(df.style.format(formats, precision=precision, na_rep="–"), hide_index=hide_index,
+                        width="stretch", **kwargs)

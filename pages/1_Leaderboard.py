@@ -11,7 +11,7 @@ import streamlit as st
 
 from engine.store.cache import call
 from engine.store.summaries import method_label
-from engine.widgets import open_page, url_selectbox
+from engine.widgets import open_page, show_table, url_selectbox
 
 path, mtime, opts = open_page("Leaderboard", "Leaderboard", "score_options", "scores")
 
@@ -100,12 +100,12 @@ if not board["baseline"].any():
 
 st.subheader(f"Mean per method × {group}")
 table = shown.pivot_table(index="method", columns=gcol, values="mean")
-st.dataframe(table.style.format("{:.3f}", na_rep=""), width="stretch")
+show_table(table, "{:.3f}")
 
 st.subheader("Detail")
-st.dataframe(shown, hide_index=True, width="stretch", column_config={
-    "rank": st.column_config.NumberColumn(format="%d"),
-    "baseline": st.column_config.CheckboxColumn("chance baseline")})
+shown = shown.drop(columns=[c for c in ("vs random",) if shown[c].isna().all()])
+show_table(shown, {"rank": "{:.0f}"}, hide_index=True,
+           column_config={"baseline": st.column_config.CheckboxColumn("chance baseline")})
 stem = f"leaderboard_{metric}_{region}_by_{gcol}"
 buf = io.BytesIO()
 shown.to_parquet(buf, index=False)
@@ -138,6 +138,4 @@ if models_here:
         mid = st.selectbox("Model", models_here, key="lb_agree_model")
         st.caption(f"Spearman correlation between metrics across methods (method means, region {region} plus "
                    f"faithfulness; deletion negated so higher = better); chance baselines excluded")
-        st.dataframe(call("metric_agreement", path, mtime, dataset_id, mid, region).style.format("{:.2f}",
-                                                                                                  na_rep=""),
-                     width="stretch")
+        show_table(call("metric_agreement", path, mtime, dataset_id, mid, region), "{:.2f}")

@@ -12,7 +12,7 @@ from engine.store.cache import call
 from engine.store.images import UnsafePath, load_row_sample
 from engine.store.summaries import method_label
 from engine.viz import COLORMAPS, render_sample
-from engine.widgets import open_page, url_selectbox, url_slider
+from engine.widgets import open_page, show_table, url_selectbox, url_slider
 
 path, mtime, models = open_page("Image", "Image detail", "model_options", "explanations")
 
@@ -71,8 +71,7 @@ if scores.empty:
     st.caption("Not scored.")
 else:
     scores = queries.labelled(scores).assign(metric=scores["metric"] + " · " + scores["region"])
-    st.dataframe(scores.pivot_table(index="method", columns="metric", values="value").style.format(
-        "{:.3f}", na_rep=""), width="stretch")
+    show_table(scores.pivot_table(index="method", columns="metric", values="value"), "{:.3f}")
 
 st.subheader("Insertion and deletion curves")
 if curves.empty:

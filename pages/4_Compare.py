@@ -9,7 +9,7 @@ import streamlit as st
 from engine.store.cache import call
 from engine.store.queries import labelled
 from engine.store.queries_compare import CONFOUNDER_METRICS, per_method_spearman
-from engine.widgets import open_page, url_selectbox, url_slider
+from engine.widgets import open_page, show_table, url_selectbox, url_slider
 
 path, mtime, models = open_page("Compare", "Compare", "model_options", "scores")
 opts = call("score_options", path, mtime)
@@ -55,9 +55,7 @@ if view == "strategy":
                  labels={"mean": f"{metric} ({region}), mean score 0–1", "method": "method"},
                  title=f"{metric} by pretraining strategy; n ≤ {int(agg['n'].max()) if len(agg) else 0} images/bar")
     st.plotly_chart(fig, width="stretch")
-    st.dataframe(agg.pivot_table(index="method", columns="strategy", values="mean").style.format("{:.3f}",
-                                                                                                  na_rep=""),
-                 width="stretch")
+    show_table(agg.pivot_table(index="method", columns="strategy", values="mean"), "{:.3f}")
     acc = df.groupby(["strategy", "model_id"]).agg(test_accuracy=("test_accuracy", "first")).reset_index()
     st.caption("Models compared and their test accuracy")
     st.dataframe(acc, hide_index=True, width="stretch")
@@ -82,13 +80,10 @@ elif view == "agreement":
         st.caption(f"Spearman correlation of {a} and {b} across images, per method (undefined where a metric is "
                    f"constant)")
         rho = per_method_spearman(pairs.assign(method_params=""))
-        st.dataframe(rho.drop(columns=["method_params"]), hide_index=True, width="stretch",
-                     column_config={"spearman": st.column_config.NumberColumn(format="%.2f")})
+        show_table(rho.drop(columns=["method_params"]), {"spearman": "{:.2f}"}, hide_index=True)
     st.caption(f"Across methods: Spearman correlation between metrics of the method means (region {region} plus "
                f"faithfulness; deletion negated so higher = better); chance baselines excluded")
-    st.dataframe(call("metric_agreement", path, mtime, dataset_id, model_id, region).style.format("{:.2f}",
-                                                                                                  na_rep=""),
-                 width="stretch")
+    show_table(call("metric_agreement", path, mtime, dataset_id, model_id, region), "{:.2f}")
 
 elif view == "regions":
     model_id = pick_model()
@@ -105,7 +100,7 @@ elif view == "regions":
                          title=f"Do rankings survive boxes vs masks? {len(ranks)} methods")
         fig.update_traces(textposition="top center")
         st.plotly_chart(fig, width="stretch")
-        st.dataframe(ranks.round(3), width="stretch")
+        show_table(ranks)
 
 elif view == "depth":
     model_id = pick_model()
@@ -122,8 +117,9 @@ elif view == "depth":
                       error_y=df.ci_high - df["mean"], error_y_minus=df["mean"] - df.ci_low,
                       labels={"layer": "block (0 = first)", "mean": f"mean score ({region}), 0–1"},
                       title=f"Localisation per attention depth, 95 % CI; n ≤ {int(df['n'].max())} images per point")
+        fig.update_xaxes(dtick=1)
         st.plotly_chart(fig, width="stretch")
-        st.dataframe(df.drop(columns=["method_params"]).round(3), hide_index=True, width="stretch")
+        show_table(df.drop(columns=["method_params"]), hide_index=True)
 
 elif view == "sanity":
     model_id = pick_model()
@@ -138,7 +134,7 @@ elif view == "sanity":
                       title=f"MPRT: a map that stays similar after randomisation ignores the model; "
                             f"n = {int(df['images'].max())} images")
         st.plotly_chart(fig, width="stretch")
-        st.dataframe(df.drop(columns=["method_params"]).round(3), hide_index=True, width="stretch")
+        show_table(df.drop(columns=["method_params"]), hide_index=True)
 
 elif view == "faithfulness":
     model_id = pick_model()

@@ -6,15 +6,14 @@ import json
 import streamlit as st
 
 from engine.store.cache import call
-from engine.widgets import open_page, url_selectbox
+from engine.widgets import open_page, show_table, url_selectbox
 
 path, mtime, runs = open_page("Runs", "Runs", "runs", "runs")
 ALL = "(all runs)"
 
 st.subheader("Run history")
 st.caption("Newest first; duration = finished − started (empty while running or after a crash)")
-st.dataframe(runs, hide_index=True, width="stretch",
-             column_config={"seconds": st.column_config.NumberColumn("duration (s)", format="%.0f")})
+show_table(runs.rename(columns={"seconds": "duration (s)"}), {"duration (s)": "{:.0f}"}, hide_index=True)
 
 run_id = url_selectbox("Run", [ALL, *runs.run_id], "run", "runs_")
 only = None if run_id == ALL else run_id
@@ -41,8 +40,7 @@ else:
     status = url_selectbox("Job status", ["all", "done", "failed"], "status", "runs_")
     jobs = call("jobs", path, mtime, only, None if status == "all" else status)
     st.caption(f"{len(jobs)} jobs shown (at most 1,000, newest first)")
-    st.dataframe(jobs, hide_index=True, width="stretch",
-                 column_config={"seconds": st.column_config.NumberColumn(format="%.1f")})
+    show_table(jobs, {"seconds": "{:.1f}"}, hide_index=True)
 
 st.subheader("Failures")
 reasons = call("failure_reasons", path, mtime, only)

@@ -138,8 +138,8 @@ def dashboard_db(tmp_path_factory, fixture_db, smear_spec) -> Path:
     test_ds = ImageDataset(smear_spec, "test", records=records, classes=classes)
     with ResultWriter(db) as w:
         run_id, dataset_id = w.con.execute("SELECT run_id, dataset_id FROM predictions LIMIT 1").fetchone()
-        model_ids = [r[0] for r in w.con.execute("SELECT model_id FROM models ORDER BY model_id").fetchall()]
-        torch.manual_seed(1)
+        model_ids = [r[0] for r in w.con.execute("SELECT model_id FROM models ORDER BY init").fetchall()]
+        torch.manual_seed(1)  # the weights of the 'random' model (seed 1 in fixture_db)
         model, info = create_model("vit_demo", len(classes))
         for layer in (0, 1):
             res = evaluate_model(model.eval(), info, test_ds, run_id=run_id, dataset_id=dataset_id,

@@ -58,8 +58,14 @@ def _wait_images(page, n: int) -> None:
         ".filter(i => i.complete && i.naturalWidth > 0).length >= n", arg=n, timeout=60000)
 
 
-def test_every_page_in_chromium(served, tmp_path):
+def test_every_page_in_chromium(served, dashboard_db, tmp_path):
+    from urllib.parse import quote
+
     from playwright.sync_api import sync_playwright
+
+    from engine.store import queries
+    models = queries.models(dashboard_db)
+    depth_model = quote(models[models.init == "random"].model_id.iloc[0])  # the one with the depth ablation
     shots = tmp_path / "screenshots"
     shots.mkdir()
 
@@ -95,7 +101,7 @@ def test_every_page_in_chromium(served, tmp_path):
             page.get_by_text("pointing_game · mask range", exact=False).first.wait_for(timeout=30000)
             shot(page, "gallery_misses")
 
-            page.goto(served + "/Gallery?method=chefer_gae", wait_until="domcontentloaded")
+            page.goto(served + f"/Gallery?method=chefer_gae&model={depth_model}", wait_until="domcontentloaded")
             _wait_images(page, 12)
             link = page.get_by_role("link", name="details of", exact=False).first
             link.wait_for(timeout=30000)
@@ -103,7 +109,7 @@ def test_every_page_in_chromium(served, tmp_path):
             assert href.startswith("Image?") and "image=" in href
             page.goto(served + "/" + href, wait_until="domcontentloaded")
             page.get_by_text("Insertion and deletion curves").wait_for(timeout=60000)
-            _wait_images(page, 5)  # the image and four maps
+            _wait_images(page, 5)  # the image and four maps (attention at three depths, chefer_gae)
             page.locator(".js-plotly-plot").first.wait_for(timeout=60000)
             shot(page, "image")
 
@@ -111,7 +117,7 @@ def test_every_page_in_chromium(served, tmp_path):
             page.get_by_text("model × method pairs reach 0.3", exact=False).first.wait_for(timeout=60000)
             page.locator(".js-plotly-plot").first.wait_for(timeout=60000)
             shot(page, "compare_confounders")
-            page.goto(served + "/Compare?view=depth", wait_until="domcontentloaded")
+            page.goto(served + f"/Compare?view=depth&model={depth_model}", wait_until="domcontentloaded")
             page.get_by_text("Localisation per attention depth", exact=False).first.wait_for(timeout=60000)
             shot(page, "compare_depth")
 

@@ -143,7 +143,8 @@ def test_gallery_pointing_game_misses_and_confidence_from_url(dashboard_db, monk
 def test_image_detail_from_url(dashboard_db, fixture_db, monkeypatch):
     from engine.store import queries
     ds = queries.score_options(dashboard_db).dataset_id.iloc[0]
-    model = sorted(queries.models(dashboard_db).model_id)[0]
+    models = queries.models(dashboard_db)
+    model = models[models.init == "random"].model_id.iloc[0]  # the model with the depth ablation
     image = queries.gallery(dashboard_db, ds, model, "attention").image_id.iloc[0]
     at = run_page("pages/3_Image.py", dashboard_db, monkeypatch, {"dataset": ds, "model": model, "image": image})
     assert at.sidebar.selectbox(key="im_model").value == model
@@ -159,7 +160,10 @@ def test_image_detail_from_url(dashboard_db, fixture_db, monkeypatch):
                                          ("depth", "plotly"), ("sanity", "plotly"), ("faithfulness", "plotly"),
                                          ("confounders", "plotly")])
 def test_compare_views(view, expect, dashboard_db, monkeypatch):
-    at = run_page("pages/4_Compare.py", dashboard_db, monkeypatch, {"view": view})
+    from engine.store import queries
+    models = queries.models(dashboard_db)
+    model = models[models.init == "random"].model_id.iloc[0]  # the model with the depth ablation
+    at = run_page("pages/4_Compare.py", dashboard_db, monkeypatch, {"view": view, "model": model})
     assert at.sidebar.selectbox(key="cmp_view").value == view
     assert len(at.get("plotly_chart")) >= 1, texts(at)
 
@@ -200,3 +204,9 @@ def test_runs_page_filters(dashboard_db, monkeypatch):
     assert at.sidebar.selectbox(key="runs_run").value == failed_run
     assert any("No failures recorded for this run" in s.value for s in at.success)
     assert at.get("json")  # the run's configuration
+
+
+def test_gallery_page_number_is_clamped(dashboard_db, monkeypatch):
+    at = run_page("pages/2_Gallery.py", dashboard_db, monkeypatch, {"method": "chefer_gae", "page": "99"})
+    assert at.sidebar.number_input(key="g_page").value == 1 and qp(at, "page") == "1"
+    assert len(at.get("image")) == 12
