@@ -10,6 +10,7 @@ import streamlit as st
 from engine.store import queries
 from engine.store.cache import call
 from engine.store.images import UnsafePath, load_row_sample
+from engine.store.queries_compare import best_model
 from engine.store.summaries import method_label
 from engine.viz import COLORMAPS, render_sample
 from engine.widgets import open_page, show_table, url_selectbox, url_slider
@@ -24,7 +25,8 @@ def pick(label: str, values, key: str, fmt=str):
 names = dict(zip(models.dataset_id, models.dataset))
 dataset_id = pick("Dataset", sorted(models.dataset_id.unique()), "dataset",
                   lambda d: f"{names[d]} ({d.split('@')[-1]})")
-model_id = pick("Model", sorted(models[models.dataset_id == dataset_id].model_id), "model")
+model_id = url_selectbox("Model", sorted(models[models.dataset_id == dataset_id].model_id), "model", "im_",
+                         prefer=best_model(models, dataset_id))
 image_id = st.sidebar.text_input("Image id", st.query_params.get("image", ""), key="im_image").strip()
 cmap = pick("Colormap", list(COLORMAPS), "cmap")
 alpha = url_slider("Heatmap opacity", "alpha", "im_", 0.0, 1.0, 0.5)

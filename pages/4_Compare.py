@@ -8,7 +8,7 @@ import streamlit as st
 
 from engine.store.cache import call
 from engine.store.queries import labelled
-from engine.store.queries_compare import CONFOUNDER_METRICS, per_method_spearman
+from engine.store.queries_compare import CONFOUNDER_METRICS, best_model, per_method_spearman
 from engine.widgets import open_page, show_table, url_selectbox, url_slider
 
 path, mtime, models = open_page("Compare", "Compare", "model_options", "scores")
@@ -32,9 +32,8 @@ st.subheader(VIEWS[view])
 
 
 def pick_model() -> str:
-    accuracy = call("models", path, mtime).set_index("model_id")["test_accuracy"]
-    here = sorted(models[models.dataset_id == dataset_id].model_id)
-    return pick("Model", here, "model", prefer=accuracy.reindex(here).fillna(-1).idxmax())
+    return pick("Model", sorted(models[models.dataset_id == dataset_id].model_id), "model",
+                prefer=best_model(models, dataset_id))
 
 
 def pick_metric_region(metrics=None, prefer="pointing_game") -> tuple[str, str]:

@@ -294,10 +294,10 @@ def region_agreement(path, dataset_id: str, model_id: str, metric: str, a: str =
     """Method means and ranks of one metric on two region types, and the Spearman correlation of the
     rankings (do rankings survive boxes vs masks?)."""
     from scipy.stats import spearmanr
-    df = _df(path, """
-        SELECT method, region, mean FROM summary
+    df = labelled(_df(path, """
+        SELECT method, method_params, region, mean FROM summary
         WHERE dataset_id = ? AND model_id = ? AND metric = ? AND region IN (?, ?) AND method NOT LIKE 'baseline_%'""",
-             [dataset_id, model_id, metric, a, b])
+                      [dataset_id, model_id, metric, a, b]))
     wide = df.pivot_table(index="method", columns="region", values="mean").dropna()
     if a not in wide or b not in wide or len(wide) < 3:
         return wide, float("nan")

@@ -89,10 +89,17 @@ def confounders(path, threshold: float) -> pd.DataFrame:
 
 
 def model_options(path) -> pd.DataFrame:
-    """Every (dataset, model) with results, for the pickers."""
+    """Every (dataset, model) with results and the model's test accuracy, for the pickers."""
     return _df(path, """
-        SELECT DISTINCT s.dataset_id, d.name AS dataset, s.model_id FROM summary s JOIN datasets d USING (dataset_id)
-        ORDER BY ALL""")
+        SELECT DISTINCT s.dataset_id, d.name AS dataset, s.model_id, m.test_accuracy
+        FROM summary s JOIN datasets d USING (dataset_id) LEFT JOIN models m USING (model_id) ORDER BY ALL""")
+
+
+def best_model(models: pd.DataFrame, dataset_id: str) -> str | None:
+    """The model of ``dataset_id`` with the highest test accuracy in :func:`model_options` rows."""
+    here = models[models.dataset_id == dataset_id].sort_values(["test_accuracy", "model_id"], ascending=[False, True],
+                                                                na_position="last")
+    return here.model_id.iloc[0] if len(here) else None
 
 
 # -- Runs page ---------------------------------------------------------------------------------
