@@ -29,8 +29,8 @@ class SourceConfig:
     seed: int = 1000  # a seed stream apart from the target generator's
     noise_sigma: float = 6.0
     n_distractors: tuple[int, int] = (3, 9)
-    radius: tuple[float, float] = (10.0, 15.0)
-    version: int = 1  # bump when the drawing rules change
+    radius: tuple[float, float] = (12.0, 16.0)
+    version: int = 2  # bump when the drawing rules change
 
     def key(self) -> dict:
         return asdict(self)
@@ -47,22 +47,22 @@ def _mark(label: str, yy, xx, cy, cx, r, theta) -> np.ndarray:
     u = dx * math.cos(theta) + dy * math.sin(theta)
     v = -dx * math.sin(theta) + dy * math.cos(theta)
     if label == "square":
-        return (np.abs(u) <= 0.45 * r) & (np.abs(v) <= 0.45 * r)
-    if label == "triangle":  # equilateral, inscribed in a circle of radius 0.6 r
-        s = 0.6 * r
+        return (np.abs(u) <= 0.5 * r) & (np.abs(v) <= 0.5 * r)
+    if label == "triangle":  # equilateral, inscribed in a circle of radius 0.7 r
+        s = 0.7 * r
         return (v <= s / 2) & (v >= -s + math.sqrt(3) * np.abs(u) * 1.0) & (np.abs(u) <= s * math.sqrt(3) / 2)
     if label == "cross":
-        arm, w = 0.6 * r, 0.16 * r
+        arm, w = 0.7 * r, 0.18 * r
         return ((np.abs(u) <= arm) & (np.abs(v) <= w)) | ((np.abs(v) <= arm) & (np.abs(u) <= w))
     if label == "bar":
-        return (np.abs(u) <= 0.65 * r) & (np.abs(v) <= 0.2 * r)
+        return (np.abs(u) <= 0.75 * r) & (np.abs(v) <= 0.22 * r)
     if label == "ring":  # closed
         rad = np.sqrt(dy ** 2 + dx ** 2)
-        return (rad >= 0.35 * r) & (rad <= 0.6 * r)
+        return (rad >= 0.4 * r) & (rad <= 0.7 * r)
     if label == "star":  # five points
         rad = np.sqrt(dy ** 2 + dx ** 2)
         ang = np.arctan2(v, u)
-        edge = 0.32 * r + 0.3 * r * np.clip(np.cos(5 * ang), 0, 1) ** 2
+        edge = 0.35 * r + 0.4 * r * np.clip(np.cos(5 * ang), 0, 1) ** 2
         return rad <= edge
     raise ValueError(f"unknown source class {label!r}; expected one of {SOURCE_CLASSES}")
 
@@ -74,7 +74,7 @@ def render_source(label: str, cfg: SourceConfig, rng: np.random.Generator) -> np
     base = _colour(rng, (0.0, 0.25), (0.75, 0.98))
     gy, gx = rng.normal(0, 0.3, 2)
     img = base[None, None, :] * (1.0 + (gy * (yy - s / 2) + gx * (xx - s / 2)) / s)[..., None]
-    r = rng.uniform(*cfg.radius)
+    r = rng.uniform(*cfg.radius)  # the mark (darkest thing in the image) spans about 1.2 r
     cy, cx = rng.uniform(r + 1, s - r - 1, 2)
     for _ in range(int(rng.integers(cfg.n_distractors[0], cfg.n_distractors[1] + 1))):
         rr = rng.uniform(3.0, 7.0)
@@ -82,11 +82,11 @@ def render_source(label: str, cfg: SourceConfig, rng: np.random.Generator) -> np
         if math.hypot(ry - cy, rx - cx) < r + rr * 0.5:
             continue
         disc = (yy - ry) ** 2 + (xx - rx) ** 2 <= rr * rr
-        img = np.where(disc[..., None], _colour(rng, (0.3, 0.8), (0.5, 0.9)), img)
+        img = np.where(disc[..., None], _colour(rng, (0.2, 0.6), (0.7, 0.95)), img)
     body = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
     img = np.where(body[..., None], _colour(rng, (0.15, 0.5), (0.7, 0.95)), img)
     mark = _mark(label, yy, xx, cy, cx, r, rng.uniform(0, 2 * math.pi)) & body
-    img = np.where(mark[..., None], _colour(rng, (0.5, 0.9), (0.25, 0.55)), img)
+    img = np.where(mark[..., None], _colour(rng, (0.5, 0.9), (0.2, 0.45)), img)
     img = img.reshape(s, SUPERSAMPLE, s, SUPERSAMPLE, 3).mean(axis=(1, 3))
     img = img + rng.normal(0, cfg.noise_sigma, img.shape)
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)

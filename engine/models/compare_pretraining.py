@@ -20,12 +20,12 @@ from .factory import create_model
 from .pretrain import PretrainConfig, pretrain_backbone
 from .train import TrainConfig, evaluate_accuracy, fine_tune
 
-# settings used for the numbers in docs/models.md (steps chosen for a ~60 s budget on 2 idle cores)
+# settings used for the numbers in docs/models.md (steps chosen for roughly a minute on 2 idle cores)
 PRETRAIN = {
     "random": PretrainConfig(steps=1),
-    "supervised": PretrainConfig(steps=40, batch_size=64, lr=1e-3, warmup_steps=5),
-    "dino": PretrainConfig(steps=40, batch_size=32, lr=1e-3, warmup_steps=5, dino_local_crops=2),
-    "mae": PretrainConfig(steps=80, batch_size=64, lr=1.5e-3, warmup_steps=5),
+    "supervised": PretrainConfig(steps=150, batch_size=32, lr=1e-3, warmup_steps=10, patch_drop=0.5),
+    "dino": PretrainConfig(steps=60, batch_size=32, lr=1e-3, warmup_steps=5, dino_local_crops=2),
+    "mae": PretrainConfig(steps=100, batch_size=64, lr=1.5e-3, warmup_steps=5),
 }
 FINETUNE = TrainConfig(epochs=15, lr=1e-3, batch_size=32, warmup_epochs=2)
 

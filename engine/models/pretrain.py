@@ -55,6 +55,7 @@ class PretrainConfig:
     seed: int = 0
     source_n: int = 2048  # images generated for the synthetic source
     rot90: bool = True  # rotations in the augmentations (off for modalities with an up direction)
+    patch_drop: float = 0.0  # supervised: fraction of patch tokens dropped per image (cheaper steps, timm PatchDropout)
     # dino
     dino_out_dim: int = 1024
     dino_hidden: int = 512
@@ -166,7 +167,8 @@ def _run(strategy: str, model_name: str, images: torch.Tensor, labels: torch.Ten
         if labels is None:
             raise ValueError("supervised pretraining needs a labelled source: 'synthetic', or a folder with one "
                              "subfolder per class")
-        model, info = create_model(model_name, int(labels.max()) + 1, pretrained=False, **overrides)
+        extra = {"patch_drop_rate": cfg.patch_drop} if cfg.patch_drop else {}
+        model, info = create_model(model_name, int(labels.max()) + 1, pretrained=False, **{**overrides, **extra})
     else:
         extra = {"dynamic_img_size": True} if strategy == "dino" else {}
         model, info = create_model(model_name, 0, pretrained=False, **{**overrides, **extra})
