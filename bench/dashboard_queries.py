@@ -224,18 +224,36 @@ def time_pages(path: Path, repeat: int) -> tuple[list[tuple[str, float, str]], d
 
 
 def check_pages(path: Path) -> int:
-    """Run every page once on the benchmark database with AppTest; returns the number that failed."""
+    """Run every page (every Compare view, the image page on one image) once on ``path`` with AppTest;
+    prints one line per view and returns the number that failed."""
     from streamlit.testing.v1 import AppTest
     os.environ["XAI_DB"] = str(path)
     root = Path(__file__).resolve().parents[1]
+    opts = q.score_options(path)
+    image = {}
+    if len(opts):
+        ds = opts.dataset_id.iloc[0]
+        model = opts[opts.dataset_id == ds].model_id.iloc[0]
+        rows = q.gallery(path, ds, model, opts[(opts.dataset_id == ds) & (opts.model_id == model)].method.iloc[0])
+        if len(rows):
+            image = {"dataset": ds, "model": model, "image": rows.image_id.iloc[0]}
+    views = [("app.py", {})] + [(str(p.relative_to(root)), {}) for p in sorted((root / "pages").glob("*.py"))]
+    views = [v for v in views if "Image" not in v[0] and "Compare" not in v[0]]
+    views += [("pages/3_Image.py", image)] + [("pages/4_Compare.py", {"view": v}) for v in
+                                             ("strategy", "agreement", "regions", "depth", "sanity", "faithfulness",
+                                              "confounders")]
     bad = 0
-    for page in ["app.py", *sorted(str(p.relative_to(root)) for p in (root / "pages").glob("*.py"))]:
+    for page, params in views:
         t = time.perf_counter()
         at = AppTest.from_file(str(root / page), default_timeout=300)
+        for k, v in params.items():
+            at.query_params[k] = v
         at.run()
         errors = [e.message for e in at.exception]
         bad += bool(errors)
-        print(f"{page:28s} {'FAIL ' + '; '.join(errors) if errors else 'ok'} ({time.perf_counter() - t:.1f} s)")
+        note = "; ".join(w.value[:60] for w in at.warning[:1])
+        print(f"{page} {params.get('view', '')}: {'FAIL ' + '; '.join(errors) if errors else 'ok'} "
+              f"({time.perf_counter() - t:.1f} s){' — ' + note if note else ''}")
     return bad
 
 
