@@ -210,3 +210,13 @@ def test_gallery_page_number_is_clamped(dashboard_db, monkeypatch):
     at = run_page("pages/2_Gallery.py", dashboard_db, monkeypatch, {"method": "chefer_gae", "page": "99"})
     assert at.sidebar.number_input(key="g_page").value == 1 and qp(at, "page") == "1"
     assert len(at.get("image")) == 12
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_database_without_results_explains_how_to_add_them(page, tmp_path, monkeypatch):
+    from engine.store import ResultWriter
+    db = tmp_path / "fresh.duckdb"
+    with ResultWriter(db):
+        pass  # the current schema, no rows
+    at = run_page(page, db, monkeypatch)
+    assert any("engine demo" in i.value for i in at.info)
