@@ -175,11 +175,11 @@ def cases(path: Path) -> dict[str, list[tuple[str, callable]]]:
             ("leaderboard_view", lambda: q.leaderboard_view(path, ds, "pointing_game", "mask")),
             ("metric_agreement", lambda: q.metric_agreement(path, ds, model, "mask"))],
         "Gallery, 24 items": [
-            ("score_options", lambda: q.score_options(path)), ("models", lambda: q.models(path)),
+            ("score_options", lambda: q.score_options(path)), ("model_options", lambda: qc.model_options(path)),
             ("method_options", lambda: q.method_options(path, ds, model)), ("classes", lambda: q.classes(path, ds)),
             ("gallery_view", lambda: q.gallery_view(path, ds, model, "attention", "all", 24, 0, **gal))],
         "Gallery, PG misses, misclassified, sorted, page 3": [
-            ("score_options", lambda: q.score_options(path)), ("models", lambda: q.models(path)),
+            ("score_options", lambda: q.score_options(path)), ("model_options", lambda: qc.model_options(path)),
             ("method_options", lambda: q.method_options(path, ds, model)), ("classes", lambda: q.classes(path, ds)),
             ("gallery_view", lambda: q.gallery_view(path, ds, model, "chefer_gae", "misclassified", 24, 48,
                                                     sort="confidence, highest first", conf=(0.4, 1),

@@ -11,6 +11,7 @@ import streamlit as st
 from engine.store import queries
 from engine.store.cache import call
 from engine.store.images import UnsafePath, load_row_sample
+from engine.store.queries_compare import best_model
 from engine.store.summaries import method_label
 from engine.viz import COLORMAPS, render_sample
 from engine.widgets import open_page, requested_page, url_page, url_range, url_selectbox, url_slider
@@ -38,9 +39,8 @@ def show_misses() -> None:
 names = dict(zip(opts.dataset_id, opts.dataset))
 dataset_id = pick("Dataset", sorted(opts.dataset_id.unique()), "dataset", lambda d: f"{names[d]} ({d.split('@')[-1]})")
 sub = opts[opts.dataset_id == dataset_id]
-accuracy = call("models", path, mtime).set_index("model_id")["test_accuracy"]
-best_model = accuracy.reindex(sub.model_id.unique()).fillna(-1).idxmax() if len(sub) else None
-model_id = pick("Model", sorted(sub.model_id.unique()), "model", prefer=best_model)
+model_id = pick("Model", sorted(sub.model_id.unique()), "model",
+                prefer=best_model(call("model_options", path, mtime), dataset_id))
 methods = call("method_options", path, mtime, dataset_id, model_id)
 by_label = {method_label(m, p): (m, p) for m, p in zip(methods["method"], methods["method_params"])}
 label = pick("Method", list(by_label), "method", prefer=next((k for k, (_, p) in by_label.items() if p == "{}"), None))
@@ -58,6 +58,7 @@ if fchoice != NO_FILTER:
     fm, fr = fchoice.split(" · ")
     metric_filter = (fm, fr, lo, hi)
 st.sidebar.button("Show the pointing-game misses", on_click=show_misses,
+                  disabled="pointing_game · mask" not in fchoices,
                   help="filter on pointing_game · mask between 0 and 0")
 sorts = list(queries.GALLERY_SORTS)
 sort = pick("Sort", sorts if metric_filter else sorts[:3], "sort")
