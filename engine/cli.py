@@ -42,7 +42,7 @@ def _progress(args) -> bool:
 
 def cmd_run(args) -> int:
     from .runner.experiment import ExperimentError, load_experiment
-    from .runner.run import run_experiment
+    from .runner.run import StrictDatasetError, run_experiment
     from .runner.runlog import run_log
     from .store import WriterBusy
     try:
@@ -61,6 +61,9 @@ def cmd_run(args) -> int:
     except WriterBusy as exc:
         log.error("%s", exc)
         return 3
+    except StrictDatasetError as exc:
+        log.error("%s", exc)
+        return 1
     print(f"run {report.run_id}: {report.done} jobs done, {report.skipped} already in the database, "
           f"{report.failed_jobs} failed jobs, {report.failed_items} failed items"
           + ("" if report.ok else f" (see `python -m engine status --db {args.db}`)"))
@@ -76,7 +79,9 @@ def cmd_demo(args) -> int:
     if rc not in (0, 1):
         return rc
     log.info("demo finished in %.0f s; results in %s", time.monotonic() - t0, args.db)
-    print(queries.models(Path(args.db)).to_string(index=False))
+    for m in queries.models(Path(args.db)).itertuples():
+        print(f"{m.model_id}  test accuracy {m.test_accuracy:.3f}")
+    print(queries.method_summary(Path(args.db)).to_string(index=False))
     if args.serve:
         return serve(Path(args.db), args.port)
     return rc

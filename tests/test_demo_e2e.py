@@ -9,7 +9,9 @@ import duckdb
 from conftest import PROJECT_ROOT
 from engine.explain import METHODS
 from engine.metrics import METRICS
-from engine.runner.demo import DEMO_METRICS
+from engine.runner.experiment import load_experiment
+
+DEMO_METRICS = load_experiment(PROJECT_ROOT / "data" / "experiments" / "demo_quick.toml").metrics
 
 
 def _run(args, tmp_path):
@@ -56,7 +58,7 @@ def test_quick_demo_end_to_end(tmp_path):
     # a second run re-uses the cached checkpoints and replaces (never duplicates) results
     proc = _run(args, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "re-using trained checkpoint" in proc.stderr
+    assert "0 jobs done" in proc.stdout and "re-using checkpoint" in proc.stderr
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM scores").fetchone()[0] == before
         assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 2

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import PROJECT_ROOT
 from engine.runner.experiment import ExperimentError, load_experiment, parse_experiment
-from engine.runner.run import run_experiment
+from engine.runner.run import StrictDatasetError, run_experiment
 from runner_fixtures import assert_same_results, first_run, run_cli, write_experiment  # noqa: F401
 
 
@@ -118,6 +118,10 @@ def test_bad_image_is_recorded_and_the_run_goes_on(first_run, tmp_path):
     assert _count(out_db, "SELECT count(*) FROM scores") > 0
     status = run_cli("status", "--db", out_db)
     assert victim.name in status.stdout
+    # the same dataset with strict = true: the run stops at the bad image (after recording it)
+    blocks = [{**exp.datasets[0], "strict": True}]
+    with pytest.raises(StrictDatasetError, match=f"{victim.name}.*strict = true: run stopped"):
+        run_experiment(exp.model_copy(update={"datasets": blocks}), tmp_path / "strict.duckdb", progress=False)
 
 
 def test_cli_exit_codes_and_second_writer_refused(first_run, tmp_path):

@@ -38,7 +38,7 @@ class PreparedDataset:
 
 
 def spec_for(block: dict, exp: Experiment, work_dir: Path, seed: int, progress: bool) -> DatasetSpec:
-    block = dict(block)
+    block = {k: v for k, v in block.items() if k != "models"}  # the runner's key, not the spec's
     gen = block.pop("generate", None)
     if gen is None:
         root = exp.resolve(block.get("root"))

@@ -55,7 +55,12 @@ class ModelEntry(_Strict):
     pretrained: bool | None = None              # timm hub weights (needs network); None: the zoo's default
     train: dict[str, Any] = Field(default_factory=dict)   # engine.models.TrainConfig fields
     grid: dict[str, list[Any]] = Field(default_factory=dict)  # grid search on the validation split
-    label: str | None = None                    # display name
+    label: str | None = None                    # unique name in this file (default name[:pretrain]:init)
+    methods: list[str] | None = None            # explain this model with these methods only (default: all)
+
+    @property
+    def key(self) -> str:
+        return self.label or ":".join(filter(None, [self.name, self.pretrain, self.init]))
 
     @field_validator("pretrain_params", "train", "grid")
     @classmethod
@@ -141,25 +146,43 @@ class Experiment(_Strict):
             g = d.get("generate")
             if g is not None and g not in GENERATORS:
                 raise ValueError(f"dataset {d['name']!r}: generate = {g!r}; allowed: {list(GENERATORS)}")
+        labels = [m.key for m in self.models]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"models must differ in name, pretrain, init or label; got {labels}")
+        for d in self.datasets:
+            bad = sorted(set(d.get("models") or []) - set(labels))
+            if bad:
+                raise ValueError(f"dataset {d['name']!r}: models {bad} are not among {labels}")
+        for m in self.models:
+            bad = sorted(set(m.methods or []) - set(self.methods))
+            if bad:
+                raise ValueError(f"model {m.key!r}: methods {bad} are not in [methods]")
         if self.sanity.methods:
             bad = sorted(set(self.sanity.methods) - set(self.methods))
             if bad:
                 raise ValueError(f"sanity.methods {bad} are not in [methods]")
         return self
 
-    def method_variants(self) -> list[tuple[str, dict]]:
-        """(method, params) for every configured variant, in file order."""
+    def method_variants(self, entry: dict | None = None) -> list[tuple[str, dict]]:
+        """(method, params) for every configured variant (of one model entry's ``methods``), in file order."""
         out = []
         for name, sets in self.methods.items():
+            if entry and entry.get("methods") and name not in entry["methods"]:
+                continue
             for params in (sets if isinstance(sets, list) else [sets]):
                 out.append((name, dict(params)))
         return out
 
-    def model_entries(self) -> list[dict]:
-        """The model entries as dicts, with local paths (weights, a pretraining folder) made absolute."""
+    def model_entries(self, dataset: dict | None = None) -> list[dict]:
+        """The model entries (of one dataset block: its ``models`` list, default all) as dicts, with
+        local paths (weights, a pretraining folder) made absolute."""
         out = []
+        wanted = (dataset or {}).get("models")
         for m in self.models:
+            if wanted and m.key not in wanted:
+                continue
             d = m.model_dump()
+            d["key"] = m.key
             if d["weights"]:
                 d["weights"] = str(self.resolve(d["weights"]))
             if d["pretrain_source"] not in ("generated", "target"):
@@ -195,7 +218,8 @@ def parse_experiment(data: dict, base_dir: str | Path = ".", source: str = "<exp
         if "generate" in block:
             continue
         try:
-            DatasetSpec.from_dict({**block, "root": str(exp.resolve(block.get("root", ".")))})
+            spec_keys = {k: v for k, v in block.items() if k != "models"}
+            DatasetSpec.from_dict({**spec_keys, "root": str(exp.resolve(block.get("root", ".")))})
         except DatasetError as exc:
             raise ExperimentError(f"{source}: datasets.{i}: {exc}") from None
     return exp

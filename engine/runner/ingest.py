@@ -11,9 +11,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
-from PIL import Image
 
-from ..data import DatasetSpec, Record, fingerprint
+from ..data import DatasetSpec, Record, fingerprint, image_size, region_names
 from ..explain import METHODS
 from ..metrics import METRICS
 from ..models import ModelInfo
@@ -68,14 +67,6 @@ def write_registries(w: ResultWriter) -> None:
                              "higher_is_better": m.higher_is_better, "reference": m.reference})
 
 
-def _image_size(path: Path) -> tuple[int | None, int | None]:
-    try:
-        with Image.open(path) as im:  # reads the header only
-            return im.width, im.height
-    except (OSError, ValueError):
-        return None, None
-
-
 def write_dataset(w: ResultWriter, spec: DatasetSpec, records: list[Record], classes: tuple[str, ...],
                   fp: str | None = None) -> str:
     """Dataset and image rows; returns the dataset id ``name@fingerprint`` (``fp``: the fingerprint
@@ -92,14 +83,9 @@ def write_dataset(w: ResultWriter, spec: DatasetSpec, records: list[Record], cla
 
     rows = []
     for r in records:
-        wh = _image_size(r.image_path)
-        regions = [n for n, _ in spec.mask_regions] if r.mask_path else []
-        if r.mask_path and spec.box_from_mask:
-            regions.append("box_from_mask")
-        if r.boxes_path:
-            regions.append("box")
+        wh = image_size(r.image_path) or (None, None)  # header only (DICOM included)
         rows.append((dataset_id, r.image_id, r.split, r.label, classes[r.label], rel(r.image_path),
-                     rel(r.mask_path), rel(r.boxes_path), wh[0], wh[1], regions))
+                     rel(r.mask_path), rel(r.boxes_path), wh[0], wh[1], region_names(r, spec)))
     w.replace_rows("images", pd.DataFrame(rows, columns=[
         "dataset_id", "image_id", "split", "label", "label_name", "path", "mask_path", "boxes_path",
         "width", "height", "regions"]))

@@ -33,7 +33,8 @@ def content_key(kind: str, *parts) -> str:
 
 
 def train_key(fp: str, entry: dict, seed: int) -> str:
-    entry = {k: v for k, v in entry.items() if k != "label"}  # the display name does not change weights
+    # the display name and the methods it is explained with do not change the weights
+    entry = {k: v for k, v in entry.items() if k not in ("label", "key", "methods")}
     return content_key("train", fp, entry, seed, torch.__version__)
 
 

@@ -32,15 +32,15 @@ def job_grid(exp: Experiment, db: Path, work_dir: str | Path | None = None) -> p
     work = Path(work_dir) if work_dir else exp.resolve(exp.work_dir)
     ckpt_dir = (work / exp.checkpoints).resolve()
     done = _done_keys(db)
-    variants = exp.method_variants()
-    n_eval = len(variants) * len(exp.metrics)
     rows = []
-    for d in prepare(exp, work, progress=False):
-        for m, e in zip(exp.models, exp.model_entries()):
+    for d, block in zip(prepare(exp, work, progress=False), exp.datasets):
+        for e in exp.model_entries(block):
+            variants = exp.method_variants(e)
+            n_eval = len(variants) * len(exp.metrics)
             key = train_key(d.fingerprint, e, exp.seed)
             res = units.reuse_checkpoint(str(ckpt_dir / f"{e['name']}-{e['init']}-{key}.safetensors"))
-            row = {"dataset": d.spec.name, "model": m.label or f"{m.name}:{m.init}", "images scored": len(d.scored),
-                   "train": "done" if res else ("run" if m.init == "trained" else "build")}
+            row = {"dataset": d.spec.name, "model": e["key"], "images scored": len(d.scored),
+                   "train": "done" if res else ("run" if e["init"] == "trained" else "build")}
             if res is None:
                 pending, n_done, pred = n_eval, 0, "run"
                 pending_variants = set(range(len(variants)))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..data import DatasetError
 from ..store import ResultWriter, canonical_json
 from ..store.summaries import refresh_summaries
 from . import units
@@ -27,6 +28,10 @@ from .ingest import finish_run, start_run, write_dataset, write_model
 from .jobs import (Chunk, method_key, metric_key, plan_chunks, predict_key, sanity_key, train_key)
 
 log = logging.getLogger(__name__)
+
+
+class StrictDatasetError(RuntimeError):
+    """A bad item in a dataset marked ``strict = true``: the run stops (after recording it)."""
 
 
 @dataclass
@@ -54,6 +59,8 @@ class _Driver:
         self.ckpt_dir = (work_dir / exp.checkpoints).resolve()
         self.report = RunReport()
         self.done = {r[0] for r in w.con.execute("SELECT job_key FROM jobs WHERE status = 'done'").fetchall()}
+        self.strict_ids: set[str] = set()  # datasets with strict = true
+        self.blocks: dict[str, dict] = {}  # dataset id -> its [[datasets]] block
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def _job(self, key, kind, started, *, status="done", dataset_id=None, model_id=None, method=None,
@@ -82,15 +89,20 @@ class _Driver:
             self.report.failed_items += len(df)
 
     def _unit_failed(self, key, kind, started, exc, dataset_id=None, model_id=None, method=None):
+        """Record a failed unit and go on -- unless it is a bad image of a ``strict = true`` dataset."""
         reason = units._first_line(exc)
         log.error("%s job %s failed: %s", kind, key, reason)
         self._failures(key, [{"item": "*", "method": method[0] if method else None, "stage": kind, "reason": reason}],
                        dataset_id, model_id, count=False)  # counted as a failed job, not an item
         self._job(key, kind, started, status="failed", dataset_id=dataset_id, model_id=model_id, method=method)
         self.w.commit()
+        if isinstance(exc, DatasetError) and dataset_id in self.strict_ids:
+            raise StrictDatasetError(f"{reason} (strict = true: run stopped; fix the file or set strict = false)")
 
     # -- stages --------------------------------------------------------------------------------
     def datasets(self, prepared: list[PreparedDataset]) -> None:
+        self.strict_ids = {d.dataset_id for d in prepared if d.spec.strict}
+        self.blocks = {d.dataset_id: b for d, b in zip(prepared, self.exp.datasets)}
         for d in prepared:
             write_dataset(self.w, d.spec, d.records, d.classes, d.fingerprint)
             self.report.datasets.append(d.dataset_id)
@@ -101,7 +113,7 @@ class _Driver:
 
         A checkpoint already in the checkpoint folder under the same train key is re-used even by a
         new database (the key covers everything that determines the weights)."""
-        entries = self.exp.model_entries()
+        entries = self.exp.model_entries(self.blocks[d.dataset_id])
         keys = [train_key(d.fingerprint, e, self.exp.seed) for e in entries]
         paths = [str(self.ckpt_dir / f"{e['name']}-{e['init']}-{k}.safetensors") for e, k in zip(entries, keys)]
         results: list = [units.reuse_checkpoint(p) for p in paths]
@@ -109,6 +121,7 @@ class _Driver:
         for i, res in enumerate(results):
             if res is None:
                 continue
+            log.info("re-using checkpoint %s", res["checkpoint"])
             if keys[i] in self.done:
                 self.report.skipped += 1
                 out[i] = (entries[i], res, _model_id(entries[i], res))
@@ -130,7 +143,9 @@ class _Driver:
     def _finish_train(self, d, entry, key, res, started) -> str:
         model_id = self._write_model(d, entry, res)
         self.w.replace_rows("trials", _trials(res["trials"], d.dataset_id, entry, key, self.report.run_id))
-        self._job(key, "train", started, dataset_id=d.dataset_id, model_id=model_id)
+        self._failures(key, res.get("failures", []), d.dataset_id, model_id)
+        self._job(key, "train", started, dataset_id=d.dataset_id, model_id=model_id,
+                  n_failed=len(res.get("failures", [])))
         self.w.commit()
         return model_id
 
@@ -173,8 +188,8 @@ class _Driver:
             self.report.models[model_id] = {"init": res["meta"]["init"], **out["metrics"]}
             self.w.commit()
 
-    def evaluate(self, d: PreparedDataset, model_id: str, res: dict) -> None:
-        variants = self.exp.method_variants()
+    def evaluate(self, d: PreparedDataset, model_id: str, entry: dict, res: dict) -> None:
+        variants = self.exp.method_variants(entry)
         chunks, skipped = plan_chunks(d.fingerprint, res["sha256"], variants, self.exp.metrics, self.exp.regions,
                                       self.done)
         self.report.skipped += skipped
@@ -213,7 +228,7 @@ class _Driver:
         cfg = self.exp.sanity
         if cfg.images == 0 or (cfg.models == "trained" and entry["init"] != "trained"):
             return
-        variants = [(n, p) for n, p in self.exp.method_variants() if not cfg.methods or n in cfg.methods]
+        variants = [(n, p) for n, p in self.exp.method_variants(entry) if not cfg.methods or n in cfg.methods]
         variants = list({n: (n, p) for n, p in reversed(variants)}.values())[::-1]  # first variant per method
         ids = tuple(r.image_id for r in d.records if r.image_id in set(d.scored))[:cfg.images]
         key = sanity_key(d.fingerprint, res["sha256"], [method_key(n, p) for n, p in variants], len(ids),
@@ -279,7 +294,7 @@ def run_experiment(exp: Experiment, db: str | Path, *, executor: str = "local", 
             for d in prepared:
                 for entry, res, model_id in drv.train(d):
                     drv.predict(d, entry, res, model_id)
-                    drv.evaluate(d, model_id, res)
+                    drv.evaluate(d, model_id, entry, res)
                     drv.sanity(d, model_id, entry, res)
             status = "finished" if drv.report.ok else "finished with failures"
         finally:

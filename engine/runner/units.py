@@ -73,12 +73,14 @@ def train_unit(spec_json: str, entry: dict, seed: int, ckpt_path: str, device: s
     weights = entry.get("weights")
     kwargs = {"pretrained": entry.get("pretrained"), **({"weights": weights} if weights else {})}
     trials: list[dict] = []
+    failures: list[dict] = []
     if entry.get("init") == "random":
         torch.manual_seed(seed + 1)
         model, info = create_model(entry["name"], len(classes), pretrained=False)
         meta = {"init": "random", "strategy": "random", "hparams": {"seed": seed + 1}, "metrics": {}, "history": []}
     else:
-        train_ds, val_ds = (_subset(spec_json, None, s)[0] for s in ("train", "val"))
+        (train_ds, bad_train), (val_ds, bad_val) = (_subset(spec_json, None, s) for s in ("train", "val"))
+        failures = bad_train + bad_val  # training goes on without them
         if len(train_ds) == 0 or len(val_ds) == 0:
             raise DatasetError(f"{spec.name}: needs images in both the train and val splits to fine-tune "
                                f"(train {len(train_ds)}, val {len(val_ds)})")
@@ -102,7 +104,7 @@ def train_unit(spec_json: str, entry: dict, seed: int, ckpt_path: str, device: s
                 "history": result.history}
     sha = save_checkpoint(path, model.cpu(), info, {**meta, "entry": entry})
     return {"checkpoint": str(path), "sha256": sha, "info": asdict(info), "meta": meta, "trials": trials,
-            "seconds": time.monotonic() - t0}
+            "failures": failures, "seconds": time.monotonic() - t0}
 
 
 def _pretrained_backbone(entry: dict, spec: DatasetSpec, seed: int, ckpt_dir: Path, device: str,
