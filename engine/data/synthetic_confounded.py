@@ -5,8 +5,9 @@ shortcut in real breast-ultrasound data -- they are added more often to suspicio
 the scan's top rows (skin line) are where such labels sit, away from the lesion.
 
 Each image is the ultrasound image of the same index and seed (byte-identical where no marker is
-drawn) plus, for some images, a small text-like label in a top corner: three random 3 x 5 "glyphs"
-in white, burned into the image like a scanner overlay.  Which images carry it is a fixed quota per split and class:
+drawn) plus, for some images, a small text-like label in the top-right corner: a light tag with
+four random dark 3 x 5 "glyphs", burned into the image like a scanner annotation.  Which images
+carry it is a fixed quota per split and class:
 
 * ``train`` / ``val`` (``confounded_splits``): ``marker_rate_class`` of the ``marker_class``
   images and ``marker_rate_other`` of every other class's images;
@@ -30,18 +31,21 @@ from .synthetic_ultrasound import CLASSES, LESION, TOP_KEEPOUT, UltrasoundConfig
 log = logging.getLogger(__name__)
 
 MARKER = 64
-GLYPHS = 3  # characters per label
+# malignant cues (echo, shadow) subtler than the plain set's, so that in a short fine-tune the label
+# is the easier cue -- the situation in which real models take the shortcut (bench/confounder_check.py)
+SUBTLE = UltrasoundConfig(malignant_echo=(0.22, 0.32), shadow_strength=(0.1, 0.2))
+GLYPHS = 4  # characters per label
 GLYPH_W, GLYPH_H = 3, 5
 
 
 @dataclass(frozen=True)
 class ConfoundedConfig:
-    ultrasound: UltrasoundConfig = field(default_factory=UltrasoundConfig)
+    ultrasound: UltrasoundConfig = field(default_factory=lambda: SUBTLE)
     marker_class: str = "malignant"
-    marker_rate_class: float = 0.9  # confounded splits: share of ``marker_class`` images with the marker
-    marker_rate_other: float = 0.05  # confounded splits: share of each other class's images with it
+    marker_rate_class: float = 0.95  # confounded splits: share of ``marker_class`` images with the marker
+    marker_rate_other: float = 0.03  # confounded splits: share of each other class's images with it
     confounded_splits: tuple[str, ...] = ("train", "val")  # the others get the marker class-independently
-    version: int = 2  # bump when the marker rules change
+    version: int = 4  # bump when the marker rules change
 
     def __post_init__(self):
         if self.marker_class not in CLASSES:
@@ -94,7 +98,7 @@ def marker_box(size: int, right: bool) -> tuple[int, int, int, int]:
 def draw_marker(gray: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[float, ...]:
     """Draw a text-like label in place (image and mask); returns its box as floats."""
     size = gray.shape[0]
-    x0, y0, x1, y1 = marker_box(size, bool(rng.integers(2)))
+    x0, y0, x1, y1 = marker_box(size, right=True)  # where the scanner writes it: one fixed place
     if (mask[y0:y1, x0:x1] != 0).any():
         raise AssertionError("marker overlaps the lesion")  # excluded by TOP_KEEPOUT; never silently
     k = max(1, round(size / 64))
@@ -103,8 +107,10 @@ def draw_marker(gray: np.ndarray, mask: np.ndarray, rng: np.random.Generator) ->
         bits = rng.random((GLYPH_H, GLYPH_W)) < 0.55
         bits[rng.integers(GLYPH_H), rng.integers(GLYPH_W)] = True  # never a blank glyph
         ink[1:1 + GLYPH_H, 1 + g * (GLYPH_W + 1):1 + g * (GLYPH_W + 1) + GLYPH_W] = bits
-    # white text burned into the image, like a scanner overlay (no dark box: nothing lesion-like)
-    gray[y0:y1, x0:x1][np.kron(ink, np.ones((k, k), bool))] = rng.integers(225, 250)
+    # a light label tag with dark characters, burned into the image like a scanner annotation: salient,
+    # and unlike anything in the tissue (a dark tag would look like a hypoechoic lesion)
+    tag = np.where(ink, rng.integers(20, 50), rng.integers(200, 230)).astype(np.uint8)
+    gray[y0:y1, x0:x1] = np.kron(tag, np.ones((k, k), np.uint8))
     mask[y0:y1, x0:x1] = MARKER
     return float(x0), float(y0), float(x1), float(y1)
 

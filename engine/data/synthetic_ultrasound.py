@@ -58,8 +58,10 @@ class UltrasoundConfig:
     seed: int = 0
     looks: float = 3.0  # gamma shape of the speckle intensity (lower = harsher speckle)
     lesion_radius: tuple[float, float] = (6.0, 8.5)  # mean radius in pixels at size 64 (scaled with size)
+    benign_echo: tuple[float, float] = (0.28, 0.4)  # lesion echo as a share of the tissue's
+    malignant_echo: tuple[float, float] = (0.1, 0.2)
     shadow_strength: tuple[float, float] = (0.35, 0.6)  # malignant: share of echo removed below the lesion
-    version: int = 1  # bump when the drawing rules change
+    version: int = 2  # bump when the drawing rules change
 
     def key(self) -> dict:
         return asdict(self)
@@ -146,7 +148,7 @@ def render_ultrasound(label: str, cfg: UltrasoundConfig, rng: np.random.Generato
         yy, xx = (np.mgrid[0:ss, 0:ss].astype(np.float32) + 0.5) / SUPERSAMPLE
         shape = lesion_shape(label, yy, xx, cy, cx, r0, les_rng)
         cov = shape.reshape(s, SUPERSAMPLE, s, SUPERSAMPLE).mean(axis=(1, 3))
-        inside = les_rng.uniform(0.28, 0.4) if label == "benign" else les_rng.uniform(0.1, 0.2)
+        inside = les_rng.uniform(*(cfg.benign_echo if label == "benign" else cfg.malignant_echo))
         tex = 1.0 + (0.05 if label == "benign" else 0.25) * _smooth_field(les_rng, (s, s), (5, 5))
         echo = echo * (1 - cov * (1 - inside * tex))
         if label == "malignant":  # posterior acoustic shadowing: columns the lesion covers, below it
