@@ -31,8 +31,8 @@ def smear_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def smear_spec(smear_root):
-    from engine.runner.demo import demo_spec
-    return demo_spec(smear_root)
+    from engine.data.synthetic import smear_spec
+    return smear_spec(smear_root)
 
 
 def tiny_vit(num_classes: int = 3, img: int = 8, patch: int = 4, depth: int = 2, heads: int = 2, dim: int = 8,

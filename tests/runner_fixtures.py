@@ -79,18 +79,30 @@ def results(db: Path) -> dict[str, pd.DataFrame]:
         for table, key in RESULT_TABLES.items():
             df = con.execute(f"SELECT * FROM {table}").df()
             df = df[[c for c in df.columns if c not in BOOKKEEPING]].copy()
-            for c in df.columns:  # FLOAT[] columns: compare the exact bytes
-                if len(df) and isinstance(df[c].iloc[0], (list, tuple, np.ndarray)):
-                    df[c] = [None if v is None else np.asarray(v, dtype=np.float32).tobytes() for v in df[c]]
             out[table] = df.sort_values(key).reset_index(drop=True)
     return out
 
 
-def assert_same_results(a: Path, b: Path) -> None:
+def _is_array_column(s: pd.Series) -> bool:
+    return len(s) > 0 and isinstance(s.iloc[0], (list, tuple, np.ndarray))
+
+
+def assert_same_results(a: Path, b: Path, rtol: float = 0.0) -> None:
+    """Equal result tables: exactly (``rtol=0``), or floats within ``rtol`` (keys and counts exact)."""
     ra, rb = results(a), results(b)
     for table in RESULT_TABLES:
-        assert len(ra[table]) == len(rb[table]), table
-        pd.testing.assert_frame_equal(ra[table], rb[table], check_exact=True, obj=table)
+        x, y = ra[table], rb[table]
+        assert list(x.columns) == list(y.columns) and len(x) == len(y), table
+        for c in x.columns:
+            if _is_array_column(x[c]):
+                for u, v in zip(x[c], y[c]):
+                    u, v = np.asarray(u, np.float64), np.asarray(v, np.float64)
+                    assert u.shape == v.shape and np.allclose(u, v, rtol=rtol, atol=rtol, equal_nan=True), \
+                        f"{table}.{c}"
+            elif rtol and pd.api.types.is_float_dtype(x[c]):
+                np.testing.assert_allclose(x[c].to_numpy(), y[c].to_numpy(), rtol=rtol, atol=rtol, err_msg=table)
+            else:
+                pd.testing.assert_series_equal(x[c], y[c], check_exact=True, obj=f"{table}.{c}")
 
 
 @pytest.fixture(scope="session")

@@ -110,4 +110,6 @@ def test_ray_executor_gives_the_same_results_as_local(first_run, tmp_path):
     db = tmp_path / "ray.duckdb"
     report = run_experiment(load_experiment(exp_path), db, executor="ray", progress=False)
     assert report.ok
-    assert_same_results(ref_db, db)
+    # a Ray task gets one CPU, so torch reduces with one thread instead of several: floats may differ in
+    # the last digits (seen: MPRT correlations at 1e-6); rows, keys, counts and decisions are identical
+    assert_same_results(ref_db, db, rtol=1e-5)

@@ -42,10 +42,10 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     from ..data import ImageDataset, load_records
     from ..data.synthetic import SmearConfig, generate_blood_smear
-    from ..runner.demo import demo_spec
+    from ..data.synthetic import smear_spec
     root = generate_blood_smear(args.out / "smear", SmearConfig(n_train=args.n_train, n_val=128, n_test=400, seed=7),
                                 progress=False)
-    spec = demo_spec(root)
+    spec = smear_spec(root)
     records, classes = load_records(spec)
     tr, va, te = (ImageDataset(spec, s, records=records, classes=classes) for s in ("train", "val", "test"))
     results = []

@@ -7,6 +7,7 @@ whose relative ``root`` resolves against the experiment file's folder.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass
@@ -37,6 +38,24 @@ class PreparedDataset:
     scored: tuple[str, ...]  # image ids that get explained and scored
 
 
+def _config(cls, params: dict, base=None):
+    """A generator config from TOML values (on top of ``base``): nested tables become nested
+    configs, arrays tuples."""
+    out = {}
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    for k, v in params.items():
+        if k not in names:
+            raise ValueError(f"unknown key {k!r}; allowed: {sorted(names)}")
+        current = getattr(base, k) if base is not None else (
+            names[k].default if names[k].default is not dataclasses.MISSING else names[k].default_factory())
+        if isinstance(v, dict) and dataclasses.is_dataclass(current):
+            v = _config(type(current), v, current)
+        elif isinstance(v, list):
+            v = tuple(v)
+        out[k] = v
+    return dataclasses.replace(base, **out) if base is not None else cls(**out)
+
+
 def spec_for(block: dict, exp: Experiment, work_dir: Path, seed: int, progress: bool) -> DatasetSpec:
     block = {k: v for k, v in block.items() if k != "models"}  # the runner's key, not the spec's
     gen = block.pop("generate", None)
@@ -44,10 +63,12 @@ def spec_for(block: dict, exp: Experiment, work_dir: Path, seed: int, progress: 
         root = exp.resolve(block.get("root"))
         return DatasetSpec.from_dict({**block, "root": str(root)})
     cfg_cls, generate, make_spec = _generators()[gen]
-    params = {"seed": seed, **block.pop("params", {})}
     try:
-        cfg = cfg_cls(**params)
-    except TypeError as exc:
+        params = block.pop("params", {})
+        if "seed" in {f.name for f in dataclasses.fields(cfg_cls)}:
+            params = {"seed": seed, **params}
+        cfg = _config(cfg_cls, params)
+    except (TypeError, ValueError) as exc:
         raise ValueError(f"dataset {block['name']!r}: bad generator params for {gen!r} ({exc})") from None
     root = Path(block.pop("root", f"demo/{block['name']}"))
     root = root if root.is_absolute() else work_dir / root

@@ -93,8 +93,10 @@ def write_dataset(w: ResultWriter, spec: DatasetSpec, records: list[Record], cla
 
 
 def write_model(w: ResultWriter, *, dataset_id: str, info: ModelInfo, init: str, checkpoint: str, sha256: str,
-                val_accuracy: float | None, test_accuracy: float | None, hparams: dict, history: list) -> str:
-    model_id = f"{info.name}:{init}@{sha256[:12]}"
+                val_accuracy: float | None, test_accuracy: float | None, hparams: dict, history: list,
+                label: str | None = None) -> str:
+    """The models row; its id is ``label@sha256[:12]`` (or ``name:init@sha256[:12]`` without a label)."""
+    model_id = f"{label or f'{info.name}:{init}'}@{sha256[:12]}"
     w.upsert("models", {"model_id": model_id, "dataset_id": dataset_id, "name": info.name,
                         "timm_name": info.timm_name, "init": init, "checkpoint": checkpoint, "sha256": sha256,
                         "input_size": info.input_size, "grid_h": info.grid[0], "grid_w": info.grid[1],

@@ -159,7 +159,7 @@ class _Driver:
                                checkpoint=res["checkpoint"],
                                sha256=res["sha256"], val_accuracy=m.get("val_accuracy"),
                                test_accuracy=test.get("accuracy"), hparams=meta.get("hparams") or {},
-                               history=meta.get("history") or [])
+                               history=meta.get("history") or [], label=entry.get("label"))
         self.w.con.execute(
             "UPDATE models SET arch = ?, strategy = ?, test_balanced_accuracy = ?, test_macro_f1 = ?, "
             "test_auroc = ?, confusion = ? WHERE model_id = ?",
@@ -256,7 +256,7 @@ def _init(entry: dict, res: dict) -> str:
 
 
 def _model_id(entry: dict, res: dict) -> str:
-    return f"{res['info']['name']}:{_init(entry, res)}@{res['sha256'][:12]}"
+    return f"{entry.get('label') or res['info']['name'] + ':' + _init(entry, res)}@{res['sha256'][:12]}"
 
 
 def _first_job_of(chunk: Chunk, method: str, params: dict):
