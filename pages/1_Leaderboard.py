@@ -126,8 +126,11 @@ else:
     what = "mean of model means, bars from lowest to highest model"
 n_max = int(shown["n"].max()) if len(shown) else 0
 fig = px.bar(plot, x="method", y="mean", color=gcol, barmode="group", **err,
+             text="signif" if "signif" in plot else None,
              labels={"mean": f"{metric} ({region}), score 0–1", "method": "method", gcol: group},
-             title=f"{metric} on {region} regions: {what}; n ≤ {n_max} images per bar")
+             title=f"{metric} on {region} regions: {what}; n ≤ {n_max} images per bar"
+                   + ("; marks: vs the model's best (Holm)" if "signif" in plot else ""))
+fig.update_traces(textposition="outside", cliponaxis=False)
 if np.isfinite(plot["mean"]).all() and plot["mean"].between(0, 1).all():
     fig.update_yaxes(range=[0, 1])
 st.plotly_chart(fig, width="stretch")

@@ -60,8 +60,10 @@ def schema_version(path) -> int:
 def table_counts(path) -> pd.DataFrame:
     tables = ["runs", "datasets", "images", "models", "methods", "metrics", "predictions", "explanations", "scores",
               "curves", "summary", "pairwise", "sanity", "trials", "jobs", "failures"]
-    sql = " UNION ALL ".join(f"SELECT '{t}' AS table_name, count(*) AS rows FROM {t}" for t in tables)
-    return _df(path, sql)
+    with read_only(path) as con:  # an older database may lack the newer tables
+        have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        sql = " UNION ALL ".join(f"SELECT '{t}' AS table_name, count(*) AS rows FROM {t}" for t in tables if t in have)
+        return _df(con, sql)
 
 
 def runs(path, limit: int = 1000) -> pd.DataFrame:
