@@ -13,6 +13,8 @@ from engine.store.cache import call
 from engine.store.summaries import method_label
 from engine.widgets import open_page, show_table, url_selectbox
 
+px.defaults.color_discrete_sequence = px.colors.qualitative.Alphabet  # 26 distinct colours: one per method
+
 path, mtime, opts = open_page("Leaderboard", "Leaderboard", "score_options", "scores")
 
 

@@ -15,6 +15,8 @@ from engine.store.summaries import method_label
 from engine.viz import COLORMAPS, render_sample
 from engine.widgets import open_page, show_table, url_selectbox, url_slider
 
+px.defaults.color_discrete_sequence = px.colors.qualitative.Alphabet  # 26 distinct colours: one per method
+
 path, mtime, models = open_page("Image", "Image detail", "model_options", "explanations")
 
 

@@ -11,6 +11,8 @@ from engine.store.queries import labelled
 from engine.store.queries_compare import CONFOUNDER_METRICS, best_model, per_method_spearman
 from engine.widgets import open_page, show_table, url_selectbox, url_slider
 
+px.defaults.color_discrete_sequence = px.colors.qualitative.Alphabet  # 26 distinct colours: one per method
+
 path, mtime, models = open_page("Compare", "Compare", "model_options", "scores")
 opts = call("score_options", path, mtime)
 
