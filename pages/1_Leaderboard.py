@@ -140,7 +140,7 @@ st.plotly_chart(fig, width="stretch")
 models_here = sorted(board.model_id.unique())
 if models_here:
     with st.expander("Do the metrics and the region types agree? (per model; more on the Compare page)"):
-        mid = st.selectbox("Model", models_here, key="lb_agree_model")
+        mid = url_selectbox("Model", models_here, "agree_model", "lb_", where=st)
         st.caption(f"Spearman correlation between metrics across methods (method means, region {region} plus "
                    f"faithfulness; deletion negated so higher = better); chance baselines excluded")
         show_table(call("metric_agreement", path, mtime, dataset_id, mid, region), "{:.2f}")
