@@ -220,7 +220,8 @@ class _Driver:
                       metrics={j.metric: {"version": metric_key(j.metric, j.metric_params)[1],
                                           "params": j.metric_params}},
                       n_items=out["n_items"], n_failed=len({f["item"] for f in mine}))
-        refresh_summaries(self.w, d.dataset_id, model_id, seed=self.exp.seed)
+        refresh_summaries(self.w, d.dataset_id, model_id, seed=self.exp.seed,
+                          methods={(j.method, canonical_json(j.method_params)) for j in chunk.jobs})
         self.w.commit()
         log.info("%s %s: %s done (%d jobs)", d.spec.name, model_id, chunk.name, len(chunk.jobs))
 

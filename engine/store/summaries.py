@@ -20,8 +20,12 @@ def method_label(method: str, params: str) -> str:
     return method if params in ("{}", "", None) else f"{method} {params}"
 
 
-def refresh_summaries(w: ResultWriter, dataset_id: str, model_id: str, seed: int = 0) -> tuple[int, int]:
-    """Rewrite summary + pairwise rows of one (dataset, model); returns their counts."""
+def refresh_summaries(w: ResultWriter, dataset_id: str, model_id: str, seed: int = 0,
+                      methods: set[tuple[str, str]] | None = None) -> tuple[int, int]:
+    """Rewrite summary + pairwise rows of one (dataset, model); returns their counts.
+
+    ``methods``: only re-bootstrap the summaries of these ``(method, canonical params)`` (the rest are
+    unchanged); the paired tests always cover every method, as the Holm family does."""
     df = w.con.execute(
         "SELECT method, method_version, method_params, metric, metric_version, metric_params, region, image_id, value "
         "FROM scores WHERE dataset_id = ? AND model_id = ?", [dataset_id, model_id]).df()
@@ -30,6 +34,8 @@ def refresh_summaries(w: ResultWriter, dataset_id: str, model_id: str, seed: int
     df["value"] = df["value"].astype("float64")
     rows = []
     for key, g in df.groupby(GROUP, sort=True, dropna=False):
+        if methods is not None and (key[0], key[2]) not in methods:
+            continue
         v = g["value"].to_numpy(dtype=np.float64)
         defined = v[~np.isnan(v)]
         lo, hi = bootstrap_ci(defined, seed=seed)
