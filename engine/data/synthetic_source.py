@@ -74,10 +74,11 @@ def render_source(label: str, cfg: SourceConfig, rng: np.random.Generator) -> np
     base = _colour(rng, (0.0, 0.25), (0.75, 0.98))
     gy, gx = rng.normal(0, 0.3, 2)
     img = base[None, None, :] * (1.0 + (gy * (yy - s / 2) + gx * (xx - s / 2)) / s)[..., None]
-    r = rng.uniform(*cfg.radius)  # the mark (darkest thing in the image) spans about 1.2 r
+    scale = s / 64  # radii are given for 64 px images
+    r = rng.uniform(*cfg.radius) * scale  # the mark (darkest thing in the image) spans about 1.2 r
     cy, cx = rng.uniform(r + 1, s - r - 1, 2)
     for _ in range(int(rng.integers(cfg.n_distractors[0], cfg.n_distractors[1] + 1))):
-        rr = rng.uniform(3.0, 7.0)
+        rr = rng.uniform(3.0, 7.0) * scale
         ry, rx = rng.uniform(0, s, 2)
         if math.hypot(ry - cy, rx - cx) < r + rr * 0.5:
             continue
