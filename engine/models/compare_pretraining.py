@@ -41,8 +41,7 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
     from ..data import ImageDataset, load_records
-    from ..data.synthetic import SmearConfig, generate_blood_smear
-    from ..data.synthetic import smear_spec
+    from ..data.synthetic import SmearConfig, generate_blood_smear, smear_spec
     root = generate_blood_smear(args.out / "smear", SmearConfig(n_train=args.n_train, n_val=128, n_test=400, seed=7),
                                 progress=False)
     spec = smear_spec(root)
