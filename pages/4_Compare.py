@@ -151,7 +151,8 @@ elif view == "faithfulness":
         st.plotly_chart(fig, width="stretch")
 
 else:  # confounders
-    threshold = url_slider("Flag at mean share ≥", "threshold", "cmp_", 0.0, 1.0, 0.3)
+    threshold = url_slider("Flag at ≥ this many times the random baseline's share", "threshold", "cmp_", 0.0, 20.0,
+                           3.0)
     df = call("confounders", path, mtime, threshold)
     if df.empty:
         st.info(f"No scores on a region named `marker` ({' / '.join(CONFOUNDER_METRICS)}). A confounded dataset "
@@ -161,12 +162,12 @@ else:  # confounders
         df = labelled(df)
         n_flag = int(df.flagged.sum())
         st.caption(f"Share of the map's mass on the `marker` region (mean over images; the random-map baseline for "
-                   f"reference). {n_flag} model × method pairs reach {threshold:g}: their maps look at the cue.")
+                   f"reference: about the marker's area share). {n_flag} model × method pairs reach {threshold:g} × "
+                   f"that baseline: their maps look at the cue.")
         shown = df.drop(columns=["method_params"]).round(3)
         st.dataframe(shown, hide_index=True, width="stretch",
                      column_config={"flagged": st.column_config.CheckboxColumn("looks at the marker")})
         fig = px.bar(pd.DataFrame(shown), x="method", y="mean", color="model_id", barmode="group",
                      facet_row="metric", labels={"mean": "mass on marker (mean share, 0–1)"},
                      title=f"Mass on the marker region; n ≤ {int(shown['n'].max())} images per bar")
-        fig.add_hline(y=threshold, line_dash="dot")
         st.plotly_chart(fig, width="stretch")

@@ -152,7 +152,9 @@ def dashboard_db(tmp_path_factory, fixture_db, smear_spec) -> Path:
                                "AND method_params = '{}'").df()
         marker = marker.assign(metric="energy_pg", region="marker",
                                value=np.where(marker.method == "attention", 0.6, 0.1) + rng.random(len(marker)) * 0.1)
-        w.replace_rows("scores", marker)
+        # the random-map baseline's share: what a map blind to the marker puts there (the flag's reference)
+        blind = marker[marker.method == "chefer_gae"].assign(method="baseline_random", value=0.15)
+        w.replace_rows("scores", pd.concat([marker, blind]))
         for mid in model_ids:
             refresh_summaries(w, dataset_id, mid)
     return db

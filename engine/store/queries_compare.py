@@ -74,14 +74,17 @@ def mean_curves(path, dataset_id: str, model_id: str) -> pd.DataFrame:
 
 def confounders(path, threshold: float) -> pd.DataFrame:
     """Models x methods whose maps put mass on a region named ``marker`` (a spurious cue), flagged where
-    the mean share reaches ``threshold``; the random-map baseline's share is shown for reference."""
+    the mean share reaches ``threshold`` times the random-map baseline's share for the same model (what a
+    map blind to the marker puts there, i.e. about the marker's area share); not flagged without that
+    baseline."""
     return _df(path, """
         WITH mk AS (
             SELECT s.dataset_id, d.name AS dataset, s.model_id, coalesce(m.strategy, m.init) AS strategy, s.method,
                    s.method_params, s.metric, s.mean, s.ci_low, s.ci_high, s.n
             FROM summary s JOIN datasets d USING (dataset_id) JOIN models m USING (model_id)
             WHERE s.region = 'marker' AND s.metric IN (?, ?))
-        SELECT mk.*, b.mean AS random_baseline, mk.mean >= ? AS flagged
+        SELECT mk.*, b.mean AS random_baseline, mk.mean / nullif(b.mean, 0) AS times_baseline,
+               coalesce(mk.mean >= ? * b.mean, false) AS flagged
         FROM mk LEFT JOIN mk b ON b.dataset_id = mk.dataset_id AND b.model_id = mk.model_id
              AND b.metric = mk.metric AND b.method = 'baseline_random'
         WHERE mk.method NOT LIKE 'baseline_%'
