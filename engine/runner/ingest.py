@@ -16,7 +16,7 @@ from ..data import DatasetSpec, Record, fingerprint, image_size, region_names
 from ..explain import METHODS
 from ..metrics import METRICS
 from ..models import ModelInfo
-from ..store import ResultWriter
+from ..store import ResultWriter, canonical_json
 
 PACKAGES = ("torch", "timm", "numpy", "duckdb", "streamlit")
 
@@ -94,13 +94,19 @@ def write_dataset(w: ResultWriter, spec: DatasetSpec, records: list[Record], cla
 
 def write_model(w: ResultWriter, *, dataset_id: str, info: ModelInfo, init: str, checkpoint: str, sha256: str,
                 val_accuracy: float | None, test_accuracy: float | None, hparams: dict, history: list,
-                label: str | None = None) -> str:
-    """The models row; its id is ``label@sha256[:12]`` (or ``name:init@sha256[:12]`` without a label)."""
+                label: str | None = None, arch: str | None = None, strategy: str | None = None,
+                test: dict | None = None) -> str:
+    """The models row; its id is ``label@sha256[:12]`` (or ``name:init@sha256[:12]`` without a label).
+    ``test``: the test-split classification report (balanced accuracy, macro-F1, AUROC, confusion)."""
     model_id = f"{label or f'{info.name}:{init}'}@{sha256[:12]}"
+    test = test or {}
     w.upsert("models", {"model_id": model_id, "dataset_id": dataset_id, "name": info.name,
                         "timm_name": info.timm_name, "init": init, "checkpoint": checkpoint, "sha256": sha256,
                         "input_size": info.input_size, "grid_h": info.grid[0], "grid_w": info.grid[1],
                         "num_prefix_tokens": info.num_prefix_tokens, "val_accuracy": val_accuracy,
                         "test_accuracy": test_accuracy, "hparams": {**hparams, "model": asdict(info)},
-                        "history": {"epochs": history}})
+                        "history": {"epochs": history}, "arch": arch, "strategy": strategy,
+                        "test_balanced_accuracy": test.get("balanced_accuracy"), "test_macro_f1": test.get("macro_f1"),
+                        "test_auroc": test.get("auroc"),
+                        "confusion": canonical_json(test["confusion"]) if test.get("confusion") else None})
     return model_id

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -36,6 +37,11 @@ def train_key(fp: str, entry: dict, seed: int) -> str:
     # the display name and the methods it is explained with do not change the weights
     entry = {k: v for k, v in entry.items() if k not in ("label", "key", "methods")}
     return content_key("train", fp, entry, seed, torch.__version__)
+
+
+def checkpoint_path(ckpt_dir: Path, entry: dict, key: str) -> Path:
+    """Where the checkpoint of a train job lives (shared by every database that uses the folder)."""
+    return ckpt_dir / f"{entry['name']}-{entry['init']}-{key}.safetensors"
 
 
 def predict_key(fp: str, sha256: str) -> str:

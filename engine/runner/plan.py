@@ -16,7 +16,7 @@ from ..store import queries
 from . import units
 from .datasets import prepare
 from .experiment import Experiment
-from .jobs import plan_chunks, predict_key, train_key
+from .jobs import checkpoint_path, plan_chunks, predict_key, train_key
 
 
 def _done_keys(db: Path) -> set[str]:
@@ -38,7 +38,7 @@ def job_grid(exp: Experiment, db: Path, work_dir: str | Path | None = None) -> p
             variants = exp.method_variants(e)
             n_eval = len(variants) * len(exp.metrics)
             key = train_key(d.fingerprint, e, exp.seed)
-            res = units.reuse_checkpoint(str(ckpt_dir / f"{e['name']}-{e['init']}-{key}.safetensors"))
+            res = units.reuse_checkpoint(str(checkpoint_path(ckpt_dir, e, key)))
             row = {"dataset": d.spec.name, "model": e["key"], "images scored": len(d.scored),
                    "train": "done" if res else ("run" if e["init"] == "trained" else "build")}
             if res is None:

@@ -25,7 +25,7 @@ from .datasets import PreparedDataset, prepare
 from .executors import make_executor
 from .experiment import Experiment
 from .ingest import finish_run, start_run, write_dataset, write_model
-from .jobs import (Chunk, method_key, metric_key, plan_chunks, predict_key, sanity_key, train_key)
+from .jobs import (Chunk, checkpoint_path, method_key, metric_key, plan_chunks, predict_key, sanity_key, train_key)
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class _Driver:
         new database (the key covers everything that determines the weights)."""
         entries = self.exp.model_entries(self.blocks[d.dataset_id])
         keys = [train_key(d.fingerprint, e, self.exp.seed) for e in entries]
-        paths = [str(self.ckpt_dir / f"{e['name']}-{e['init']}-{k}.safetensors") for e, k in zip(entries, keys)]
+        paths = [str(checkpoint_path(self.ckpt_dir, e, k)) for e, k in zip(entries, keys)]
         results: list = [units.reuse_checkpoint(p) for p in paths]
         out: dict[int, tuple] = {}
         for i, res in enumerate(results):
@@ -159,12 +159,8 @@ class _Driver:
                                checkpoint=res["checkpoint"],
                                sha256=res["sha256"], val_accuracy=m.get("val_accuracy"),
                                test_accuracy=test.get("accuracy"), hparams=meta.get("hparams") or {},
-                               history=meta.get("history") or [], label=entry.get("label"))
-        self.w.con.execute(
-            "UPDATE models SET arch = ?, strategy = ?, test_balanced_accuracy = ?, test_macro_f1 = ?, "
-            "test_auroc = ?, confusion = ? WHERE model_id = ?",
-            [info.arch, meta.get("strategy"), test.get("balanced_accuracy"), test.get("macro_f1"),
-             test.get("auroc"), canonical_json(test.get("confusion")) if test.get("confusion") else None, model_id])
+                               history=meta.get("history") or [], label=entry.get("label"), arch=info.arch,
+                               strategy=meta.get("strategy"), test=test)
         return model_id
 
     def predict(self, d: PreparedDataset, entry: dict, res: dict, model_id: str) -> None:
