@@ -11,7 +11,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from engine.data.synthetic_source import SOURCE_CLASSES, SourceConfig, generate_source
-from engine.models import PretrainConfig, create_model, pretrain_backbone
+from engine.models import ImageSource, PretrainConfig, create_model, pretrain_backbone
 from engine.models import pretrain as pretrain_mod
 from engine.models.ssl import dino_loss
 
@@ -93,3 +93,43 @@ def test_dino_loss_by_hand():
     # views: teacher of global 0 vs student of view 1 (view 0 is the same view: skipped)
     got = dino_loss([torch.zeros(1, 2), s], [t], centre, 0.1, 0.5)
     torch.testing.assert_close(got, expected)
+
+
+def test_image_source_is_in_domain_unlabelled_and_resized(tmp_path):
+    images = torch.rand(6, 3, 40, 40)
+    src = ImageSource(images, {"dataset": "d", "split": "train", "fingerprint": "abc"})
+    path = pretrain_backbone("vit_demo", "mae", src, TINY, cache_dir=tmp_path, progress=False)
+    side = json.loads(Path(str(path) + ".json").read_text())
+    assert side["strategy"] == "mae@domain"
+    assert side["source"] == {"kind": "images", "n": 6, "dataset": "d", "split": "train", "fingerprint": "abc"}
+    x, labels = pretrain_mod.load_source(src, TINY, 64)
+    assert x.shape == (6, 3, 64, 64) and labels is None
+    other = ImageSource(images, {"dataset": "d", "split": "train", "fingerprint": "abd"})
+    assert pretrain_backbone("vit_demo", "mae", other, TINY, cache_dir=tmp_path, progress=False) != path
+    with pytest.raises(ValueError, match="labelled source"):
+        pretrain_backbone("vit_demo", "supervised", src, TINY, cache_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="expected"):
+        pretrain_mod.load_source(ImageSource(torch.rand(0, 3, 8, 8), {}), TINY, 64)
+
+
+def test_runner_target_source_is_the_training_split_only(tmp_path, monkeypatch):
+    from engine.data import ImageDataset, load_records
+    from engine.data.synthetic import SmearConfig, generate_blood_smear, smear_spec
+    from engine.runner import units
+    spec = smear_spec(generate_blood_smear(tmp_path / "smear", SmearConfig(n_train=5, n_val=3, n_test=4),
+                                           progress=False))
+    records, classes = load_records(spec)
+    train = ImageDataset(spec, "train", records=records, classes=classes)
+    seen = {}
+
+    def fake(model, strategy, source, cfg, **kw):
+        seen["source"] = source
+        return tmp_path / "w.safetensors"
+    monkeypatch.setattr(units, "pretrain_backbone", fake)
+    entry = {"name": "vit_demo", "pretrain": "dino", "pretrain_source": "target"}
+    units._pretrained_backbone(entry, spec, train, 0, tmp_path, "cpu", False)
+    src = seen["source"]
+    assert isinstance(src, ImageSource) and src.images.shape[0] == 5  # never the 3 val or 4 test images
+    assert torch.equal(src.images[0], train[0].image) and src.description["split"] == "train"
+    with pytest.raises(ValueError, match="labelled source"):
+        units._pretrained_backbone({**entry, "pretrain": "supervised"}, spec, train, 0, tmp_path, "cpu", False)

@@ -10,9 +10,11 @@ With no hub, the demo still compares initialisations by pretraining a small ViT 
   (Caron et al. 2021, :mod:`.ssl`);
 * ``mae``        -- masked-patch reconstruction with a light decoder (He et al. 2022, :mod:`.ssl`).
 
-The source is ``"synthetic"`` (:mod:`engine.data.synthetic_source`, generated in memory) or a
-folder of images (any image files under it: e.g. the target domain's own unlabelled images, for
-in-domain self-supervised pretraining; the strategy is then labelled ``<strategy>@domain``).
+The source is ``"synthetic"`` (:mod:`engine.data.synthetic_source`, generated in memory), a
+folder of images (any image files under it), or an :class:`ImageSource` (images already loaded,
+e.g. a target dataset's *training split* without its labels: the runner's ``pretrain_source =
+"target"``).  Pretraining on the target domain's own images is in-domain self-supervised
+pretraining; the strategy is then labelled ``<strategy>@domain``.
 
 :func:`pretrain_backbone` writes the backbone's state dict (no head) as safetensors with a JSON
 sidecar and caches it under a hash of everything that determines it (model, strategy, source,
@@ -80,6 +82,14 @@ class PretrainConfig:
 
 
 # --------------------------------------------------------------------------- sources
+@dataclass(frozen=True)
+class ImageSource:
+    """Images already loaded, ``float (N, 3, S, S)`` in [0, 1], unlabelled, with a ``description``
+    that identifies them in the cache key (e.g. the dataset fingerprint of the split they come from)."""
+    images: torch.Tensor
+    description: dict
+
+
 def _folder_images(root: Path) -> list[Path]:
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
@@ -87,8 +97,10 @@ def _folder_images(root: Path) -> list[Path]:
     return files
 
 
-def describe_source(source: str | Path, cfg: PretrainConfig, size: int) -> dict:
+def describe_source(source: str | Path | ImageSource, cfg: PretrainConfig, size: int) -> dict:
     """What identifies the source in the cache key (for a folder: each file's path and size)."""
+    if isinstance(source, ImageSource):
+        return {"kind": "images", "n": int(source.images.shape[0]), **source.description}
     if str(source) == "synthetic":
         from ..data.synthetic_source import SourceConfig
         return {"kind": "synthetic", "config": SourceConfig(n=cfg.source_n, size=size).key()}
@@ -101,9 +113,18 @@ def describe_source(source: str | Path, cfg: PretrainConfig, size: int) -> dict:
     return {"kind": "folder", "root": str(root.resolve()), "files": h.hexdigest()}
 
 
-def load_source(source: str | Path, cfg: PretrainConfig, size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+def load_source(source: str | Path | ImageSource, cfg: PretrainConfig,
+                size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``(images float (N, 3, S, S) in [0, 1], labels or None)``.  A folder is labelled only when every
-    image lies in a first-level subfolder and there are at least two (the subfolder is the class)."""
+    image lies in a first-level subfolder and there are at least two (the subfolder is the class);
+    an :class:`ImageSource` never is."""
+    if isinstance(source, ImageSource):
+        x = source.images.float()
+        if x.ndim != 4 or x.shape[1] != 3 or x.shape[0] == 0:
+            raise ValueError(f"pretraining source images: expected (N>0, 3, H, W), got {tuple(x.shape)}")
+        if x.shape[-2:] != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return x, None
     if str(source) == "synthetic":
         from ..data.synthetic_source import SourceConfig, generate_source
         images, labels = generate_source(SourceConfig(n=cfg.source_n, size=size))
@@ -235,7 +256,7 @@ def _run(strategy: str, model_name: str, images: torch.Tensor, labels: torch.Ten
     return backbone.state_dict(), losses
 
 
-def pretrain_backbone(model_name: str, strategy: str, source: str | Path = "synthetic",
+def pretrain_backbone(model_name: str, strategy: str, source: str | Path | ImageSource = "synthetic",
                       cfg: PretrainConfig = PretrainConfig(), cache_dir: str | Path = "cache/pretrained",
                       device: str | torch.device = "cpu", progress: bool = True, **overrides) -> Path:
     """Pretrain ``model_name``'s backbone with ``strategy`` on ``source``; return the cached safetensors path.

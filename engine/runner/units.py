@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data import DatasetError, DatasetSpec, ImageDataset, collate_samples, load_records
+from ..data import DatasetError, DatasetSpec, ImageDataset, collate_samples, fingerprint, load_records
 from ..explain import METHODS
 from ..metrics.sanity import mprt
-from ..models import (PretrainConfig, TrainConfig, create_model, fine_tune, grid_search, load_checkpoint, normalise,
+from ..models import (ImageSource, PretrainConfig, TrainConfig, create_model, fine_tune, grid_search, load_checkpoint, normalise,
                       predict, pretrain_backbone, read_sidecar, save_checkpoint)
 from ..models.evaluation import report_from_probs
 from ..store import canonical_json
@@ -85,8 +85,8 @@ def train_unit(spec_json: str, entry: dict, seed: int, ckpt_path: str, device: s
             raise DatasetError(f"{spec.name}: needs images in both the train and val splits to fine-tune "
                                f"(train {len(train_ds)}, val {len(val_ds)})")
         if entry.get("pretrain"):
-            kwargs = {"pretrained": False, "weights": str(_pretrained_backbone(entry, spec, seed, path.parent, device,
-                                                                               progress))}
+            kwargs = {"pretrained": False, "weights": str(_pretrained_backbone(entry, spec, train_ds, seed, path.parent,
+                                                                               device, progress))}
         cfg = TrainConfig(**{"seed": seed, **entry.get("train", {})})
 
         def build():
@@ -107,13 +107,21 @@ def train_unit(spec_json: str, entry: dict, seed: int, ckpt_path: str, device: s
             "failures": failures, "seconds": time.monotonic() - t0}
 
 
-def _pretrained_backbone(entry: dict, spec: DatasetSpec, seed: int, ckpt_dir: Path, device: str,
-                         progress: bool) -> Path:
+def _pretrained_backbone(entry: dict, spec: DatasetSpec, train_ds: ImageDataset, seed: int, ckpt_dir: Path,
+                         device: str, progress: bool) -> Path:
     """Offline pretraining (cached by its config hash) before fine-tuning: ``pretrain_source`` is
-    'generated' (the seeded synthetic source set), 'target' (this dataset's own images, unlabelled)
-    or a folder of images."""
+    'generated' (the seeded synthetic source set), 'target' (this dataset's *training split*, labels
+    not used: never its validation or test images) or a folder of images."""
     src = entry.get("pretrain_source", "generated")
-    source = "synthetic" if src == "generated" else spec.root if src == "target" else src
+    if src == "target":
+        if entry.get("pretrain") == "supervised":
+            raise DatasetError(f"{spec.name}: pretrain = 'supervised' needs a labelled source; pretrain_source "
+                               f"'target' is the training split without its labels (use 'generated' or a folder)")
+        images = torch.stack([train_ds[i].image for i in range(len(train_ds))])
+        source = ImageSource(images, {"dataset": spec.name, "split": "train",
+                                      "fingerprint": fingerprint(train_ds.records, spec)})
+    else:
+        source = "synthetic" if src == "generated" else src
     cfg = PretrainConfig(**{"seed": seed, **entry.get("pretrain_params", {})})
     return pretrain_backbone(entry["name"], entry["pretrain"], source, cfg, cache_dir=ckpt_dir / "pretrained",
                              device=device, progress=progress)
