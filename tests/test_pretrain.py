@@ -34,6 +34,10 @@ def test_each_strategy_pretrains_and_loads_through_the_zoo(strategy, tmp_path):
     side = json.loads(Path(str(path) + ".json").read_text())
     assert side["strategy"] == strategy and side["config"]["steps"] == 2
     assert len(side["losses"]) == (0 if strategy == "random" else 2)
+    if strategy == "dino":
+        assert len(side["diagnostics"]["teacher_entropy"]) == 2 and side["collapse"] in (None, "uniform", "one prototype")
+    else:
+        assert side["diagnostics"] == {} and side["collapse"] is None
     assert all(np.isfinite(side["losses"]))
     sd = load_file(str(path))
     assert not any(k.startswith("head.") for k in sd)
@@ -133,3 +137,26 @@ def test_runner_target_source_is_the_training_split_only(tmp_path, monkeypatch):
     assert torch.equal(src.images[0], train[0].image) and src.description["split"] == "train"
     with pytest.raises(ValueError, match="labelled source"):
         units._pretrained_backbone({**entry, "pretrain": "supervised"}, spec, train, 0, tmp_path, "cpu", False)
+
+
+def test_dino_collapse_statistics_by_hand():
+    from engine.models.ssl import collapse_stats
+    k = 4
+    same = torch.zeros(3, k)  # every output equal to the centre: uniform teacher
+    st = collapse_stats(same, torch.zeros(1, k), 0.1)
+    assert st["teacher_entropy"] == pytest.approx(1.0) and st["usage_entropy"] == pytest.approx(1.0)
+    one = torch.tensor([[10.0, 0, 0, 0]] * 3)  # every image on prototype 0, sharply
+    st = collapse_stats(one, torch.zeros(1, k), 0.1)
+    assert st["teacher_entropy"] < 1e-3 and st["usage_entropy"] < 1e-3
+    spread = torch.eye(k) * 10  # each image its own prototype: healthy
+    st = collapse_stats(spread, torch.zeros(1, k), 0.1)
+    assert st["teacher_entropy"] < 1e-3 and st["usage_entropy"] == pytest.approx(1.0)
+    # by hand: p = softmax([1, 0] / 1) for one image, K = 2
+    p = torch.softmax(torch.tensor([1.0, 0.0]), 0)
+    h = float(-(p * p.log()).sum()) / np.log(2)
+    st = collapse_stats(torch.tensor([[1.0, 0.0]]), torch.zeros(1, 2), 1.0)
+    assert st["teacher_entropy"] == pytest.approx(h) and st["usage_entropy"] == pytest.approx(h)
+    assert pretrain_mod.dino_collapse({"teacher_entropy": [0.95] * 10, "usage_entropy": [1.0] * 10}) == "uniform"
+    assert pretrain_mod.dino_collapse({"teacher_entropy": [0.0] * 10, "usage_entropy": [0.05] * 10}) == "one prototype"
+    assert pretrain_mod.dino_collapse({"teacher_entropy": [0.3] * 10, "usage_entropy": [0.8] * 10}) is None
+    assert pretrain_mod.dino_collapse({}) is None

@@ -70,6 +70,7 @@ class PretrainConfig:
     dino_teacher_temp: float = 0.04
     dino_center_momentum: float = 0.9
     dino_teacher_momentum: float = 0.99  # start; cosine to 1 at the end (0.996 in the paper's long runs)
+    dino_freeze_prototypes_steps: int = 0  # the head's last layer is not updated for this many first steps (paper: 1 epoch)
     # mae
     mae_mask_ratio: float = 0.75
     mae_decoder_dim: int = 128
@@ -194,7 +195,7 @@ def _run(strategy: str, model_name: str, images: torch.Tensor, labels: torch.Ten
         extra = {"dynamic_img_size": True} if strategy == "dino" else {}
         model, info = create_model(model_name, 0, pretrained=False, **{**overrides, **extra})
     if strategy == "random":
-        return model.state_dict(), []
+        return model.state_dict(), [], {}
     if strategy in ("dino", "mae") and not all(hasattr(model, a) for a in ("patch_embed", "pos_embed", "blocks")):
         raise ValueError(f"{strategy} pretraining needs a plain ViT (patch_embed, pos_embed, blocks); "
                          f"{model_name!r} is not one")
@@ -220,6 +221,7 @@ def _run(strategy: str, model_name: str, images: torch.Tensor, labels: torch.Ten
     patch = size // max(1, info.grid[0])
     local = max(patch, int(size * cfg.dino_local_frac) // patch * patch)  # whole patches
     losses: list[float] = []
+    diagnostics: dict[str, list[float]] = {}  # DINO: collapse statistics per step (ssl.collapse_stats)
     bar = tqdm(_batches(len(images), cfg, gen), total=cfg.steps, desc=f"pretrain {model_name} ({strategy})",
                disable=not progress, unit="step")
     for step, idx in enumerate(bar):
@@ -243,17 +245,38 @@ def _run(strategy: str, model_name: str, images: torch.Tensor, labels: torch.Ten
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if strategy == "dino":
-            torch.nn.utils.clip_grad_norm_(params, 3.0)
+            if step < cfg.dino_freeze_prototypes_steps:
+                net.student["head"].prototypes.grad = None  # AdamW skips a parameter without a gradient
+            torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], 3.0)
         opt.step()
         if strategy == "dino":  # teacher momentum: cosine from the start value to 1
             m0 = cfg.dino_teacher_momentum
             net.update_teacher(1 - (1 - m0) * 0.5 * (1 + math.cos(math.pi * step / max(1, cfg.steps - 1))))
         losses.append(float(loss.item()))
+        if strategy == "dino":
+            for k, v in net.stats.items():
+                diagnostics.setdefault(k, []).append(round(v, 5))
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
         if (step + 1) % max(1, cfg.steps // 10) == 0:
-            log.info("pretrain %s (%s) step %d/%d: loss %.4f", model_name, strategy, step + 1, cfg.steps, losses[-1])
+            log.info("pretrain %s (%s) step %d/%d: loss %.4f %s", model_name, strategy, step + 1, cfg.steps,
+                     losses[-1], " ".join(f"{k} {v[-1]:.3f}" for k, v in diagnostics.items()))
     backbone = net.teacher["backbone"] if strategy == "dino" else model  # DINO keeps the teacher (the paper's choice)
-    return backbone.state_dict(), losses
+    return backbone.state_dict(), losses, diagnostics
+
+
+def dino_collapse(diagnostics: dict[str, list[float]], last: int = 10) -> str | None:
+    """``"uniform"`` when the teacher's normalised entropy averages above 0.9 over the ``last`` steps,
+    ``"one prototype"`` when the normalised entropy of its mean output averages below 0.1, else None
+    (see :func:`engine.models.ssl.collapse_stats`)."""
+    if not diagnostics.get("teacher_entropy"):
+        return None
+    h = diagnostics["teacher_entropy"][-last:]
+    u = diagnostics["usage_entropy"][-last:]
+    if sum(h) / len(h) > 0.9:
+        return "uniform"
+    if sum(u) / len(u) < 0.1:
+        return "one prototype"
+    return None
 
 
 def pretrain_backbone(model_name: str, strategy: str, source: str | Path | ImageSource = "synthetic",
@@ -261,8 +284,9 @@ def pretrain_backbone(model_name: str, strategy: str, source: str | Path | Image
                       device: str | torch.device = "cpu", progress: bool = True, **overrides) -> Path:
     """Pretrain ``model_name``'s backbone with ``strategy`` on ``source``; return the cached safetensors path.
 
-    The sidecar (``path + '.json'``) records the strategy label (``dino``, or ``dino@domain`` for a
-    folder source), model, source, config, the loss every step, wall and CPU seconds.
+    The sidecar (``path + '.json'``) records the strategy label (``dino``, or ``dino@domain`` for an
+    in-domain source), model, source, config, the loss every step, for DINO the collapse statistics
+    every step and the verdict (``collapse``: ``uniform`` / ``one prototype`` / null), wall and CPU seconds.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown pretraining strategy {strategy!r}; expected one of {STRATEGIES}")
@@ -277,12 +301,17 @@ def pretrain_backbone(model_name: str, strategy: str, source: str | Path | Image
         return path
     images, labels = load_source(source, cfg, info.input_size) if strategy != "random" else (torch.zeros(1), None)
     t_wall, t_cpu = time.perf_counter(), time.process_time()
-    state, losses = _run(strategy, model_name, images, labels, cfg, device, progress, overrides)
+    state, losses, diagnostics = _run(strategy, model_name, images, labels, cfg, device, progress, overrides)
     wall, cpu = time.perf_counter() - t_wall, time.process_time() - t_cpu
     state = {k: v for k, v in state.items() if not k.startswith(("head.", "head_dist."))}
     label = strategy if desc["kind"] == "synthetic" or strategy == "random" else f"{strategy}@domain"
+    collapse = dino_collapse(diagnostics)
+    if collapse:
+        log.warning("pretrain %s (%s): DINO ended collapsed (%s); its backbone is unlikely to beat random weights",
+                    model_name, label, collapse)
     _save(path, state, {"strategy": label, "pretrain_strategy": strategy, "model": model_name, "overrides": overrides,
                         "source": desc, "config": cfg.to_dict(), "cache_key": key, "losses": losses,
+                        "diagnostics": diagnostics, "collapse": collapse,
                         "seconds_wall": wall, "seconds_cpu": cpu, "version": VERSION})
     log.info("pretrained %s (%s) in %.1f s wall, %.1f s CPU -> %s", model_name, strategy, wall, cpu, path)
     return path

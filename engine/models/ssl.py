@@ -106,6 +106,23 @@ def dino_loss(student: list[torch.Tensor], teacher: list[torch.Tensor], center: 
     return total / n
 
 
+@torch.no_grad()
+def collapse_stats(teacher: torch.Tensor, center: torch.Tensor, teacher_temp: float) -> dict[str, float]:
+    """Two collapse diagnostics of the centred, sharpened teacher distributions ``p_i`` over K
+    prototypes, both divided by ln K so that they lie in [0, 1]:
+
+    * ``teacher_entropy`` = mean_i H(p_i): 1 is the uniform collapse (centring has won);
+    * ``usage_entropy`` = H(mean_i p_i): 0 is the one-prototype collapse (sharpening has won).
+
+    Healthy training keeps the first well below 1 and the second well above 0."""
+    p = F.softmax((teacher - center) / teacher_temp, dim=-1)
+    log_k = math.log(p.shape[-1])
+    ent = -(p * p.clamp_min(1e-12).log()).sum(-1).mean()
+    mean = p.mean(0)
+    usage = -(mean * mean.clamp_min(1e-12).log()).sum()
+    return {"teacher_entropy": float(ent) / log_k, "usage_entropy": float(usage) / log_k}
+
+
 class DINO(nn.Module):
     """Student backbone + head, EMA teacher, centre.  ``backbone(x)`` must return pooled features
     (a timm model with ``num_classes=0``) and accept smaller local crops (``dynamic_img_size``)."""
@@ -136,6 +153,7 @@ class DINO(nn.Module):
         s = self._run(self.student, global_views + local_views)
         loss = dino_loss(s, t, self.center, self.student_temp, self.teacher_temp)
         with torch.no_grad():
+            self.stats = collapse_stats(torch.cat(t), self.center, self.teacher_temp)
             batch_center = torch.cat(t).mean(0, keepdim=True)
             self.center.mul_(self.center_momentum).add_(batch_center, alpha=1 - self.center_momentum)
         return loss
