@@ -57,8 +57,13 @@ if view == "strategy":
                  title=f"{metric} by pretraining strategy; n ≤ {int(agg['n'].max()) if len(agg) else 0} images/bar")
     st.plotly_chart(fig, width="stretch")
     show_table(agg.pivot_table(index="method", columns="strategy", values="mean"), "{:.3f}")
-    acc = df.groupby(["strategy", "model_id"]).agg(test_accuracy=("test_accuracy", "first")).reset_index()
-    st.caption("Models compared and their test accuracy")
+    acc = df.groupby(["strategy", "model_id"], dropna=False).agg(
+        test_accuracy=("test_accuracy", "first"), test_balanced_accuracy=("test_balanced_accuracy", "first"),
+        val_accuracy=("val_accuracy", "first"), pretrain_steps=("pretrain_steps", "first"),
+        pretrain_final_loss=("pretrain_final_loss", "first"), pretrain_collapse=("pretrain_collapse", "first"),
+    ).reset_index()
+    st.caption("Models compared: test accuracy, validation accuracy of the kept epoch, and their pretraining "
+               "(steps, mean loss of the last 10 steps, DINO collapse verdict: uniform / one prototype / none)")
     st.dataframe(acc, hide_index=True, width="stretch")
 
 elif view == "agreement":

@@ -67,7 +67,9 @@ def fixture_db(tmp_path_factory, smear_spec) -> Path:
             sha = save_checkpoint(out / f"m{seed}.safetensors", model, info, {"init": init})
             model_id = write_model(w, dataset_id=dataset_id, info=info, init=init,
                                    checkpoint=str(out / f"m{seed}.safetensors"), sha256=sha, val_accuracy=None,
-                                   test_accuracy=0.25, hparams={}, history=[])
+                                   test_accuracy=0.25, history=[],
+                                   hparams={"pretraining": {"steps": 200, "loss_last": 5.5, "collapse": "uniform"}}
+                                   if strategy == "dino" else {})
             res = evaluate_model(model.eval(), info, test_ds, run_id=run_id, dataset_id=dataset_id,
                                  model_id=model_id, methods={"attention": {}, "chefer_gae": {}},
                                  metrics={"pointing_game": {}, "iou_top5": {}, "insertion_auc": {"n_steps": 4},

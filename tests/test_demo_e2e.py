@@ -74,6 +74,10 @@ def check_quick_demo_database(db) -> int:
                  "WHERE {D}") == [(n_methods, 6, 4)]
         # the other demo sets: pretraining strategies, ultrasound lesions, the confounder's marker region
         assert {r[0] for r in q("SELECT strategy FROM models")} >= {"random", "supervised", "dino", "mae"}
+        pre = q("SELECT strategy, json_extract_string(hparams, '$.pretraining.strategy'), "
+                "CAST(json_extract_string(hparams, '$.pretraining.steps') AS INTEGER) FROM models "
+                "WHERE strategy IN ('supervised', 'dino', 'mae')")
+        assert len(pre) == 3 and all(s == ps and steps > 0 for s, ps, steps in pre), pre  # pretraining recorded
         regions = dict(q("SELECT d.name, list(DISTINCT s.region ORDER BY s.region) FROM scores s "
                          "JOIN datasets d USING (dataset_id) GROUP BY d.name"))
         assert {"lesion", "box"} <= set(regions["demo_ultrasound"])

@@ -2,6 +2,7 @@
 view, an empty or outdated database is explained instead of failing."""
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -186,6 +187,9 @@ def test_compare_confounders_flag_and_threshold(dashboard_db, monkeypatch):
 def test_compare_strategy_groups(dashboard_db, monkeypatch):
     at = run_page("pages/4_Compare.py", dashboard_db, monkeypatch, {"view": "strategy", "metric": "iou_top5"})
     assert set(at.dataframe[0].value.columns) == {"supervised", "dino"}
+    models = at.dataframe[1].value.set_index("strategy")
+    assert models.loc["dino", "pretrain_collapse"] == "uniform" and models.loc["dino", "pretrain_final_loss"] == 5.5
+    assert models.loc["supervised", "pretrain_collapse"] is None or pd.isna(models.loc["supervised", "pretrain_collapse"])
     assert at.sidebar.selectbox(key="cmp_metric").value == "iou_top5"
 
 

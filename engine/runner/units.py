@@ -84,9 +84,11 @@ def train_unit(spec_json: str, entry: dict, seed: int, ckpt_path: str, device: s
         if len(train_ds) == 0 or len(val_ds) == 0:
             raise DatasetError(f"{spec.name}: needs images in both the train and val splits to fine-tune "
                                f"(train {len(train_ds)}, val {len(val_ds)})")
+        pretraining = None
         if entry.get("pretrain"):
-            kwargs = {"pretrained": False, "weights": str(_pretrained_backbone(entry, spec, train_ds, seed, path.parent,
-                                                                               device, progress))}
+            backbone = _pretrained_backbone(entry, spec, train_ds, seed, path.parent, device, progress)
+            kwargs = {"pretrained": False, "weights": str(backbone)}
+            pretraining = pretraining_summary(backbone)
         cfg = TrainConfig(**{"seed": seed, **entry.get("train", {})})
 
         def build():
@@ -99,7 +101,8 @@ def train_unit(spec_json: str, entry: dict, seed: int, ckpt_path: str, device: s
             torch.manual_seed(seed)
             model, info = build()
             result = fine_tune(model, info, train_ds, val_ds, cfg, device=device, progress=progress)
-        meta = {"init": "trained", "strategy": info.strategy, "hparams": cfg.to_dict(),
+        hparams = {**cfg.to_dict(), **({"pretraining": pretraining} if pretraining else {})}
+        meta = {"init": "trained", "strategy": info.strategy, "hparams": hparams,
                 "metrics": {"val_accuracy": result.best_val_accuracy, "best_epoch": result.best_epoch},
                 "history": result.history}
     sha = save_checkpoint(path, model.cpu(), info, {**meta, "entry": entry})
@@ -125,6 +128,18 @@ def _pretrained_backbone(entry: dict, spec: DatasetSpec, train_ds: ImageDataset,
     cfg = PretrainConfig(**{"seed": seed, **entry.get("pretrain_params", {})})
     return pretrain_backbone(entry["name"], entry["pretrain"], source, cfg, cache_dir=ckpt_dir / "pretrained",
                              device=device, progress=progress)
+
+
+def pretraining_summary(backbone: Path) -> dict:
+    """What the models table keeps of a pretrained backbone's sidecar: strategy, source, steps, time,
+    the loss at the start and over the last 10 steps, and DINO's collapse verdict."""
+    side = json.loads(Path(str(backbone) + ".json").read_text())
+    losses = side.get("losses") or []
+    tail = losses[-10:]
+    return {"file": Path(backbone).name, "strategy": side.get("strategy"), "source": (side.get("source") or {}).get("kind"),
+            "steps": (side.get("config") or {}).get("steps"), "seconds_wall": side.get("seconds_wall"),
+            "loss_first": losses[0] if losses else None, "loss_last": sum(tail) / len(tail) if tail else None,
+            "collapse": side.get("collapse")}
 
 
 def reuse_checkpoint(ckpt_path: str) -> dict | None:

@@ -15,7 +15,11 @@ def strategy_comparison(path, dataset_id: str, metric: str, region: str) -> pd.D
     (strategy falls back to the init when a database predates the column)."""
     return _df(path, """
         SELECT coalesce(m.strategy, m.init, 'unknown') AS strategy, coalesce(m.arch, m.name) AS arch, s.model_id,
-               m.test_accuracy, s.method, s.method_params, s.mean, s.ci_low, s.ci_high, s.n
+               m.test_accuracy, m.test_balanced_accuracy, m.val_accuracy,
+               json_extract_string(m.hparams, '$.pretraining.steps') AS pretrain_steps,
+               CAST(json_extract_string(m.hparams, '$.pretraining.loss_last') AS DOUBLE) AS pretrain_final_loss,
+               json_extract_string(m.hparams, '$.pretraining.collapse') AS pretrain_collapse,
+               s.method, s.method_params, s.mean, s.ci_low, s.ci_high, s.n
         FROM summary s JOIN models m USING (model_id)
         WHERE s.dataset_id = ? AND s.metric = ? AND s.region = ? ORDER BY ALL""", [dataset_id, metric, region])
 
