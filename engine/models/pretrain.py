@@ -70,7 +70,7 @@ class PretrainConfig:
     dino_teacher_temp: float = 0.04
     dino_center_momentum: float = 0.9
     dino_teacher_momentum: float = 0.99  # start; cosine to 1 at the end (0.996 in the paper's long runs)
-    dino_freeze_prototypes_steps: int = 0  # the head's last layer is not updated for this many first steps (paper: 1 epoch)
+    dino_freeze_prototypes_steps: int = 0  # first steps without updating the head's last layer (paper: 1 epoch)
     # mae
     mae_mask_ratio: float = 0.75
     mae_decoder_dim: int = 128
@@ -252,10 +252,9 @@ def _run(strategy: str, model_name: str, images: torch.Tensor, labels: torch.Ten
         if strategy == "dino":  # teacher momentum: cosine from the start value to 1
             m0 = cfg.dino_teacher_momentum
             net.update_teacher(1 - (1 - m0) * 0.5 * (1 + math.cos(math.pi * step / max(1, cfg.steps - 1))))
-        losses.append(float(loss.item()))
-        if strategy == "dino":
             for k, v in net.stats.items():
                 diagnostics.setdefault(k, []).append(round(v, 5))
+        losses.append(float(loss.item()))
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
         if (step + 1) % max(1, cfg.steps // 10) == 0:
             log.info("pretrain %s (%s) step %d/%d: loss %.4f %s", model_name, strategy, step + 1, cfg.steps,

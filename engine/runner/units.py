@@ -21,8 +21,8 @@ import torch
 from ..data import DatasetError, DatasetSpec, ImageDataset, collate_samples, fingerprint, load_records
 from ..explain import METHODS
 from ..metrics.sanity import mprt
-from ..models import (ImageSource, PretrainConfig, TrainConfig, create_model, fine_tune, grid_search, load_checkpoint, normalise,
-                      predict, pretrain_backbone, read_sidecar, save_checkpoint)
+from ..models import (ImageSource, PretrainConfig, TrainConfig, create_model, fine_tune, grid_search, load_checkpoint,
+                      normalise, predict, pretrain_backbone, read_sidecar, save_checkpoint)
 from ..models.evaluation import report_from_probs
 from ..store import canonical_json
 from .evaluate import _first_line, evaluate_model
@@ -136,8 +136,8 @@ def pretraining_summary(backbone: Path) -> dict:
     side = json.loads(Path(str(backbone) + ".json").read_text())
     losses = side.get("losses") or []
     tail = losses[-10:]
-    return {"file": Path(backbone).name, "strategy": side.get("strategy"), "source": (side.get("source") or {}).get("kind"),
-            "steps": (side.get("config") or {}).get("steps"), "seconds_wall": side.get("seconds_wall"),
+    return {"file": Path(backbone).name, "strategy": side.get("strategy"),
+            "source": (side.get("source") or {}).get("kind"), "steps": (side.get("config") or {}).get("steps"), "seconds_wall": side.get("seconds_wall"),
             "loss_first": losses[0] if losses else None, "loss_last": sum(tail) / len(tail) if tail else None,
             "collapse": side.get("collapse")}
 
