@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.store.cache import call, db_state
-from engine.widgets import no_database, show_table
+from engine.dashboard.cache import call, db_state
+from engine.dashboard.widgets import no_database, show_table
 
 st.set_page_config(page_title="ViT heatmaps vs. ground truth", layout="wide")
 st.title("Do the heatmaps point where the disease is?")

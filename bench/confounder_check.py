@@ -34,8 +34,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.data import ImageDataset, collate_samples  # noqa: E402
-from engine.data.synthetic_confounded import ConfoundedConfig, confounded_spec, generate_confounded  # noqa: E402
-from engine.data.synthetic_ultrasound import (CLASSES, UltrasoundConfig, generate_ultrasound,  # noqa: E402
+from engine.data.synthetic.confounded import ConfoundedConfig, confounded_spec, generate_confounded  # noqa: E402
+from engine.data.synthetic.ultrasound import (CLASSES, UltrasoundConfig, generate_ultrasound,  # noqa: E402
                                               ultrasound_spec)
 from engine.explain import run_methods, upsample_maps  # noqa: E402
 from engine.metrics import METRICS  # noqa: E402

@@ -24,8 +24,8 @@ from pathlib import Path
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from engine.store import queries as q  # noqa: E402
-from engine.store import queries_compare as qc  # noqa: E402
+from engine.dashboard import queries as q  # noqa: E402
+from engine.dashboard import queries_compare as qc  # noqa: E402
 from engine.store.schema import create_schema  # noqa: E402
 
 log = logging.getLogger("bench.dashboard")

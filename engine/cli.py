@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .store import queries, queries_compare
+from .dashboard import queries, queries_compare
 
 log = logging.getLogger("engine")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

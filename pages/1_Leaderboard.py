@@ -9,9 +9,9 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from engine.store.cache import call
-from engine.store.summaries import method_label
-from engine.widgets import open_page, show_table, url_selectbox
+from engine.dashboard.cache import call
+from engine.dashboard import method_label
+from engine.dashboard.widgets import open_page, show_table, url_selectbox
 
 px.defaults.color_discrete_sequence = px.colors.qualitative.Alphabet  # 26 distinct colours: one per method
 

@@ -8,13 +8,13 @@ from urllib.parse import urlencode
 import numpy as np
 import streamlit as st
 
-from engine.store import queries
-from engine.store.cache import call
-from engine.store.images import UnsafePath, load_row_sample
-from engine.store.queries_compare import best_model
-from engine.store.summaries import method_label
-from engine.viz import COLORMAPS, render_sample
-from engine.widgets import open_page, requested_page, url_page, url_range, url_selectbox, url_slider
+from engine.dashboard import queries
+from engine.dashboard.cache import call
+from engine.dashboard.images import UnsafePath, load_row_sample
+from engine.dashboard.queries_compare import best_model
+from engine.dashboard import method_label
+from engine.dashboard.viz import COLORMAPS, render_sample
+from engine.dashboard.widgets import open_page, requested_page, url_page, url_range, url_selectbox, url_slider
 
 path, mtime, opts = open_page("Gallery", "Gallery", "score_options", "explanations")
 

@@ -7,13 +7,13 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from engine.store import queries
-from engine.store.cache import call
-from engine.store.images import UnsafePath, load_row_sample
-from engine.store.queries_compare import best_model
-from engine.store.summaries import method_label
-from engine.viz import COLORMAPS, render_sample
-from engine.widgets import open_page, show_table, url_selectbox, url_slider
+from engine.dashboard import queries
+from engine.dashboard.cache import call
+from engine.dashboard.images import UnsafePath, load_row_sample
+from engine.dashboard.queries_compare import best_model
+from engine.dashboard import method_label
+from engine.dashboard.viz import COLORMAPS, render_sample
+from engine.dashboard.widgets import open_page, show_table, url_selectbox, url_slider
 
 px.defaults.color_discrete_sequence = px.colors.qualitative.Alphabet  # 26 distinct colours: one per method
 

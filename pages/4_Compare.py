@@ -6,10 +6,10 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from engine.store.cache import call
-from engine.store.queries import labelled
-from engine.store.queries_compare import CONFOUNDER_METRICS, best_model, per_method_spearman
-from engine.widgets import open_page, show_table, url_selectbox, url_slider
+from engine.dashboard.cache import call
+from engine.dashboard.queries import labelled
+from engine.dashboard.queries_compare import CONFOUNDER_METRICS, best_model, per_method_spearman
+from engine.dashboard.widgets import open_page, show_table, url_selectbox, url_slider
 
 px.defaults.color_discrete_sequence = px.colors.qualitative.Alphabet  # 26 distinct colours: one per method
 

@@ -5,8 +5,8 @@ import json
 
 import streamlit as st
 
-from engine.store.cache import call
-from engine.widgets import open_page, show_table, url_selectbox
+from engine.dashboard.cache import call
+from engine.dashboard.widgets import open_page, show_table, url_selectbox
 
 path, mtime, runs = open_page("Runs", "Runs", "runs", "runs")
 ALL = "(all runs)"

@@ -24,14 +24,14 @@ def shared_data(sub: str) -> Path:
 
 @pytest.fixture(scope="session")
 def smear_root(tmp_path_factory) -> Path:
-    from engine.data.synthetic import SmearConfig, generate_blood_smear
+    from engine.data.synthetic.smear import SmearConfig, generate_blood_smear
     return generate_blood_smear(tmp_path_factory.mktemp("smear"), SmearConfig(n_train=16, n_val=8, n_test=12),
                                 progress=False)
 
 
 @pytest.fixture(scope="session")
 def smear_spec(smear_root):
-    from engine.data.synthetic import smear_spec
+    from engine.data.synthetic.smear import smear_spec
     return smear_spec(smear_root)
 
 
@@ -52,7 +52,7 @@ def fixture_db(tmp_path_factory, smear_spec) -> Path:
     from engine.runner.evaluate import evaluate_model
     from engine.runner.ingest import finish_run, start_run, write_dataset, write_model
     from engine.store import ResultWriter
-    from engine.store.summaries import refresh_summaries
+    from engine.runner.ingest import refresh_summaries
 
     out = tmp_path_factory.mktemp("db")
     db = out / "fixture.duckdb"
@@ -132,7 +132,7 @@ def dashboard_db(tmp_path_factory, fixture_db, smear_spec) -> Path:
     from engine.models import create_model
     from engine.runner.evaluate import evaluate_model
     from engine.store import ResultWriter
-    from engine.store.summaries import refresh_summaries
+    from engine.runner.ingest import refresh_summaries
 
     db = tmp_path_factory.mktemp("dash") / "dashboard.duckdb"
     shutil.copyfile(fixture_db, db)

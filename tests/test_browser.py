@@ -63,7 +63,7 @@ def test_every_page_in_chromium(served, dashboard_db, tmp_path):
 
     from playwright.sync_api import sync_playwright
 
-    from engine.store import queries
+    from engine.dashboard import queries
     models = queries.models(dashboard_db)
     depth_model = quote(models[models.init == "random"].model_id.iloc[0])  # the one with the depth ablation
     shots = tmp_path / "screenshots"

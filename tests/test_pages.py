@@ -142,7 +142,7 @@ def test_gallery_pointing_game_misses_and_confidence_from_url(dashboard_db, monk
 
 
 def test_image_detail_from_url(dashboard_db, fixture_db, monkeypatch):
-    from engine.store import queries
+    from engine.dashboard import queries
     ds = queries.score_options(dashboard_db).dataset_id.iloc[0]
     models = queries.models(dashboard_db)
     model = models[models.init == "random"].model_id.iloc[0]  # the model with the depth ablation
@@ -161,7 +161,7 @@ def test_image_detail_from_url(dashboard_db, fixture_db, monkeypatch):
                                          ("depth", "plotly"), ("sanity", "plotly"), ("faithfulness", "plotly"),
                                          ("confounders", "plotly")])
 def test_compare_views(view, expect, dashboard_db, monkeypatch):
-    from engine.store import queries
+    from engine.dashboard import queries
     models = queries.models(dashboard_db)
     model = models[models.init == "random"].model_id.iloc[0]  # the model with the depth ablation
     at = run_page("pages/4_Compare.py", dashboard_db, monkeypatch, {"view": view, "model": model})

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from engine.data.synthetic_source import SOURCE_CLASSES, SourceConfig, generate_source
+from engine.data.synthetic.source import SOURCE_CLASSES, SourceConfig, generate_source
 from engine.models import ImageSource, PretrainConfig, create_model, pretrain_backbone
 from engine.models import pretrain as pretrain_mod
 from engine.models.ssl import dino_loss
@@ -118,7 +118,7 @@ def test_image_source_is_in_domain_unlabelled_and_resized(tmp_path):
 
 def test_runner_target_source_is_the_training_split_only(tmp_path, monkeypatch):
     from engine.data import ImageDataset, load_records
-    from engine.data.synthetic import SmearConfig, generate_blood_smear, smear_spec
+    from engine.data.synthetic.smear import SmearConfig, generate_blood_smear, smear_spec
     from engine.runner import units
     spec = smear_spec(generate_blood_smear(tmp_path / "smear", SmearConfig(n_train=5, n_val=3, n_test=4),
                                            progress=False))

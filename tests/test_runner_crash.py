@@ -68,7 +68,7 @@ def test_kill_9_at_several_points_then_resume_gives_the_uninterrupted_database(f
 
 READER = """
 import sys, time
-from engine.store import queries
+from engine.dashboard import queries
 db, stop = sys.argv[1], sys.argv[2]
 ok = fail = 0
 import os

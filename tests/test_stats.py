@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from engine.metrics.stats import bootstrap_ci, holm, wilcoxon_pair
-from engine.store import queries
+from engine.dashboard import queries
 
 
 def test_holm_hand_computed():

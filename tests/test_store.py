@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from conftest import PROJECT_ROOT
-from engine.store import ResultWriter, WriterBusy, queries
+from engine.dashboard import queries
+from engine.store import ResultWriter, WriterBusy
 from engine.store.schema import SCHEMA_VERSION, TABLES
 
 

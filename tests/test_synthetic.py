@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 
 from engine.data.annotations import read_voc_boxes
-from engine.data.synthetic import CLASSES, SmearConfig, generate_blood_smear, render_smear
+from engine.data.synthetic.smear import CLASSES, SmearConfig, generate_blood_smear, render_smear
 
 
 def test_files_and_formats(smear_root):

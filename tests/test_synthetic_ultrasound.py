@@ -10,9 +10,9 @@ from PIL import Image
 
 from engine.data import ImageDataset, collate_samples, load_records
 from engine.data.annotations import read_voc_boxes
-from engine.data.synthetic_confounded import (MARKER, ConfoundedConfig, confounded_spec, generate_confounded,
+from engine.data.synthetic.confounded import (MARKER, ConfoundedConfig, confounded_spec, generate_confounded,
                                               marker_plan)
-from engine.data.synthetic_ultrasound import (CLASSES, LESION, UltrasoundConfig, generate_ultrasound,
+from engine.data.synthetic.ultrasound import (CLASSES, LESION, UltrasoundConfig, generate_ultrasound,
                                               render_ultrasound, ultrasound_spec)
 
 SMALL = UltrasoundConfig(n_train=24, n_val=9, n_test=15)

@@ -10,7 +10,7 @@ With no hub, the demo still compares initialisations by pretraining a small ViT 
   (Caron et al. 2021, :mod:`.ssl`);
 * ``mae``        -- masked-patch reconstruction with a light decoder (He et al. 2022, :mod:`.ssl`).
 
-The source is ``"synthetic"`` (:mod:`engine.data.synthetic_source`, generated in memory), a
+The source is ``"synthetic"`` (:mod:`engine.data.synthetic.source`, generated in memory), a
 folder of images (any image files under it), or an :class:`ImageSource` (images already loaded,
 e.g. a target dataset's *training split* without its labels: the runner's ``pretrain_source =
 "target"``).  Pretraining on the target domain's own images is in-domain self-supervised
@@ -103,7 +103,7 @@ def describe_source(source: str | Path | ImageSource, cfg: PretrainConfig, size:
     if isinstance(source, ImageSource):
         return {"kind": "images", "n": int(source.images.shape[0]), **source.description}
     if str(source) == "synthetic":
-        from ..data.synthetic_source import SourceConfig
+        from ..data.synthetic.source import SourceConfig
         return {"kind": "synthetic", "config": SourceConfig(n=cfg.source_n, size=size).key()}
     root = Path(source)
     if not root.is_dir():
@@ -127,7 +127,7 @@ def load_source(source: str | Path | ImageSource, cfg: PretrainConfig,
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
         return x, None
     if str(source) == "synthetic":
-        from ..data.synthetic_source import SourceConfig, generate_source
+        from ..data.synthetic.source import SourceConfig, generate_source
         images, labels = generate_source(SourceConfig(n=cfg.source_n, size=size))
         return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255), torch.from_numpy(labels)
     from PIL import Image

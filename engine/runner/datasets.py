@@ -15,16 +15,10 @@ from pathlib import Path
 
 from ..data import DatasetSpec, Record, fingerprint, load_records
 from ..data.splits import select_scored
+from ..data.synthetic import GENERATORS
 from .experiment import Experiment
 
 log = logging.getLogger(__name__)
-
-
-def _generators() -> dict:
-    from ..data import synthetic, synthetic_confounded as conf, synthetic_ultrasound as us
-    return {"blood_smear": (synthetic.SmearConfig, synthetic.generate_blood_smear, synthetic.smear_spec),
-            "ultrasound": (us.UltrasoundConfig, us.generate_ultrasound, us.ultrasound_spec),
-            "confounded": (conf.ConfoundedConfig, conf.generate_confounded, conf.confounded_spec)}
 
 
 @dataclass
@@ -62,7 +56,7 @@ def spec_for(block: dict, exp: Experiment, work_dir: Path, seed: int, progress: 
     if gen is None:
         root = exp.resolve(block.get("root"))
         return DatasetSpec.from_dict({**block, "root": str(root)})
-    cfg_cls, generate, make_spec = _generators()[gen]
+    cfg_cls, generate, make_spec = GENERATORS[gen]
     try:
         params = block.pop("params", {})
         if "seed" in {f.name for f in dataclasses.fields(cfg_cls)}:

@@ -15,6 +15,7 @@ import pandas as pd
 from ..data import DatasetSpec, Record, fingerprint, image_size, region_names
 from ..explain import METHODS
 from ..metrics import METRICS
+from ..metrics.summaries import SCORE_COLUMNS, summarise
 from ..models import ModelInfo
 from ..store import ResultWriter, canonical_json
 
@@ -110,3 +111,15 @@ def write_model(w: ResultWriter, *, dataset_id: str, info: ModelInfo, init: str,
                         "test_auroc": test.get("auroc"),
                         "confusion": canonical_json(test["confusion"]) if test.get("confusion") else None})
     return model_id
+
+
+def refresh_summaries(w: ResultWriter, dataset_id: str, model_id: str, seed: int = 0,
+                      methods: set[tuple[str, str]] | None = None) -> tuple[int, int]:
+    """Rewrite the summary + pairwise rows of one (dataset, model) from its scores; returns their counts."""
+    summary, pairwise = summarise(w.scores_of(dataset_id, model_id, SCORE_COLUMNS), dataset_id, model_id,
+                                  seed=seed, methods=methods)
+    if summary.empty and pairwise.empty:
+        return 0, 0
+    w.replace_rows("summary", summary)
+    w.replace_rows("pairwise", pairwise)
+    return len(summary), len(pairwise)

@@ -12,26 +12,17 @@ from pathlib import Path
 import pandas as pd
 
 from ..metrics import METRICS
-from ..store import queries
+from ..store.read import done_job_keys
 from . import units
 from .datasets import prepare
 from .experiment import Experiment
 from .jobs import checkpoint_path, plan_chunks, predict_key, train_key
 
 
-def _done_keys(db: Path) -> set[str]:
-    if not queries.database_exists(db):
-        return set()
-    with queries.read_only(db) as con:
-        if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'jobs'").fetchone()[0]:
-            return set()
-        return {r[0] for r in con.execute("SELECT job_key FROM jobs WHERE status = 'done'").fetchall()}
-
-
 def job_grid(exp: Experiment, db: Path, work_dir: str | Path | None = None) -> pd.DataFrame:
     work = Path(work_dir) if work_dir else exp.resolve(exp.work_dir)
     ckpt_dir = (work / exp.checkpoints).resolve()
-    done = _done_keys(db)
+    done = done_job_keys(db)
     rows = []
     for d, block in zip(prepare(exp, work, progress=False), exp.datasets):
         for e in exp.model_entries(block):

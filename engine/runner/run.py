@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..data import DatasetError
 from ..store import ResultWriter, canonical_json
-from ..store.summaries import refresh_summaries
+from .ingest import refresh_summaries
 from . import units
 from .datasets import PreparedDataset, prepare
 from .executors import make_executor

@@ -114,6 +114,13 @@ class ResultWriter:
         self.con.execute(f"INSERT OR REPLACE INTO {table} ({', '.join(cols)}) "
                          f"VALUES ({', '.join('?' for _ in cols)})", vals)
 
+    def scores_of(self, dataset_id: str, model_id: str, wanted: list[str]) -> pd.DataFrame:
+        """The staged ``scores`` rows of one (dataset, model), for the summaries the runner recomputes."""
+        known = {name for name, _ in columns("scores")}
+        cols = ", ".join(c for c in wanted if c in known)
+        return self.con.execute(f"SELECT {cols} FROM scores WHERE dataset_id = ? AND model_id = ?",
+                                [dataset_id, model_id]).df()
+
     def replace_rows(self, table: str, df: pd.DataFrame) -> int:
         """Insert ``df``; rows with the same result key (REPLACE_KEYS) are replaced, never duplicated."""
         if table not in REPLACE_KEYS:

@@ -1,7 +1,7 @@
 """Per-group summaries computed at ingest (never in a page): mean, n, bootstrap CI, paired tests.
 
-:func:`refresh_summaries` recomputes the ``summary`` and ``pairwise`` rows of one (dataset, model)
-from its ``scores``, inside the writer's staging database.
+:func:`summarise` is pure: it turns the per-image ``scores`` rows of one (dataset, model) into the
+``summary`` and ``pairwise`` rows; the runner reads the scores and the writer stores the result.
 """
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from ..metrics.stats import bootstrap_ci, holm, wilcoxon_pair
-from .writer import ResultWriter
+from .stats import bootstrap_ci, holm, wilcoxon_pair
 
 GROUP = ["method", "method_version", "method_params", "metric", "metric_version", "metric_params", "region"]
 
@@ -20,17 +19,21 @@ def method_label(method: str, params: str) -> str:
     return method if params in ("{}", "", None) else f"{method} {params}"
 
 
-def refresh_summaries(w: ResultWriter, dataset_id: str, model_id: str, seed: int = 0,
-                      methods: set[tuple[str, str]] | None = None) -> tuple[int, int]:
-    """Rewrite summary + pairwise rows of one (dataset, model); returns their counts.
+SCORE_COLUMNS = [*GROUP, "image_id", "value"]
+SUMMARY_COLUMNS = ["dataset_id", "model_id", *GROUP, "n", "n_undefined", "mean", "ci_low", "ci_high"]
+PAIRWISE_COLUMNS = ["dataset_id", "model_id", "metric", "metric_version", "metric_params", "region", "method_a",
+                    "method_b", "n", "mean_diff", "p_value", "p_holm"]
 
-    ``methods``: only re-bootstrap the summaries of these ``(method, canonical params)`` (the rest are
-    unchanged); the paired tests always cover every method, as the Holm family does."""
-    df = w.con.execute(
-        "SELECT method, method_version, method_params, metric, metric_version, metric_params, region, image_id, value "
-        "FROM scores WHERE dataset_id = ? AND model_id = ?", [dataset_id, model_id]).df()
+
+def summarise(scores: pd.DataFrame, dataset_id: str, model_id: str, seed: int = 0,
+              methods: set[tuple[str, str]] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(summary, pairwise)`` rows of one (dataset, model) from its per-image ``scores`` (``SCORE_COLUMNS``).
+
+    ``methods``: only bootstrap the summaries of these ``(method, canonical params)`` (the caller keeps the
+    rest); the paired tests always cover every method, as the Holm family does."""
+    df = scores.copy()
     if df.empty:
-        return 0, 0
+        return pd.DataFrame(columns=SUMMARY_COLUMNS), pd.DataFrame(columns=PAIRWISE_COLUMNS)
     df["value"] = df["value"].astype("float64")
     rows = []
     for key, g in df.groupby(GROUP, sort=True, dropna=False):
@@ -41,9 +44,7 @@ def refresh_summaries(w: ResultWriter, dataset_id: str, model_id: str, seed: int
         lo, hi = bootstrap_ci(defined, seed=seed)
         rows.append((dataset_id, model_id, *key, int(len(defined)), int(len(v) - len(defined)),
                      float(defined.mean()) if len(defined) else None, lo, hi))
-    summary = pd.DataFrame(rows, columns=["dataset_id", "model_id", *GROUP, "n", "n_undefined", "mean", "ci_low",
-                                          "ci_high"])
-    w.replace_rows("summary", summary)
+    summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
     pairs = []
     df["label"] = [method_label(m, p) for m, p in zip(df["method"], df["method_params"])]
@@ -57,7 +58,4 @@ def refresh_summaries(w: ResultWriter, dataset_id: str, model_id: str, seed: int
         adjusted = holm([f[-1] for f in family])
         for f, ph in zip(family, adjusted):
             pairs.append((*f, float(ph)))
-    pairwise = pd.DataFrame(pairs, columns=["dataset_id", "model_id", "metric", "metric_version", "metric_params",
-                                            "region", "method_a", "method_b", "n", "mean_diff", "p_value", "p_holm"])
-    w.replace_rows("pairwise", pairwise)
-    return len(summary), len(pairwise)
+    return summary, pd.DataFrame(pairs, columns=PAIRWISE_COLUMNS)

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import SPLITS, DatasetSpec
-from .synthetic_ultrasound import CLASSES, LESION, TOP_KEEPOUT, UltrasoundConfig, ultrasound_spec, write_dataset
+from ..dataset import SPLITS, DatasetSpec
+from .ultrasound import CLASSES, LESION, TOP_KEEPOUT, UltrasoundConfig, ultrasound_spec, write_dataset
 
 log = logging.getLogger(__name__)
 

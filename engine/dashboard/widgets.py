@@ -89,7 +89,7 @@ def open_page(title: str, heading: str, options: str = "score_options", what: st
     """Page setup shared by the pages: config, heading, the database state and the page's option rows
     (``options``, a query name); stops with :func:`no_database` when there is nothing to show.
     Returns (path, mtime, options DataFrame)."""
-    from .store.cache import call, db_state
+    from .cache import call, db_state
     st.set_page_config(page_title=title, layout="wide")
     st.title(heading)
     path, mtime = db_state()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .explain.upsample import upsample_maps
+from ..explain.upsample import upsample_maps
 
 # perceptually ordered colormaps as anchor colours (all readable on light and dark themes); 'inferno' is
 # the default everywhere so maps look the same on every page

@@ -11,7 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from . import queries, queries_compare
-from .schema import SCHEMA_VERSION
+from ..store.schema import SCHEMA_VERSION
 
 
 def db_state() -> tuple[str, float | None]:

@@ -6,7 +6,6 @@ dashboard never holds a lock that would block the batch writer.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -14,20 +13,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from ..store.read import database_exists, read_only, schema_version  # noqa: F401  (part of this read API)
+
 DEFAULT_DB = "data/results.duckdb"
 
 
 def db_path() -> str:
     return os.environ.get("XAI_DB", DEFAULT_DB)
-
-
-@contextlib.contextmanager
-def read_only(path: str | Path):
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        yield con
-    finally:
-        con.close()
 
 
 def _df(src, sql: str, params: list | dict | None = None) -> pd.DataFrame:
@@ -37,24 +29,6 @@ def _df(src, sql: str, params: list | dict | None = None) -> pd.DataFrame:
         return src.execute(sql, params or []).df()
     with read_only(src) as con:
         return con.execute(sql, params or []).df()
-
-
-def database_exists(path: str | Path) -> bool:
-    p = Path(path)
-    if not p.is_file():
-        return False
-    try:
-        with read_only(p) as con:
-            return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'scores'"
-                               ).fetchone()[0] == 1
-    except duckdb.Error:
-        return False
-
-
-def schema_version(path) -> int:
-    with read_only(path) as con:
-        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    return int(row[0]) if row else 0
 
 
 def table_counts(path) -> pd.DataFrame:
@@ -310,7 +284,7 @@ def region_agreement(path, dataset_id: str, model_id: str, metric: str, a: str =
 
 def labelled(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with ``method`` replaced by its display label (name, plus parameters when not default)."""
-    from .summaries import method_label
+    from ..metrics.summaries import method_label
     return df.assign(method=[method_label(m, p) for m, p in zip(df["method"], df["method_params"])])
 
 

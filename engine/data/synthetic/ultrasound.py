@@ -9,12 +9,12 @@ and chest-wall muscle as wavy horizontal layers, depth attenuation, and multipli
 * ``normal``    -- no lesion.
 
 Lesion position and size, tissue and speckle come from the image's main random stream; the lesion's
-shape and echo come from a stream of their own (as in :mod:`engine.data.synthetic`), so the same
+shape and echo come from a stream of their own (as in :mod:`engine.data.synthetic.smear`), so the same
 image index gives the same background whatever the class.  Pixels differ between classes only on
 the lesion (its mask plus the anti-aliased rim) and, for ``malignant``, in the acoustic shadow
 straight below it -- a lesion property, not a background one.  Lesions stay below
 ``TOP_KEEPOUT`` (a fraction of the height) so an overlay in the top rows never touches them
-(see :mod:`engine.data.synthetic_confounded`).
+(see :mod:`engine.data.synthetic.confounded`).
 
 Files written under ``out_dir``::
 
@@ -38,8 +38,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from .dataset import DatasetSpec
-from .synthetic import SUPERSAMPLE, _voc_xml
+from ..dataset import DatasetSpec
+from .smear import SUPERSAMPLE, _voc_xml
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 generated source set, fine-tune on a small blood-smear training set (the same learning-rate grid
 for every strategy, the best validation trial kept), report test accuracy.
 
-    python -m engine.models.compare_pretraining --out /tmp/cmp [--n-train 256] [--seeds 0]
+    python bench/compare_pretraining.py --out /tmp/cmp [--n-train 256] [--seeds 0]
 
 Prints one JSON line per (strategy, seed) and a summary; the numbers are in ``docs/models.md``.
 """
@@ -17,10 +17,12 @@ from pathlib import Path
 
 import torch
 
-from .factory import create_model
-from .pretrain import PretrainConfig, pretrain_backbone
-from .grid import grid_search
-from .train import TrainConfig, evaluate_accuracy
+from engine.data import ImageDataset, load_records
+from engine.data.synthetic.smear import SmearConfig, generate_blood_smear, smear_spec
+from engine.models.factory import create_model
+from engine.models.grid import grid_search
+from engine.models.pretrain import PretrainConfig, pretrain_backbone
+from engine.models.train import TrainConfig, evaluate_accuracy
 
 # settings used for the numbers in docs/models.md, the same as data/experiments/demo.toml's strategy models
 # (about 1.5 minutes of pretraining each on 2 idle cores; DINO about 2)
@@ -45,8 +47,6 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
-    from ..data import ImageDataset, load_records
-    from ..data.synthetic import SmearConfig, generate_blood_smear, smear_spec
     root = generate_blood_smear(args.out / "smear", SmearConfig(n_train=args.n_train, n_val=128, n_test=400, seed=7),
                                 progress=False)
     spec = smear_spec(root)
