@@ -52,7 +52,7 @@ def fixture_db(tmp_path_factory, smear_spec) -> Path:
     from engine.runner.evaluate import evaluate_model
     from engine.runner.ingest import finish_run, start_run, write_dataset, write_model
     from engine.store import ResultWriter
-    from engine.runner.ingest import refresh_summaries
+    from engine.runner.ingest import refresh_quality, refresh_summaries
 
     out = tmp_path_factory.mktemp("db")
     db = out / "fixture.duckdb"
@@ -83,6 +83,7 @@ def fixture_db(tmp_path_factory, smear_spec) -> Path:
                           "test_macro_f1 = 0.2, test_auroc = 0.5 WHERE model_id = ?", [strategy, model_id])
             _fixture_sanity(w, model, info, test_ds, run_id, dataset_id, model_id)
             _fixture_jobs(w, run_id, dataset_id, model_id)
+        refresh_quality(w, dataset_id)
         finish_run(w, run_id, "finished")
         failed_run = start_run(w, "run", {"experiment": "fixture-failed"})
         finish_run(w, failed_run, "failed")

@@ -54,7 +54,7 @@ def smoothgrad(model, images, targets, nt_samples: int = 16, stdevs: float = 0.1
     return torch.cat(out).float()
 
 
-@register_method("integrated_gradients", version=1, needs_grads=True, kind="model",
+@register_method("integrated_gradients", version=1, needs_grads=True, kind="model", baseline="zero",
                  reference="Sundararajan, Taly & Yan 2017, via captum.attr.IntegratedGradients")
 def integrated_gradients(model, images, targets, n_steps: int = 50, internal_batch_size: int | None = None
                          ) -> torch.Tensor:
@@ -64,7 +64,7 @@ def integrated_gradients(model, images, targets, n_steps: int = 50, internal_bat
     return attr.detach().sum(dim=1).float()
 
 
-@register_method("occlusion", version=1, needs_grads=False, kind="model",
+@register_method("occlusion", version=1, needs_grads=False, kind="model", baseline="zero",
                  reference="Zeiler & Fergus 2014, via captum.attr.Occlusion with patch-sized windows")
 def occlusion(model, images, targets, window: int | None = None, perturbations_per_eval: int = 16) -> torch.Tensor:
     from captum.attr import Occlusion

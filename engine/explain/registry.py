@@ -27,6 +27,7 @@ class MethodInfo:
     kind: str = "trace"  # 'trace': fn(trace, **params); 'model': fn(model, images, targets, **params)
     layers: Callable[[dict], set[int] | None] | None = None  # blocks a trace method reads (None: all)
     needs_relevance: bool = False  # needs the LRP relevance pass (trace.extras['lrp_cams'])
+    baseline: str | None = None  # the reference input the attribution is relative to ('zero': normalised zeros)
 
     def __call__(self, *args, **params) -> torch.Tensor:
         return self.fn(*args, **params)
@@ -36,7 +37,8 @@ METHODS: dict[str, MethodInfo] = {}
 
 
 def register_method(name: str, *, version: int, needs_grads: bool, reference: str, kind: str = "trace",
-                    needs_relevance: bool = False, layers: Callable[[dict], set[int] | None] | None = None):
+                    needs_relevance: bool = False, layers: Callable[[dict], set[int] | None] | None = None,
+                    baseline: str | None = None):
     if kind not in ("trace", "model"):
         raise ValueError(f"kind {kind!r} is not 'trace' or 'model'")
 
@@ -44,7 +46,8 @@ def register_method(name: str, *, version: int, needs_grads: bool, reference: st
         if name in METHODS:
             raise ValueError(f"method {name!r} is already registered")
         METHODS[name] = MethodInfo(name=name, fn=fn, version=version, needs_grads=needs_grads, reference=reference,
-                                   kind=kind, needs_relevance=needs_relevance, layers=layers)
+                                   kind=kind, needs_relevance=needs_relevance, layers=layers,
+                                   baseline=baseline)
         return fn
     return deco
 

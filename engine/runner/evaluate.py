@@ -21,6 +21,7 @@ from tqdm import tqdm
 from ..data import ImageDataset, collate_samples
 from ..explain import METHODS, run_methods, upsample_maps
 from ..metrics import METRICS
+from ..metrics.quality import centre_coverage, degenerate_kinds
 from ..models import ModelInfo, normalise
 from ..store import canonical_json
 
@@ -33,6 +34,8 @@ SCORE_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "m
               "metric_version", "metric_params", "region", "image_id", "value"]
 CURVE_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "metric",
               "metric_version", "metric_params", "image_id", "x", "y"]
+DEGENERATE_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "image_id", "kind"]
+REGION_COLS = ["dataset_id", "region", "image_id", "area", "covers_centre"]
 
 
 @dataclass
@@ -42,6 +45,8 @@ class EvalResult:
     scores: pd.DataFrame
     curves: pd.DataFrame
     failures: list[dict] = field(default_factory=list)  # {item, method, stage, reason}
+    degenerate: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=DEGENERATE_COLS))
+    region_stats: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REGION_COLS))
 
 
 def _rounds(variants: list[tuple[str, dict]]) -> list[list[tuple[str, dict]]]:
@@ -84,7 +89,7 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
     metrics_for = metrics_for or (lambda name, params: metrics)
     dev = torch.device(device)
     model = model.to(dev).eval()
-    preds, expls, scores, curves, failures = [], [], [], [], []
+    preds, expls, scores, curves, failures, degenerate, region_rows = [], [], [], [], [], [], []
 
     def fail(item, method, stage, reason):
         failures.append({"item": item, "method": method, "stage": stage, "reason": reason})
@@ -95,6 +100,9 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
         x = normalise(batch["image"].to(dev, non_blocking=True), info)
         ids = batch["image_id"]
         batch_regions = {k: v for k, v in batch["regions"].items() if regions is None or k in regions}
+        for rname, reg in batch_regions.items():
+            covers, area = centre_coverage(reg)
+            region_rows += [(dataset_id, rname, i, float(a), bool(c)) for i, a, c in zip(ids, area, covers)]
         predicted = False
         for round_ in _rounds(variants):
             skipped: dict[str, str] = {}
@@ -120,28 +128,46 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
                 if mname not in all_maps:
                     continue
                 _score_method(all_maps[mname].cpu(), mname, mparams, metrics_for(mname, mparams), model, x, targets,
-                              ids, batch_regions, (run_id, dataset_id, model_id), expls, scores, curves, fail)
+                              ids, batch_regions, (run_id, dataset_id, model_id), expls, scores, curves, fail,
+                              degenerate)
     for f in failures:
         log.warning("%s %s: %s failed at %s: %s", dataset_id, model_id, f["method"], f["stage"],
                     f"{f['item']}: {f['reason']}")
     return EvalResult(pd.DataFrame(preds, columns=PRED_COLS), pd.DataFrame(expls, columns=EXPL_COLS),
-                      pd.DataFrame(scores, columns=SCORE_COLS), pd.DataFrame(curves, columns=CURVE_COLS), failures)
+                      pd.DataFrame(scores, columns=SCORE_COLS), pd.DataFrame(curves, columns=CURVE_COLS), failures,
+                      pd.DataFrame(degenerate, columns=DEGENERATE_COLS),
+                      pd.DataFrame(region_rows, columns=REGION_COLS).drop_duplicates(["region", "image_id"]))
 
 
 def _score_method(maps, mname, mparams, metrics, model, x, targets, ids, regions, prefix, expls, scores, curves,
-                  fail) -> None:
-    """Store one method's maps for a batch and score them with ``metrics``."""
+                  fail, degenerate) -> None:
+    """Store one method's maps for a batch and score them with ``metrics``.
+
+    A degenerate map (engine.metrics.quality: non-finite, all-zero or constant) is recorded in
+    ``degenerate`` and never scored: a non-finite map is a failure and not stored; an all-zero or constant
+    map is stored (for display) and gets NULL scores, not chance."""
     minfo = METHODS[mname]
     mkey = (mname, minfo.version, canonical_json(mparams))
-    finite = torch.isfinite(maps).flatten(1).all(1)
-    for i in (~finite).nonzero().flatten().tolist():
-        fail(ids[i], mname, "explain", "map contains NaN or inf; not scored")
+    kinds = degenerate_kinds(maps)
+    finite = torch.tensor([k != "nonfinite" for k in kinds], dtype=torch.bool)
+    for i, kind in enumerate(kinds):
+        if kind == "nonfinite":
+            fail(ids[i], mname, "explain", "map contains NaN or inf; not scored")
+        if kind is not None:
+            degenerate.append((*prefix, *mkey, ids[i], kind))
     gh, gw = maps.shape[-2:]
     for i, image_id in enumerate(ids):
         if finite[i]:
             expls.append((*prefix, *mkey, image_id, int(targets[i]), gh, gw,
                           maps[i].flatten().numpy().astype(np.float32)))
-    keep = finite.nonzero().flatten()
+    for i, kind in enumerate(kinds):
+        if kind in ("zero", "constant"):
+            for metric, kparams in metrics.items():
+                kinfo = METRICS[metric]
+                kkey = (metric, kinfo.version, canonical_json(kparams))
+                for region in (["none"] if kinfo.kind == "faithfulness" else regions):
+                    scores.append((*prefix, *mkey, *kkey, region, ids[i], None))
+    keep = torch.tensor([k is None for k in kinds], dtype=torch.bool).nonzero().flatten()
     if len(keep) == 0:
         return
     up = upsample_maps(maps[keep], tuple(x.shape[-2:]))

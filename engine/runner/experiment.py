@@ -133,6 +133,9 @@ class Experiment(_Strict):
                 raise ValueError(f"metric {name!r} is a {METRICS[name].kind} check: configure it under [sanity]")
             _check_params("metric", name, METRICS[name].fn, params, skip=2 if METRICS[name].kind == "localisation"
                           else 1)
+            from ..metrics.faithfulness import SUBSTRATES
+            if "substrate" in params and params["substrate"] not in SUBSTRATES:
+                raise ValueError(f"metric {name!r}: substrate {params['substrate']!r}; allowed: {list(SUBSTRATES)}")
         return v
 
     @model_validator(mode="after")

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..data import DatasetError
 from ..store import ResultWriter, canonical_json
-from .ingest import refresh_summaries
+from .ingest import refresh_quality, refresh_summaries
 from . import units
 from .datasets import PreparedDataset, prepare
 from .executors import make_executor
@@ -204,8 +204,11 @@ class _Driver:
                                   method_key(j.method, j.method_params))
             return
         ids = {"run_id": self.report.run_id, "dataset_id": d.dataset_id, "model_id": model_id}
-        for table in ("explanations", "scores", "curves"):
-            self.w.replace_rows(table, out[table].assign(**ids))
+        for table in ("explanations", "scores", "curves", "degenerate_maps"):
+            if table in out:
+                self.w.replace_rows(table, out[table].assign(**ids))
+        if "region_stats" in out:
+            self.w.replace_rows("region_stats", out["region_stats"].assign(dataset_id=d.dataset_id))
         fails = out["failures"]
         for j in chunk.jobs:
             mine = [f for f in fails if f["method"] == j.method]
@@ -291,6 +294,8 @@ def run_experiment(exp: Experiment, db: str | Path, *, executor: str = "local", 
             for d in prepared:
                 for entry, res, model_id in drv.train(d):
                     drv.predict(d, entry, res, model_id)
+                    refresh_quality(w, d.dataset_id, seed=exp.seed)  # the flag is there before the maps
+                    w.commit()
                     drv.evaluate(d, model_id, entry, res)
                     drv.sanity(d, model_id, entry, res)
             status = "finished" if drv.report.ok else "finished with failures"

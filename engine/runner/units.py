@@ -183,6 +183,7 @@ def chunk_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], chu
                          metrics=metrics, metrics_for=chunk.metrics_for, regions=regions, device=device,
                          batch_size=batch_size, progress=progress)
     return {"explanations": res.explanations, "scores": res.scores, "curves": res.curves,
+            "degenerate_maps": res.degenerate, "region_stats": res.region_stats,
             "failures": res.failures, "n_items": len(ds)}
 
 
