@@ -1,0 +1,57 @@
+"""A results database with every guard in it, built on ``fixture_db`` (import the fixture from here).
+
+* the first fixture model (random weights) gets the random and centre baseline maps, a centre map with
+  ``sigma = 1e6`` (constant in float32: a real degenerate map) and Integrated Gradients (zero baseline)
+  scored with deletion on the zero and the blurred substrate -- all explained and scored for real;
+* ``oracle``: a synthetic model row whose predictions equal the labels (so its quality is not near chance)
+  and whose scores are a copy of the first model's, so it appears on the leaderboard without the flag.
+"""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="session")
+def guards_db(tmp_path_factory, fixture_db, smear_spec):
+    from engine.data import ImageDataset, load_records
+    from engine.models import create_model
+    from engine.runner.evaluate import evaluate_model
+    from engine.runner.ingest import refresh_quality, refresh_summaries
+    from engine.store import ResultWriter
+
+    db = tmp_path_factory.mktemp("guards") / "guards.duckdb"
+    shutil.copyfile(fixture_db, db)
+    records, classes = load_records(smear_spec)
+    test_ds = ImageDataset(smear_spec, "test", records=records, classes=classes)
+    with ResultWriter(db) as w:
+        run_id, dataset_id = w.con.execute("SELECT run_id, dataset_id FROM predictions LIMIT 1").fetchall()[0]
+        first = w.con.execute("SELECT model_id FROM models ORDER BY init LIMIT 1").fetchall()[0][0]
+        torch.manual_seed(1)  # the weights of the first fixture model
+        model, info = create_model("vit_demo", len(classes))
+        methods = [("baseline_random", {}), ("baseline_centre", {}), ("baseline_centre", {"sigma": 1e6}),
+                   ("integrated_gradients", {"n_steps": 2})]
+        res = evaluate_model(model.eval(), info, test_ds, run_id=run_id, dataset_id=dataset_id, model_id=first,
+                             methods=methods, metrics={"pointing_game": {}, "iou_top5": {},
+                                                       "deletion_auc": {"n_steps": 4}}, progress=False)
+        for table, df in (("explanations", res.explanations), ("scores", res.scores), ("curves", res.curves),
+                          ("degenerate_maps", res.degenerate), ("region_stats", res.region_stats)):
+            w.replace_rows(table, df)
+        blur = evaluate_model(model.eval(), info, test_ds, run_id=run_id, dataset_id=dataset_id, model_id=first,
+                              methods=[("integrated_gradients", {"n_steps": 2}), ("attention", {})],
+                              metrics={"deletion_auc": {"n_steps": 4, "substrate": "blur"}}, progress=False)
+        w.replace_rows("scores", blur.scores)
+        refresh_summaries(w, dataset_id, first)
+        # the oracle: synthetic rows, labelled as such in its name
+        w.con.execute("INSERT INTO models (model_id, dataset_id, name, init, arch, strategy, test_accuracy) "
+                      "VALUES ('oracle', ?, 'vit_demo', 'trained', 'vit', 'synthetic', 1.0)", [dataset_id])
+        w.con.execute("INSERT INTO predictions SELECT run_id, dataset_id, 'oracle', image_id, label, label, 1.0, "
+                      "probs FROM predictions WHERE model_id = ?", [first])
+        for table in ("scores", "degenerate_maps"):
+            w.con.execute(f"INSERT INTO {table} SELECT * REPLACE ('oracle' AS model_id) FROM {table} "
+                          f"WHERE model_id = ?", [first])
+        refresh_summaries(w, dataset_id, "oracle")
+        refresh_quality(w, dataset_id)
+    return db
