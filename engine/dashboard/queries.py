@@ -41,11 +41,14 @@ def table_counts(path) -> pd.DataFrame:
 
 
 def runs(path, limit: int = 1000) -> pd.DataFrame:
-    """Run history, newest first, with the duration in seconds (NULL while running)."""
+    """Run history, newest first: ``seconds`` = the run's wall time (finished - started; NULL while running)
+    and ``job_seconds`` = the time of its jobs summed (larger than the wall time when jobs run in
+    parallel or share a chunk; NULL without jobs)."""
     return _df(path, """
         SELECT run_id, kind, status, started_at, finished_at,
-               date_diff('millisecond', started_at, finished_at) / 1000.0 AS seconds, host, git_commit
-        FROM runs ORDER BY started_at DESC LIMIT ?""", [int(limit)])
+               date_diff('millisecond', started_at, finished_at) / 1000.0 AS seconds,
+               (SELECT sum(j.seconds) FROM jobs j WHERE j.run_id = r.run_id) AS job_seconds, host, git_commit
+        FROM runs r ORDER BY started_at DESC LIMIT ?""", [int(limit)])
 
 
 def datasets(path) -> pd.DataFrame:
@@ -92,8 +95,12 @@ def leaderboard(path, dataset_id: str, metric: str, region: str) -> pd.DataFrame
                s.n, s.n_undefined, coalesce(mt.higher_is_better, true) AS higher_is_better,
                rank() OVER (PARTITION BY s.model_id
                             ORDER BY CASE WHEN coalesce(mt.higher_is_better, true) THEN -s.mean ELSE s.mean END
-                            NULLS LAST) AS rank
+                            NULLS LAST) AS rank,
+               s.n_degenerate, s.substrate, me.baseline AS method_baseline, s.gap_random, s.p_random, s.gap_centre,
+               s.p_centre, q.near_chance
         FROM summary s JOIN models m USING (model_id) LEFT JOIN metrics mt ON mt.metric = s.metric
+             LEFT JOIN methods me ON me.method = s.method
+             LEFT JOIN model_quality q ON q.dataset_id = s.dataset_id AND q.model_id = s.model_id
         WHERE s.dataset_id = ? AND s.metric = ? AND s.region = ?
         ORDER BY s.model_id, rank""", [dataset_id, metric, region])
 
