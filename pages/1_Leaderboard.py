@@ -10,7 +10,9 @@ import plotly.express as px
 import streamlit as st
 
 from engine.dashboard.cache import call
-from engine.dashboard import method_label
+from engine.dashboard.export import leaderboard_table, to_csv, to_latex
+from engine.dashboard.guard_widgets import near_chance_warning
+from engine.dashboard.guards import guard_columns, headlines, with_guards
 from engine.dashboard.widgets import open_page, show_table, url_selectbox
 
 px.defaults.color_discrete_sequence = px.colors.qualitative.Alphabet  # 26 distinct colours: one per method
@@ -33,11 +35,10 @@ group_key = pick("Group models by", list(GROUPS), "group", fmt=GROUPS.get)
 group, gcol = GROUPS[group_key], "model_id" if group_key == "model" else group_key
 
 board, pairs = call("leaderboard_view", path, mtime, dataset_id, metric, region)
-board = board.copy()  # the cached frame stays as it was
-board["label"] = [method_label(m, p) for m, p in zip(board["method"], board["method_params"])]
+raw = board
+board = with_guards(board)  # a copy with label, baseline, verdicts, substrate warning, n_degenerate
 board["strategy"] = board["strategy"].fillna(board["init"]).fillna("unknown")
 board["arch"] = board["arch"].fillna(board["model"]).fillna("unknown")
-board["baseline"] = board["method"].str.startswith("baseline_")
 higher = bool(board["higher_is_better"].iloc[0]) if len(board) else True
 
 
@@ -75,13 +76,15 @@ if group == "model":
     board["p vs best (Holm)"] = ["" if b else "best" if p is None else "n/a" if p != p else f"{p:.2g}"
                                  for p, b in zip(p_best, board["baseline"])]
     board["signif"] = [stars(p) for p in p_best]
-    board["vs random"] = random_gap(board, "model_id")
-    shown = board[["model_id", "strategy", "arch", "rank", "label", "mean", "ci_low", "ci_high", "n", "n_undefined",
-                   "vs random", "p vs best (Holm)", "signif", "baseline"]]
-    caption = ("mean over test images with 95 % bootstrap CI; n = images scored; rank within each model (baselines "
-               "not ranked); p = Wilcoxon signed-rank vs the model's best method, Holm-adjusted over all method "
-               "pairs of that model (*** p < 0.001, ** < 0.01, * < 0.05); vs random = mean minus the random-map "
-               "baseline's mean")
+    board = board.join(guard_columns(board))
+    shown = board[["model_id", "strategy", "arch", "rank", "label", "mean", "ci_low", "ci_high", "n", "n degenerate",
+                   "n_undefined", "vs random map", "vs centre map", "p vs best (Holm)", "signif", "warning",
+                   "baseline"]]
+    caption = ("mean over test images with 95 % bootstrap CI; n = images scored, n degenerate = all-zero / constant / "
+               "non-finite maps (not scored); rank within each model (baselines not ranked); p = Wilcoxon "
+               "signed-rank vs the model's best method, Holm-adjusted over all method pairs of that model "
+               "(*** p < 0.001, ** < 0.01, * < 0.05); vs random / centre map = mean paired difference to that baseline "
+               "map, its Holm-adjusted p and the verdict (beats / below / n.s.)")
 else:
     agg = board.groupby([gcol, "label", "method"], sort=True).agg(
         models=("model_id", "nunique"), mean=("mean", "mean"), min_model_mean=("mean", "min"),
@@ -98,24 +101,38 @@ shown = shown.round({c: 3 for c in shown.columns if shown[c].dtype.kind == "f" a
 st.caption(f"{ds_label[dataset_id]} · metric **{metric}** ({'higher' if higher else 'lower'} is better) · region "
            f"**{region}** · grouped by **{group}** · {caption}")
 if not board["baseline"].any():
-    st.caption("No random baseline in this database (run the `baseline_random` method to get the chance row).")
+    st.caption("No baseline map in this database (run the `baseline_random` and `baseline_centre` methods to get "
+               "the chance rows).")
+near_chance_warning(path, mtime, dataset_id, board.model_id.unique())
+if group == "model":
+    for mid, text in headlines(board).items():
+        st.markdown(f"**{mid}**: {text}")
+    centre = call("centre_share", path, mtime, dataset_id)
+    if len(centre):
+        st.caption("Regions covering the image centre (the centre map's prior): " + "; ".join(
+            f"{r.region} {r.covers_centre:.0%} of {r.images}" for r in centre.itertuples()))
 
 st.subheader(f"Mean per method × {group}")
 table = shown.pivot_table(index="method", columns=gcol, values="mean")
 show_table(table, "{:.3f}")
 
 st.subheader("Detail")
-shown = shown.drop(columns=[c for c in ("vs random",) if shown[c].isna().all()])
+shown = shown.drop(columns=[c for c in ("vs random",) if c in shown and shown[c].isna().all()])
 show_table(shown, {"rank": "{:.0f}"}, hide_index=True,
            column_config={"baseline": st.column_config.CheckboxColumn("chance baseline")})
 stem = f"leaderboard_{metric}_{region}_by_{gcol}"
 buf = io.BytesIO()
 shown.to_parquet(buf, index=False)
-c1, c2 = st.columns(2)
+c1, c2, c3, c4 = st.columns(4)
 c1.download_button("Download this table (CSV)", shown.to_csv(index=False).encode(), file_name=f"{stem}.csv",
                    mime="text/csv")
 c2.download_button("Download this table (Parquet)", buf.getvalue(), file_name=f"{stem}.parquet",
                    mime="application/vnd.apache.parquet")
+paper = leaderboard_table(raw)  # per model, every guard: the paper's table
+c3.download_button("Paper table (CSV)", to_csv(paper), file_name=f"leaderboard_{metric}_{region}.csv",
+                   mime="text/csv")
+c4.download_button("Paper table (LaTeX)", to_latex(paper, metric, region, higher).encode(),
+                   file_name=f"leaderboard_{metric}_{region}.tex", mime="application/x-tex")
 
 plot = shown.copy()
 if group == "model":

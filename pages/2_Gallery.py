@@ -14,6 +14,7 @@ from engine.dashboard.images import UnsafePath, load_row_sample
 from engine.dashboard.queries_compare import best_model
 from engine.dashboard import method_label
 from engine.dashboard.viz import COLORMAPS, render_sample
+from engine.dashboard.guard_widgets import figure_downloads, near_chance_warning
 from engine.dashboard.widgets import open_page, requested_page, url_page, url_range, url_selectbox, url_slider
 
 path, mtime, opts = open_page("Gallery", "Gallery", "score_options", "explanations")
@@ -76,9 +77,17 @@ page = url_page("Page", "page", "g_", pages)
 st.caption(f"{total} images · page {page} of {pages} · model **{model_id}** · method **{label}** · heatmap: "
            f"{cmap}, scaled per image for display (bright = high) · outline: cyan = mask, lime = box · "
            f"*details* opens all methods of one image")
+near_chance_warning(path, mtime, dataset_id, [model_id])
 if rows.empty:
     st.info("No images match these filters — widen the confidence or score range, or choose another class.")
     st.stop()
+with st.expander("Figure for a paper: the first images of this page x methods (PNG 300 dpi and SVG)"):
+    fig_methods = st.multiselect("Methods", list(by_label), default=[label], key="g_fig_methods")
+    fig_score = fchoice if fchoice != NO_FILTER else ("pointing_game · mask" if "pointing_game · mask" in fchoices
+                                                       else (fchoices[1] if len(fchoices) > 1 else NO_FILTER))
+    fm_, fr_ = fig_score.split(" · ") if fig_score != NO_FILTER else (None, None)
+    figure_downloads(path, dataset_id, model_id, list(rows.image_id[:6]), [by_label[k] for k in fig_methods], fm_,
+                     fr_, alpha, cmap, "g_fig")
 
 cols = st.columns(4)
 for k, row in enumerate(rows.to_dict("records")):

@@ -13,6 +13,7 @@ from engine.dashboard.images import UnsafePath, load_row_sample
 from engine.dashboard.queries_compare import best_model
 from engine.dashboard import method_label
 from engine.dashboard.viz import COLORMAPS, render_sample
+from engine.dashboard.guard_widgets import figure_downloads, near_chance_warning
 from engine.dashboard.widgets import open_page, show_table, url_selectbox, url_slider
 
 px.defaults.color_discrete_sequence = px.colors.qualitative.Alphabet  # 26 distinct colours: one per method
@@ -52,6 +53,7 @@ st.markdown(f"**{image_id}** ({row['split']} split) of {row['dataset']} · true 
             f"{verdict} · model `{model_id}`")
 st.caption(f"Heatmap: {cmap}, each map scaled to its own range for display (bright = high); "
            f"outline: cyan = mask, lime = box")
+near_chance_warning(path, mtime, dataset_id, [model_id])
 
 try:
     sample = load_row_sample(row)
@@ -69,6 +71,14 @@ if sample is not None:
             st.caption(title if grid is None else f"**{title}** (explains {classes[int(maps.iloc[k - 1].target)]})")
 if maps.empty:
     st.info("No maps were stored for this image under this model.")
+elif sample is not None:
+    with st.expander("Figure for a paper: this image x every method (PNG 300 dpi and SVG)"):
+        options = sorted(f"{m} · {r}" for m, r in set(zip(scores.metric, scores.region))) or ["(none)"]
+        choice = st.selectbox("Score under each map", options, key="im_fig_score",
+                              index=options.index("pointing_game · mask") if "pointing_game · mask" in options else 0)
+        fm, fr = choice.split(" · ") if " · " in choice else (None, None)
+        figure_downloads(path, dataset_id, model_id, [image_id], list(zip(maps.method, maps.method_params)), fm, fr,
+                         alpha, cmap, "im_fig")
 
 st.subheader("Scores of this image")
 if scores.empty:

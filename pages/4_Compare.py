@@ -10,6 +10,7 @@ from engine.dashboard.cache import call
 from engine.dashboard.queries import labelled
 from engine.dashboard.queries_compare import CONFOUNDER_METRICS, best_model, per_method_spearman
 from engine.dashboard.widgets import open_page, show_table, url_selectbox, url_slider
+from engine.dashboard.guard_widgets import near_chance_warning
 
 px.defaults.color_discrete_sequence = px.colors.qualitative.Alphabet  # 26 distinct colours: one per method
 
@@ -31,6 +32,7 @@ dataset_id = pick("Dataset", sorted(models.dataset_id.unique()), "dataset",
                   fmt=lambda d: f"{names[d]} ({d.split('@')[-1]})")
 sub = opts[opts.dataset_id == dataset_id]
 st.subheader(VIEWS[view])
+near_chance_warning(path, mtime, dataset_id, models[models.dataset_id == dataset_id].model_id)
 
 
 def pick_model() -> str:

@@ -53,12 +53,14 @@ def test_report_flags_present_where_they_should_be_and_absent_where_not(guards_d
     other = next(m for m in flags if "random-b" in m)
     assert re.search(rf"\*\*{re.escape(other)}\*\*.*no baseline map was run", board)
     # degenerate maps beside n; the centre prior; the substrate warning only where baseline = substrate
-    assert re.search(r"\| baseline \| baseline_centre \{\"sigma\":1000000.0\} \| – \| 0 \| 12 \|", board)
+    assert re.search(r"\| baseline \| baseline_centre \{\"sigma\":1000000.0\} \| – \[–, –\] \| 0 \| 12 \|", board)
     assert "Regions covering the image centre" in text
-    deletion = _section(text, "### deletion_auc on none")
-    ig = [ln for ln in deletion.splitlines() if "| integrated_gradients" in ln]
-    assert ig and all("baseline = substrate (zero)" in ln for ln in ig[:2])  # zero substrate (both models)
-    assert not any("baseline = substrate" in ln for ln in deletion.splitlines() if "| attention" in ln)
+    zero = _section(text, "### deletion_auc on none, substrate zero")
+    ig = [ln for ln in zero.splitlines() if "| integrated_gradients" in ln]
+    assert len(ig) == 2 and all("baseline = substrate (zero)" in ln for ln in ig)  # first model and oracle
+    assert not any("baseline = substrate" in ln for ln in zero.splitlines() if "| attention" in ln)
+    blur = _section(text, "### deletion_auc on none, substrate blur")
+    assert "| integrated_gradients" in blur and "baseline = substrate" not in blur
     # sanity verdicts and failures
     assert "### Sanity check (MPRT" in text and ("passes" in text or "FAILS" in text)
     assert "fixture: out of memory" in _section(text, "### Failures", "\n## ")

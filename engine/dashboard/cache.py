@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from . import queries, queries_compare
+from . import guards, queries, queries_compare
 from ..store.schema import SCHEMA_VERSION
 
 
@@ -35,5 +35,5 @@ def db_state() -> tuple[str, float | None]:
 def call(name: str, path: str, mtime: float, *args, **kwargs):
     """Run ``queries.<name>`` (or ``queries_compare.<name>``) ``(path, *args, **kwargs)`` once per
     (database version, arguments)."""
-    fn = getattr(queries, name, None) or getattr(queries_compare, name)
+    fn = getattr(queries, name, None) or getattr(queries_compare, name, None) or getattr(guards, name)
     return fn(Path(path), *args, **kwargs)

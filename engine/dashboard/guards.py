@@ -47,6 +47,11 @@ def centre_share(path, dataset_id: str) -> pd.DataFrame:
             FROM region_stats WHERE dataset_id = ? AND area > 0 GROUP BY region ORDER BY region""", [dataset_id])
 
 
+def near_chance_lines(path, dataset_id: str, model_ids) -> list[str]:
+    """:func:`near_chance_banner` of the stored quality rows of one dataset."""
+    return near_chance_banner(model_quality(path, dataset_id), model_ids)
+
+
 def near_chance_banner(quality: pd.DataFrame, model_ids) -> list[str]:
     """One line per flagged model among ``model_ids`` (from :func:`model_quality` rows)."""
     q = quality[quality.model_id.isin(list(model_ids))]
@@ -76,6 +81,9 @@ def with_guards(board: pd.DataFrame) -> pd.DataFrame:
     the baseline verdicts, the substrate warning and ``n_degenerate`` (0 where not recorded)."""
     b = board.copy()
     b["label"] = [method_label(m, p) for m, p in zip(b["method"], b["method_params"])]
+    if "metric_params" in b and b["metric_params"].nunique() > 1:  # e.g. deletion on two substrates
+        b["label"] = [f"{lab} [substrate {s}]" if isinstance(s, str) else f"{lab} [{mp}]"
+                      for lab, s, mp in zip(b["label"], b.get("substrate", [None] * len(b)), b["metric_params"])]
     b["baseline"] = b["method"].str.startswith("baseline_")
     for col in ("gap_random", "p_random", "gap_centre", "p_centre", "substrate", "method_baseline", "near_chance"):
         if col not in b:
@@ -91,7 +99,9 @@ def with_guards(board: pd.DataFrame) -> pd.DataFrame:
 def headlines(board: pd.DataFrame) -> dict[str, str]:
     """Per model of a :func:`with_guards` frame: which methods beat both baselines, or which do not."""
     out = {}
-    for model_id, g in board.groupby("model_id", sort=True):
+    several = "metric_params" in board and board["metric_params"].nunique() > 1  # e.g. two deletion substrates
+    for key, g in board.groupby(["model_id", "metric_params"] if several else ["model_id"], sort=True):
+        model_id = key[0] if not several else f"{key[0]} ({_params_name(g)})"
         real = g[~g["baseline"]].rename(columns={"label": "method_label"})
         rows = pd.DataFrame({"method": real["method_label"], "gap_random": real.gap_random.astype(float),
                              "p_random": real.p_random.astype(float), "gap_centre": real.gap_centre.astype(float),
@@ -101,10 +111,15 @@ def headlines(board: pd.DataFrame) -> dict[str, str]:
     return out
 
 
+def _params_name(g: pd.DataFrame) -> str:
+    sub = g["substrate"].dropna() if "substrate" in g else []
+    return f"substrate {sub.iloc[0]}" if len(sub) else str(g["metric_params"].iloc[0])
+
+
 def guard_columns(board: pd.DataFrame) -> pd.DataFrame:
     """The guard columns as a page shows them (from :func:`with_guards`)."""
     def fmt(g, p, v):
-        return "–" if v is None else f"{g:+.3f} (p {_p(p)}, {v})"
+        return "–" if v is None or v != v else f"{g:+.3f} (p {_p(p)}, {v})"
     return pd.DataFrame({
         "n degenerate": board["n_degenerate"],
         "vs random map": [fmt(g, p, v) for g, p, v in zip(board.gap_random, board.p_random, board.vs_random)],

@@ -96,7 +96,7 @@ def leaderboard(path, dataset_id: str, metric: str, region: str) -> pd.DataFrame
                rank() OVER (PARTITION BY s.model_id
                             ORDER BY CASE WHEN coalesce(mt.higher_is_better, true) THEN -s.mean ELSE s.mean END
                             NULLS LAST) AS rank,
-               s.n_degenerate, s.substrate, me.baseline AS method_baseline, s.gap_random, s.p_random, s.gap_centre,
+               s.metric_params, s.n_degenerate, s.substrate, me.baseline AS method_baseline, s.gap_random, s.p_random, s.gap_centre,
                s.p_centre, q.near_chance
         FROM summary s JOIN models m USING (model_id) LEFT JOIN metrics mt ON mt.metric = s.metric
              LEFT JOIN methods me ON me.method = s.method

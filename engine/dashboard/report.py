@@ -113,11 +113,19 @@ def _dataset_blocks(path, d) -> list[tuple]:
 
 
 def _board_blocks(path, dataset_id: str, metric: str, region: str) -> list[tuple]:
-    board = with_guards(queries.leaderboard(path, dataset_id, metric, region))
-    if board.empty:
-        return []
+    full = with_guards(queries.leaderboard(path, dataset_id, metric, region))
+    out: list[tuple] = []
+    for params, board in full.groupby("metric_params", sort=True):  # one leaderboard per parameter set
+        out += _one_board(board, metric, region, params)
+    return out
+
+
+def _one_board(board: pd.DataFrame, metric: str, region: str, params: str) -> list[tuple]:
     higher = bool(board.higher_is_better.iloc[0])
-    out: list[tuple] = [("h", 3, f"{metric} on {region} ({'higher' if higher else 'lower'} is better)")]
+    sub = board.substrate.dropna()
+    what = (f"{metric} on {region}" + (f", substrate {sub.iloc[0]}" if len(sub) else "")
+            + (f" {params}" if params not in ("{}", None) else ""))
+    out: list[tuple] = [("h", 3, f"{what} ({'higher' if higher else 'lower'} is better)")]
     heads = headlines(board)
     for model_id, g in board.groupby("model_id", sort=True):
         g = g.copy()
@@ -138,7 +146,7 @@ def _board_blocks(path, dataset_id: str, metric: str, region: str) -> list[tuple
 
 
 def _verdict(gap, p, v) -> str:
-    return "–" if v is None else f"{gap:+.3f}, p = {p:.2g} ({v})"
+    return "–" if v is None or v != v else f"{gap:+.3f}, p = {p:.2g} ({v})"
 
 
 # -- rendering ------------------------------------------------------------------------------------
