@@ -211,3 +211,16 @@ def test_figure_cli(guards_db, tmp_path):
     assert "pointing_game" in (tmp_path / "fig.svg").read_text(encoding="utf-8")
     assert subprocess.run(args, cwd=PROJECT_ROOT, capture_output=True, timeout=300).returncode == 0
     assert (tmp_path / "fig.png").read_bytes() == png
+
+
+# -- a report for every run ---------------------------------------------------------------------------
+
+def test_run_report_is_written_next_to_the_log(guards_db, tmp_path):
+    from engine.cli import write_run_report
+    log = tmp_path / "logs" / "exp-20260101T000000Z.log"
+    log.parent.mkdir()
+    out = write_run_report(guards_db, log)
+    assert out == tmp_path / "logs" / "exp-20260101T000000Z.report.md"
+    assert out.read_text(encoding="utf-8") == build_report(guards_db)
+    assert write_run_report(tmp_path / "missing.duckdb", log) is None  # logged, never fatal
+
