@@ -9,13 +9,11 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from engine.dashboard.cache import call
-from engine.dashboard import method_label
-from engine.dashboard.widgets import open_page, show_table, url_selectbox
+from engine.dashboard import method_label, open_page, show_table, url_selectbox
 
 px.defaults.color_discrete_sequence = px.colors.qualitative.Alphabet  # 26 distinct colours: one per method
 
-path, mtime, opts = open_page("Leaderboard", "Leaderboard", "score_options", "scores")
+db, opts = open_page("Leaderboard", "Leaderboard")
 
 
 def pick(label: str, values, key: str, prefer: str | None = None, fmt=str):
@@ -32,7 +30,7 @@ GROUPS = {"model": "model", "strategy": "pretraining strategy", "arch": "archite
 group_key = pick("Group models by", list(GROUPS), "group", fmt=GROUPS.get)
 group, gcol = GROUPS[group_key], "model_id" if group_key == "model" else group_key
 
-board, pairs = call("leaderboard_view", path, mtime, dataset_id, metric, region)
+board, pairs = db.leaderboard_view(dataset_id, metric, region)
 board = board.copy()  # the cached frame stays as it was
 board["label"] = [method_label(m, p) for m, p in zip(board["method"], board["method_params"])]
 board["strategy"] = board["strategy"].fillna(board["init"]).fillna("unknown")
@@ -143,4 +141,4 @@ if models_here:
         mid = url_selectbox("Model", models_here, "agree_model", "lb_", where=st)
         st.caption(f"Spearman correlation between metrics across methods (method means, region {region} plus "
                    f"faithfulness; deletion negated so higher = better); chance baselines excluded")
-        show_table(call("metric_agreement", path, mtime, dataset_id, mid, region), "{:.2f}")
+        show_table(db.metric_agreement(dataset_id, mid, region), "{:.2f}")
