@@ -6,8 +6,8 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from engine.dashboard import (CONFOUNDER_METRICS, Db, best_model, labelled, open_page, per_method_spearman, show_table,
-                              url_selectbox, url_slider)
+from engine.dashboard import (CONFOUNDER_METRICS, Db, best_model, depth_rows, labelled, open_page, per_method_spearman,
+                              show_table, strategy_means, strategy_models, url_selectbox, url_slider)
 
 px.defaults.color_discrete_sequence = px.colors.qualitative.Alphabet  # 26 distinct colours: one per method
 
@@ -45,8 +45,7 @@ def pick_metric_region(metrics=None, prefer="pointing_game") -> tuple[str, str]:
 if view == "strategy":
     metric, region = pick_metric_region()
     df = labelled(db.strategy_comparison(dataset_id, metric, region))
-    agg = df.groupby(["strategy", "method"]).agg(mean=("mean", "mean"), lo=("mean", "min"), hi=("mean", "max"),
-                                                 models=("model_id", "nunique"), n=("n", "sum")).reset_index()
+    agg = strategy_means(df)
     st.caption(f"{metric} on {region} regions: per pretraining strategy (models.strategy, else the init) the mean "
                f"of its models' mean scores; bars span the lowest to highest model; n = images summed over models")
     fig = px.bar(agg.assign(up=agg.hi - agg["mean"], down=agg["mean"] - agg.lo), x="method", y="mean",
@@ -55,11 +54,7 @@ if view == "strategy":
                  title=f"{metric} by pretraining strategy; n ≤ {int(agg['n'].max()) if len(agg) else 0} images/bar")
     st.plotly_chart(fig, width="stretch")
     show_table(agg.pivot_table(index="method", columns="strategy", values="mean"), "{:.3f}")
-    acc = df.groupby(["strategy", "model_id"], dropna=False).agg(
-        test_accuracy=("test_accuracy", "first"), test_balanced_accuracy=("test_balanced_accuracy", "first"),
-        val_accuracy=("val_accuracy", "first"), pretrain_steps=("pretrain_steps", "first"),
-        pretrain_final_loss=("pretrain_final_loss", "first"), pretrain_collapse=("pretrain_collapse", "first"),
-    ).reset_index()
+    acc = strategy_models(df)
     st.caption("Models compared: test accuracy, validation accuracy of the kept epoch, and their pretraining "
                "(steps, mean loss of the last 10 steps, DINO collapse verdict: uniform / one prototype / none)")
     st.dataframe(acc, hide_index=True, width="stretch")
@@ -109,9 +104,7 @@ elif view == "regions":
 elif view == "depth":
     model_id = pick_model()
     region = pick("Region", sorted(sub.region.unique()), "region", prefer="mask")
-    df = db.depth_ablation(dataset_id, model_id, region)
-    df = df[df.metric.isin(["pointing_game", "iou_top5"])] if df.metric.isin(["pointing_game", "iou_top5"]).any() \
-        else df
+    df = depth_rows(db.depth_ablation(dataset_id, model_id, region))
     if df.empty:
         st.info("No per-layer results for this model. Run a layer-wise method once per block with the parameter "
                 "`layer` (e.g. `attention` with `{\"layer\": 0}`, `{\"layer\": 1}`, …, or `gradcam_attn`) in your "

@@ -1,18 +1,26 @@
-"""The dashboard's read model: parameterised queries, their Streamlit cache, image and region reload for
-display, widgets and rendering.  Pages import only this package (the names below); nothing else under
-``engine/`` imports streamlit."""
+"""The dashboard's read model: parameterised queries (:class:`Db`, typed and cached), the tables behind
+the pages (pure functions), image and region reload for display, widgets and rendering.  Pages import
+only this package (the names below); nothing else under ``engine/`` imports streamlit."""
 from __future__ import annotations
 
 from ..metrics.summaries import method_label
 from .cache import Db, db_state
+from .compare import depth_rows, strategy_means, strategy_models
 from .images import UnsafePath, load_row_sample
+from .leaderboard import GROUPS as LEADERBOARD_GROUPS
+from .leaderboard import group_column as leaderboard_group_column
+from .leaderboard import higher_is_better as leaderboard_higher_is_better
+from .leaderboard import leaderboard_table
 from .queries import GALLERY_SORTS, OUTCOMES, labelled, map_array
 from .queries_compare import CONFOUNDER_METRICS, best_model, per_method_spearman
 from .viz import COLORMAPS, render_sample
 from .widgets import (no_database, open_page, requested_page, show_table, url_page, url_range, url_selectbox,
                       url_slider)
 
-__all__ = ["COLORMAPS", "CONFOUNDER_METRICS", "Db", "GALLERY_SORTS", "OUTCOMES", "UnsafePath", "best_model",
-           "db_state", "labelled", "load_row_sample", "map_array", "method_label", "no_database", "open_page",
-           "per_method_spearman", "render_sample", "requested_page", "show_table", "url_page", "url_range",
-           "url_selectbox", "url_slider"]
+__all__ = [
+    "COLORMAPS", "CONFOUNDER_METRICS", "Db", "GALLERY_SORTS", "LEADERBOARD_GROUPS", "OUTCOMES", "UnsafePath",
+    "best_model", "db_state", "depth_rows", "labelled", "leaderboard_group_column", "leaderboard_higher_is_better",
+    "leaderboard_table", "load_row_sample", "map_array", "method_label", "no_database", "open_page",
+    "per_method_spearman", "render_sample", "requested_page", "show_table", "strategy_means", "strategy_models",
+    "url_page", "url_range", "url_selectbox", "url_slider",
+]
