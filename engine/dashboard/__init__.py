@@ -1,10 +1,15 @@
 """The dashboard's read model: parameterised queries (:class:`Db`, typed and cached), the tables behind
 the pages (pure functions), image and region reload for display, widgets and rendering.  Pages import
-only this package (the names below); nothing else under ``engine/`` imports streamlit."""
+only this package (the names below); nothing else under ``engine/`` imports streamlit.
+
+The streamlit-bound names (:class:`Db`, :func:`db_state`, the widgets) load on first use, so the command
+line, which prints tables through :mod:`.queries`, never imports streamlit.
+"""
 from __future__ import annotations
 
+import importlib
+
 from ..metrics.summaries import method_label
-from .cache import Db, db_state
 from .compare import depth_rows, strategy_means, strategy_models
 from .images import UnsafePath, load_row_sample
 from .leaderboard import GROUPS as LEADERBOARD_GROUPS
@@ -14,13 +19,20 @@ from .leaderboard import leaderboard_table
 from .queries import GALLERY_SORTS, OUTCOMES, labelled, map_array
 from .queries_compare import CONFOUNDER_METRICS, best_model, per_method_spearman
 from .viz import COLORMAPS, render_sample
-from .widgets import (no_database, open_page, requested_page, show_table, url_page, url_range, url_selectbox,
-                      url_slider)
+
+_STREAMLIT_BOUND = {"Db": "cache", "db_state": "cache", **{n: "widgets" for n in (
+    "no_database", "open_page", "requested_page", "show_table", "url_page", "url_range", "url_selectbox",
+    "url_slider")}}
 
 __all__ = [
-    "COLORMAPS", "CONFOUNDER_METRICS", "Db", "GALLERY_SORTS", "LEADERBOARD_GROUPS", "OUTCOMES", "UnsafePath",
-    "best_model", "db_state", "depth_rows", "labelled", "leaderboard_group_column", "leaderboard_higher_is_better",
-    "leaderboard_table", "load_row_sample", "map_array", "method_label", "no_database", "open_page",
-    "per_method_spearman", "render_sample", "requested_page", "show_table", "strategy_means", "strategy_models",
-    "url_page", "url_range", "url_selectbox", "url_slider",
+    "COLORMAPS", "CONFOUNDER_METRICS", "GALLERY_SORTS", "LEADERBOARD_GROUPS", "OUTCOMES", "UnsafePath", "best_model",
+    "depth_rows", "labelled", "leaderboard_group_column", "leaderboard_higher_is_better", "leaderboard_table",
+    "load_row_sample", "map_array", "method_label", "per_method_spearman", "render_sample", "strategy_means",
+    "strategy_models", *_STREAMLIT_BOUND,
 ]
+
+
+def __getattr__(name: str):
+    if name in _STREAMLIT_BOUND:
+        return getattr(importlib.import_module(f".{_STREAMLIT_BOUND[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
