@@ -107,7 +107,7 @@ def _dataset_id(db: Path, dataset: str) -> str | None:
 
 
 def cmd_table(args) -> int:
-    from .dashboard.export import leaderboard_table, to_csv, to_latex
+    from .dashboard.export import paper_table, to_csv, to_latex
     db = Path(args.db)
     if not queries.database_exists(db):
         log.error("%s: no results database here", db)
@@ -120,7 +120,7 @@ def cmd_table(args) -> int:
     if board.empty:
         log.error("%s: no scores of %s on region %s in dataset %s", db, args.metric, args.region, args.dataset)
         return 2
-    table = leaderboard_table(board)
+    table = paper_table(board)
     data = to_csv(table) if args.format == "csv" else to_latex(
         table, args.metric, args.region, bool(board.higher_is_better.iloc[0])).encode("utf-8")
     if args.out:

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import PROJECT_ROOT
 from engine.dashboard import queries
-from engine.dashboard.export import leaderboard_table, tex_escape, to_csv, to_latex
+from engine.dashboard.export import paper_table, tex_escape, to_csv, to_latex
 from engine.dashboard.figure import Panel, render_png, render_svg
 from engine.dashboard.guards import NEAR_CHANCE, headlines, with_guards
 from engine.dashboard.report import build_report
@@ -117,7 +117,7 @@ def _board():
 
 
 def test_latex_by_hand():
-    tex = to_latex(leaderboard_table(_board()), "pointing_game", "mask", True)
+    tex = to_latex(paper_table(_board()), "pointing_game", "mask", True)
     assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
     assert r"method & m1 & m2$^\dagger$ \\" in tex                       # near-chance model marked
     assert r"a & \textbf{0.81 [0.75, 0.86]}\textsuperscript{rc} & 0.40 [0.35, 0.45} \\" not in tex
@@ -125,11 +125,11 @@ def test_latex_by_hand():
     assert r"b & 0.50 [0.40, 0.60] & \textbf{0.45 [0.40, 0.50]}\textsuperscript{r} \\" in tex
     assert r"baseline\_centre & 0.61 [0.51, 0.71] &  \\" in tex
     assert tex.index("baseline\\_centre") > tex.index("b & 0.50")  # baselines below a rule, after the methods
-    assert to_latex(leaderboard_table(_board()), "pointing_game", "mask", True) == tex
+    assert to_latex(paper_table(_board()), "pointing_game", "mask", True) == tex
 
 
 def test_latex_lower_is_better_bolds_the_minimum():
-    tex = to_latex(leaderboard_table(_board().assign(higher_is_better=False)), "deletion_auc", "none", False)
+    tex = to_latex(paper_table(_board().assign(higher_is_better=False)), "deletion_auc", "none", False)
     assert r"b & \textbf{0.50 [0.40, 0.60]}" in tex and r"\textbf{0.40 [0.35, 0.45]}" in tex
 
 
@@ -140,8 +140,8 @@ def test_tex_escape():
 def test_csv_is_deterministic_and_neutralises_formulas():
     board = _board()
     board.loc[0, "model_id"] = "=HYPERLINK(1)"
-    data = to_csv(leaderboard_table(board))
-    assert data == to_csv(leaderboard_table(board))
+    data = to_csv(paper_table(board))
+    assert data == to_csv(paper_table(board))
     df = pd.read_csv(__import__("io").BytesIO(data))
     assert list(df.columns[:6]) == ["model_id", "method", "rank", "mean", "ci_low", "ci_high"]
     assert "'=HYPERLINK(1)" in set(df.model_id)

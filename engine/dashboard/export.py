@@ -20,7 +20,7 @@ CSV_COLUMNS = ["model_id", "method", "rank", "mean", "ci_low", "ci_high", "n", "
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
-def leaderboard_table(board: pd.DataFrame) -> pd.DataFrame:
+def paper_table(board: pd.DataFrame) -> pd.DataFrame:
     """One row per (model, method) with rank (within the model, baselines not ranked) and every guard."""
     b = with_guards(board)
     if b.empty:
@@ -64,7 +64,7 @@ def _cell(mean, lo, hi, digits: int) -> str:
 
 
 def to_latex(table: pd.DataFrame, metric: str, region: str, higher_is_better: bool, digits: int = 2) -> str:
-    """A booktabs ``tabular`` (methods x models) from :func:`leaderboard_table` rows, with a caption."""
+    """A booktabs ``tabular`` (methods x models) from :func:`paper_table` rows, with a caption."""
     models = sorted(table.model_id.unique())
     real = table[~table.method.str.startswith("baseline_")]
     methods = sorted(real.method.unique()) + sorted(set(table.method) - set(real.method))

@@ -1,19 +1,18 @@
 """Streamlit pieces the pages share for the guards and the paper exports: the near-chance warning and the
-figure / table download buttons (the logic is in :mod:`.guards`, :mod:`.figure` and :mod:`.export`)."""
+figure download buttons (the logic is in :mod:`.guards` and :mod:`.figure`)."""
 from __future__ import annotations
 
 import streamlit as st
 
-from .cache import call
 
-
-def near_chance_warning(path, mtime, dataset_id: str, model_ids) -> None:
-    """A warning per shown model whose balanced accuracy is near chance (docs/metrics.md, "Guards")."""
-    for line in call("near_chance_lines", path, mtime, dataset_id, tuple(sorted(model_ids))):
+def near_chance_warning(db, dataset_id: str, model_ids) -> None:
+    """A warning per shown model whose balanced accuracy is near chance (docs/metrics.md, "Guards");
+    ``db``: the page's :class:`~engine.dashboard.cache.Db`."""
+    for line in db.near_chance_lines(dataset_id, tuple(sorted(model_ids))):
         st.warning(line, icon="⚠️")
 
 
-def figure_downloads(path, dataset_id: str, model_id: str, image_ids: list[str], methods: list[tuple[str, str]],
+def figure_downloads(db, dataset_id: str, model_id: str, image_ids: list[str], methods: list[tuple[str, str]],
                      metric: str | None, region: str | None, alpha: float, cmap: str, key: str) -> None:
     """PNG (300 dpi) and SVG of ``image_ids`` x ``methods`` with one score each, built when asked for."""
     from .figure import figure_panels, method_titles, render_png, render_svg
@@ -21,7 +20,7 @@ def figure_downloads(path, dataset_id: str, model_id: str, image_ids: list[str],
     if not st.checkbox(f"Make a figure of {len(image_ids)} image(s) x {len(methods)} method(s)", key=f"{key}_make"):
         return
     try:
-        panels = figure_panels(path, dataset_id, model_id, image_ids, methods, metric, region)
+        panels = figure_panels(db.file, dataset_id, model_id, image_ids, methods, metric, region)
     except (UnsafePath, ValueError, OSError) as exc:
         st.warning(f"The figure cannot be made: {exc}")
         return
