@@ -28,7 +28,7 @@ def test_leaderboard_shows_every_guard(guards_db, monkeypatch):
     assert {"n degenerate", "vs random map", "vs centre map", "warning"} <= set(detail.columns)
     dead = detail[detail.method == 'baseline_centre {"sigma":1000000.0}']
     assert len(dead) == 2 and (dead["n degenerate"] == 12).all() and (dead["n"] == 0).all()
-    assert detail["vs centre map"].str.contains(r"\((beats|below|n\.s\.)\)").any()
+    assert detail["vs centre map"].str.contains(r", (beats|below|n\.s\.)\)$").any()
     heads = [m.value for m in at.markdown if m.value.startswith("**")]
     assert len(heads) == len(flags) and any("no baseline map was run" in h for h in heads)
     assert "Regions covering the image centre" in texts(at)

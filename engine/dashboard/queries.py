@@ -6,6 +6,7 @@ dashboard never holds a lock that would block the batch writer.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -44,11 +45,19 @@ def runs(path, limit: int = 1000) -> pd.DataFrame:
     """Run history, newest first: ``seconds`` = the run's wall time (finished - started; NULL while running)
     and ``job_seconds`` = the time of its jobs summed (larger than the wall time when jobs run in
     parallel or share a chunk; NULL without jobs)."""
-    return _df(path, """
-        SELECT run_id, kind, status, started_at, finished_at,
-               date_diff('millisecond', started_at, finished_at) / 1000.0 AS seconds,
-               (SELECT sum(j.seconds) FROM jobs j WHERE j.run_id = r.run_id) AS job_seconds, host, git_commit
-        FROM runs r ORDER BY started_at DESC LIMIT ?""", [int(limit)])
+    with read_only(path) if not isinstance(path, duckdb.DuckDBPyConnection) else _same(path) as con:
+        jobs = _df(con, "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'jobs'")["n"].iloc[0]
+        job_seconds = "(SELECT sum(j.seconds) FROM jobs j WHERE j.run_id = r.run_id)" if jobs else "NULL::DOUBLE"
+        return _df(con, f"""
+            SELECT run_id, kind, status, started_at, finished_at,
+                   date_diff('millisecond', started_at, finished_at) / 1000.0 AS seconds,
+                   {job_seconds} AS job_seconds, host, git_commit
+            FROM runs r ORDER BY started_at DESC LIMIT ?""", [int(limit)])
+
+
+@contextlib.contextmanager
+def _same(con):
+    yield con
 
 
 def datasets(path) -> pd.DataFrame:
