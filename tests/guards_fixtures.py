@@ -4,14 +4,36 @@
   ``sigma = 1e6`` (constant in float32: a real degenerate map) and Integrated Gradients (zero baseline)
   scored with deletion on the zero and the blurred substrate -- all explained and scored for real;
 * ``oracle``: a synthetic model row whose predictions equal the labels (so its quality is not near chance)
-  and whose scores are a copy of the first model's, so it appears on the leaderboard without the flag.
+  and whose scores are a copy of the first model's, so it appears on the leaderboard without the flag;
+* ``shuffled``: the generated near-chance case, a demo ViT fine-tuned on permuted training labels
+  (:func:`train_on_shuffled_labels`), predicted, explained (attention) and scored for real.
 """
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
+import numpy as np
 import pytest
 import torch
+
+
+def train_on_shuffled_labels(spec, epochs: int = 2):
+    """A demo ViT fine-tuned on the training split with its labels permuted (seeded): (model, info, records,
+    classes).  It can learn nothing about the images, so its test balanced accuracy sits at chance."""
+    from engine.data import ImageDataset, load_records
+    from engine.models import create_model
+    from engine.models.train import TrainConfig, fine_tune
+    records, classes = load_records(spec)
+    train = [r for r in records if r.split == "train"]
+    shuffled = np.random.default_rng(0).permutation([r.label for r in train])
+    train = [dataclasses.replace(r, label=int(y)) for r, y in zip(train, shuffled)]
+    torch.manual_seed(0)
+    model, info = create_model("vit_demo", len(classes))
+    fine_tune(model, info, ImageDataset(spec, "train", records=train, classes=classes),
+              ImageDataset(spec, "val", records=records, classes=classes),
+              TrainConfig(epochs=epochs, batch_size=8, warmup_epochs=0), progress=False)
+    return model.eval(), info, records, classes
 
 
 @pytest.fixture(scope="session")
@@ -53,5 +75,16 @@ def guards_db(tmp_path_factory, fixture_db, smear_spec):
             w.con.execute(f"INSERT INTO {table} SELECT * REPLACE ('oracle' AS model_id) FROM {table} "
                           f"WHERE model_id = ?", [first])
         refresh_summaries(w, dataset_id, "oracle")
+        # the generated near-chance case
+        model, info, _, _ = train_on_shuffled_labels(smear_spec)
+        w.con.execute("INSERT INTO models (model_id, dataset_id, name, init, arch, strategy) "
+                      "VALUES ('shuffled', ?, 'vit_demo', 'trained', 'vit', 'shuffled labels')", [dataset_id])
+        res = evaluate_model(model, info, test_ds, run_id=run_id, dataset_id=dataset_id, model_id="shuffled",
+                             methods=[("attention", {}), ("baseline_random", {}), ("baseline_centre", {})],
+                             metrics={"pointing_game": {}, "iou_top5": {}}, progress=False)
+        for table, df in (("predictions", res.predictions), ("explanations", res.explanations),
+                          ("scores", res.scores)):
+            w.replace_rows(table, df)
+        refresh_summaries(w, dataset_id, "shuffled")
         refresh_quality(w, dataset_id)
     return db

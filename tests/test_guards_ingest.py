@@ -47,8 +47,8 @@ def _q(db, sql, params=()):
 
 
 def test_a_constant_map_is_counted_not_scored(guards_db):
-    deg = _q(guards_db, "SELECT method_params, kind, count(*) FROM degenerate_maps WHERE model_id <> 'oracle' "
-                        "GROUP BY ALL")
+    deg = _q(guards_db, "SELECT method_params, kind, count(*) FROM degenerate_maps WHERE model_id NOT IN "
+                        "('oracle', 'shuffled') GROUP BY ALL")
     assert deg == [('{"sigma":1000000.0}', "constant", 12)]
     vals = _q(guards_db, "SELECT count(*), count(value) FROM scores WHERE method_params = '{\"sigma\":1000000.0}' "
                          "AND model_id <> 'oracle'")
@@ -75,8 +75,7 @@ def test_summary_rows_carry_substrate_and_gaps(guards_db):
                          "metric = 'pointing_game' AND region = 'mask' AND method = 'attention' AND model_id IN "
                          "(SELECT model_id FROM degenerate_maps)")
     assert len(gaps) == 2 and all(v is not None for row in gaps for v in row[1:])  # first model and oracle
-    other = _q(guards_db, "SELECT gap_random, p_centre FROM summary WHERE model_id NOT IN "
-                          "(SELECT model_id FROM degenerate_maps)")
+    other = _q(guards_db, "SELECT gap_random, p_centre FROM summary WHERE model_id LIKE '%random-b%'")
     assert other and all(r == (None, None) for r in other)  # no baseline run for the second model
     assert _q(guards_db, "SELECT baseline FROM methods WHERE method = 'integrated_gradients'") == [("zero",)]
 
@@ -87,3 +86,4 @@ def test_model_quality_rows(guards_db):
     assert set(q) == {r[0] for r in _q(guards_db, "SELECT model_id FROM models")}
     assert q["oracle"][0] is False and q["oracle"][3] == 1.0 and q["oracle"][2] == 12
     assert q["oracle"][1] is not None  # its random-weights twin: the first fixture model
+    assert q["shuffled"][0] is True and q["shuffled"][1] == q["oracle"][1]  # trained on shuffled labels: flagged

@@ -1,8 +1,6 @@
 """The guards of engine.metrics.quality and the summaries: hand-computed cases and properties."""
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +10,7 @@ from engine.metrics.quality import (accuracy_with_ci, centre_coverage, centre_pi
                                     degenerate_kinds, headline, is_near_chance, model_quality, paired_difference,
                                     random_twin, verdict)
 from engine.metrics.summaries import DEGENERATE_COLUMNS, SCORE_COLUMNS, summarise, substrate_of
+from guards_fixtures import train_on_shuffled_labels
 
 
 # -- model quality --------------------------------------------------------------------------------
@@ -103,19 +102,9 @@ def test_model_quality_rows_flag_and_twin():
 
 def test_a_model_trained_on_shuffled_labels_is_flagged(smear_spec):
     """The generated near-chance case: a tiny ViT fine-tuned on permuted training labels."""
-    from engine.data import ImageDataset, load_records
-    from engine.models import create_model
+    from engine.data import ImageDataset
     from engine.models.evaluation import predict
-    from engine.models.train import TrainConfig, fine_tune
-    records, classes = load_records(smear_spec)
-    train = [r for r in records if r.split == "train"]
-    shuffled = np.random.default_rng(0).permutation([r.label for r in train])
-    train = [dataclasses.replace(r, label=int(y)) for r, y in zip(train, shuffled)]
-    torch.manual_seed(0)
-    model, info = create_model("vit_demo", len(classes))
-    fine_tune(model, info, ImageDataset(smear_spec, "train", records=train, classes=classes),
-              ImageDataset(smear_spec, "val", records=records, classes=classes),
-              TrainConfig(epochs=2, batch_size=8, warmup_epochs=0), progress=False)
+    model, info, records, classes = train_on_shuffled_labels(smear_spec)
     out = predict(model, info, ImageDataset(smear_spec, "test", records=records, classes=classes))
     preds = pd.DataFrame({"dataset_id": "d", "model_id": "shuffled", "image_id": out["image_ids"],
                           "label": out["labels"], "pred": out["probs"].argmax(1)})
