@@ -287,8 +287,7 @@ def run_experiment(exp: Experiment, db: str | Path, *, executor: str = "local", 
             for d in prepared:
                 for entry, res, model_id in drv.train(d):
                     drv.predict(d, entry, res, model_id)
-                    refresh_quality(w, d.dataset_id, seed=exp.seed)  # the flag is there before the maps
-                    w.commit()
+                    refresh_quality(w, d.dataset_id, seed=exp.seed)  # published with the model's first chunk
                     drv.evaluate(d, model_id, entry, res)
                     drv.sanity(d, model_id, entry, res)
             status = "finished" if drv.report.ok else "finished with failures"
