@@ -13,6 +13,7 @@ import io
 import pandas as pd
 
 from .guards import NEAR_CHANCE, with_guards
+from .leaderboard import rank_within
 
 CSV_COLUMNS = ["model_id", "method", "rank", "mean", "ci_low", "ci_high", "n", "n_undefined", "n_degenerate",
                "gap_random", "p_random", "vs_random", "gap_centre", "p_centre", "vs_centre", "substrate", "warning",
@@ -26,8 +27,7 @@ def paper_table(board: pd.DataFrame) -> pd.DataFrame:
     if b.empty:
         return pd.DataFrame(columns=CSV_COLUMNS)
     higher = bool(b.higher_is_better.iloc[0])
-    real = b[~b["baseline"]]
-    b["rank"] = real.groupby("model_id")["mean"].rank(ascending=not higher, method="min").reindex(b.index)
+    b["rank"] = rank_within(b, "model_id", higher)
     b = b.assign(method=b["label"]).sort_values(["model_id", "baseline", "rank", "method"], na_position="last")
     return b[CSV_COLUMNS].reset_index(drop=True)
 

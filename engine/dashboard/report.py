@@ -15,6 +15,7 @@ import pandas as pd
 
 from . import queries
 from .guards import NEAR_CHANCE, centre_share, headlines, model_quality, with_guards
+from .leaderboard import rank_within
 from .queries import _df
 
 FORMATS = ("md", "html")
@@ -113,10 +114,10 @@ def _dataset_blocks(path, d) -> list[tuple]:
 
 
 def _board_blocks(path, dataset_id: str, metric: str, region: str) -> list[tuple]:
-    full = with_guards(queries.leaderboard(path, dataset_id, metric, region))
+    full = queries.leaderboard(path, dataset_id, metric, region)
     out: list[tuple] = []
     for params, board in full.groupby("metric_params", sort=True):  # one leaderboard per parameter set
-        out += _one_board(board, metric, region, params)
+        out += _one_board(with_guards(board), metric, region, params)
     return out
 
 
@@ -128,9 +129,7 @@ def _one_board(board: pd.DataFrame, metric: str, region: str, params: str) -> li
     out: list[tuple] = [("h", 3, f"{what} ({'higher' if higher else 'lower'} is better)")]
     heads = headlines(board)
     for model_id, g in board.groupby("model_id", sort=True):
-        g = g.copy()
-        real = g[~g["baseline"]]
-        g["rank"] = real["mean"].rank(ascending=not higher, method="min").reindex(g.index)
+        g = g.assign(rank=rank_within(g, "model_id", higher))
         g = g.sort_values(["baseline", "rank", "label"])
         flag = f" — **{NEAR_CHANCE}**" if bool(g.near_chance.iloc[0]) else ""
         out.append(("p", f"**{model_id}**{flag}: {heads[model_id]}."))
