@@ -7,10 +7,13 @@ from pathlib import Path
 
 import duckdb
 
+from .db import connect
+
 
 @contextlib.contextmanager
 def read_only(path: str | Path):
-    con = duckdb.connect(str(path), read_only=True)
+    """A read-only connection to the catalog of ``path`` (replacement scans and extension loading off)."""
+    con = connect(path)
     try:
         yield con
     finally:
