@@ -44,7 +44,7 @@ def cmd_run(args) -> int:
     from .runner.experiment import ExperimentError, load_experiment
     from .runner.run import StrictDatasetError, run_experiment
     from .runner.runlog import run_log
-    from .store import WriterBusy
+    from .store import DatabaseRefused, WriterBusy
     try:
         exp = load_experiment(args.experiment)
     except ExperimentError as exc:
@@ -61,6 +61,9 @@ def cmd_run(args) -> int:
     except WriterBusy as exc:
         log.error("%s", exc)
         return 3
+    except DatabaseRefused as exc:  # damaged, foreign, newer or too old: refused before anything is written
+        log.error("%s", exc)
+        return 2
     except StrictDatasetError as exc:
         log.error("%s", exc)
         return 1

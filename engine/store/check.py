@@ -21,7 +21,7 @@ import duckdb
 
 from .db import connect
 from .schema import REPLACE_KEYS, SCHEMA_VERSION, SHARDED, TABLES, columns
-from .shards import MANIFEST_KEY, Manifest, shard_dir
+from .shards import FOLDER_KEY, MANIFEST_KEY, Manifest, locate
 
 DUCKDB_MAGIC = b"DUCK"   # bytes 8..12 of every DuckDB file
 
@@ -36,6 +36,7 @@ class DbInfo:
     version: int = 0               # 0: no version stamp (an empty DuckDB file, or one from before meta)
     sharded: bool = False          # the catalog + Parquet shards layout (schema version 5 and later)
     manifest: Manifest | None = None
+    folder: Path | None = None     # where the shard files are (beside the file, or where a copy's original is)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -56,7 +57,7 @@ def check_database(path: str | Path, deep: bool = True) -> DbInfo:
     if not p.is_file():
         raise DatabaseRefused(f"{p}: not a file; give --db the path of a results database file")
     with open(p, "rb") as fh:
-        head = fh.read(12)
+        head = fh.read(16)
     if len(head) == 0:
         raise damaged(p, "the file is empty")
     if len(head) < 12 or head[8:12] != DUCKDB_MAGIC:
@@ -99,6 +100,7 @@ def _inspect(con, p: Path, deep: bool) -> DbInfo:
             info.manifest = Manifest.from_json(meta[MANIFEST_KEY])
         except (ValueError, TypeError, json.JSONDecodeError) as exc:
             raise damaged(p, f"unreadable shard list: {exc}") from None
+        info.folder = locate(p, info.manifest, meta.get(FOLDER_KEY))
     for table in sorted(ours):
         if info.sharded and table in SHARDED:
             continue
@@ -108,7 +110,7 @@ def _inspect(con, p: Path, deep: bool) -> DbInfo:
             if not (info.sharded and table in SHARDED):
                 con.execute(f"SELECT max(hash(t)) FROM {table} t").fetchone()
         if info.sharded:
-            folder = shard_dir(p)
+            folder = info.folder
             for table, shards in info.manifest.tables.items():
                 for s in shards:
                     f = folder / s.file

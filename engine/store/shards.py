@@ -26,6 +26,7 @@ from .db import sql_str
 from .schema import REPLACE_KEYS, SHARDED, columns
 
 MANIFEST_KEY = "shards"
+FOLDER_KEY = "shard_dir"   # meta: the absolute folder the views point into
 FAN_IN = 16            # this many files of one level are merged into one file of the next level
 GRACE_S = 3600.0       # a superseded file is kept this long for readers of older catalogs
 
@@ -65,6 +66,17 @@ class Manifest:
 
 def shard_dir(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + ".shards")
+
+
+def locate(db_path: Path, manifest: Manifest, recorded: str | None) -> Path:
+    """Where the files of ``manifest`` are: beside the database, or (a catalog copied without its folder)
+    in the folder recorded when it was published."""
+    local = shard_dir(db_path)
+    if recorded and Path(recorded) != local:
+        names = manifest.files()
+        if not all((local / n).is_file() for n in names) and all((Path(recorded) / n).is_file() for n in names):
+            return Path(recorded)
+    return local
 
 
 def group_columns(table: str) -> tuple[str, ...]:

@@ -36,7 +36,7 @@ import pandas as pd
 from .check import DatabaseRefused, DbInfo, check_database
 from .db import connect, sql_str
 from .schema import REPLACE_KEYS, SCHEMA_VERSION, SHARDED, TABLES, columns, create_schema
-from .shards import (MANIFEST_KEY, Manifest, Shard, _fsync, collect_garbage, group_hash_sql, key_condition,
+from .shards import (FOLDER_KEY, MANIFEST_KEY, Manifest, Shard, _fsync, collect_garbage, group_hash_sql, key_condition,
                      plan_merges, scan_sql, shard_dir, write_shard)
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,13 @@ class ResultWriter:
         if info.sharded:
             shutil.copyfile(self.db_path, self.staging)
             self.manifest = info.manifest
+            if info.folder != self.folder:   # a catalog copied without its folder: bring the files beside it
+                log.info("%s: copying its %d shard files from %s", self.db_path, len(self.manifest.files()),
+                         info.folder)
+                for name in self.manifest.files():
+                    shutil.copyfile(info.folder / name, self.folder / name)
+                    self._unpublished.add(name)
+                self._dirty = True
             self._attach()
             if collect_garbage(self.folder, self.manifest):
                 log.info("removed superseded shard files of %s", self.db_path)
@@ -187,7 +194,8 @@ class ResultWriter:
                         self._unpublished.add(shard.file)
                 elif t != "meta":
                     names = ", ".join(c for c, _ in cols)
-                    self.con.execute(f"INSERT OR REPLACE INTO cat.main.{t} ({names}) SELECT {sel} FROM src.main.{t}")
+                    verb = "INSERT OR REPLACE" if primary_key(t) else "INSERT"
+                    self.con.execute(f"{verb} INTO cat.main.{t} ({names}) SELECT {sel} FROM src.main.{t}")
         finally:
             self.con.execute("DETACH src")
 
@@ -239,8 +247,8 @@ class ResultWriter:
         self.manifest.garbage += [(name, now) for name in self._superseded]
         for t in SHARDED:
             self.con.execute(f"CREATE OR REPLACE VIEW cat.main.{t} AS {scan_sql(t, self.folder, self.manifest.tables[t])}")
-        self.con.execute("INSERT OR REPLACE INTO cat.main.meta VALUES ('schema_version', ?), (?, ?)",
-                         [str(SCHEMA_VERSION), MANIFEST_KEY, self.manifest.to_json()])
+        self.con.execute("INSERT OR REPLACE INTO cat.main.meta VALUES ('schema_version', ?), (?, ?), (?, ?)",
+                         [str(SCHEMA_VERSION), MANIFEST_KEY, self.manifest.to_json(), FOLDER_KEY, str(self.folder)])
         _fsync_dir(self.folder)
         self.con.execute("CHECKPOINT cat")
         self.con.execute("USE memory")
