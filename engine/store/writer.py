@@ -10,11 +10,12 @@ writer never opens the live catalog for writing:
    waits up to ``lock_timeout`` s, then is refused), refuses a damaged, foreign, newer or too-old file
    (engine/store/check.py) before writing anything, and marks runs left ``running`` by a dead process
    as ``interrupted``;
-2. it copies the catalog (kilobytes to a few megabytes) to ``<db>.staging-<pid>``; rows of the sharded
-   tables wait in memory until the commit;
+2. it loads the catalog (kilobytes to a few megabytes) into memory; rows of the sharded tables wait in
+   memory until the commit;
 3. :meth:`ResultWriter.commit` writes each sharded table's new rows as one new Parquet file (fsynced),
    merges files when a level holds ``FAN_IN`` of them, points the views at the new file list, then
-   checkpoints the staging catalog, copies it, fsyncs and atomically renames it over the live one.
+   writes the catalog to ``<db>.staging-<pid>`` (16 KiB blocks), fsyncs it and atomically renames it
+   over the live one.
    Readers that opened the old catalog keep their snapshot (its files are kept ``GRACE_S`` seconds);
    a crash before the rename leaves the live database as it was.  A commit with nothing new writes
    nothing.
@@ -81,6 +82,7 @@ class ResultWriter:
         self.folder = shard_dir(self.db_path)
         self.lock_timeout = lock_timeout
         self._lock_fh = None
+        # the new catalog is written here, then renamed over the live one
         self.staging = self.db_path.with_name(f"{self.db_path.name}.staging-{os.getpid()}")
         self.con: duckdb.DuckDBPyConnection | None = None
         self.manifest = Manifest()
@@ -132,8 +134,12 @@ class ResultWriter:
     def _open_catalog(self, info: DbInfo) -> None:
         self.folder.mkdir(exist_ok=True)
         self.con = connect()
+        self.con.execute("ATTACH ':memory:' AS cat")   # the catalog is small: it is edited in memory
+        self.con.execute("USE cat")
         if info.sharded:
-            shutil.copyfile(self.db_path, self.staging)
+            self.con.execute(f"ATTACH {sql_str(self.db_path)} AS src (READ_ONLY)")
+            self.con.execute("COPY FROM DATABASE src TO cat")
+            self.con.execute("DETACH src")
             self.manifest = info.manifest
             if info.folder != self.folder:   # a catalog copied without its folder: bring the files beside it
                 log.info("%s: copying its %d shard files from %s", self.db_path, len(self.manifest.files()),
@@ -142,13 +148,10 @@ class ResultWriter:
                     shutil.copyfile(info.folder / name, self.folder / name)
                     self._unpublished.add(name)
                 self._dirty = True
-            self._attach()
             if collect_garbage(self.folder, self.manifest):
                 log.info("removed superseded shard files of %s", self.db_path)
         else:   # a new database, or one of schema version <= 4 (every table inside the DuckDB file)
             collect_garbage(self.folder, self.manifest)
-            self.con.execute(f"ATTACH {sql_str(self.staging)} AS cat (BLOCK_SIZE {CATALOG_BLOCK_SIZE})")
-            self.con.execute("USE cat")
             self._dirty = True
         create_schema(self.con, skip=SHARDED)
         if info.exists and not info.sharded:
@@ -167,10 +170,6 @@ class ResultWriter:
                         ", ".join(self.interrupted_runs))
             self._dirty = True
         self._runs_at_open = self._runs()
-
-    def _attach(self) -> None:
-        self.con.execute(f"ATTACH {sql_str(self.staging)} AS cat")
-        self.con.execute("USE cat")
 
     def _migrate_legacy(self) -> None:
         """Move the tables of a schema <= 4 file into this catalog: the sharded ones into one Parquet
@@ -250,16 +249,15 @@ class ResultWriter:
         self.con.execute("INSERT OR REPLACE INTO cat.main.meta VALUES ('schema_version', ?), (?, ?), (?, ?)",
                          [str(SCHEMA_VERSION), MANIFEST_KEY, self.manifest.to_json(), FOLDER_KEY, str(self.folder)])
         _fsync_dir(self.folder)
-        self.con.execute("CHECKPOINT cat")
-        self.con.execute("USE memory")
-        self.con.execute("DETACH cat")
-        tmp = self.db_path.with_name(f"{self.db_path.name}.publish-{os.getpid()}")
-        shutil.copyfile(self.staging, tmp)
-        _fsync(tmp)
-        os.replace(tmp, self.db_path)
+        self.staging.unlink(missing_ok=True)
+        self.con.execute(f"ATTACH {sql_str(self.staging)} AS out (BLOCK_SIZE {CATALOG_BLOCK_SIZE})")
+        try:
+            self.con.execute("COPY FROM DATABASE cat TO out")
+        finally:
+            self.con.execute("DETACH out")
+        _fsync(self.staging)
+        os.replace(self.staging, self.db_path)
         _fsync_dir(self.db_path.parent)
-        self._attach()
-        self._refresh_views()
         self._unpublished.clear()
         self._superseded.clear()
         self._dirty = False
