@@ -253,3 +253,30 @@ def test_database_copied_alone_or_moved_with_its_folder(tmp_path):
     with ResultWriter(moved / "r.duckdb") as w:
         w.replace_rows("scores", _scores({"c": 3.0}))
     assert _rows(moved / "r.duckdb") == [("m", "a", 1.0), ("m", "c", 3.0)]
+
+
+# -- the dashboard says the same in one sentence ----------------------------------------------------
+@pytest.mark.parametrize("kind", ["foreign", "truncated", "newer"])
+def test_dashboard_explains_a_refused_database_in_one_sentence(kind, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+    db = tmp_path / "r.duckdb"
+    if kind == "foreign":
+        with duckdb.connect(str(db)) as con:
+            con.execute("CREATE TABLE customers (id INTEGER)")
+        expected = "not a results database"
+    elif kind == "truncated":
+        with ResultWriter(db) as w:
+            w.replace_rows("scores", _scores({"a": 1.0}))
+        db.write_bytes(db.read_bytes()[:5000])
+        expected = "damaged results database"
+    else:
+        _legacy(db)
+        with duckdb.connect(str(db)) as con:
+            con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+        expected = "newer version"
+    monkeypatch.setenv("XAI_DB", str(db))
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=90)
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and expected in errors[0] and "\n" not in errors[0]

@@ -11,16 +11,21 @@ from pathlib import Path
 import streamlit as st
 
 from . import queries, queries_compare
+from ..store.check import database_problem
 from ..store.schema import SCHEMA_VERSION
 
 
 def db_state() -> tuple[str, float | None]:
     """(path, mtime) of the configured database; mtime None when there is no usable database.
 
-    A database written by an older schema version is reported on the page (with how to rebuild it)
-    and treated as unusable, instead of failing in a query.
+    A damaged, foreign or newer database, or one written by an older schema version, is reported on the
+    page in one sentence (with what to do) and treated as unusable, instead of failing in a query.
     """
     path = queries.db_path()
+    problem = database_problem(path)
+    if problem:
+        st.error(problem)
+        return path, None
     if not queries.database_exists(path):
         return path, None
     found = queries.schema_version(path)

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,3 +144,23 @@ def _same_type(found: str, declared: str) -> bool:
     f, d = found.upper().strip(), declared.upper().strip()
     aliases = {"JSON": {"JSON", "VARCHAR"}, "INTEGER": {"INTEGER", "INT", "INT4"}}
     return f == d or f in aliases.get(d, set())
+
+
+def database_problem(path: str | Path) -> str | None:
+    """One line saying why ``path`` cannot be read (damaged, foreign, newer, too old), or None (also for a
+    missing file).  Checked once per version of the file (its modification time and size)."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError:
+        return None
+    return _problem(str(p.resolve()), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _problem(path: str, mtime_ns: int, size: int) -> str | None:
+    try:
+        check_database(path)
+    except DatabaseRefused as exc:
+        return str(exc)
+    return None
