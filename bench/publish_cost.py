@@ -99,15 +99,15 @@ def run(db: Path, commits: int, images: int = 48, seed: int = 0) -> int:
     return n
 
 
-def bench_run(folder: Path, commits: int) -> dict:
+def bench_run(folder: Path, commits: int, images: int = 48) -> dict:
     db = folder / "run.duckdb"
     b0 = write_bytes()
-    n = run(db, commits)
+    n = run(db, commits, images)
     written = write_bytes() - b0
     final = size_of(db)
     b1 = write_bytes()
     mtime = db.stat().st_mtime_ns
-    run(db, commits)  # identical rows again: a no-op run (its runs row aside)
+    run(db, commits, images)  # identical rows again: a no-op run (its runs row aside)
     noop = write_bytes() - b1
     return {"commits": n, "written": written, "final": final, "noop_written": noop,
             "noop_changed_file": db.stat().st_mtime_ns != mtime}
@@ -157,15 +157,16 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dir", type=Path, default=Path("/tmp/publish_bench"))
     ap.add_argument("--commits", type=int, default=53)
+    ap.add_argument("--images", type=int, default=48, help="test images per chunk (the quick demo: 48)")
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--skip-latency", action="store_true")
     args = ap.parse_args(argv)
     shutil.rmtree(args.dir, ignore_errors=True)
     args.dir.mkdir(parents=True)
-    r = bench_run(args.dir, args.commits)
+    r = bench_run(args.dir, args.commits, args.images)
     mb = 1e6
-    print(f"run: {r['commits']} commits, final size {r['final'] / mb:.1f} MB, bytes written {r['written'] / mb:.1f} MB "
+    print(f"run: {r['commits']} commits of {args.images} images each, final size {r['final'] / mb:.1f} MB, bytes written {r['written'] / mb:.1f} MB "
           f"({r['written'] / r['final']:.2f}x the final size)")
     print(f"no-op run: bytes written {r['noop_written'] / mb:.2f} MB, live catalog replaced: {r['noop_changed_file']}")
     if not args.skip_latency:

@@ -20,6 +20,7 @@ def connect(path: str | Path | None = None, read_only: bool = True) -> duckdb.Du
     database.  Attaching instead of ``duckdb.connect(path)`` keeps these settings independent of any other
     connection this process has to the same file (DuckDB refuses a second configuration of one file)."""
     con = duckdb.connect(":memory:", config=dict(SAFE_CONFIG))
+    con.execute("SET enable_progress_bar = false")   # no bars on the run's stderr from long COPYs
     if path is not None:
         try:
             con.execute(f"ATTACH {sql_str(path)} AS db{' (READ_ONLY)' if read_only else ''}")
