@@ -171,9 +171,11 @@ def _class_notes(report: DatasetReport, spec: DatasetSpec):
         n = per_class[c]
         if n == 0 and report.n_images:
             report.problems.append(Problem("note", spec.root, f"class {c!r} has no images"))
-        elif 0 < n < 3 and not spec.split_column and not spec.split_files and spec.layout != "folders":
-            report.problems.append(Problem("note", spec.root, f"class {c!r} has {n} image(s): all in train, "
-                                                              "none in val or test"))
+            continue
+        missing = [sp for sp in ("val", "test") if not report.counts.get((c, sp))]
+        if n and missing:
+            report.problems.append(Problem("note", spec.root, f"class {c!r} has {n} image(s), none in "
+                                                              f"{' or '.join(missing)}"))
 
 
 def check_data_command(config_path: str, fail_on: str = "warning", out=None) -> int:
