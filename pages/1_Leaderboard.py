@@ -11,6 +11,7 @@ import streamlit as st
 
 from engine.dashboard.cache import call
 from engine.dashboard import method_label
+from engine.dashboard.regions import default_region, ordered, spec_regions
 from engine.dashboard.widgets import open_page, show_table, url_selectbox
 
 px.defaults.color_discrete_sequence = px.colors.qualitative.Alphabet  # 26 distinct colours: one per method
@@ -27,7 +28,9 @@ ds_label = {r.dataset_id: f"{r.dataset} ({r.dataset_id.split('@')[-1]})" for r i
 dataset_id = pick("Dataset", list(ds_label), "dataset", fmt=lambda d: ds_label[d])
 sub = opts[opts.dataset_id == dataset_id]
 metric = pick("Metric", sorted(sub.metric.unique()), "metric", prefer="pointing_game")
-region = pick("Region", sorted(sub[sub.metric == metric].region.unique()), "region", prefer="mask")
+regions = spec_regions(call("dataset_spec", path, mtime, dataset_id))
+scored_regions = sub[sub.metric == metric].region
+region = pick("Region", ordered(scored_regions, regions), "region", prefer=default_region(scored_regions, regions))
 GROUPS = {"model": "model", "strategy": "pretraining strategy", "arch": "architecture"}
 group_key = pick("Group models by", list(GROUPS), "group", fmt=GROUPS.get)
 group, gcol = GROUPS[group_key], "model_id" if group_key == "model" else group_key

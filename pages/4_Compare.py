@@ -9,6 +9,7 @@ import streamlit as st
 from engine.dashboard.cache import call
 from engine.dashboard.queries import labelled
 from engine.dashboard.queries_compare import CONFOUNDER_METRICS, best_model, per_method_spearman
+from engine.dashboard.regions import default_region, ordered, region_pairs, spec_regions
 from engine.dashboard.widgets import open_page, show_table, url_selectbox, url_slider
 
 px.defaults.color_discrete_sequence = px.colors.qualitative.Alphabet  # 26 distinct colours: one per method
@@ -30,6 +31,7 @@ names = dict(zip(models.dataset_id, models.dataset))
 dataset_id = pick("Dataset", sorted(models.dataset_id.unique()), "dataset",
                   fmt=lambda d: f"{names[d]} ({d.split('@')[-1]})")
 sub = opts[opts.dataset_id == dataset_id]
+regions = spec_regions(call("dataset_spec", path, mtime, dataset_id))
 st.subheader(VIEWS[view])
 
 
@@ -40,7 +42,8 @@ def pick_model() -> str:
 
 def pick_metric_region(metrics=None, prefer="pointing_game") -> tuple[str, str]:
     metric = pick("Metric", metrics or sorted(sub.metric.unique()), "metric", prefer=prefer)
-    region = pick("Region", sorted(sub[sub.metric == metric].region.unique()), "region", prefer="mask")
+    here = sub[sub.metric == metric].region
+    region = pick("Region", ordered(here, regions), "region", prefer=default_region(here, regions))
     return metric, region
 
 
@@ -71,8 +74,8 @@ elif view == "agreement":
     metrics = sorted(sub.metric.unique())
     a = pick("Metric (x)", metrics, "metric_a", prefer="pointing_game")
     b = pick("Metric (y)", metrics, "metric_b", prefer="iou_top5")
-    region = pick("Region", sorted(set(sub[sub.metric == a].region) & set(sub[sub.metric == b].region)) or ["mask"],
-                  "region", prefer="mask")
+    common = set(sub[sub.metric == a].region) & set(sub[sub.metric == b].region)
+    region = pick("Region", ordered(common, regions) or ["(none)"], "region", prefer=default_region(common, regions))
     pairs = labelled(call("metric_pairs", path, mtime, dataset_id, model_id, region, a, b))
     if pairs.empty:
         st.info(f"No image has both {a} and {b} on {region} regions for this model.")
@@ -93,24 +96,29 @@ elif view == "agreement":
 
 elif view == "regions":
     model_id = pick_model()
-    metric = pick("Metric", sorted(sub[sub.region == "box"].metric.unique()) or ["pointing_game"], "metric",
-                  prefer="pointing_game")
-    ranks, rho = call("region_agreement", path, mtime, dataset_id, model_id, metric)
-    if ranks.empty or "box" not in ranks or "mask" not in ranks:
-        st.info("This dataset has no method scored on both box and mask regions.")
+    pairs = region_pairs(sub.region, regions)
+    pair = pick("Regions", [f"{m} vs {b}" for m, b in pairs] or ["(none)"], "pair")
+    mreg, breg = pairs[[f"{m} vs {b}" for m, b in pairs].index(pair)] if pairs else (None, None)
+    both = sorted(set(sub[sub.region == mreg].metric) & set(sub[sub.region == breg].metric))
+    metric = pick("Metric", both or ["pointing_game"], "metric", prefer="pointing_game")
+    ranks, rho = call("region_agreement", path, mtime, dataset_id, model_id, metric, breg, mreg) if pairs else \
+        (pd.DataFrame(), float("nan"))
+    if ranks.empty or breg not in ranks or mreg not in ranks:
+        st.info(f"This dataset has no method scored on both a mask region and a box region (its regions: "
+                f"{', '.join(regions.all) or 'unknown'}).")
     else:
-        st.caption(f"{metric}: method means on boxes vs masks and their ranks (1 = best); Spearman ρ of the two "
+        st.caption(f"{metric}: method means on {breg} vs {mreg} and their ranks (1 = best); Spearman ρ of the two "
                    f"rankings = {'undefined (fewer than 3 methods)' if rho != rho else f'{rho:.2f}'}")
-        fig = px.scatter(ranks.reset_index(), x="box", y="mask", text="method",
-                         labels={"box": f"{metric} on boxes (mean)", "mask": f"{metric} on masks (mean)"},
-                         title=f"Do rankings survive boxes vs masks? {len(ranks)} methods")
+        fig = px.scatter(ranks.reset_index(), x=breg, y=mreg, text="method",
+                         labels={breg: f"{metric} on {breg} (mean)", mreg: f"{metric} on {mreg} (mean)"},
+                         title=f"Do rankings survive {breg} vs {mreg}? {len(ranks)} methods")
         fig.update_traces(textposition="top center")
         st.plotly_chart(fig, width="stretch")
         show_table(ranks)
 
 elif view == "depth":
     model_id = pick_model()
-    region = pick("Region", sorted(sub.region.unique()), "region", prefer="mask")
+    region = pick("Region", ordered(sub.region, regions), "region", prefer=default_region(sub.region, regions))
     df = call("depth_ablation", path, mtime, dataset_id, model_id, region)
     df = df[df.metric.isin(["pointing_game", "iou_top5"])] if df.metric.isin(["pointing_game", "iou_top5"]).any() \
         else df

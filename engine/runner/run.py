@@ -102,7 +102,7 @@ class _Driver:
     # -- stages --------------------------------------------------------------------------------
     def datasets(self, prepared: list[PreparedDataset]) -> None:
         self.strict_ids = {d.dataset_id for d in prepared if d.spec.strict}
-        self.blocks = {d.dataset_id: b for d, b in zip(prepared, self.exp.datasets)}
+        self.blocks = {d.dataset_id: d.block for d in prepared}
         for d in prepared:
             write_dataset(self.w, d.spec, d.records, d.classes, d.fingerprint)
             self.report.datasets.append(d.dataset_id)
@@ -280,13 +280,16 @@ def run_experiment(exp: Experiment, db: str | Path, *, executor: str = "local", 
     work = Path(work_dir) if work_dir else exp.resolve(exp.work_dir)
     device = device or exp.device
     with ResultWriter(db, lock_timeout=lock_timeout) as w:
-        prepared = prepare(exp, work, progress)
+        stopped: list = []
+        prepared = prepare(exp, work, progress, failed=stopped)
         ex = make_executor(executor, ray_address, device)
         drv = _Driver(exp, w, ex, work, device, progress)
         drv.report.run_id = start_run(w, "run", {"experiment": exp.model_dump(), "executor": executor,
                                                  "device": device, "db": str(db)})
         status = "failed"
         try:
+            for name, exc in stopped:  # recorded as a failed job, with the reason
+                drv._unit_failed(f"dataset:{name}", "dataset", _now(), exc)
             drv.datasets(prepared)
             for d in prepared:
                 for entry, res, model_id in drv.train(d):
