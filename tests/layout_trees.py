@@ -8,6 +8,7 @@
   at the border leave the image by less than a pixel after rounding.
 
 The docs' examples (``docs/examples/*.toml``, with ``root = "."``) are copied into the tree.
+:func:`layout_run` (a session fixture) runs a small experiment on both.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -94,3 +96,53 @@ def yolo_tree(root: Path, n: int = 36, seed: int = 0, example: bool = True) -> P
     if example:
         shutil.copy(EXAMPLES / "yolo_detection.toml", root / "yolo_detection.toml")
     return root / "yolo_detection.toml"
+
+
+HEADER = """
+name = "layouts"
+seed = 0
+batch_size = 8
+work_dir = "work"
+
+[[models]]
+name = "vit_demo"
+init = "trained"
+train = { epochs = 1, lr = 2e-3, batch_size = 16 }
+
+[methods]
+attention = { layer = -1 }
+gradcam_attn = {}
+baseline_random = {}
+
+[metrics]
+pointing_game = {}
+iou_top5 = {}
+"""
+
+
+def _block(spec_path, name=None) -> str:
+    """The example's dataset table as an experiment's [[datasets]] block, at the demo model's 64 px."""
+    text = spec_path.read_text().replace("[dataset]", "[[datasets]]")
+    text = text.replace('root = "."', f'root = "{spec_path.parent.as_posix()}"').replace("input_size = 224",
+                                                                                          "input_size = 64")
+    return text if name is None else text.replace('name = "breast_us"', f'name = "{name}"')
+
+
+@pytest.fixture(scope="session")
+def layout_run(tmp_path_factory):
+    """A small run on both example layouts plus a dataset whose mask template matches nothing:
+    (database, run report, class-folder spec path, YOLO spec path)."""
+    from engine.runner.experiment import load_experiment
+    from engine.runner.run import run_experiment
+    base = tmp_path_factory.mktemp("layouts")
+    breast = class_folder_tree(base / "breast")
+    yolo = yolo_tree(base / "yolo")
+    broken = class_folder_tree(base / "broken")  # its mask template (below) matches nothing
+    broken_block = _block(broken, "broken_masks").replace('"masks/{dir}/{stem}_mask*.png"', '"masks/{stem}_m*.png"')
+    exp = base / "exp.toml"
+    exp.write_text(HEADER + "\n" + _block(breast) + "\n" + _block(yolo) + "\n" + broken_block)
+    db = base / "r.duckdb"
+    report = run_experiment(load_experiment(exp), db, progress=False)
+    return db, report, breast, yolo
+
+

@@ -203,8 +203,20 @@ def test_symlinked_folder_refused_once_or_followed(tmp_path):
     spec_path.write_text(spec_path.read_text() + "follow_symlinks = true\n")
     rc, out = _check(spec_path)
     assert rc == 0, out
-    recs, _ = load_records(_spec(spec_path))
+    spec = _spec(spec_path, input_size=64)
+    recs, _ = load_records(spec)
     assert sum(r.label_name == "malignant" for r in recs) == 12
+    # paths through the link stay under the root: the fingerprint, the stored paths and the dashboard work
+    import json
+    from engine.dashboard.images import load_stored_sample
+    from engine.data import fingerprint
+    fingerprint(recs, spec)
+    r = next(r for r in recs if r.label_name == "malignant")
+    rel = str(r.image_path.relative_to(root.resolve()))
+    assert rel.startswith("images/malignant/")
+    shown = load_stored_sample(str(root), json.dumps(spec.to_dict()), r.image_id, r.label, rel,
+                               str(r.mask_path.relative_to(root.resolve())), None)
+    assert shown.regions["tumour"].any()
     # through the link and out again ('..' after the link): still refused
     (elsewhere / "up").symlink_to(tmp_path, target_is_directory=True)
     (tmp_path / "secret.png").write_bytes(b"")

@@ -5,58 +5,12 @@ from __future__ import annotations
 
 import duckdb
 import numpy as np
-import pytest
 
 from engine.dashboard import queries
 from engine.dashboard.images import load_row_sample
 from engine.data import DatasetSpec, ImageDataset, load_sample
-from layout_trees import class_folder_tree, yolo_tree
+from layout_trees import layout_run  # noqa: F401  (the fixture)
 from test_pages import run_page, texts
-
-HEADER = """
-name = "layouts"
-seed = 0
-batch_size = 8
-work_dir = "work"
-
-[[models]]
-name = "vit_demo"
-init = "trained"
-train = { epochs = 1, lr = 2e-3, batch_size = 16 }
-
-[methods]
-attention = { layer = -1 }
-gradcam_attn = {}
-baseline_random = {}
-
-[metrics]
-pointing_game = {}
-iou_top5 = {}
-"""
-
-
-def _block(spec_path, name=None) -> str:
-    """The example's dataset table as an experiment's [[datasets]] block, at the demo model's 64 px."""
-    text = spec_path.read_text().replace("[dataset]", "[[datasets]]")
-    text = text.replace('root = "."', f'root = "{spec_path.parent.as_posix()}"').replace("input_size = 224",
-                                                                                          "input_size = 64")
-    return text if name is None else text.replace('name = "breast_us"', f'name = "{name}"')
-
-
-@pytest.fixture(scope="module")
-def layout_run(tmp_path_factory):
-    from engine.runner.experiment import load_experiment
-    from engine.runner.run import run_experiment
-    base = tmp_path_factory.mktemp("layouts")
-    breast = class_folder_tree(base / "breast")
-    yolo = yolo_tree(base / "yolo")
-    broken = class_folder_tree(base / "broken")  # its mask template (below) matches nothing
-    broken_block = _block(broken, "broken_masks").replace('"masks/{dir}/{stem}_mask*.png"', '"masks/{stem}_m*.png"')
-    exp = base / "exp.toml"
-    exp.write_text(HEADER + "\n" + _block(breast) + "\n" + _block(yolo) + "\n" + broken_block)
-    db = base / "r.duckdb"
-    report = run_experiment(load_experiment(exp), db, progress=False)
-    return db, report, breast, yolo
 
 
 def _ids(db) -> dict[str, str]:

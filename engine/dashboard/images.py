@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from ..data import DatasetError, DatasetSpec, Record, Sample, load_records, load_sample
+from ..data.paths import confine
 
 
 class UnsafePath(ValueError):
@@ -28,13 +29,15 @@ def spec_from_json(spec_json: str | dict, root: str) -> DatasetSpec:
         raise ValueError(f"the stored dataset spec cannot be read by this version: {exc}") from None
 
 
-def _inside(root: Path, rel: str | None) -> Path | None:
+def _inside(root: Path, rel: str | None, follow: bool = False) -> Path | None:
+    """A stored path, confined to the root as the loader confines it (symbolic links only when the
+    spec follows them)."""
     if rel is None or (isinstance(rel, float)):
         return None
-    p = (root / rel).resolve()
-    if not p.is_relative_to(root):
-        raise UnsafePath(f"stored path {rel!r} lies outside the dataset root {root}; refusing to read it")
-    return p
+    try:
+        return confine(root / rel, root, follow, f"stored path {rel!r}")
+    except DatasetError as exc:
+        raise UnsafePath(f"{exc}; refusing to read it") from None
 
 
 @functools.lru_cache(maxsize=8)
@@ -57,8 +60,8 @@ def load_stored_sample(root: str, spec_json, image_id: str, label: int, path: st
     might not be the ones scored.  A stored path outside the root is refused."""
     root_p = Path(root).resolve()
     spec = spec_from_json(spec_json, str(root_p))
-    stored = _inside(root_p, path)
-    _inside(root_p, mask_path), _inside(root_p, boxes_path)
+    stored = _inside(root_p, path, spec.follow_symlinks)
+    _inside(root_p, mask_path, spec.follow_symlinks), _inside(root_p, boxes_path, spec.follow_symlinks)
     rec = find_record(spec, image_id)
     if rec is None or rec.image_path != stored:
         raise ValueError(f"image {image_id!r} is no longer listed by its dataset spec under {root_p} as it was "

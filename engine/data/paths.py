@@ -35,7 +35,9 @@ def refusal(link: Path) -> SymlinkRefused:
 
 
 def confine(p: Path, root: Path, follow: bool, where: str, what: str = "path") -> Path:
-    """The resolved ``p`` if it may be read (see the module doc); raises :class:`DatasetError`."""
+    """``p`` if it may be read (see the module doc), resolved, or for a path through a followed link
+    normalised but not resolved (so it stays relative to ``root`` for the stored paths and the
+    fingerprint); raises :class:`DatasetError`."""
     resolved = p.resolve()
     if resolved.is_relative_to(root):
         return resolved
@@ -46,7 +48,7 @@ def confine(p: Path, root: Path, follow: bool, where: str, what: str = "path") -
             if not follow:
                 raise refusal(link)
             if resolved.is_relative_to(link.resolve()):
-                return resolved
+                return lexical
     raise DatasetError(f"{where}: {what} {resolved} lies outside the dataset root {root}")
 
 

@@ -91,9 +91,10 @@ def template_example(root: Path, template: str, rec: "Record") -> str:
 
 
 def _table_rows(spec: DatasetSpec, root: Path, issues: Issues) -> list[_Row]:
-    table = (root / spec.labels).resolve()
-    if not table.is_relative_to(root):
-        issues.error(table, f"labels table lies outside the dataset root {root}", fatal=True)
+    try:
+        table = confine(root / spec.labels, root, spec.follow_symlinks, str(root / spec.labels), "labels table")
+    except DatasetError as exc:
+        issues.error(*str(exc).split(": ", 1), fatal=True)
     if not table.is_file():
         issues.error(table, "labels table not found", fatal=True)
     header, rows = read_table(table)
