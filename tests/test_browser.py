@@ -164,8 +164,9 @@ def test_layout_outlines_and_region_names_in_chromium(served_layouts, layout_run
             page.screenshot(path=str(tmp_path / "gallery_breast.png"), full_page=True)
             page.goto(served_layouts + f"/Image?dataset={quote(ids['breast_us'])}&image=benign/b000.png",
                       wait_until="domcontentloaded")
-            _wait_images(page, 2)
+            _wait_images(page, 1)  # a training image: drawn with its outlines, no maps
             page.get_by_text("outline: cyan = tumour, lime = box_from_mask", exact=False).first.wait_for(timeout=60000)
+            page.screenshot(path=str(tmp_path / "image_breast.png"), full_page=True)
             page.goto(served_layouts + f"/Leaderboard?dataset={quote(ids['breast_us'])}", wait_until="domcontentloaded")
             page.get_by_text("region tumour", exact=False).first.wait_for(timeout=60000)
             page.goto(served_layouts + f"/Gallery?dataset={quote(ids['smear_yolo'])}", wait_until="domcontentloaded")
@@ -174,3 +175,7 @@ def test_layout_outlines_and_region_names_in_chromium(served_layouts, layout_run
         finally:
             browser.close()
     assert (tmp_path / "gallery_breast.png").stat().st_size > 10_000
+    shots = os.environ.get("SCREENSHOTS_DIR")
+    if shots:  # keep them for a look by eye
+        for f in tmp_path.glob("*.png"):
+            shutil.copy(f, shots)
