@@ -232,3 +232,30 @@ def test_input_size_mismatch_names_both_keys(tmp_path):
                                            r"img_size\); set input_size = 64"):
         check_input_size(spec, "vit_demo")
     check_input_size(_spec(tmp_path / "class_folders_masks.toml", input_size=64), "vit_demo")
+
+
+# -- real detection data ----------------------------------------------------------------------------
+def test_bccd_as_detection_only_data(tmp_path):
+    """BCCD (Pascal VOC) with no label table and no split files: the label from the boxes, two named box
+    regions, splits drawn per image id; check-data clean."""
+    from conftest import shared_data
+    from engine.data.annotations import read_voc_boxes
+    from engine.data.ground_truth import read_ground_truth
+    root = shared_data("bccd") / "BCCD"
+    spec_path = tmp_path / "bccd_det.toml"
+    spec_path.write_text(f'[dataset]\nname = "bccd_det"\nroot = "{root.as_posix()}"\nlayout = "images"\n'
+                         'images_dir = "JPEGImages"\nboxes_template = "Annotations/{stem}.xml"\n'
+                         'label_from_boxes = { platelets = ["Platelets"] }\n'
+                         'box_regions = { wbc = ["WBC"], platelets = ["Platelets"] }\n')
+    rc, out = _check(spec_path)
+    assert rc == 0 and "dataset 'bccd_det': 364 images, 2 classes" in out, out
+    spec = _spec(spec_path)
+    recs, classes = load_records(spec)
+    assert classes == ("no_platelets", "platelets")
+    for r in recs[:20]:
+        has = len(read_voc_boxes(r.boxes_path, ("Platelets",))) > 0
+        assert r.label_name == ("platelets" if has else "no_platelets")
+        gt = read_ground_truth(r, spec)
+        assert gt.boxes is None and set(gt.box_sets) == {"wbc", "platelets"}
+        assert len(gt.box_sets["wbc"]) == len(read_voc_boxes(r.boxes_path, ("WBC",)))
+    assert all(r.split == hash_split(r.image_id, spec.split_fractions, 0) for r in recs)
