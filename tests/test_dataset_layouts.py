@@ -259,3 +259,25 @@ def test_bccd_as_detection_only_data(tmp_path):
         assert gt.boxes is None and set(gt.box_sets) == {"wbc", "platelets"}
         assert len(gt.box_sets["wbc"]) == len(read_voc_boxes(r.boxes_path, ("WBC",)))
     assert all(r.split == hash_split(r.image_id, spec.split_fractions, 0) for r in recs)
+
+
+@pytest.mark.parametrize("patch, needle", [
+    ({"layout": "images"}, "key 'label_from_boxes': required with layout = 'images'"),
+    ({"layout": "images", "label_from_boxes": "biggest", "boxes_template": "l/{stem}.txt"},
+     "'biggest' is not 'largest' or a table"),
+    ({"layout": "images", "label_from_boxes": "largest", "boxes_template": "l/{stem}.txt"},
+     "'largest' needs the box class names"),
+    ({"layout": "images", "label_from_boxes": {"p": ["P"]}}, "key 'label_from_boxes': needs box annotations"),
+    ({"layout": "images", "label_from_boxes": {"p": ["P"]}, "boxes_template": "l/{stem}.txt",
+      "classes": ["a", "b", "c"]}, "label_from_boxes gives 2 classes"),
+    ({"box_regions": {"wbc": []}, "boxes_template": "l/{stem}.txt"}, "key 'box_regions': expected a table"),
+    ({"box_regions": {"tumour": ["T"]}, "boxes_template": "l/{stem}.txt", "mask_template": "m/{id}",
+      "mask_regions": {"tumour": [255]}}, "region names ['tumour'] are already used"),
+    ({"splits_csv": "s.csv", "split_column": "split"}, "give only one of split_files, split_column and splits_csv"),
+    ({"follow_symlinks": "yes"}, "key 'follow_symlinks': expected true or false"),
+])
+def test_new_keys_are_validated(tmp_path, patch, needle):
+    from engine.data import SpecError
+    with pytest.raises(SpecError) as exc:
+        DatasetSpec.from_dict({"name": "x", "root": str(tmp_path), "labels": "l.csv", **patch})
+    assert needle in str(exc.value), str(exc.value)

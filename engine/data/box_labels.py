@@ -28,13 +28,7 @@ def box_label_classes(spec) -> tuple[str, ...]:
         return tuple(spec.classes or spec.yolo_names)
     keys = tuple(k for k, _ in rule)
     derived = (f"no_{keys[0]}" if len(keys) == 1 else "none", *keys)
-    if spec.classes:
-        if len(spec.classes) != len(derived):
-            from .spec import SpecError
-            raise SpecError(f"dataset {spec.name!r}: key 'classes': label_from_boxes gives {len(derived)} classes "
-                            f"{list(derived)} (negative first); classes lists {len(spec.classes)}")
-        return tuple(spec.classes)
-    return derived
+    return tuple(spec.classes) if spec.classes and len(spec.classes) == len(derived) else derived
 
 
 def boxes_of(rec, spec, box_classes: tuple[str, ...], size=None) -> np.ndarray:

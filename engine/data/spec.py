@@ -325,6 +325,10 @@ def _cross_checks(d: dict):
     if d["label_from_boxes"] and d["layout"] in ("table", "folders"):
         raise _err(d, "label_from_boxes", f"layout {d['layout']!r} gives the labels; label_from_boxes is for "
                                           f"layout = 'images' or 'split_files'")
+    lfb = d["label_from_boxes"]
+    if lfb and lfb != "largest" and d["classes"] and len(d["classes"]) != len(lfb) + 1:
+        raise _err(d, "classes", f"label_from_boxes gives {len(lfb) + 1} classes (the negative first, then "
+                                 f"{[k for k, _ in lfb]}); classes lists {len(d['classes'])}")
     if d["label_from_boxes"] == "largest" and not (d["classes"] or d["yolo_names"]):
         raise _err(d, "label_from_boxes", "'largest' needs the box class names: set classes (or yolo_names)")
     if d["mask_template"] and not d["mask_regions"]:
