@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from engine import PROJECT_ROOT  # noqa: F401  (tests import it from here)
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
 

@@ -1,5 +1,6 @@
-"""Metrics registry; importing this package registers every metric."""
-from . import faithfulness, localisation, sanity  # noqa: F401  (registers)
+"""Metrics registry; importing this package registers every metric.  The MPRT sanity check is not a
+registered metric: :mod:`engine.metrics.sanity`."""
+from . import faithfulness, localisation  # noqa: F401  (registers)
 from .localisation import auprc, energy_pg, iou_top5, iou_topk, mass_accuracy, pointing_game, rank_accuracy
 from .faithfulness import deletion_auc, insertion_auc
 from .registry import METRICS, MetricInfo, register_metric

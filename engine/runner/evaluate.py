@@ -104,9 +104,8 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
             raise ValueError(f"unknown method {m!r}; registered: {sorted(METHODS)}")
     for m in metrics:
         if m not in METRICS:
-            raise ValueError(f"unknown metric {m!r}; registered: {sorted(METRICS)}")
-        if METRICS[m].kind not in ("localisation", "faithfulness"):
-            raise ValueError(f"metric {m!r} ({METRICS[m].kind}) is run per model, not per batch")
+            raise ValueError(f"unknown metric {m!r}; registered: {sorted(METRICS)} (MPRT runs per model: "
+                             f"engine.metrics.sanity)")
     metrics_for = metrics_for or (lambda name, params: metrics)
     dev = torch.device(device)
     model = model.to(dev).eval()
