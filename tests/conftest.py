@@ -160,3 +160,6 @@ def dashboard_db(tmp_path_factory, fixture_db, smear_spec) -> Path:
         for mid in model_ids:
             refresh_summaries(w, dataset_id, mid)
     return db
+
+
+from runner_fixtures import first_run  # noqa: E402,F401  (the tiny experiment's first run, a session fixture)

@@ -14,7 +14,7 @@ import pytest
 from conftest import PROJECT_ROOT
 from engine.runner.experiment import load_experiment
 from engine.runner.run import run_experiment
-from runner_fixtures import assert_same_results, first_run, run_cli, write_experiment  # noqa: F401
+from runner_fixtures import assert_same_results, run_cli, write_experiment
 
 
 def _jobs_done(db) -> int:
