@@ -8,9 +8,23 @@ from urllib.parse import urlencode
 import numpy as np
 import streamlit as st
 
-from engine.dashboard import (COLORMAPS, GALLERY_SORTS, OUTCOMES, UnsafePath, best_model, load_row_sample, map_array,
-                              method_label, open_page, render_sample, requested_page, url_page, url_range,
-                              url_selectbox, url_slider)
+from engine.dashboard import (
+    COLORMAPS,
+    GALLERY_SORTS,
+    OUTCOMES,
+    UnsafePath,
+    best_model,
+    load_row_sample,
+    map_array,
+    method_label,
+    open_page,
+    render_sample,
+    requested_page,
+    url_page,
+    url_range,
+    url_selectbox,
+    url_slider,
+)
 
 db, opts = open_page("Gallery", "Gallery", what="explanations")
 

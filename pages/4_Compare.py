@@ -6,8 +6,20 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from engine.dashboard import (CONFOUNDER_METRICS, Db, best_model, depth_rows, labelled, open_page, per_method_spearman,
-                              show_table, strategy_means, strategy_models, url_selectbox, url_slider)
+from engine.dashboard import (
+    CONFOUNDER_METRICS,
+    Db,
+    best_model,
+    depth_rows,
+    labelled,
+    open_page,
+    per_method_spearman,
+    show_table,
+    strategy_means,
+    strategy_models,
+    url_selectbox,
+    url_slider,
+)
 
 px.defaults.color_discrete_sequence = px.colors.qualitative.Alphabet  # 26 distinct colours: one per method
 

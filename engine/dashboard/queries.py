@@ -7,7 +7,6 @@ dashboard never holds a lock that would block the batch writer.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import duckdb
 import numpy as np

@@ -146,7 +146,8 @@ def fit_state_dict(model: torch.nn.Module, sd: dict[str, torch.Tensor], source: 
                 sd[f"fc_norm.{p}"] = sd.pop(f"norm.{p}")
     if "pos_embed" in sd and "pos_embed" in own and sd["pos_embed"].shape != own["pos_embed"].shape:
         npt = 0 if getattr(model, "no_embed_class", False) else int(getattr(model, "num_prefix_tokens", 1))
-        log.info("%s: resampling pos_embed %s -> %s", source, tuple(sd["pos_embed"].shape), tuple(own["pos_embed"].shape))
+        log.info("%s: resampling pos_embed %s -> %s", source, tuple(sd["pos_embed"].shape),
+                 tuple(own["pos_embed"].shape))
         sd["pos_embed"] = resample_abs_pos_embed(sd["pos_embed"], new_size=list(model.patch_embed.grid_size),
                                                  num_prefix_tokens=npt)
     missing, unexpected = model.load_state_dict(sd, strict=False)

@@ -150,9 +150,10 @@ class _Driver:
     def _write_model(self, d: PreparedDataset, entry: ModelEntry, res: TrainResult, test: dict | None = None) -> str:
         test = test or {}
         return write_model(self.w, dataset_id=d.dataset_id, info=res.info, init=_init(entry, res),
-                           checkpoint=res.checkpoint, sha256=res.sha256, val_accuracy=res.meta.metrics.get("val_accuracy"),
-                           test_accuracy=test.get("accuracy"), hparams=res.meta.hparams, history=res.meta.history,
-                           label=entry.label, arch=res.info.arch, strategy=res.meta.strategy, test=test)
+                           checkpoint=res.checkpoint, sha256=res.sha256,
+                           val_accuracy=res.meta.metrics.get("val_accuracy"), test_accuracy=test.get("accuracy"),
+                           hparams=res.meta.hparams, history=res.meta.history, label=entry.label,
+                           arch=res.info.arch, strategy=res.meta.strategy, test=test)
 
     def predict(self, d: PreparedDataset, entry: ModelEntry, res: TrainResult, model_id: str) -> None:
         key = predict_key(d.fingerprint, res.sha256)

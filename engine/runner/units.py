@@ -1,9 +1,9 @@
 """The units of work an executor runs: train, predict, evaluate a chunk, sanity-check.
 
 Each unit is a plain function of picklable arguments (a dataset spec as JSON, a validated model entry,
-a checkpoint path, the chunk) that returns a small dataclass (:mod:`.results`) and never touches the database, so the local executor and
-Ray workers run the same code and only the driver writes (:mod:`engine.runner.run`).  Datasets and
-checkpoints are re-opened in the worker and cached per process.
+a checkpoint path, the chunk) that returns a small dataclass (:mod:`.results`) and never touches the
+database, so the local executor and Ray workers run the same code and only the driver writes
+(:mod:`engine.runner.run`).  Datasets and checkpoints are re-opened in the worker and cached per process.
 """
 from __future__ import annotations
 
@@ -20,8 +20,21 @@ import torch
 from ..data import DatasetError, DatasetSpec, ImageDataset, collate_samples, fingerprint, load_records
 from ..explain import METHODS
 from ..metrics.sanity import mprt
-from ..models import (ImageSource, ModelInfo, PretrainConfig, TrainConfig, create_model, fine_tune, grid_search, load_checkpoint,
-                      normalise, predict, pretrain_backbone, read_sidecar, save_checkpoint)
+from ..models import (
+    ImageSource,
+    ModelInfo,
+    PretrainConfig,
+    TrainConfig,
+    create_model,
+    fine_tune,
+    grid_search,
+    load_checkpoint,
+    normalise,
+    predict,
+    pretrain_backbone,
+    read_sidecar,
+    save_checkpoint,
+)
 from ..models.evaluation import report_from_probs
 from ..store import canonical_json
 from .evaluate import _first_line, evaluate_model
@@ -106,7 +119,8 @@ def train_unit(spec_json: str, entry: ModelEntry, seed: int, ckpt_path: str, dev
         meta = TrainMeta(init="trained", strategy=info.strategy, hparams=hparams,
                          metrics={"val_accuracy": result.best_val_accuracy, "best_epoch": result.best_epoch},
                          history=result.history)
-    sha = save_checkpoint(path, model.cpu(), info, {**meta.to_dict(), "entry": {**entry.model_dump(), "key": entry.key}})
+    sidecar = {**meta.to_dict(), "entry": {**entry.model_dump(), "key": entry.key}}
+    sha = save_checkpoint(path, model.cpu(), info, sidecar)
     return TrainResult(str(path), sha, info, meta, trials, failures, time.monotonic() - t0)
 
 
@@ -137,7 +151,8 @@ def pretraining_summary(backbone: Path) -> dict:
     losses = side.get("losses") or []
     tail = losses[-10:]
     return {"file": Path(backbone).name, "strategy": side.get("strategy"),
-            "source": (side.get("source") or {}).get("kind"), "steps": (side.get("config") or {}).get("steps"), "seconds_wall": side.get("seconds_wall"),
+            "source": (side.get("source") or {}).get("kind"), "steps": (side.get("config") or {}).get("steps"),
+            "seconds_wall": side.get("seconds_wall"),
             "loss_first": losses[0] if losses else None, "loss_last": sum(tail) / len(tail) if tail else None,
             "collapse": side.get("collapse")}
 
