@@ -25,7 +25,7 @@ from .executors import make_executor
 from .experiment import Experiment, ModelEntry
 from .ingest import finish_run, refresh_summaries, start_run, write_dataset, write_model
 from .jobs import Chunk, checkpoint_path, method_key, metric_key, plan_chunks, predict_key, sanity_key, train_key
-from .results import ChunkResult, Failure, TrainResult
+from .results import ChunkResult, Failure, TrainResult, first_line
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class _Driver:
 
     def _unit_failed(self, key, kind, started, exc, dataset_id=None, model_id=None, method=None):
         """Record a failed unit and go on -- unless it is a bad image of a ``strict = true`` dataset."""
-        reason = units._first_line(exc)
+        reason = first_line(exc)
         log.error("%s job %s failed: %s", kind, key, reason)
         self._failures(key, [Failure("*", kind, reason, method[0] if method else None)], dataset_id, model_id,
                        count=False)  # counted as a failed job, not an item

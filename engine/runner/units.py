@@ -37,10 +37,10 @@ from ..models import (
 )
 from ..models.evaluation import report_from_probs
 from ..store import canonical_json
-from .evaluate import _first_line, evaluate_model
+from .evaluate import evaluate_model
 from .experiment import ModelEntry
 from .jobs import Chunk
-from .results import ChunkResult, Failure, PredictResult, SanityResult, TrainMeta, TrainResult
+from .results import ChunkResult, Failure, PredictResult, SanityResult, TrainMeta, TrainResult, first_line
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ def sanity_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], va
         rows = mprt(model.to(device), x, params, seed=seed)
     except Exception as exc:
         rows = []
-        failures.append(Failure("*", "sanity", _first_line(exc)))
+        failures.append(Failure("*", "sanity", first_line(exc)))
     df = pd.DataFrame([{"method": r["method"], "method_version": METHODS[r["method"]].version,
                         "method_params": canonical_json(params[r["method"]]), "step": r["step"], "layer": r["layer"],
                         "image_id": batch["image_id"][r["image"]],
