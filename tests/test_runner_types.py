@@ -14,8 +14,7 @@ from engine.metrics.sanity import MPRT, SURVIVES
 from engine.models import ModelInfo, create_model
 from engine.runner.experiment import ModelEntry, parse_experiment
 from engine.runner.jobs import checkpoint_path, train_key
-from engine.runner.results import (ChunkResult, Failure, PredictResult, SanityResult, TrainMeta, TrainResult,
-                                   first_line)
+from engine.runner.results import ChunkResult, Failure, PredictResult, SanityResult, TrainMeta, TrainResult, first_line
 from engine.store import ResultWriter, identity, utc_now
 
 
@@ -32,9 +31,9 @@ def test_unit_results_round_trip_through_pickle():
     df = pd.DataFrame({"image_id": ["a"], "value": [0.5]})
     fail = Failure("a", "score", "ValueError: bad", "attention")
     results = [
-        TrainResult("/c.safetensors", "ab" * 32, info, TrainMeta("trained", "supervised", {"lr": 1e-3},
-                                                                  {"val_accuracy": 0.9}, [{"epoch": 1}]), [{"trial": 0}],
-                    [fail], 1.5),
+        TrainResult("/c.safetensors", "ab" * 32, info,
+                    TrainMeta("trained", "supervised", {"lr": 1e-3}, {"val_accuracy": 0.9}, [{"epoch": 1}]),
+                    [{"trial": 0}], [fail], 1.5),
         PredictResult(df, {"accuracy": 1.0}, [fail]), ChunkResult(df, df, df, [fail], 1), SanityResult(df, [fail])]
     for r in results:
         back = pickle.loads(pickle.dumps(r))
@@ -79,7 +78,8 @@ def test_writer_operations_the_runner_uses(tmp_path):
             w.upsert("jobs", {"job_key": key, "run_id": "r1", "kind": "train", "status": status})
         w.replace_rows("failures", pd.DataFrame([
             {"run_id": "r1", "job_key": k, "dataset_id": None, "model_id": None, "method": None, "item": i,
-             "stage": "load", "reason": "bad", "failed_at": utc_now()} for k, i in (("b", "x"), ("b", "y"), ("c", "z"))]))
+             "stage": "load", "reason": "bad", "failed_at": utc_now()}
+            for k, i in (("b", "x"), ("b", "y"), ("c", "z"))]))
         assert w.done_job_keys() == {"a", "c"}
         w.clear_failures("b")
         w.finish_run("r1", "finished", {"done": 2})
