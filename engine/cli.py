@@ -9,10 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+from . import PROJECT_ROOT
 from .dashboard import queries, queries_compare
 
 log = logging.getLogger("engine")
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -90,6 +90,7 @@ def cmd_demo(args) -> int:
 def cmd_check_data(args) -> int:
     """Dataset files are checked as they are; an experiment file's generated demo sets are written first."""
     import tomllib
+
     from .data.check import check_data_command, report_datasets
     try:
         is_experiment = "models" in tomllib.loads(Path(args.config).read_text(encoding="utf-8"))

@@ -10,9 +10,7 @@ import time
 import urllib.request
 
 import pytest
-
 from conftest import PROJECT_ROOT
-from layout_trees import layout_run  # noqa: F401  (the fixture)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 

@@ -9,14 +9,14 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import PROJECT_ROOT
+from layout_trees import EXAMPLES, class_folder_tree, yolo_tree
 from PIL import Image
 
-from conftest import PROJECT_ROOT
 from engine.data import DatasetError, DatasetSpec, ImageDataset, load_dataset_config, load_records
 from engine.data.check import check_data_command, check_dataset
 from engine.data.splits import hash_split, unit_hash
 from engine.data.transforms import compute_geometry, transform_mask
-from layout_trees import EXAMPLES, class_folder_tree, yolo_tree
 
 
 def _spec(path, **changes) -> DatasetSpec:
@@ -208,6 +208,7 @@ def test_symlinked_folder_refused_once_or_followed(tmp_path):
     assert sum(r.label_name == "malignant" for r in recs) == 12
     # paths through the link stay under the root: the fingerprint, the stored paths and the dashboard work
     import json
+
     from engine.dashboard.images import load_stored_sample
     from engine.data import fingerprint
     fingerprint(recs, spec)
@@ -239,6 +240,7 @@ def test_bccd_as_detection_only_data(tmp_path):
     """BCCD (Pascal VOC) with no label table and no split files: the label from the boxes, two named box
     regions, splits drawn per image id; check-data clean."""
     from conftest import shared_data
+
     from engine.data.annotations import read_voc_boxes
     from engine.data.ground_truth import read_ground_truth
     root = shared_data("bccd") / "BCCD"

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import duckdb
 import numpy as np
+from test_pages import run_page, texts
 
 from engine.dashboard import queries
 from engine.dashboard.images import load_row_sample
 from engine.data import DatasetSpec, ImageDataset, load_sample
-from layout_trees import layout_run  # noqa: F401  (the fixture)
-from test_pages import run_page, texts
 
 
 def _ids(db) -> dict[str, str]:

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import torch
 
-from engine.dashboard.regions import DatasetRegions, default_region, ordered, region_pairs, spec_regions
+from engine.dashboard.regions import DatasetRegions, default_region, ordered_regions, region_pairs, spec_regions
 from engine.dashboard.viz import legend, region_colours, render_sample
 from engine.data import DatasetSpec, Sample
 
@@ -32,7 +32,7 @@ def test_default_region_and_pairs():
     assert default_region(["box_from_mask", "cell"], r) == "cell"
     assert default_region(["wbc", "box_from_mask"], r) == "box_from_mask"  # no mask region scored: list order
     assert default_region(["other"], r) == "other" and default_region([], r) is None
-    assert ordered(["wbc", "zeta", "lesion", "alpha"], r) == ["lesion", "wbc", "alpha", "zeta"]
+    assert ordered_regions(["wbc", "zeta", "lesion", "alpha"], r) == ["lesion", "wbc", "alpha", "zeta"]
     assert region_pairs(["lesion", "cell", "box_from_mask", "wbc"], r) == [
         ("lesion", "box_from_mask"), ("lesion", "wbc"), ("cell", "wbc")]
     assert region_pairs(["lesion", "cell"], r) == []  # nothing to pair with

@@ -30,7 +30,7 @@ def spec_regions(spec_json) -> DatasetRegions:
     return DatasetRegions(spec.region_list, masks, boxes, spec.box_from_mask)
 
 
-def ordered(available, regions: DatasetRegions) -> list[str]:
+def ordered_regions(available, regions: DatasetRegions) -> list[str]:
     """``available`` region names in the dataset's order (names not in its list last, sorted)."""
     avail = set(available)
     return [n for n in regions.all if n in avail] + sorted(avail - set(regions.all))
@@ -39,7 +39,7 @@ def ordered(available, regions: DatasetRegions) -> list[str]:
 def default_region(available, regions: DatasetRegions) -> str | None:
     """The region a page opens on: the dataset's first mask region that has scores, else its first
     region with scores, else any."""
-    avail = ordered(available, regions)
+    avail = ordered_regions(available, regions)
     return next((n for n in regions.masks if n in avail), avail[0] if avail else None)
 
 
