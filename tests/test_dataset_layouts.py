@@ -283,3 +283,17 @@ def test_new_keys_are_validated(tmp_path, patch, needle):
     with pytest.raises(SpecError) as exc:
         DatasetSpec.from_dict({"name": "x", "root": str(tmp_path), "labels": "l.csv", **patch})
     assert needle in str(exc.value), str(exc.value)
+
+
+def test_dry_run_names_a_dataset_the_run_would_stop(tmp_path, capsys):
+    from engine.runner.experiment import load_experiment
+    from engine.runner.plan import dry_run
+    from layout_trees import HEADER
+    spec_path = class_folder_tree(tmp_path / "tree")
+    block = spec_path.read_text().replace("[dataset]", "[[datasets]]").replace(
+        'root = "."', f'root = "{spec_path.parent.as_posix()}"').replace("input_size = 224", "input_size = 64")
+    exp = tmp_path / "exp.toml"
+    exp.write_text(HEADER + block.replace('"masks/{dir}/{stem}_mask*.png"', '"mask/{dir}/{stem}_mask*.png"'))
+    assert dry_run(load_experiment(exp), tmp_path / "r.duckdb") == 1
+    out = capsys.readouterr().out
+    assert "dataset 'breast_us' would be stopped:" in out and "matches no file for any of the 36 images" in out
