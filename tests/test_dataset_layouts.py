@@ -65,6 +65,16 @@ def test_split_stability_adding_breaking_removing_files(tmp_path):
     assert other != after and other == {r.image_id: r.split for r in load_records(_spec(spec_path, split_seed=5))[0]}
 
 
+def test_fingerprint_covers_the_splits(tmp_path):
+    from dataclasses import replace
+
+    from engine.data import fingerprint
+    spec = _spec(class_folder_tree(tmp_path))
+    recs, _ = load_records(spec)
+    moved = [replace(r, split="test" if r.split != "test" else "train") if k == 0 else r for k, r in enumerate(recs)]
+    assert fingerprint(moved, spec) != fingerprint(recs, spec) == fingerprint(load_records(spec)[0], spec)
+
+
 def test_groups_keep_together_and_split_from_group_id(tmp_path):
     for i in range(30):
         Image.new("RGB", (8, 8)).save(tmp_path / f"{i}.png")
@@ -286,9 +296,10 @@ def test_new_keys_are_validated(tmp_path, patch, needle):
 
 
 def test_dry_run_names_a_dataset_the_run_would_stop(tmp_path, capsys):
+    from layout_trees import HEADER
+
     from engine.runner.experiment import load_experiment
     from engine.runner.plan import dry_run
-    from layout_trees import HEADER
     spec_path = class_folder_tree(tmp_path / "tree")
     block = spec_path.read_text().replace("[dataset]", "[[datasets]]").replace(
         'root = "."', f'root = "{spec_path.parent.as_posix()}"').replace("input_size = 224", "input_size = 64")

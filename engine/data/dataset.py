@@ -118,8 +118,9 @@ def collate_samples(batch: list[Sample]) -> dict:
 
 
 def fingerprint(records: list[Record], spec: DatasetSpec) -> str:
-    """Dataset fingerprint: spec (minus root), labels-table content, each file's relative path and
-    size, the content of text annotations (a shared COCO/CSV file once) and of split files.
+    """Dataset fingerprint: spec (minus root), labels-table content, each image's split and label, each
+    file's relative path and size, the content of text annotations (a shared COCO/CSV file once) and of
+    split files.
     A changed dataset gets a new fingerprint."""
     root = Path(spec.root).resolve()
     h = hashlib.sha256()
@@ -130,6 +131,8 @@ def fingerprint(records: list[Record], spec: DatasetSpec) -> str:
         h.update(hashlib.sha256((root / spec.labels).read_bytes()).digest())
     hashed: dict[Path, bytes] = {}
     for r in records:
+        # the split and label each image got (a drawn split follows a rule that may change between versions)
+        h.update(f"{r.image_id}\0{r.split}\0{r.label}\0".encode())
         for p in (r.image_path, r.mask_path, r.boxes_path, *r.more_masks):
             if p is None:
                 continue
