@@ -66,7 +66,6 @@ def chunk_frames(rng, dataset, model, method, images):
 
 def run(db: Path, commits: int, images: int = 48, seed: int = 0) -> int:
     """Write a demo-shaped run; returns the number of commits made."""
-    rng = np.random.default_rng(seed)
     ids = [f"img{i:04d}" for i in range(images)]
     n = 0
     with ResultWriter(db) as w:
@@ -166,7 +165,8 @@ def main(argv=None) -> int:
     args.dir.mkdir(parents=True)
     r = bench_run(args.dir, args.commits, args.images)
     mb = 1e6
-    print(f"run: {r['commits']} commits of {args.images} images each, final size {r['final'] / mb:.1f} MB, bytes written {r['written'] / mb:.1f} MB "
+    print(f"run: {r['commits']} commits of {args.images} images each, final size {r['final'] / mb:.1f} MB, "
+          f"bytes written {r['written'] / mb:.1f} MB "
           f"({r['written'] / r['final']:.2f}x the final size)")
     print(f"no-op run: bytes written {r['noop_written'] / mb:.2f} MB, live catalog replaced: {r['noop_changed_file']}")
     if not args.skip_latency:

@@ -6,15 +6,28 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from engine.dashboard.cache import call
-from engine.dashboard.queries import labelled
-from engine.dashboard.queries_compare import CONFOUNDER_METRICS, best_model, per_method_spearman
-from engine.dashboard.widgets import open_page, show_table, url_selectbox, url_slider
+from engine.dashboard import (
+    CONFOUNDER_METRICS,
+    Db,
+    best_model,
+    default_region,
+    depth_rows,
+    labelled,
+    open_page,
+    ordered_regions,
+    per_method_spearman,
+    region_pairs,
+    show_table,
+    strategy_means,
+    strategy_models,
+    url_selectbox,
+    url_slider,
+)
 
 px.defaults.color_discrete_sequence = px.colors.qualitative.Alphabet  # 26 distinct colours: one per method
 
-path, mtime, models = open_page("Compare", "Compare", "model_options", "scores")
-opts = call("score_options", path, mtime)
+db, models = open_page("Compare", "Compare", Db.model_options)
+opts = db.score_options()
 
 VIEWS = {"strategy": "Pretraining strategy", "agreement": "Metric agreement", "regions": "Boxes vs masks",
          "depth": "Attention depth", "sanity": "Sanity check (MPRT)", "faithfulness": "Insertion / deletion curves",
@@ -30,6 +43,7 @@ names = dict(zip(models.dataset_id, models.dataset))
 dataset_id = pick("Dataset", sorted(models.dataset_id.unique()), "dataset",
                   fmt=lambda d: f"{names[d]} ({d.split('@')[-1]})")
 sub = opts[opts.dataset_id == dataset_id]
+regions = db.dataset_regions(dataset_id)
 st.subheader(VIEWS[view])
 
 
@@ -40,15 +54,15 @@ def pick_model() -> str:
 
 def pick_metric_region(metrics=None, prefer="pointing_game") -> tuple[str, str]:
     metric = pick("Metric", metrics or sorted(sub.metric.unique()), "metric", prefer=prefer)
-    region = pick("Region", sorted(sub[sub.metric == metric].region.unique()), "region", prefer="mask")
+    here = sub[sub.metric == metric].region
+    region = pick("Region", ordered_regions(here, regions), "region", prefer=default_region(here, regions))
     return metric, region
 
 
 if view == "strategy":
     metric, region = pick_metric_region()
-    df = labelled(call("strategy_comparison", path, mtime, dataset_id, metric, region))
-    agg = df.groupby(["strategy", "method"]).agg(mean=("mean", "mean"), lo=("mean", "min"), hi=("mean", "max"),
-                                                 models=("model_id", "nunique"), n=("n", "sum")).reset_index()
+    df = labelled(db.strategy_comparison(dataset_id, metric, region))
+    agg = strategy_means(df)
     st.caption(f"{metric} on {region} regions: per pretraining strategy (models.strategy, else the init) the mean "
                f"of its models' mean scores; bars span the lowest to highest model; n = images summed over models")
     fig = px.bar(agg.assign(up=agg.hi - agg["mean"], down=agg["mean"] - agg.lo), x="method", y="mean",
@@ -57,11 +71,7 @@ if view == "strategy":
                  title=f"{metric} by pretraining strategy; n ≤ {int(agg['n'].max()) if len(agg) else 0} images/bar")
     st.plotly_chart(fig, width="stretch")
     show_table(agg.pivot_table(index="method", columns="strategy", values="mean"), "{:.3f}")
-    acc = df.groupby(["strategy", "model_id"], dropna=False).agg(
-        test_accuracy=("test_accuracy", "first"), test_balanced_accuracy=("test_balanced_accuracy", "first"),
-        val_accuracy=("val_accuracy", "first"), pretrain_steps=("pretrain_steps", "first"),
-        pretrain_final_loss=("pretrain_final_loss", "first"), pretrain_collapse=("pretrain_collapse", "first"),
-    ).reset_index()
+    acc = strategy_models(df)
     st.caption("Models compared: test accuracy, validation accuracy of the kept epoch, and their pretraining "
                "(steps, mean loss of the last 10 steps, DINO collapse verdict: uniform / one prototype / none)")
     st.dataframe(acc, hide_index=True, width="stretch")
@@ -71,9 +81,10 @@ elif view == "agreement":
     metrics = sorted(sub.metric.unique())
     a = pick("Metric (x)", metrics, "metric_a", prefer="pointing_game")
     b = pick("Metric (y)", metrics, "metric_b", prefer="iou_top5")
-    region = pick("Region", sorted(set(sub[sub.metric == a].region) & set(sub[sub.metric == b].region)) or ["mask"],
-                  "region", prefer="mask")
-    pairs = labelled(call("metric_pairs", path, mtime, dataset_id, model_id, region, a, b))
+    common = set(sub[sub.metric == a].region) & set(sub[sub.metric == b].region)
+    region = pick("Region", ordered_regions(common, regions) or ["(none)"], "region",
+                  prefer=default_region(common, regions))
+    pairs = labelled(db.metric_pairs(dataset_id, model_id, region, a, b))
     if pairs.empty:
         st.info(f"No image has both {a} and {b} on {region} regions for this model.")
     else:
@@ -89,31 +100,35 @@ elif view == "agreement":
         show_table(rho.drop(columns=["method_params"]), {"spearman": "{:.2f}"}, hide_index=True)
     st.caption(f"Across methods: Spearman correlation between metrics of the method means (region {region} plus "
                f"faithfulness; deletion negated so higher = better); chance baselines excluded")
-    show_table(call("metric_agreement", path, mtime, dataset_id, model_id, region), "{:.2f}")
+    show_table(db.metric_agreement(dataset_id, model_id, region), "{:.2f}")
 
 elif view == "regions":
     model_id = pick_model()
-    metric = pick("Metric", sorted(sub[sub.region == "box"].metric.unique()) or ["pointing_game"], "metric",
-                  prefer="pointing_game")
-    ranks, rho = call("region_agreement", path, mtime, dataset_id, model_id, metric)
-    if ranks.empty or "box" not in ranks or "mask" not in ranks:
-        st.info("This dataset has no method scored on both box and mask regions.")
+    pairs = region_pairs(sub.region, regions)
+    labels = [f"{m} vs {b}" for m, b in pairs]
+    pair = pick("Regions", labels or ["(none)"], "pair")
+    mreg, breg = pairs[labels.index(pair)] if pairs else (None, None)
+    both = sorted(set(sub[sub.region == mreg].metric) & set(sub[sub.region == breg].metric))
+    metric = pick("Metric", both or ["pointing_game"], "metric", prefer="pointing_game")
+    ranks, rho = (db.region_agreement(dataset_id, model_id, metric, breg, mreg) if pairs
+                  else (pd.DataFrame(), float("nan")))
+    if ranks.empty or breg not in ranks or mreg not in ranks:
+        st.info(f"This dataset has no method scored on both a mask region and a box region (its regions: "
+                f"{', '.join(regions.all) or 'unknown'}).")
     else:
-        st.caption(f"{metric}: method means on boxes vs masks and their ranks (1 = best); Spearman ρ of the two "
+        st.caption(f"{metric}: method means on {breg} vs {mreg} and their ranks (1 = best); Spearman ρ of the two "
                    f"rankings = {'undefined (fewer than 3 methods)' if rho != rho else f'{rho:.2f}'}")
-        fig = px.scatter(ranks.reset_index(), x="box", y="mask", text="method",
-                         labels={"box": f"{metric} on boxes (mean)", "mask": f"{metric} on masks (mean)"},
-                         title=f"Do rankings survive boxes vs masks? {len(ranks)} methods")
+        fig = px.scatter(ranks.reset_index(), x=breg, y=mreg, text="method",
+                         labels={breg: f"{metric} on {breg} (mean)", mreg: f"{metric} on {mreg} (mean)"},
+                         title=f"Do rankings survive {breg} vs {mreg}? {len(ranks)} methods")
         fig.update_traces(textposition="top center")
         st.plotly_chart(fig, width="stretch")
         show_table(ranks)
 
 elif view == "depth":
     model_id = pick_model()
-    region = pick("Region", sorted(sub.region.unique()), "region", prefer="mask")
-    df = call("depth_ablation", path, mtime, dataset_id, model_id, region)
-    df = df[df.metric.isin(["pointing_game", "iou_top5"])] if df.metric.isin(["pointing_game", "iou_top5"]).any() \
-        else df
+    region = pick("Region", ordered_regions(sub.region, regions), "region", prefer=default_region(sub.region, regions))
+    df = depth_rows(db.depth_ablation(dataset_id, model_id, region))
     if df.empty:
         st.info("No per-layer results for this model. Run a layer-wise method once per block with the parameter "
                 "`layer` (e.g. `attention` with `{\"layer\": 0}`, `{\"layer\": 1}`, …, or `gradcam_attn`) in your "
@@ -129,7 +144,7 @@ elif view == "depth":
 
 elif view == "sanity":
     model_id = pick_model()
-    df = labelled(call("mprt_curves", path, mtime, dataset_id, model_id))
+    df = labelled(db.mprt_curves(dataset_id, model_id))
     if df.empty:
         st.info("No MPRT results for this model (the demo runs it on the trained model: `python -m engine demo`).")
     else:
@@ -144,7 +159,7 @@ elif view == "sanity":
 
 elif view == "faithfulness":
     model_id = pick_model()
-    df = labelled(call("mean_curves", path, mtime, dataset_id, model_id))
+    df = labelled(db.mean_curves(dataset_id, model_id))
     if df.empty:
         st.info("No insertion / deletion curves for this model (score `insertion_auc` / `deletion_auc`).")
     for metric, g in df.groupby("metric"):
@@ -158,7 +173,7 @@ elif view == "faithfulness":
 else:  # confounders
     threshold = url_slider("Flag at ≥ this many times the random baseline's share", "threshold", "cmp_", 0.0, 20.0,
                            3.0)
-    df = call("confounders", path, mtime, threshold)
+    df = db.confounders(threshold)
     if df.empty:
         st.info(f"No scores on a region named `marker` ({' / '.join(CONFOUNDER_METRICS)}). A confounded dataset "
                 f"annotates its spurious cue (e.g. a text label) as a mask region called `marker`; the demo's "

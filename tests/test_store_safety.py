@@ -8,13 +8,13 @@ import sqlite3
 import duckdb
 import pandas as pd
 import pytest
-
 from conftest import PROJECT_ROOT  # noqa: F401  (sys.path for the engine)
+from runner_fixtures import run_cli
+
 from engine.store import DatabaseRefused, ResultWriter, WriterBusy, check_database
 from engine.store import shards as shards_mod
 from engine.store.read import read_only
 from engine.store.schema import SCHEMA_VERSION, create_schema
-from runner_fixtures import run_cli
 
 
 def _scores(values: dict[str, float | None], model="m", run="r") -> pd.DataFrame:

@@ -7,12 +7,14 @@ dashboard never holds a lock that would block the batch writer.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 
+from ..metrics.sanity import SURVIVES
+from ..metrics.summaries import method_label
 from ..store.read import database_exists, read_only, schema_version  # noqa: F401  (part of this read API)
 
 DEFAULT_DB = "data/results.duckdb"
@@ -53,6 +55,12 @@ def datasets(path) -> pd.DataFrame:
                      "array_to_string(classes, ', ') AS classes, root FROM datasets ORDER BY name")
 
 
+def dataset_spec(path, dataset_id: str) -> str | None:
+    """The stored spec (JSON) of one dataset; its regions: :func:`engine.dashboard.regions.spec_regions`."""
+    df = _df(path, "SELECT spec FROM datasets WHERE dataset_id = ?", [dataset_id])
+    return None if df.empty else str(df["spec"].iloc[0])
+
+
 def models(path) -> pd.DataFrame:
     return _df(path, "SELECT model_id, dataset_id, name, arch, strategy, init, timm_name, val_accuracy, "
                      "test_accuracy, test_balanced_accuracy, test_macro_f1, test_auroc, grid_h, grid_w "
@@ -86,16 +94,15 @@ def method_summary(path) -> pd.DataFrame:
 
 
 def leaderboard(path, dataset_id: str, metric: str, region: str) -> pd.DataFrame:
-    """Per (model, method): mean, 95 % bootstrap CI, n and rank of ``metric`` (precomputed at ingest)."""
+    """Per (model, method): mean, 95 % bootstrap CI and n of ``metric`` (precomputed at ingest), best first
+    within each model.  Unranked: the rank (baselines excluded) is :func:`.leaderboard.rank_within`'s."""
     return _df(path, """
-        SELECT s.model_id, m.name AS model, m.init, m.arch, m.strategy, s.method, s.method_params, s.mean, s.ci_low, s.ci_high,
-               s.n, s.n_undefined, coalesce(mt.higher_is_better, true) AS higher_is_better,
-               rank() OVER (PARTITION BY s.model_id
-                            ORDER BY CASE WHEN coalesce(mt.higher_is_better, true) THEN -s.mean ELSE s.mean END
-                            NULLS LAST) AS rank
+        SELECT s.model_id, m.name AS model, m.init, m.arch, m.strategy, s.method, s.method_params, s.mean, s.ci_low,
+               s.ci_high, s.n, s.n_undefined, coalesce(mt.higher_is_better, true) AS higher_is_better
         FROM summary s JOIN models m USING (model_id) LEFT JOIN metrics mt ON mt.metric = s.metric
         WHERE s.dataset_id = ? AND s.metric = ? AND s.region = ?
-        ORDER BY s.model_id, rank""", [dataset_id, metric, region])
+        ORDER BY s.model_id, CASE WHEN coalesce(mt.higher_is_better, true) THEN -s.mean ELSE s.mean END NULLS LAST,
+                 s.method, s.method_params""", [dataset_id, metric, region])
 
 
 def pairwise(path, dataset_id: str, metric: str, region: str) -> pd.DataFrame:
@@ -242,14 +249,15 @@ def image_curves(path, dataset_id: str, model_id: str, image_id: str) -> pd.Data
 
 
 def sanity_summary(path) -> pd.DataFrame:
-    """MPRT per (model, method): mean Spearman / SSIM after the last randomisation step, and the flag."""
+    """MPRT per (model, method): mean Spearman / SSIM after the last randomisation step, and the flag
+    (mean Spearman above :data:`engine.metrics.sanity.SURVIVES`)."""
     return _df(path, """
         WITH last AS (SELECT model_id, method, max(step) AS step FROM sanity GROUP BY ALL)
         SELECT s.model_id, s.method, s.layer AS fully_randomised_at, count(*) AS images,
                avg(s.spearman) AS mean_spearman, avg(s.ssim) AS mean_ssim,
-               avg(s.spearman) > 0.5 AS survives_randomisation
+               avg(s.spearman) > ? AS survives_randomisation
         FROM sanity s JOIN last USING (model_id, method, step)
-        GROUP BY ALL ORDER BY s.model_id, mean_spearman DESC""")
+        GROUP BY ALL ORDER BY s.model_id, mean_spearman DESC""", [SURVIVES])
 
 
 def metric_agreement(path, dataset_id: str, model_id: str, region: str) -> pd.DataFrame:
@@ -269,7 +277,6 @@ def region_agreement(path, dataset_id: str, model_id: str, metric: str, a: str =
                      ) -> tuple[pd.DataFrame, float]:
     """Method means and ranks of one metric on two region types, and the Spearman correlation of the
     rankings (do rankings survive boxes vs masks?)."""
-    from scipy.stats import spearmanr
     df = labelled(_df(path, """
         SELECT method, method_params, region, mean FROM summary
         WHERE dataset_id = ? AND model_id = ? AND metric = ? AND region IN (?, ?) AND method NOT LIKE 'baseline_%'""",
@@ -284,7 +291,6 @@ def region_agreement(path, dataset_id: str, model_id: str, metric: str, a: str =
 
 def labelled(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with ``method`` replaced by its display label (name, plus parameters when not default)."""
-    from ..metrics.summaries import method_label
     return df.assign(method=[method_label(m, p) for m, p in zip(df["method"], df["method_params"])])
 
 

@@ -79,7 +79,8 @@ def check_database(path: str | Path, deep: bool = True) -> DbInfo:
 
 def _inspect(con, p: Path, deep: bool) -> DbInfo:
     have = {r[0]: r[1] for r in con.execute(
-        "SELECT table_name, table_type FROM information_schema.tables WHERE table_catalog = 'db' AND table_schema = 'main'").fetchall()}
+        "SELECT table_name, table_type FROM information_schema.tables "
+        "WHERE table_catalog = 'db' AND table_schema = 'main'").fetchall()}
     if not have:
         return DbInfo(exists=True)   # a new, empty DuckDB file
     ours = set(have) & set(TABLES)
@@ -126,7 +127,8 @@ def _check_migratable(con, p: Path, table: str) -> None:
     """The additive migration can bring ``table`` up to date: no column changed type, and no key column is
     missing while the table holds rows (old rows would get NULL in their identity)."""
     found = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
-                             "WHERE table_catalog = 'db' AND table_schema = 'main' AND table_name = ?", [table]).fetchall())
+                             "WHERE table_catalog = 'db' AND table_schema = 'main' AND table_name = ?",
+                             [table]).fetchall())
     declared = dict(columns(table))
     for col, typ in found.items():
         want = declared.get(col)

@@ -129,7 +129,8 @@ def write_shard(con, table: str, folder: Path, select_sql: str, level: int = 0) 
         return None
     name = new_name(table)
     path = folder / name
-    con.execute(f"COPY ({select_sql}) TO {sql_str(path)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP})")
+    con.execute(f"COPY ({select_sql}) TO {sql_str(path)} "
+                f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP})")
     _fsync(path)
     groups = sorted(r[0] for r in con.execute(
         f"SELECT DISTINCT {group_hash_sql(table)} FROM read_parquet({sql_str(path)})").fetchall())

@@ -22,7 +22,6 @@ writer never opens the live catalog for writing:
 """
 from __future__ import annotations
 
-import datetime as dt
 import fcntl
 import json
 import logging
@@ -36,9 +35,22 @@ import pandas as pd
 
 from .check import DatabaseRefused, DbInfo, check_database
 from .db import connect, sql_str
+from .identity import utc_now
 from .schema import REPLACE_KEYS, SCHEMA_VERSION, SHARDED, TABLES, columns, create_schema
-from .shards import (FOLDER_KEY, MANIFEST_KEY, Manifest, Shard, _fsync, collect_garbage, group_hash_sql, key_condition,
-                     plan_merges, scan_sql, shard_dir, write_shard)
+from .shards import (
+    FOLDER_KEY,
+    MANIFEST_KEY,
+    Manifest,
+    Shard,
+    _fsync,
+    collect_garbage,
+    group_hash_sql,
+    key_condition,
+    plan_merges,
+    scan_sql,
+    shard_dir,
+    write_shard,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +81,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
 class ResultWriter:
@@ -164,7 +172,7 @@ class ResultWriter:
             self._dirty = True
         self.interrupted_runs = [r[0] for r in self.con.execute(
             "UPDATE runs SET status = 'interrupted', finished_at = coalesce(finished_at, ?) "
-            "WHERE status = 'running' RETURNING run_id", [_now()]).fetchall()]
+            "WHERE status = 'running' RETURNING run_id", [utc_now()]).fetchall()]
         if self.interrupted_runs:
             log.warning("marked %d run(s) interrupted (their process died): %s", len(self.interrupted_runs),
                         ", ".join(self.interrupted_runs))
@@ -245,7 +253,8 @@ class ResultWriter:
         now = time.time()
         self.manifest.garbage += [(name, now) for name in self._superseded]
         for t in SHARDED:
-            self.con.execute(f"CREATE OR REPLACE VIEW cat.main.{t} AS {scan_sql(t, self.folder, self.manifest.tables[t])}")
+            view = scan_sql(t, self.folder, self.manifest.tables[t])
+            self.con.execute(f"CREATE OR REPLACE VIEW cat.main.{t} AS {view}")
         self.con.execute("INSERT OR REPLACE INTO cat.main.meta VALUES ('schema_version', ?), (?, ?), (?, ?)",
                          [str(SCHEMA_VERSION), MANIFEST_KEY, self.manifest.to_json(), FOLDER_KEY, str(self.folder)])
         _fsync_dir(self.folder)
@@ -304,6 +313,21 @@ class ResultWriter:
         # this run's own row is published with the next real change (or at close): not a change by itself
         if table != "runs" and self.con.execute(select, [row.get(pk)]).fetchall() != before:
             self._dirty = True
+
+    def finish_run(self, run_id: str, status: str, counts: dict | None = None) -> None:
+        """Close a ``runs`` row: its final status, finish time (now) and job / item counts (bookkeeping:
+        published with the next change, or when the writer closes)."""
+        self.con.execute("UPDATE runs SET status = ?, finished_at = ?, counts = ? WHERE run_id = ?",
+                         [status, utc_now(), json.dumps(counts or {}, sort_keys=True, separators=(", ", ": ")),
+                          run_id])
+
+    def clear_failures(self, job_key: str) -> None:
+        """Forget the failures recorded for a job (a rerun of it replaces its old reasons)."""
+        self.delete("failures", job_key=job_key)
+
+    def done_job_keys(self) -> set[str]:
+        """Keys of the jobs recorded as done (published, or written in this session)."""
+        return {r[0] for r in self.con.execute("SELECT job_key FROM jobs WHERE status = 'done'").fetchall()}
 
     def delete(self, table: str, **where) -> None:
         """Delete the rows of a catalog table matching every ``column=value`` given."""
