@@ -20,19 +20,20 @@ from tqdm import tqdm
 
 from ..data import ImageDataset, collate_samples
 from ..explain import METHODS, run_methods, upsample_maps
+from ..explain.registry import method_precision
 from ..metrics import METRICS
 from ..models import ModelInfo, normalise
 from ..store import canonical_json
 
 log = logging.getLogger(__name__)
 
-PRED_COLS = ["run_id", "dataset_id", "model_id", "image_id", "label", "pred", "confidence", "probs"]
+PRED_COLS = ["run_id", "dataset_id", "model_id", "image_id", "label", "pred", "confidence", "probs", "precision"]
 EXPL_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "image_id", "target",
-             "grid_h", "grid_w", "map"]
+             "grid_h", "grid_w", "map", "precision"]
 SCORE_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "metric",
-              "metric_version", "metric_params", "region", "image_id", "value"]
+              "metric_version", "metric_params", "region", "image_id", "value", "precision"]
 CURVE_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "metric",
-              "metric_version", "metric_params", "image_id", "x", "y"]
+              "metric_version", "metric_params", "image_id", "x", "y", "precision"]
 
 
 @dataclass
@@ -65,8 +66,12 @@ def _first_line(exc: BaseException) -> str:
 def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *, run_id: str, dataset_id: str,
                    model_id: str, methods: dict[str, dict] | list[tuple[str, dict]], metrics: dict[str, dict],
                    metrics_for=None, regions: list[str] | None = None, device: str = "cpu", batch_size: int = 32,
-                   progress: bool = True) -> EvalResult:
+                   progress: bool = True, precision: str = "fp32") -> EvalResult:
     """Predict, explain (predicted class) and score every image of ``ds``.
+
+    ``precision``: ``fp32`` or ``bf16``, for the explanation passes (per method: see
+    :func:`engine.explain.registry.method_precision`) and the faithfulness forwards; recorded in the
+    ``precision`` column of every row (the precision the method's maps were computed at).
 
     ``methods``: ``{name: params}`` or a list of ``(name, params)`` variants; ``metrics``:
     ``{name: params}``; ``metrics_for(name, params) -> {metric: params}`` narrows the metrics of a
@@ -100,7 +105,7 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
             skipped: dict[str, str] = {}
             try:
                 all_maps, logits, targets = run_methods(model, x, [n for n, _ in round_], None, dict(round_),
-                                                        not_applicable=skipped)
+                                                        not_applicable=skipped, precision=precision)
             except Exception as exc:  # e.g. out of memory on this batch: record, go on with the next
                 for n, _ in round_:
                     for i in ids:
@@ -115,12 +120,13 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
                 conf, pred = probs.max(dim=1)
                 for i, image_id in enumerate(ids):
                     preds.append((run_id, dataset_id, model_id, image_id, int(batch["label"][i]), int(pred[i]),
-                                  float(conf[i]), probs[i].numpy().astype(np.float32)))
+                                  float(conf[i]), probs[i].numpy().astype(np.float32), precision))
             for mname, mparams in round_:
                 if mname not in all_maps:
                     continue
                 _score_method(all_maps[mname].cpu(), mname, mparams, metrics_for(mname, mparams), model, x, targets,
-                              ids, batch_regions, (run_id, dataset_id, model_id), expls, scores, curves, fail)
+                              ids, batch_regions, (run_id, dataset_id, model_id), expls, scores, curves, fail,
+                              precision)
     for f in failures:
         log.warning("%s %s: %s failed at %s: %s", dataset_id, model_id, f["method"], f["stage"],
                     f"{f['item']}: {f['reason']}")
@@ -129,9 +135,10 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
 
 
 def _score_method(maps, mname, mparams, metrics, model, x, targets, ids, regions, prefix, expls, scores, curves,
-                  fail) -> None:
+                  fail, precision: str = "fp32") -> None:
     """Store one method's maps for a batch and score them with ``metrics``."""
     minfo = METHODS[mname]
+    map_precision = method_precision(mname, precision)
     mkey = (mname, minfo.version, canonical_json(mparams))
     finite = torch.isfinite(maps).flatten(1).all(1)
     for i in (~finite).nonzero().flatten().tolist():
@@ -140,7 +147,7 @@ def _score_method(maps, mname, mparams, metrics, model, x, targets, ids, regions
     for i, image_id in enumerate(ids):
         if finite[i]:
             expls.append((*prefix, *mkey, image_id, int(targets[i]), gh, gw,
-                          maps[i].flatten().numpy().astype(np.float32)))
+                          maps[i].flatten().numpy().astype(np.float32), map_precision))
     keep = finite.nonzero().flatten()
     if len(keep) == 0:
         return
@@ -151,11 +158,12 @@ def _score_method(maps, mname, mparams, metrics, model, x, targets, ids, regions
         kkey = (metric, kinfo.version, canonical_json(kparams))
         try:
             if kinfo.kind == "faithfulness":
-                vals, xs, ys = kinfo(up, model=model, images=x[kdev], targets=targets[kdev], return_curves=True,
-                                     **kparams)
+                vals, xs, ys = kinfo(up.to(x.device), model=model, images=x[kdev], targets=targets[kdev],
+                                     return_curves=True, precision=precision, **kparams)
                 results = {"none": vals}
                 for j, i in enumerate(keep.tolist()):
-                    curves.append((*prefix, *mkey, *kkey, ids[i], xs.astype(np.float32), ys[j].astype(np.float32)))
+                    curves.append((*prefix, *mkey, *kkey, ids[i], xs.astype(np.float32), ys[j].astype(np.float32),
+                                   precision))
             else:
                 results = {region: kinfo(up, reg[keep], **kparams) for region, reg in regions.items()}
         except Exception as exc:
@@ -165,4 +173,5 @@ def _score_method(maps, mname, mparams, metrics, model, x, targets, ids, regions
         for region, vals in results.items():
             for j, i in enumerate(keep.tolist()):
                 v = float(vals[j])
-                scores.append((*prefix, *mkey, *kkey, region, ids[i], None if np.isnan(v) else v))
+                scores.append((*prefix, *mkey, *kkey, region, ids[i], None if np.isnan(v) else v,
+                               precision if kinfo.kind == "faithfulness" else map_precision))
