@@ -10,6 +10,8 @@
 #       random weights, with the bf16-vs-fp32 map agreement per method; bench/faithfulness_throughput.py,
 #       insertion + deletion on ViT-S/16, 64 images, 224 steps, bf16 and fp32 (max |dAUC|); the RISE column
 #       only where RISE_DIR points at a RISE checkout (else skipped, and the table says so);
+#       bench/precision_agreement.py: bf16 vs fp32 on the demo's trained models, per method (pointing-game
+#       agreement, max-scaled map difference, insertion/deletion |dAUC|, the verdict for the default);
 # (iii) ONE markdown table on stdout and in $OUT/gpu_table.md (bench/gpu_table.py); logs in $OUT/*.log.
 # Environment: OUT (output folder), GPU_CHECK_DEVICE (cuda), GPU_CHECK_TINY (0), PYTHON (python3),
 # RISE_DIR / RISE_DEPS (optional). Exit status 1 when the demo did not pass.
@@ -86,13 +88,17 @@ TOML
     FAITH_ARGS="--model vit_tiny_patch16_224 --img-size 32 --images 4 --n-steps 4"
     EXPLAIN_LIMIT=120
     FAITH_LIMIT=120
+    AGREE_ARGS="--images 4 --n-steps 4"
+    AGREE_LIMIT=120
 else
     DEMO_CMD="$PY -m engine demo --quick --device $DEVICE --db $OUT/demo.duckdb --data-dir /tmp/gpu_check_demo --no-progress"
-    DEMO_LIMIT=240
+    DEMO_LIMIT=220
     EXPLAIN_ARGS="--model vit_base_patch16_224 --batch 32 --captum-images 8 --reps 5"
     FAITH_ARGS="--model vit_small_patch16_224 --images 64 --n-steps 224"
-    EXPLAIN_LIMIT=140
-    FAITH_LIMIT=70
+    EXPLAIN_LIMIT=120
+    FAITH_LIMIT=60
+    AGREE_ARGS="--images 32 --n-steps 16"
+    AGREE_LIMIT=50
 fi
 
 step "(i) $DEMO_CMD"
@@ -112,6 +118,10 @@ if [ -n "${RISE_DIR:-}" ]; then RISE_ARGS=(--rise "$RISE_DIR"); fi
 if [ -n "${RISE_DEPS:-}" ]; then RISE_ARGS+=(--deps "$RISE_DEPS"); fi
 timeout "$FAITH_LIMIT" $PY bench/faithfulness_throughput.py $FAITH_ARGS --device "$DEVICE" --precision bf16 \
     --agreement "${RISE_ARGS[@]}" --json "$OUT/faith.json" > "$OUT/faith.log" 2>&1 || echo "faith: exit $?" >&2
+
+step "(ii) bf16 vs fp32 on the demo's trained models (pointing game, maps, insertion / deletion AUC)"
+timeout "$AGREE_LIMIT" $PY bench/precision_agreement.py --db "$OUT/demo.duckdb" --device "$DEVICE" $AGREE_ARGS \
+    --json "$OUT/agreement.json" > "$OUT/agreement.log" 2>&1 || echo "agreement: exit $?" >&2
 
 step "(iii) table"
 $PY bench/gpu_table.py "$OUT"

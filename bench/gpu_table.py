@@ -5,7 +5,7 @@
 Reads what the check's steps wrote under ``OUT``: ``demo_check.json`` (the demo's verdict),
 ``explain.json`` (bench/explain_throughput.py at fp32 and bf16, with the bf16-vs-fp32 map
 agreement), ``faith.json`` (bench/faithfulness_throughput.py with ``--agreement``)
-and ``preflight.json``.  A missing file (a step that failed or timed out) gives a row saying so.
+``agreement.json`` (bench/precision_agreement.py on the demo's models) and ``preflight.json``.  A missing file (a step that failed or timed out) gives a row saying so.
 Exit status 1 when the demo did not pass.
 """
 from __future__ import annotations
@@ -106,6 +106,14 @@ def table(out: Path) -> tuple[list[str], bool]:
                      f">= 3x faster than RISE, dAUC <= 2e-3; {rise} |")
     else:
         lines.append("| faithfulness | (no result: see faith.log) | | | | | |")
+    agreement = _load(out, "agreement.json")
+    if agreement is None:
+        lines.append("| bf16 on the demo's models | (no result: see agreement.log) | | | | | |")
+    for meth, a in sorted((agreement or {}).get("methods", {}).items()):
+        lines.append(f"| bf16 on the demo's models ({a['models']} models, {a['images']} images) | {meth} | | | | "
+                     f"pointing game {100 * a['pg_agreement']:.1f} % same, max-scaled diff {a['max_scaled_diff']:.1e},"
+                     f" max abs dAUC ins {a['insertion_auc']:.1e} / del {a['deletion_auc']:.1e} | "
+                     f">= 99 % and <= 2e-3: **{a['verdict']}** |")
     lines += ["", "ms/image: medians (explain) or one timed run (faithfulness) after a warm-up, random weights, "
               "synchronised; Captum methods on the images of their row's batch with the memory-budget chunking. "
               "Agreement: bf16 forced for every method against fp32 on the same images and classes "

@@ -187,5 +187,8 @@ def test_gpu_check_cpu_dry_run(tmp_path):
     faith = json.loads((out / "faith.json").read_text())
     assert faith["other_precision"] == "fp32" and set(faith["max_abs_dauc_bf16_fp32"]) == {"insertion_auc",
                                                                                             "deletion_auc"}
-    for what in ("six trace methods together", "chefer_lrp", "integrated_gradients", "insertion + deletion"):
+    for what in ("six trace methods together", "chefer_lrp", "integrated_gradients", "insertion + deletion",
+                 "bf16 on the demo's models (1 models, 4 images) | chefer_lrp"):
         assert what in table
+    agreement = json.loads((out / "agreement.json").read_text())
+    assert set(agreement["methods"]) == {"attention", "chefer_lrp", "saliency"} and not agreement["skipped"]

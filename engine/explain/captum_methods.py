@@ -14,7 +14,8 @@ pre-softmax logit of ``targets`` like the trace methods.  Channel reduction, sta
                               default), summed over channels (signed).
 * ``occlusion``            -- Zeiler & Fergus 2014: a patch-sized window (the model's patch size) slid
                               with a patch-sized stride, replaced by 0; the drop of the logit is spread
-                              over the window; mean over channels (all equal).
+                              over the window; mean over channels (all equal).  Always float32: the drop
+                              is a difference of two logits, which bf16 outputs round to ~3 digits.
 
 Memory bound (``memory_budget``, bytes; the runner passes None = :func:`default_memory_budget`: 1 GiB
 on CPU, half the free memory on CUDA).  Each method pushes at most ``budget // bytes_per_row`` model
@@ -142,6 +143,7 @@ def integrated_gradients(model, images, targets, n_steps: int = 50, internal_bat
 
 
 @register_method("occlusion", version=1, needs_grads=False, kind="model", memory_bounded=True,
+                 reduced_precision=False,  # differences of bf16 logits are too coarse (docs/methods.md)
                  reference="Zeiler & Fergus 2014, via captum.attr.Occlusion with patch-sized windows")
 def occlusion(model, images, targets, window: int | None = None, perturbations_per_eval: int | None = None,
               memory_budget: int | None = None) -> torch.Tensor:
