@@ -152,10 +152,12 @@ def occlusion(model, images, targets, window: int | None = None, perturbations_p
     from captum.attr import Occlusion
     ph, pw = (window, window) if window else _patch_size(model)
     rows = rows_per_pass(model, images, memory_budget)
+    h, w = images.shape[-2:]
+    windows = ((h - ph) // ph + 1) * ((w - pw) // pw + 1)  # Captum expands inputs to ppe copies: cap it here
     occ, out = Occlusion(model), []
     for c in _image_chunks(images.shape[0], rows if perturbations_per_eval is None else images.shape[0]):
         n = c.stop - c.start
-        ppe = perturbations_per_eval or max(1, rows // n)
+        ppe = perturbations_per_eval or min(windows, max(1, rows // n))
         with torch.no_grad():
             attr = occ.attribute(images[c], sliding_window_shapes=(images.shape[1], ph, pw),
                                  strides=(images.shape[1], ph, pw), baselines=0, target=targets[c],
