@@ -43,6 +43,7 @@ def guards_db(tmp_path_factory, fixture_db, smear_spec):
     from engine.runner.evaluate import evaluate_model
     from engine.runner.ingest import refresh_quality, refresh_summaries
     from engine.store import ResultWriter
+    from engine.store.schema import columns
 
     db = tmp_path_factory.mktemp("guards") / "guards.duckdb"
     shutil.copyfile(fixture_db, db)
@@ -69,11 +70,12 @@ def guards_db(tmp_path_factory, fixture_db, smear_spec):
         # the oracle: synthetic rows, labelled as such in its name
         w.con.execute("INSERT INTO models (model_id, dataset_id, name, init, arch, strategy, test_accuracy) "
                       "VALUES ('oracle', ?, 'vit_demo', 'trained', 'vit', 'synthetic', 1.0)", [dataset_id])
-        w.con.execute("INSERT INTO predictions SELECT run_id, dataset_id, 'oracle', image_id, label, label, 1.0, "
-                      "probs FROM predictions WHERE model_id = ?", [first])
-        for table in ("scores", "degenerate_maps"):
-            w.con.execute(f"INSERT INTO {table} SELECT * REPLACE ('oracle' AS model_id) FROM {table} "
-                          f"WHERE model_id = ?", [first])
+        def rows(table):
+            return w.rows_of(table, dataset_id, [c for c, _ in columns(table)], first).assign(model_id="oracle")
+        preds = rows("predictions")
+        w.replace_rows("predictions", preds.assign(pred=preds.label, confidence=1.0))
+        w.replace_rows("scores", rows("scores"))
+        w.replace_rows("degenerate_maps", rows("degenerate_maps"))
         refresh_summaries(w, dataset_id, "oracle")
         # the generated near-chance case
         model, info, _, _ = train_on_shuffled_labels(smear_spec)

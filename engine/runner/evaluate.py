@@ -20,21 +20,22 @@ from tqdm import tqdm
 
 from ..data import ImageDataset, collate_samples
 from ..explain import METHODS, run_methods, upsample_maps
+from ..explain.registry import method_precision
 from ..metrics import METRICS
 from ..metrics.quality import centre_coverage, degenerate_kinds
 from ..models import ModelInfo, normalise
 from ..store import canonical_json
-from .results import Failure
+from .results import Failure, first_line
 
 log = logging.getLogger(__name__)
 
-PRED_COLS = ["run_id", "dataset_id", "model_id", "image_id", "label", "pred", "confidence", "probs"]
+PRED_COLS = ["run_id", "dataset_id", "model_id", "image_id", "label", "pred", "confidence", "probs", "precision"]
 EXPL_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "image_id", "target",
-             "grid_h", "grid_w", "map"]
+             "grid_h", "grid_w", "map", "precision"]
 SCORE_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "metric",
-              "metric_version", "metric_params", "region", "image_id", "value"]
+              "metric_version", "metric_params", "region", "image_id", "value", "precision"]
 CURVE_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "metric",
-              "metric_version", "metric_params", "image_id", "x", "y"]
+              "metric_version", "metric_params", "image_id", "x", "y", "precision"]
 DEGENERATE_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "image_id", "kind"]
 REGION_COLS = ["dataset_id", "region", "image_id", "area", "covers_centre"]
 
@@ -77,6 +78,7 @@ class _Batch:
     targets: torch.Tensor
     ids: list[str]
     regions: dict[str, torch.Tensor]
+    precision: str = "fp32"  # of the run: the faithfulness forwards; maps per method_precision
 
 
 def _rounds(variants: list[tuple[str, dict]]) -> list[list[tuple[str, dict]]]:
@@ -92,16 +94,16 @@ def _rounds(variants: list[tuple[str, dict]]) -> list[list[tuple[str, dict]]]:
     return rounds
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
-
-
 def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *, run_id: str, dataset_id: str,
                    model_id: str, methods: dict[str, dict] | list[tuple[str, dict]], metrics: dict[str, dict],
                    metrics_for=None, regions: list[str] | None = None, device: str = "cpu", batch_size: int = 32,
-                   progress: bool = True) -> EvalResult:
+                   progress: bool = True, precision: str = "fp32") -> EvalResult:
     """Predict, explain (predicted class) and score every image of ``ds``.
+
+    ``precision``: ``fp32`` or ``bf16``, for the explanation passes (per method: see
+    :func:`engine.explain.registry.method_precision`) and the faithfulness forwards; recorded in the
+    ``precision`` column of every row (for maps and localisation scores: the precision the map was
+    computed at; for predictions, curves and faithfulness scores: that of the forwards).
 
     ``methods``: ``{name: params}`` or a list of ``(name, params)`` variants; ``metrics``:
     ``{name: params}``; ``metrics_for(name, params) -> {metric: params}`` narrows the metrics of a
@@ -113,9 +115,8 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
             raise ValueError(f"unknown method {m!r}; registered: {sorted(METHODS)}")
     for m in metrics:
         if m not in METRICS:
-            raise ValueError(f"unknown metric {m!r}; registered: {sorted(METRICS)}")
-        if METRICS[m].kind not in ("localisation", "faithfulness"):
-            raise ValueError(f"metric {m!r} ({METRICS[m].kind}) is run per model, not per batch")
+            raise ValueError(f"unknown metric {m!r}; registered: {sorted(METRICS)} (MPRT runs per model: "
+                             f"engine.metrics.sanity)")
     metrics_for = metrics_for or (lambda name, params: metrics)
     dev = torch.device(device)
     model = model.to(dev).eval()
@@ -136,9 +137,9 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
             skipped: dict[str, str] = {}
             try:
                 all_maps, logits, targets = run_methods(model, x, [n for n, _ in round_], None, dict(round_),
-                                                        not_applicable=skipped)
+                                                        not_applicable=skipped, precision=precision)
             except Exception as exc:  # e.g. out of memory on this batch: record, go on with the next
-                rows.failures += [Failure(i, "explain", _first_line(exc), n) for n, _ in round_ for i in ids]
+                rows.failures += [Failure(i, "explain", first_line(exc), n) for n, _ in round_ for i in ids]
                 continue
             for mname, why in skipped.items():
                 if not any(f.method == mname and f.item == "*" for f in rows.failures):
@@ -149,8 +150,8 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
                 conf, pred = probs.max(dim=1)
                 for i, image_id in enumerate(ids):
                     preds.append((run_id, dataset_id, model_id, image_id, int(batch["label"][i]), int(pred[i]),
-                                  float(conf[i]), probs[i].numpy().astype(np.float32)))
-            batch_ = _Batch(model, x, targets, ids, batch_regions)
+                                  float(conf[i]), probs[i].numpy().astype(np.float32), precision))
+            batch_ = _Batch(model, x, targets, ids, batch_regions, precision)
             for mname, mparams in round_:
                 if mname in all_maps:
                     rows.add(_score_method(all_maps[mname].cpu(), (mname, mparams), metrics_for(mname, mparams),
@@ -174,6 +175,7 @@ def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[s
     mname, mparams = variant
     ids, out = batch.ids, _Rows()
     mkey = (mname, METHODS[mname].version, canonical_json(mparams))
+    map_precision = method_precision(mname, batch.precision)
     kinds = degenerate_kinds(maps)
     finite = torch.tensor([k != "nonfinite" for k in kinds], dtype=torch.bool)
     for i, kind in enumerate(kinds):
@@ -185,13 +187,15 @@ def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[s
     for i, image_id in enumerate(ids):
         if finite[i]:
             out.explanations.append((*prefix, *mkey, image_id, int(batch.targets[i]), gh, gw,
-                                     maps[i].flatten().numpy().astype(np.float32)))
+                                     maps[i].flatten().numpy().astype(np.float32), map_precision))
     for i, kind in enumerate(kinds):
         if kind in ("zero", "constant"):
             for metric, kparams in metrics.items():
                 kkey = (metric, METRICS[metric].version, canonical_json(kparams))
-                for region in (["none"] if METRICS[metric].kind == "faithfulness" else batch.regions):
-                    out.scores.append((*prefix, *mkey, *kkey, region, ids[i], None))
+                faith = METRICS[metric].kind == "faithfulness"
+                for region in (["none"] if faith else batch.regions):
+                    out.scores.append((*prefix, *mkey, *kkey, region, ids[i], None,
+                                       batch.precision if faith else map_precision))
     keep = torch.tensor([k is None for k in kinds], dtype=torch.bool).nonzero().flatten()
     if len(keep) == 0:
         return out
@@ -202,19 +206,21 @@ def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[s
         kkey = (metric, kinfo.version, canonical_json(kparams))
         try:
             if kinfo.kind == "faithfulness":
-                vals, xs, ys = kinfo(up, model=batch.model, images=batch.x[kdev], targets=batch.targets[kdev],
-                                     return_curves=True, **kparams)
+                vals, xs, ys = kinfo(up.to(batch.x.device), model=batch.model, images=batch.x[kdev],
+                                     targets=batch.targets[kdev], return_curves=True, precision=batch.precision,
+                                     **kparams)
                 results = {"none": vals}
                 for j, i in enumerate(keep.tolist()):
                     out.curves.append((*prefix, *mkey, *kkey, ids[i], xs.astype(np.float32),
-                                       ys[j].astype(np.float32)))
+                                       ys[j].astype(np.float32), batch.precision))
             else:
                 results = {region: kinfo(up, reg[keep], **kparams) for region, reg in batch.regions.items()}
         except Exception as exc:
-            out.failures += [Failure(ids[i], "score", f"{metric}: {_first_line(exc)}", mname) for i in keep.tolist()]
+            out.failures += [Failure(ids[i], "score", f"{metric}: {first_line(exc)}", mname) for i in keep.tolist()]
             continue
         for region, vals in results.items():
             for j, i in enumerate(keep.tolist()):
                 v = float(vals[j])
-                out.scores.append((*prefix, *mkey, *kkey, region, ids[i], None if np.isnan(v) else v))
+                out.scores.append((*prefix, *mkey, *kkey, region, ids[i], None if np.isnan(v) else v,
+                                   batch.precision if kinfo.kind == "faithfulness" else map_precision))
     return out

@@ -3,20 +3,28 @@
 ``executor.map(fn, calls)`` yields ``(index, result, error)`` as units finish; the driver writes
 each result as it arrives.  Workers only compute and return; they never open the database.
 Ray is optional: the local executor never imports it.
+
+Threads (``--threads`` / ``threads`` in the experiment file): the local executor runs one worker (this
+process) with ``threads`` intra-op threads, default every core of its affinity
+(:func:`engine.models.precision.default_threads`); each Ray task sets its own torch threads to
+``threads``, default 1, and asks Ray for as many CPUs, so the tasks Ray runs side by side never use
+more threads than the cluster has cores.
 """
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from typing import Callable, Iterator
 
+from ..models.precision import set_threads
+
 log = logging.getLogger(__name__)
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class LocalExecutor:
     name = "local"
+
+    def __init__(self, threads: int | None = None):
+        self.threads = set_threads(threads, workers=1)
 
     def map(self, fn: Callable, calls: list[dict]) -> Iterator[tuple[int, object, BaseException | None]]:
         for i, kwargs in enumerate(calls):
@@ -34,14 +42,15 @@ class RayExecutor:
     """Ray tasks, one per unit: ``num_gpus=1`` per task when the device is CUDA, else ``num_cpus``.
 
     ``address``: ``None`` starts a local Ray instance (``num_cpus`` CPUs); ``"auto"`` or
-    ``"ray://host:10001"`` joins a running cluster.  Dataset roots and the checkpoint folder must be
-    visible at the same paths on every node (a shared filesystem).
+    ``"ray://host:10001"`` joins a running cluster.  Workers import the engine as the driver does: from
+    the installed package (``pip install -e .``; on a cluster, on every node).  Dataset roots and the
+    checkpoint folder must be visible at the same paths on every node (a shared filesystem).
     """
 
     name = "ray"
 
     def __init__(self, address: str | None = None, device: str = "cpu", num_cpus: int | None = None,
-                 cpus_per_task: int = 1):
+                 cpus_per_task: int = 1, threads: int | None = None):
         try:
             import ray
         except ImportError:
@@ -49,17 +58,15 @@ class RayExecutor:
         self.ray = ray
         self._started = not ray.is_initialized()
         if self._started:
-            # workers import the engine from this checkout (a cluster needs it installed on every node)
-            env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT),
-                                                                           os.environ.get("PYTHONPATH")]))}}
             kw = {"address": address} if address else {"num_cpus": num_cpus}
-            ray.init(**kw, runtime_env=env, include_dashboard=False, log_to_driver=False,
+            ray.init(**kw, include_dashboard=False, log_to_driver=False,
                      logging_level=logging.WARNING)
-        self.options = {"num_gpus": 1} if device.startswith("cuda") else {"num_cpus": cpus_per_task}
+        self.threads = threads or cpus_per_task
+        self.options = {"num_gpus": 1} if device.startswith("cuda") else {"num_cpus": self.threads}
 
     def map(self, fn: Callable, calls: list[dict]) -> Iterator[tuple[int, object, BaseException | None]]:
-        remote = self.ray.remote(fn).options(max_retries=0, **self.options)
-        pending = {remote.remote(**kwargs): i for i, kwargs in enumerate(calls)}
+        remote = self.ray.remote(_with_threads).options(max_retries=0, **self.options)
+        pending = {remote.remote(fn, self.threads, kwargs): i for i, kwargs in enumerate(calls)}
         while pending:
             done, _ = self.ray.wait(list(pending), num_returns=1)
             for ref in done:
@@ -75,9 +82,15 @@ class RayExecutor:
             self.ray.shutdown()
 
 
-def make_executor(kind: str, address: str | None = None, device: str = "cpu"):
+def _with_threads(fn: Callable, threads: int, kwargs: dict):
+    """A Ray task: set this worker's torch threads, then run the unit."""
+    set_threads(threads)
+    return fn(**kwargs)
+
+
+def make_executor(kind: str, address: str | None = None, device: str = "cpu", threads: int | None = None):
     if kind == "local":
-        return LocalExecutor()
+        return LocalExecutor(threads)
     if kind == "ray":
-        return RayExecutor(address, device)
+        return RayExecutor(address, device, threads=threads)
     raise ValueError(f"executor {kind!r}; allowed: ['local', 'ray']")

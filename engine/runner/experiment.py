@@ -6,6 +6,8 @@ work starts, with one-line errors naming the key and the allowed values::
 
     name = "my-study"
     seed = 0
+    precision = "bf16"                # fp32 | bf16 (default: bf16 on CUDA, fp32 on CPU)
+    threads = 2                       # torch threads per worker process (default: cores // workers)
     [[datasets]]                      # engine.data.DatasetSpec keys (docs/datasets.md)
     name = "wbc1"
     root = "../shared/data/wbc/Dataset 1"     # relative to this file
@@ -30,8 +32,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..data import DatasetError, DatasetSpec
 from ..explain import METHODS
 from ..metrics import METRICS
+from ..metrics.sanity import MPRT
+from ..models import PretrainConfig, TrainConfig
 
 GENERATORS = ("blood_smear", "ultrasound", "confounded")
 ParamSets = dict[str, Any] | list[dict[str, Any]]
@@ -66,7 +71,6 @@ class ModelEntry(_Strict):
     @classmethod
     def _config_keys(cls, v, info):
         """Keys of the pretraining / training configs (engine.models.PretrainConfig / TrainConfig)."""
-        from ..models import PretrainConfig, TrainConfig
         config = PretrainConfig if info.field_name == "pretrain_params" else TrainConfig
         allowed = set(config.__dataclass_fields__)
         bad = sorted(set(v) - allowed)
@@ -83,7 +87,8 @@ class SanityEntry(_Strict):
     models: Literal["trained", "all"] = "trained"
 
 
-RESERVED = {"model", "images", "targets", "return_curves"}  # passed by the runner, not by the file
+# passed by the runner, not by the file
+RESERVED = {"model", "images", "targets", "return_curves", "memory_budget", "precision"}
 
 
 def _check_params(kind: str, name: str, fn, params: dict, skip: int) -> None:
@@ -102,6 +107,8 @@ class Experiment(_Strict):
     seed: int = 0
     device: str = "cpu"
     batch_size: int = Field(32, ge=1)
+    precision: Literal["fp32", "bf16"] | None = None  # None: bf16 on CUDA, fp32 on CPU (--precision wins)
+    threads: int | None = Field(None, ge=1)     # torch threads per worker (None: cores // workers; --threads wins)
     datasets: list[dict[str, Any]] = Field(min_length=1)
     models: list[ModelEntry] = Field(min_length=1)
     methods: dict[str, ParamSets] = Field(min_length=1)
@@ -127,10 +134,10 @@ class Experiment(_Strict):
     @classmethod
     def _metrics(cls, v):
         for name, params in v.items():
+            if name == MPRT.name:
+                raise ValueError(f"metric {name!r} is a {MPRT.kind} check: configure it under [sanity]")
             if name not in METRICS:
                 raise ValueError(f"unknown metric {name!r}; registered: {sorted(METRICS)}")
-            if METRICS[name].kind not in ("localisation", "faithfulness"):
-                raise ValueError(f"metric {name!r} is a {METRICS[name].kind} check: configure it under [sanity]")
             _check_params("metric", name, METRICS[name].fn, params, skip=2 if METRICS[name].kind == "localisation"
                           else 1)
             from ..metrics.faithfulness import SUBSTRATES
@@ -192,6 +199,11 @@ class Experiment(_Strict):
             out.append(m.model_copy(update=paths))
         return out
 
+    def resolved_precision(self, device: str | None = None, precision: str | None = None) -> str:
+        """``precision`` (the CLI's), else the file's, else the default of ``device`` (else the file's device)."""
+        from ..models.precision import resolve_precision
+        return resolve_precision(precision or self.precision, device or self.device)
+
     def resolve(self, path: str | None) -> Path | None:
         if path is None:
             return None
@@ -215,7 +227,6 @@ def parse_experiment(data: dict, base_dir: str | Path = ".", source: str = "<exp
         allowed = sorted(f for f in Experiment.model_fields if f != "base_dir")
         extra = f" (top-level keys: {allowed})" if exc.errors()[0]["type"] == "extra_forbidden" else ""
         raise ExperimentError(f"{source}: {_first_error(exc)}{extra}") from None
-    from ..data import DatasetError, DatasetSpec
     for i, block in enumerate(exp.datasets):  # keys and values only; files are checked by check-data / the run
         if "generate" in block:
             continue

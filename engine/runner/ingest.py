@@ -14,6 +14,7 @@ from ..data import DatasetSpec, Record, fingerprint, image_size, region_names
 from ..explain import METHODS
 from ..metrics import METRICS
 from ..metrics.quality import model_quality
+from ..metrics.sanity import MPRT
 from ..metrics.summaries import DEGENERATE_COLUMNS, SCORE_COLUMNS, SUMMARY_COLUMNS, summarise
 from ..models import ModelInfo
 from ..store import ResultWriter, canonical_json, identity, utc_now
@@ -58,7 +59,7 @@ def write_registries(w: ResultWriter) -> None:
     for m in METHODS.values():
         w.upsert("methods", {"method": m.name, "version": m.version, "needs_grads": m.needs_grads,
                              "reference": m.reference, "baseline": m.baseline})
-    for m in METRICS.values():
+    for m in [*METRICS.values(), MPRT]:
         w.upsert("metrics", {"metric": m.name, "version": m.version, "kind": m.kind,
                              "higher_is_better": m.higher_is_better, "reference": m.reference})
 
@@ -91,9 +92,10 @@ def write_dataset(w: ResultWriter, spec: DatasetSpec, records: list[Record], cla
 def write_model(w: ResultWriter, *, dataset_id: str, info: ModelInfo, init: str, checkpoint: str, sha256: str,
                 val_accuracy: float | None, test_accuracy: float | None, hparams: dict, history: list,
                 label: str | None = None, arch: str | None = None, strategy: str | None = None,
-                test: dict | None = None) -> str:
+                test: dict | None = None, precision: str | None = None) -> str:
     """The models row; returns its id (:func:`engine.store.model_id`).
-    ``test``: the test-split classification report (balanced accuracy, macro-F1, AUROC, confusion)."""
+    ``test``: the test-split classification report (balanced accuracy, macro-F1, AUROC, confusion);
+    ``precision``: of fine-tuning and the test predictions (fp32 / bf16)."""
     mid = identity.model_id(info.name, init, sha256, label)
     test = test or {}
     w.upsert("models", {"model_id": mid, "dataset_id": dataset_id, "name": info.name,
@@ -104,7 +106,8 @@ def write_model(w: ResultWriter, *, dataset_id: str, info: ModelInfo, init: str,
                         "history": {"epochs": history}, "arch": arch, "strategy": strategy,
                         "test_balanced_accuracy": test.get("balanced_accuracy"), "test_macro_f1": test.get("macro_f1"),
                         "test_auroc": test.get("auroc"),
-                        "confusion": canonical_json(test["confusion"]) if test.get("confusion") else None})
+                        "confusion": canonical_json(test["confusion"]) if test.get("confusion") else None,
+                        "precision": precision})
     return mid
 
 
