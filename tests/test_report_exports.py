@@ -167,7 +167,7 @@ def _panels(n=2):
     for k in range(n):
         mask = np.zeros((16, 16), bool)
         mask[4:9, 5:11] = True
-        out.append(Panel(f"img{k}", rng.random((16, 16, 3)).astype(np.float32), {"cyan": mask},
+        out.append(Panel(f"img{k}", rng.random((16, 16, 3)).astype(np.float32), {"mask": mask},
                          [rng.random((4, 4)).astype(np.float32), None], [f"pointing_game {k / 2:.2f}", "no map"]))
     return out
 

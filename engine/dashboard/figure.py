@@ -3,7 +3,7 @@ heatmap overlay per method with its score -- as PNG (300 dpi) and SVG (vector te
 
 :func:`render_png` / :func:`render_svg` are pure (same panels, same bytes; PIL only, no matplotlib);
 :func:`figure_panels` gathers the panels from a results database the way the Image page shows them
-(same loader, same upsampling, same outline colours: cyan = mask, lime = box).
+(same loader, same upsampling, the outline of every region in its colour of ``viz.region_colours``).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ..metrics.summaries import method_label
-from .viz import overlay
+from .viz import legend, overlay, region_colours
 
 DPI = 300
 TILE_PX = 320          # about 27 mm at 300 dpi
@@ -26,21 +26,25 @@ FONT_PX = 26
 
 @dataclass
 class Panel:
-    """One image row: the image (S, S, 3) in [0, 1], its outlines {colour: mask}, and per method a token
-    map (or None when the method has none for this image) and a score text."""
+    """One image row: the image (S, S, 3) in [0, 1], its ground-truth regions {name: mask} (outlined in the
+    colours of ``viz.region_colours`` over ``region_order``, default their own order), and per method a
+    token map (or None when the method has none for this image) and a score text."""
     image_id: str
     image: np.ndarray
     outlines: dict = field(default_factory=dict)
     maps: list = field(default_factory=list)
     scores: list = field(default_factory=list)
     caption: str = ""
+    region_order: tuple = ()
 
 
 def _tile(p: Panel, grid, alpha: float, cmap: str, tile_px: int) -> Image.Image:
     size = p.image.shape[0]
     scale = max(1, -(-tile_px // size))
+    names = [*p.region_order, *(n for n in p.outlines if n not in p.region_order)]
+    colours = {n: rgb for n, (_, rgb) in region_colours(names).items()}
     arr = overlay(p.image, np.zeros((1, 1), np.float32) if grid is None else grid, alpha=0.0 if grid is None
-                  else alpha, outlines=p.outlines, scale=scale, cmap=cmap)
+                  else alpha, outlines=p.outlines, scale=scale, cmap=cmap, colours=colours)
     return Image.fromarray(arr).resize((tile_px, tile_px), Image.NEAREST)
 
 
@@ -54,8 +58,15 @@ def _layout(panels: list[Panel], methods: list[str], tile_px: int):
     cols = 1 + len(methods)
     row_h = tile_px + PAD + 2 * FONT_PX + PAD
     width = PAD + cols * (tile_px + PAD)
-    height = HEAD_PX + len(panels) * row_h
+    height = HEAD_PX + len(panels) * row_h + FONT_PX + PAD  # the outline legend at the bottom
     return cols, row_h, width, height
+
+
+def _legend(panels: list[Panel]) -> str:
+    names = [*panels[0].region_order]
+    for p in panels:
+        names += [n for n in p.outlines if n not in names]
+    return legend(names)
 
 
 def _check(panels: list[Panel], methods: list[str]) -> None:
@@ -84,6 +95,7 @@ def render_png(panels: list[Panel], methods: list[str], alpha: float = 0.5, cmap
             canvas.paste(_tile(p, grid, alpha, cmap, tile_px), (x, y))
             text = (p.caption or p.image_id) if c == 0 else p.scores[c - 1]
             draw.text((x, y + tile_px + PAD // 2), _fit(text, tile_px), fill="black", font=font)
+    draw.text((PAD, height - FONT_PX - PAD), _legend(panels), fill="black", font=font)
     return _png(canvas, DPI)
 
 
@@ -117,6 +129,7 @@ def render_svg(panels: list[Panel], methods: list[str], alpha: float = 0.5, cmap
                        f'href="data:image/png;base64,{data}"/>')
             text = (p.caption or p.image_id) if c == 0 else p.scores[c - 1]
             out.append(f'<text x="{x}" y="{y + tile_px + PAD // 2 + FONT_PX}">{_xml(_fit(text, tile_px))}</text>')
+    out.append(f'<text x="{PAD}" y="{height - PAD}">{_xml(_legend(panels))}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -129,6 +142,7 @@ def figure_panels(path, dataset_id: str, model_id: str, image_ids: list[str], me
     score of ``metric`` on ``region`` ('none' for faithfulness); images re-read from the dataset root."""
     from . import queries
     from .images import load_row_sample
+    from .regions import spec_regions
     panels = []
     for image_id in image_ids:
         info, maps, scores, _ = queries.image_view(path, dataset_id, model_id, image_id)
@@ -136,11 +150,8 @@ def figure_panels(path, dataset_id: str, model_id: str, image_ids: list[str], me
             raise ValueError(f"no image {image_id!r} in dataset {dataset_id!r}")
         row = info.iloc[0].to_dict()
         sample = load_row_sample(row)
-        outlines = {}
-        if "mask" in sample.regions:
-            outlines["cyan"] = sample.regions["mask"].numpy()
-        if "box" in sample.regions:
-            outlines["lime"] = sample.regions["box"].numpy()
+        order = tuple(spec_regions(row["spec"]).all)
+        outlines = {n: sample.regions[n].numpy() for n in [*order, *sample.regions] if n in sample.regions}
         grids, texts = [], []
         for method, params in methods:
             m = maps[(maps.method == method) & (maps.method_params == params)]
@@ -157,7 +168,7 @@ def figure_panels(path, dataset_id: str, model_id: str, image_ids: list[str], me
         classes = list(row["classes"])
         pred = "" if row["pred"] is None or row["pred"] != row["pred"] else f", pred {classes[int(row['pred'])]}"
         panels.append(Panel(image_id, sample.image.permute(1, 2, 0).numpy(), outlines, grids, texts,
-                            caption=f"{image_id}: {row['label_name']}{pred}"))
+                            caption=f"{image_id}: {row['label_name']}{pred}", region_order=order))
     return panels
 
 
