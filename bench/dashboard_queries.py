@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -50,14 +51,15 @@ def _values(rows) -> str:
 def build(path: Path, images: int = IMAGES) -> None:
     """Write the synthetic database (``images`` test images per dataset)."""
     path.unlink(missing_ok=True)
+    shutil.rmtree(path.with_name(path.name + ".shards"), ignore_errors=True)
     con = duckdb.connect(str(path))
     create_schema(con)
     con.execute("SET preserve_insertion_order = true")
     nm, nt = len(METHODS), len(METRIC_REGIONS)
-    con.execute(f"CREATE TEMP TABLE me AS SELECT * FROM (VALUES {_values((k, m, p) for k, (m, p) in enumerate(METHODS))})"
-                " t(ki, method, params)")
-    con.execute(f"CREATE TEMP TABLE mt AS SELECT * FROM (VALUES {_values((k, m, r) for k, (m, r) in enumerate(METRIC_REGIONS))})"
-                " t(ti, metric, region)")
+    methods = _values((k, m, p) for k, (m, p) in enumerate(METHODS))
+    con.execute(f"CREATE TEMP TABLE me AS SELECT * FROM (VALUES {methods}) t(ki, method, params)")
+    metric_regions = _values((k, m, r) for k, (m, r) in enumerate(METRIC_REGIONS))
+    con.execute(f"CREATE TEMP TABLE mt AS SELECT * FROM (VALUES {metric_regions}) t(ti, metric, region)")
     con.execute(f"""CREATE TEMP TABLE mo AS SELECT d AS di, m AS mi,
         'bench_ds' || d || '@' || printf('%010d', d) AS dataset_id,
         printf('vit_%d:%s@%02d%02d00000000', m, (['random','supervised','dino','mae','hub:in21k'])[m % 5 + 1], d, m)
@@ -118,8 +120,9 @@ def build(path: Path, images: int = IMAGES) -> None:
         metric_version, metric_params, image_id, x, y)
         SELECT 'bench-run-' || di, dataset_id, model_id, method, 1, params, c.metric, 1, '{{}}', printf('test_%05d', i),
                list_transform(range({STEPS + 1}), lambda s: (s / {STEPS})::FLOAT),
-               list_transform(range({STEPS + 1}), lambda s: (CASE WHEN c.metric = 'insertion_auc' THEN s ELSE {STEPS} - s
-                                                         END / {STEPS} * (0.5 + (hash(i, ki, s) % 500) / 1000.0))::FLOAT)
+               list_transform(range({STEPS + 1}),
+                              lambda s: (CASE WHEN c.metric = 'insertion_auc' THEN s ELSE {STEPS} - s END
+                                         / {STEPS} * (0.5 + (hash(i, ki, s) % 500) / 1000.0))::FLOAT)
         FROM mo, me, (VALUES ('insertion_auc'), ('deletion_auc')) c(metric), range({images}) r(i)
         ORDER BY di, mi, ki, c.metric, i""")
     con.execute(f"""INSERT INTO sanity (run_id, dataset_id, model_id, method, method_version, method_params, step,
@@ -264,14 +267,27 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=int, default=IMAGES, help="test images per dataset (840: 10.08 M scores)")
     ap.add_argument("--repeat", type=int, default=7, help="timed repetitions per page (median reported)")
     ap.add_argument("--check-pages", action="store_true", help="also run every page once with AppTest")
+    ap.add_argument("--shards", action="store_true",
+                    help="store the per-image tables as Parquet shards (schema 5 layout) before timing: the results "
+                         "writer moves them out of the built file, as it does for any schema <= 4 database")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     path = Path(args.db)
     if args.rebuild or not path.exists():
         build(path, args.images)
+    if args.shards:
+        from engine.store import ResultWriter, check_database
+        if not check_database(path, deep=False).sharded:
+            t = time.perf_counter()
+            with ResultWriter(path):
+                pass
+            log.info("moved into Parquet shards in %.0f s", time.perf_counter() - t)
     with duckdb.connect(str(path), read_only=True) as con:
         n = con.execute("SELECT count(*) FROM scores").fetchone()[0]
-    print(f"{n:,} score rows in {path} ({path.stat().st_size / 1e9:.2f} GB); median of {args.repeat} runs, "
+    shards = path.with_name(path.name + ".shards")
+    size = path.stat().st_size + (sum(f.stat().st_size for f in shards.iterdir()) if shards.is_dir() else 0)
+    layout = ", Parquet shards" if shards.is_dir() else ""
+    print(f"{n:,} score rows in {path} ({size / 1e9:.2f} GB{layout}); median of {args.repeat} runs, "
           f"all of a page's queries, uncached, each on its own read-only connection\n")
     pages, medians = time_pages(path, args.repeat)
     print("| goal | median (ms) | target (ms) |\n|---|---:|---:|")

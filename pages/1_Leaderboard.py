@@ -8,8 +8,17 @@ import numpy as np
 import plotly.express as px
 import streamlit as st
 
-from engine.dashboard import (LEADERBOARD_GROUPS, leaderboard_group_column, leaderboard_higher_is_better,
-                              leaderboard_table, open_page, show_table, url_selectbox)
+from engine.dashboard import (
+    LEADERBOARD_GROUPS,
+    default_region,
+    leaderboard_group_column,
+    leaderboard_higher_is_better,
+    leaderboard_table,
+    open_page,
+    ordered_regions,
+    show_table,
+    url_selectbox,
+)
 
 px.defaults.color_discrete_sequence = px.colors.qualitative.Alphabet  # 26 distinct colours: one per method
 
@@ -25,7 +34,10 @@ ds_label = {r.dataset_id: f"{r.dataset} ({r.dataset_id.split('@')[-1]})" for r i
 dataset_id = pick("Dataset", list(ds_label), "dataset", fmt=lambda d: ds_label[d])
 sub = opts[opts.dataset_id == dataset_id]
 metric = pick("Metric", sorted(sub.metric.unique()), "metric", prefer="pointing_game")
-region = pick("Region", sorted(sub[sub.metric == metric].region.unique()), "region", prefer="mask")
+regions = db.dataset_regions(dataset_id)
+scored_regions = sub[sub.metric == metric].region
+region = pick("Region", ordered_regions(scored_regions, regions), "region",
+              prefer=default_region(scored_regions, regions))
 group_key = pick("Group models by", list(LEADERBOARD_GROUPS), "group", fmt=LEADERBOARD_GROUPS.get)
 group, gcol = LEADERBOARD_GROUPS[group_key], leaderboard_group_column(group_key)
 

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 import torch
+from conftest import PROJECT_ROOT, tiny_vit
 from torch import nn
 
-from conftest import PROJECT_ROOT, tiny_vit
 from engine.explain import METHODS, run_methods
 from engine.explain.captum_methods import activation_bytes, rows_per_pass
 from engine.metrics import METRICS

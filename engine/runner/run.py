@@ -25,7 +25,7 @@ from .executors import make_executor
 from .experiment import Experiment, ModelEntry
 from .ingest import finish_run, refresh_summaries, start_run, write_dataset, write_model
 from .jobs import Chunk, checkpoint_path, method_key, metric_key, plan_chunks, predict_key, sanity_key, train_key
-from .results import ChunkResult, Failure, TrainResult
+from .results import ChunkResult, Failure, TrainResult, first_line
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class _Driver:
 
     def _unit_failed(self, key, kind, started, exc, dataset_id=None, model_id=None, method=None):
         """Record a failed unit and go on -- unless it is a bad image of a ``strict = true`` dataset."""
-        reason = units._first_line(exc)
+        reason = first_line(exc)
         log.error("%s job %s failed: %s", kind, key, reason)
         self._failures(key, [Failure("*", kind, reason, method[0] if method else None)], dataset_id, model_id,
                        count=False)  # counted as a failed job, not an item
@@ -102,7 +102,7 @@ class _Driver:
     # -- stages --------------------------------------------------------------------------------
     def datasets(self, prepared: list[PreparedDataset]) -> None:
         self.strict_ids = {d.dataset_id for d in prepared if d.spec.strict}
-        self.blocks = {d.dataset_id: b for d, b in zip(prepared, self.exp.datasets)}
+        self.blocks = {d.dataset_id: d.block for d in prepared}
         for d in prepared:
             write_dataset(self.w, d.spec, d.records, d.classes, d.fingerprint)
             self.report.datasets.append(d.dataset_id)
@@ -152,8 +152,9 @@ class _Driver:
     def _write_model(self, d: PreparedDataset, entry: ModelEntry, res: TrainResult, test: dict | None = None) -> str:
         test = test or {}
         return write_model(self.w, dataset_id=d.dataset_id, info=res.info, init=_init(entry, res),
-                           checkpoint=res.checkpoint, sha256=res.sha256, val_accuracy=res.meta.metrics.get("val_accuracy"),
-                           test_accuracy=test.get("accuracy"), hparams=res.meta.hparams, history=res.meta.history,
+                           checkpoint=res.checkpoint, sha256=res.sha256,
+                           val_accuracy=res.meta.metrics.get("val_accuracy"), test_accuracy=test.get("accuracy"),
+                           hparams=res.meta.hparams, history=res.meta.history,
                            label=entry.label, arch=res.info.arch, strategy=res.meta.strategy, test=test,
                            precision=self.precision)
 
@@ -281,7 +282,8 @@ def run_experiment(exp: Experiment, db: str | Path, *, executor: str = "local", 
     precision = exp.resolved_precision(device, precision)
     threads = threads or exp.threads
     with ResultWriter(db, lock_timeout=lock_timeout) as w:
-        prepared = prepare(exp, work, progress)
+        stopped: list = []
+        prepared = prepare(exp, work, progress, failed=stopped)
         ex = make_executor(executor, ray_address, device, threads)
         drv = _Driver(exp, w, ex, work, device, progress, precision)
         drv.report.run_id = start_run(w, "run", {"experiment": exp.model_dump(), "executor": executor,
@@ -289,6 +291,8 @@ def run_experiment(exp: Experiment, db: str | Path, *, executor: str = "local", 
                                                  "threads": ex.threads, "db": str(db)})
         status = "failed"
         try:
+            for name, exc in stopped:  # recorded as a failed job, with the reason
+                drv._unit_failed(f"dataset:{name}", "dataset", utc_now(), exc)
             drv.datasets(prepared)
             for d in prepared:
                 for entry, res, model_id in drv.train(d):

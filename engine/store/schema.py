@@ -3,6 +3,10 @@ from __future__ import annotations
 
 SCHEMA_VERSION = 5
 
+# tables stored as immutable Parquet shards behind a view (engine/store/shards.py), not inside the DuckDB file;
+# one row per image (or per image and method / metric), so they hold nearly all of a study's bytes
+SHARDED: tuple[str, ...] = ("images", "predictions", "explanations", "scores", "curves", "sanity")
+
 TABLES: dict[str, str] = {
     "meta": """
         key VARCHAR PRIMARY KEY,
@@ -240,10 +244,12 @@ def columns(table: str) -> list[tuple[str, str]]:
     return out
 
 
-def create_schema(con) -> None:
-    """Create missing tables, and add columns that a database from an older version lacks (the
-    migration is additive: old rows get NULL in new columns)."""
+def create_schema(con, skip: tuple[str, ...] = ()) -> None:
+    """Create missing tables (but those in ``skip``), and add columns that a database from an older
+    version lacks (the migration is additive: old rows get NULL in new columns)."""
     for name, cols in TABLES.items():
+        if name in skip:
+            continue
         con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({cols}\n)")
         have = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
                                           "WHERE table_name = ?", [name]).fetchall()}
