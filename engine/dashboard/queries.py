@@ -13,9 +13,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ..store.read import database_exists, read_only, schema_version  # noqa: F401  (part of this read API)
-
-DEFAULT_DB = "data/results.duckdb"
+from ..store.read import DEFAULT_DB, database_exists, read_only, schema_version  # noqa: F401  (part of this read API)
 
 
 def db_path() -> str:

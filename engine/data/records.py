@@ -10,12 +10,13 @@ from __future__ import annotations
 import fnmatch
 import glob
 import logging
+import random
 import string
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .errors import DatasetError, Issues, Problem
-from .spec import SPLITS, DatasetSpec
+from .spec import SPLITS, DatasetSpec, inside_root
 from .splits import grouped_split, groups_spanning_splits, read_split_files, stratified_split
 from .tables import pick_column, read_table
 
@@ -108,7 +109,7 @@ def _table_rows(spec: DatasetSpec, root: Path, issues: Issues) -> list[_Row]:
 
 
 def _folder_rows(spec: DatasetSpec, root: Path, issues: Issues) -> list[_Row]:
-    base = (root / spec.images_dir).resolve()
+    base = inside_root(root, spec.images_dir, "images_dir")
     if not base.is_dir():
         issues.error(base, "image folder not found", fatal=True)
     files = []
@@ -171,6 +172,7 @@ def _read(spec: DatasetSpec, issues: Issues) -> tuple[list[Record], tuple[str, .
     reader = {"table": _table_rows, "folders": _folder_rows, "split_files": _split_file_rows}[spec.layout]
     rows = reader(spec, root, issues)
     src = _source(spec, root)
+    _most_rows_resolve(spec, root, rows, src, issues)
     lmap = dict(spec.label_map)
     if spec.layout != "split_files":
         if lmap:
@@ -241,7 +243,37 @@ def _read(spec: DatasetSpec, issues: Issues) -> tuple[list[Record], tuple[str, .
         records.append(rec)
     if not records:
         issues.error(src, "no usable images", fatal=True)
+    missing = [r.image_path for r in records if not r.image_path.is_file()]
+    if len(missing) * 2 > len(records):
+        issues.error(src, f"{len(missing)} of {len(records)} images listed do not exist (e.g. {missing[0]}); "
+                          f"check root and image_template", fatal=True)
     return records, classes
+
+
+SAMPLE_ROWS = 200
+
+
+def _most_rows_resolve(spec: DatasetSpec, root: Path, rows: list[_Row], src, issues: Issues) -> None:
+    """Stop at once when most of a seeded sample of rows name image files that do not exist (a wrong
+    root or template, a garbage table): before a large table is split, resolved and published."""
+    if spec.layout == "folders" or not rows or ("{split" in spec.image_template and any(r.split is None
+                                                                                        for r in rows)):
+        return
+    sample = rows if len(rows) <= SAMPLE_ROWS else random.Random(0).sample(rows, SAMPLE_ROWS)
+    missing = []
+    for r in sample:
+        try:
+            paths = resolve_template(root, spec.image_template, template_fields(r.raw_id, r.raw_label, r.split or ""),
+                                     r.where)
+        except DatasetError:
+            paths = []
+        if not paths or not paths[0].is_file():
+            missing.append(paths[0] if paths else f"{r.raw_id!r}")
+    if len(missing) * 2 > len(sample):
+        what = f"{len(missing)} of {len(sample)} sampled rows" if len(sample) < len(rows) else \
+            f"{len(missing)} of {len(rows)} rows"
+        issues.error(src, f"{what} name image files that do not exist (e.g. {missing[0]}); check root and "
+                          f"image_template", fatal=True)
 
 
 def _record(spec: DatasetSpec, root: Path, r: _Row, lmap: dict) -> Record:
@@ -251,13 +283,18 @@ def _record(spec: DatasetSpec, root: Path, r: _Row, lmap: dict) -> Record:
         if not img.is_relative_to(root):
             raise DatasetError(f"{r.where}: path {img} lies outside the dataset root {root}")
     else:
-        img = resolve_template(root, spec.image_template, fields, r.where)[0]
+        found = resolve_template(root, spec.image_template, fields, r.where)
+        if not found:
+            raise DatasetError(f"{r.where}: no file matches image_template {spec.image_template!r} for id "
+                               f"{r.raw_id!r}")
+        img = found[0]
     masks = resolve_template(root, spec.mask_template, fields, r.where) if spec.mask_template else []
     boxes = None
     if spec.boxes_template:
-        boxes = resolve_template(root, spec.boxes_template, fields, r.where)[0]
+        found = resolve_template(root, spec.boxes_template, fields, r.where)
+        boxes = found[0] if found else None
     elif spec.boxes_file:
-        boxes = (root / spec.boxes_file).resolve()
+        boxes = inside_root(root, spec.boxes_file, "boxes_file")
     return Record(r.raw_id, -1, r.split, img, masks[0] if masks else None, boxes, r.group,
                   lmap.get(r.raw_label, r.raw_label), tuple(masks[1:]))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import Issues
-from .spec import SPLITS
+from .spec import SPLITS, inside_root
 
 
 def stratified_split(labels: list[int], fractions, seed: int) -> list[str]:
@@ -60,7 +60,7 @@ def read_split_files(root: Path, template: str, issues: Issues) -> dict[str, str
     out: dict[str, str] = {}
     found = False
     for split in SPLITS:
-        p = root / template.format(split=split)
+        p = inside_root(root, template.format(split=split), "split_files")
         if not p.is_file():
             issues.warn(p, f"split file for {split!r} not found; that split is empty", "note")
             continue

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..data import DatasetError
 from ..store import ResultWriter, canonical_json
+from ..store.lock import RunLock, signals_deferred
 from .ingest import refresh_summaries
 from . import units
 from .datasets import PreparedDataset, prepare
@@ -43,6 +44,7 @@ class RunReport:
     failed_items: int = 0
     models: dict = field(default_factory=dict)   # model_id -> {init, test metrics}
     datasets: list = field(default_factory=list)
+    status: str = "running"
 
     @property
     def ok(self) -> bool:
@@ -272,19 +274,56 @@ def _trials(trials: list[dict], dataset_id: str, entry: dict, key: str, run_id: 
     return pd.DataFrame(rows, columns=cols)
 
 
+class BadInput(ValueError):
+    """The experiment cannot run as written (a dataset, a folder, a weights file): nothing was done yet."""
+
+
+def validate_run(exp: Experiment, work: Path, progress: bool = False) -> list[PreparedDataset]:
+    """Everything checked before any work, as check-data checks it: the folders, models and weights
+    (:func:`~engine.runner.validate.preflight`), then every dataset loaded (generated first) with a
+    sample of its images read.  Raises :class:`BadInput` with one line naming the file and the key."""
+    from .validate import preflight
+    try:
+        preflight(exp, work, exp.name)
+        return prepare(exp, work, progress)
+    except (DatasetError, ValueError, OSError) as exc:
+        raise BadInput(" ".join(str(exc).split())) from None
+
+
 def run_experiment(exp: Experiment, db: str | Path, *, executor: str = "local", ray_address: str | None = None,
                    work_dir: str | Path | None = None, device: str | None = None, progress: bool = True,
-                   lock_timeout: float = 0.0) -> RunReport:
-    """Bring ``db`` up to date with ``exp``; returns what was done, skipped and failed."""
+                   lock_timeout: float = 0.0, lock: RunLock | None = None) -> RunReport:
+    """Bring ``db`` up to date with ``exp``; returns what was done, skipped and failed.
+
+    ``lock``: the database's run lock, already held by the caller (the CLI takes it before importing
+    torch); without it the lock is taken here, waiting up to ``lock_timeout`` seconds.  Bad input raises
+    :class:`BadInput` before the database is touched.  An interrupt (SIGTERM, Ctrl-C: a
+    ``KeyboardInterrupt``) marks the run ``interrupted`` with its counts, removes the staging copy and
+    re-raises with ``report`` attached."""
     t0 = time.monotonic()
     work = Path(work_dir) if work_dir else exp.resolve(exp.work_dir)
     device = device or exp.device
-    with ResultWriter(db, lock_timeout=lock_timeout) as w:
-        prepared = prepare(exp, work, progress)
+    own = lock is None or not lock.held
+    lock = RunLock(db).acquire(lock_timeout) if own else lock
+    try:
+        prepared = validate_run(exp, work, progress)
+        report = _run(exp, db, prepared, work, executor, ray_address, device, progress, lock)
+    finally:
+        if own:
+            lock.release()
+    log.info("run %s %s in %.0f s: %d jobs done, %d skipped (already in the database), %d failed jobs, "
+             "%d failed items", report.run_id, report.status, time.monotonic() - t0, report.done,
+             report.skipped, report.failed_jobs, report.failed_items)
+    return report
+
+
+def _run(exp, db, prepared, work, executor, ray_address, device, progress, lock) -> RunReport:
+    with ResultWriter(db, lock=lock) as w:
         ex = make_executor(executor, ray_address, device)
         drv = _Driver(exp, w, ex, work, device, progress)
         drv.report.run_id = start_run(w, "run", {"experiment": exp.model_dump(), "executor": executor,
                                                  "device": device, "db": str(db)})
+        w.commit()  # the run is visible as 'running' from its start
         status = "failed"
         try:
             drv.datasets(prepared)
@@ -294,13 +333,19 @@ def run_experiment(exp: Experiment, db: str | Path, *, executor: str = "local", 
                     drv.evaluate(d, model_id, entry, res)
                     drv.sanity(d, model_id, entry, res)
             status = "finished" if drv.report.ok else "finished with failures"
+        except KeyboardInterrupt as exc:  # SIGTERM / Ctrl-C (engine.store.lock.Interrupted)
+            status = "interrupted"
+            exc.report = drv.report
+            with signals_deferred():  # drop the unit in flight: every finished unit is already published
+                w.close(commit=False)
+                w.open()
+            raise
         finally:
-            ex.close()
-            r = drv.report
-            finish_run(w, r.run_id, status, {"done": r.done, "skipped": r.skipped, "failed_jobs": r.failed_jobs,
-                                             "failed_items": r.failed_items})
-            w.commit()
-    log.info("run %s %s in %.0f s: %d jobs done, %d skipped (already in the database), %d failed jobs, "
-             "%d failed items", drv.report.run_id, status, time.monotonic() - t0, drv.report.done,
-             drv.report.skipped, drv.report.failed_jobs, drv.report.failed_items)
+            drv.report.status = status
+            with signals_deferred():
+                ex.close()
+                r = drv.report
+                finish_run(w, r.run_id, status, {"done": r.done, "skipped": r.skipped, "failed_jobs": r.failed_jobs,
+                                                 "failed_items": r.failed_items})
+                w.commit()
     return drv.report

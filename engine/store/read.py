@@ -7,6 +7,8 @@ from pathlib import Path
 
 import duckdb
 
+DEFAULT_DB = "data/results.duckdb"  # the results database when --db / XAI_DB do not say
+
 
 @contextlib.contextmanager
 def read_only(path: str | Path):

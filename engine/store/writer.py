@@ -12,24 +12,22 @@ batch run out of each other's way the writer never opens the live file for writi
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 import shutil
-import time
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
+from .lock import RunLock, WriterBusy, signals_deferred
 from .schema import REPLACE_KEYS, columns, create_schema
 
 log = logging.getLogger(__name__)
 
 
-class WriterBusy(RuntimeError):
-    pass
+__all__ = ["ResultWriter", "WriterBusy", "canonical_json"]
 
 
 def canonical_json(obj) -> str:
@@ -37,28 +35,23 @@ def canonical_json(obj) -> str:
 
 
 class ResultWriter:
-    def __init__(self, db_path: str | Path, lock_timeout: float = 0.0):
+    def __init__(self, db_path: str | Path, lock_timeout: float = 0.0, lock: RunLock | None = None):
+        """``lock``: the database's :class:`RunLock`, already held by the caller (who releases it);
+        without it the writer takes the lock itself, waiting up to ``lock_timeout`` seconds."""
         self.db_path = Path(db_path)
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self.lock_timeout = lock_timeout
-        self._lock_fh = None
+        self._given_lock = lock
+        self._lock: RunLock | None = None
         self.staging = self.db_path.with_name(f"{self.db_path.name}.staging-{os.getpid()}")
         self.con: duckdb.DuckDBPyConnection | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def open(self) -> "ResultWriter":
-        self._lock_fh = open(str(self.db_path) + ".lock", "a+")
-        deadline = time.monotonic() + self.lock_timeout
-        while True:
-            try:
-                fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    self._lock_fh.close()
-                    raise WriterBusy(f"{self.db_path}: another run is writing to this database; "
-                                     f"wait for it to finish or use another --db") from None
-                time.sleep(0.5)
+        if self._given_lock is not None and self._given_lock.held:
+            self._lock = None
+        else:
+            self._lock = RunLock(self.db_path).acquire(self.lock_timeout)
         # we hold the lock, so staging files here belong to runs that died (kill -9, power loss)
         for stale in self.db_path.parent.glob(f"{self.db_path.name}.staging-*"):
             log.info("removing %s left by an interrupted run", stale)
@@ -70,7 +63,12 @@ class ResultWriter:
         return self
 
     def _publish(self, keep_open: bool) -> None:
-        """Checkpoint, close and fsync the staging file, then rename it over the live database."""
+        """Checkpoint, close and fsync the staging file, then rename it over the live database (SIGTERM /
+        Ctrl-C wait until the files are consistent again)."""
+        with signals_deferred():
+            self._publish_now(keep_open)
+
+    def _publish_now(self, keep_open: bool) -> None:
         self.con.execute("CHECKPOINT")
         self.con.close()
         self.con = None
@@ -92,13 +90,17 @@ class ResultWriter:
             if commit:
                 self._publish(keep_open=False)
             else:
-                self.con.close()
-                self.staging.unlink(missing_ok=True)
+                with signals_deferred():
+                    self.con.close()
+                    self.staging.unlink(missing_ok=True)
             self.con = None
-        if self._lock_fh is not None:
-            fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
-            self._lock_fh.close()
-            self._lock_fh = None
+        if not commit:  # a publish torn by a hard failure may leave its copy behind
+            with signals_deferred():
+                self.staging.unlink(missing_ok=True)
+                Path(str(self.staging) + ".next").unlink(missing_ok=True)
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def __enter__(self) -> "ResultWriter":
         return self.open()
