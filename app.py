@@ -4,13 +4,14 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.dashboard.cache import call, db_state
+from engine.dashboard.safe import md
 from engine.dashboard.widgets import no_database, show_table
 
 st.set_page_config(page_title="ViT heatmaps vs. ground truth", layout="wide")
 st.title("Do the heatmaps point where the disease is?")
 
 path, mtime = db_state()
-st.caption(f"Results database: `{path}` (set `XAI_DB` to use another)")
+st.caption(f"Results database: {md(path)} (set `XAI_DB` to use another)")
 
 if mtime is None:
     no_database(path)

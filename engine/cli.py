@@ -83,7 +83,7 @@ def cmd_run(args) -> int:
 
 def _run_locked(args, lock) -> int:
     from .runner.experiment import ExperimentError, load_experiment
-    from .runner.run import BadInput, StrictDatasetError, run_experiment
+    from .runner.run import BadInput, StrictDatasetError, run_experiment, validate_run
     from .runner.runlog import run_log
     try:
         exp = load_experiment(args.experiment)
@@ -100,13 +100,17 @@ def _run_locked(args, lock) -> int:
     if args.dry_run:
         from .runner.plan import dry_run
         return dry_run(exp, Path(args.db), work_dir=args.work_dir)
-    try:
-        with run_log(Path(args.db), exp.name):
-            report = run_experiment(exp, args.db, executor=args.executor, ray_address=args.ray_address,
-                                    work_dir=args.work_dir, device=args.device, progress=_progress(args), lock=lock)
+    work = Path(args.work_dir).resolve() if args.work_dir else exp.resolve(exp.work_dir)
+    try:  # everything checked (datasets as check-data checks them) before the run log or the database
+        prepared = validate_run(exp, work, _progress(args))
     except BadInput as exc:
         fail(f"{args.experiment}: {exc}")
         return 2
+    try:
+        with run_log(Path(args.db), exp.name):
+            report = run_experiment(exp, args.db, executor=args.executor, ray_address=args.ray_address,
+                                    work_dir=work, device=args.device, progress=_progress(args), lock=lock,
+                                    prepared=prepared)
     except StrictDatasetError as exc:
         log.error("%s", exc)
         return 1

@@ -11,6 +11,7 @@ import streamlit as st
 
 from engine.dashboard.cache import call
 from engine.dashboard import method_label
+from engine.dashboard.safe import csv_bytes, md, plotly_frame, plotly_text
 from engine.dashboard.widgets import open_page, show_table, url_selectbox
 
 px.defaults.color_discrete_sequence = px.colors.qualitative.Alphabet  # 26 distinct colours: one per method
@@ -95,8 +96,8 @@ else:
                f"group by model to see them")
 shown = shown.rename(columns={"label": "method"}).sort_values([gcol, "baseline", "rank"]).reset_index(drop=True)
 shown = shown.round({c: 3 for c in shown.columns if shown[c].dtype.kind == "f" and c != "rank"})
-st.caption(f"{ds_label[dataset_id]} · metric **{metric}** ({'higher' if higher else 'lower'} is better) · region "
-           f"**{region}** · grouped by **{group}** · {caption}")
+st.caption(f"{md(ds_label[dataset_id])} · metric **{md(metric)}** ({'higher' if higher else 'lower'} is better) · "
+           f"region **{md(region)}** · grouped by **{group}** · {caption}")
 if not board["baseline"].any():
     st.caption("No random baseline in this database (run the `baseline_random` method to get the chance row).")
 
@@ -112,7 +113,7 @@ stem = f"leaderboard_{metric}_{region}_by_{gcol}"
 buf = io.BytesIO()
 shown.to_parquet(buf, index=False)
 c1, c2 = st.columns(2)
-c1.download_button("Download this table (CSV)", shown.to_csv(index=False).encode(), file_name=f"{stem}.csv",
+c1.download_button("Download this table (CSV)", csv_bytes(shown), file_name=f"{stem}.csv",
                    mime="text/csv")
 c2.download_button("Download this table (Parquet)", buf.getvalue(), file_name=f"{stem}.parquet",
                    mime="application/vnd.apache.parquet")
@@ -127,10 +128,10 @@ else:
     err = {"error_y": "err_hi", "error_y_minus": "err_lo"}
     what = "mean of model means, bars from lowest to highest model"
 n_max = int(shown["n"].max()) if len(shown) else 0
-fig = px.bar(plot, x="method", y="mean", color=gcol, barmode="group", **err,
+fig = px.bar(plotly_frame(plot), x="method", y="mean", color=gcol, barmode="group", **err,
              text="signif" if "signif" in plot else None,
-             labels={"mean": f"{metric} ({region}), score 0–1", "method": "method", gcol: group},
-             title=f"{metric} on {region} regions: {what}; n ≤ {n_max} images per bar"
+             labels={"mean": plotly_text(f"{metric} ({region}), score 0–1"), "method": "method", gcol: group},
+             title=plotly_text(f"{metric} on {region} regions: {what}; n ≤ {n_max} images per bar")
                    + ("; marks: vs the model's best (Holm)" if "signif" in plot else ""))
 fig.update_traces(textposition="outside", cliponaxis=False)
 if np.isfinite(plot["mean"]).all() and plot["mean"].between(0, 1).all():
@@ -141,6 +142,6 @@ models_here = sorted(board.model_id.unique())
 if models_here:
     with st.expander("Do the metrics and the region types agree? (per model; more on the Compare page)"):
         mid = url_selectbox("Model", models_here, "agree_model", "lb_", where=st)
-        st.caption(f"Spearman correlation between metrics across methods (method means, region {region} plus "
+        st.caption(f"Spearman correlation between metrics across methods (method means, region {md(region)} plus "
                    f"faithfulness; deletion negated so higher = better); chance baselines excluded")
         show_table(call("metric_agreement", path, mtime, dataset_id, mid, region), "{:.2f}")

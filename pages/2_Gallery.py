@@ -13,6 +13,7 @@ from engine.dashboard.cache import call
 from engine.dashboard.images import UnsafePath, load_row_sample
 from engine.dashboard.queries_compare import best_model
 from engine.dashboard import method_label
+from engine.dashboard.safe import md
 from engine.dashboard.viz import COLORMAPS, render_sample
 from engine.dashboard.widgets import open_page, requested_page, url_page, url_range, url_selectbox, url_slider
 
@@ -54,7 +55,7 @@ fchoices = [NO_FILTER, *sorted(f"{m} · {r}" for m, r in zip(here.metric, here.r
 fchoice = pick("Filter on a score", fchoices, "fmetric")
 metric_filter = None
 if fchoice != NO_FILTER:
-    lo, hi = url_range(f"{fchoice} range", "frange", "g_", 0.0, 1.0)
+    lo, hi = url_range(f"{md(fchoice)} range", "frange", "g_", 0.0, 1.0)
     fm, fr = fchoice.split(" · ")
     metric_filter = (fm, fr, lo, hi)
 st.sidebar.button("Show the pointing-game misses", on_click=show_misses,
@@ -73,7 +74,7 @@ total, rows = call("gallery_view", path, mtime, dataset_id, model_id, method, ou
 pages = max(1, math.ceil(total / PER_PAGE))
 page = url_page("Page", "page", "g_", pages)
 
-st.caption(f"{total} images · page {page} of {pages} · model **{model_id}** · method **{label}** · heatmap: "
+st.caption(f"{total} images · page {page} of {pages} · model **{md(model_id)}** · method **{md(label)}** · heatmap: "
            f"{cmap}, scaled per image for display (bright = high) · outline: cyan = mask, lime = box · "
            f"*details* opens all methods of one image")
 if rows.empty:
@@ -88,12 +89,13 @@ for k, row in enumerate(rows.to_dict("records")):
             st.image(np.asarray(render_sample(load_row_sample(row), queries.map_array(row), alpha, cmap)),
                      width="stretch")
         except (UnsafePath, ValueError, OSError) as exc:
-            st.warning(f"{row['image_id']}: {exc}")
+            st.warning(f"{md(row['image_id'])}: {md(exc)}")
             continue
         ok = "✓" if row["pred"] == row["label"] else "✗"
-        scores = "  \n".join(row["scores"]) if row["scores"] is not None and len(row["scores"]) else "not scored"
-        st.caption(f"**{row['image_id']}**  \ntrue {names_[row['label']]} · pred {names_[row['pred']]} {ok} "
-                   f"(p = {row['confidence']:.2f})  \n{scores}")
+        scores = "  \n".join(map(md, row["scores"])) if row["scores"] is not None and len(row["scores"]) else \
+            "not scored"
+        st.caption(f"**{md(row['image_id'])}**  \ntrue {md(names_[row['label']])} · pred {md(names_[row['pred']])} "
+                   f"{ok} (p = {row['confidence']:.2f})  \n{scores}")
         link = urlencode({"dataset": dataset_id, "model": model_id, "image": row["image_id"], "cmap": cmap,
                           "alpha": f"{alpha:g}"})
-        st.markdown(f"[details of {row['image_id']}](Image?{link})")
+        st.markdown(f"[details of {md(row['image_id'])}](Image?{link})")

@@ -9,6 +9,7 @@ import streamlit as st
 from engine.dashboard.cache import call
 from engine.dashboard.queries import labelled
 from engine.dashboard.queries_compare import CONFOUNDER_METRICS, best_model, per_method_spearman
+from engine.dashboard.safe import md, plotly_frame, plotly_text
 from engine.dashboard.widgets import open_page, show_table, url_selectbox, url_slider
 
 px.defaults.color_discrete_sequence = px.colors.qualitative.Alphabet  # 26 distinct colours: one per method
@@ -49,12 +50,13 @@ if view == "strategy":
     df = labelled(call("strategy_comparison", path, mtime, dataset_id, metric, region))
     agg = df.groupby(["strategy", "method"]).agg(mean=("mean", "mean"), lo=("mean", "min"), hi=("mean", "max"),
                                                  models=("model_id", "nunique"), n=("n", "sum")).reset_index()
-    st.caption(f"{metric} on {region} regions: per pretraining strategy (models.strategy, else the init) the mean "
+    st.caption(f"{md(metric)} on {md(region)} regions: per pretraining strategy (models.strategy, else the init) the mean "
                f"of its models' mean scores; bars span the lowest to highest model; n = images summed over models")
-    fig = px.bar(agg.assign(up=agg.hi - agg["mean"], down=agg["mean"] - agg.lo), x="method", y="mean",
+    fig = px.bar(plotly_frame(agg.assign(up=agg.hi - agg["mean"], down=agg["mean"] - agg.lo)), x="method", y="mean",
                  color="strategy", barmode="group", error_y="up", error_y_minus="down",
-                 labels={"mean": f"{metric} ({region}), mean score 0–1", "method": "method"},
-                 title=f"{metric} by pretraining strategy; n ≤ {int(agg['n'].max()) if len(agg) else 0} images/bar")
+                 labels={"mean": plotly_text(f"{metric} ({region}), mean score 0–1"), "method": "method"},
+                 title=plotly_text(f"{metric} by pretraining strategy; n ≤ {int(agg['n'].max()) if len(agg) else 0} "
+                                   f"images/bar"))
     st.plotly_chart(fig, width="stretch")
     show_table(agg.pivot_table(index="method", columns="strategy", values="mean"), "{:.3f}")
     acc = df.groupby(["strategy", "model_id"], dropna=False).agg(
@@ -75,19 +77,19 @@ elif view == "agreement":
                   "region", prefer="mask")
     pairs = labelled(call("metric_pairs", path, mtime, dataset_id, model_id, region, a, b))
     if pairs.empty:
-        st.info(f"No image has both {a} and {b} on {region} regions for this model.")
+        st.info(f"No image has both {md(a)} and {md(b)} on {md(region)} regions for this model.")
     else:
-        fig = px.scatter(pairs, x="a", y="b", facet_col="method", facet_col_wrap=4, opacity=0.5,
-                         labels={"a": f"{a} ({region})", "b": f"{b} ({region})"},
-                         title=f"Per image: {a} vs {b}, one panel per method (n = {pairs.image_id.nunique()} "
-                               f"images)")
+        fig = px.scatter(plotly_frame(pairs), x="a", y="b", facet_col="method", facet_col_wrap=4, opacity=0.5,
+                         labels={"a": plotly_text(f"{a} ({region})"), "b": plotly_text(f"{b} ({region})")},
+                         title=plotly_text(f"Per image: {a} vs {b}, one panel per method (n = "
+                                           f"{pairs.image_id.nunique()} images)"))
         fig.for_each_annotation(lambda t: t.update(text=t.text.split("=")[-1]))
         st.plotly_chart(fig, width="stretch")
-        st.caption(f"Spearman correlation of {a} and {b} across images, per method (undefined where a metric is "
+        st.caption(f"Spearman correlation of {md(a)} and {md(b)} across images, per method (undefined where a metric is "
                    f"constant)")
         rho = per_method_spearman(pairs.assign(method_params=""))
         show_table(rho.drop(columns=["method_params"]), {"spearman": "{:.2f}"}, hide_index=True)
-    st.caption(f"Across methods: Spearman correlation between metrics of the method means (region {region} plus "
+    st.caption(f"Across methods: Spearman correlation between metrics of the method means (region {md(region)} plus "
                f"faithfulness; deletion negated so higher = better); chance baselines excluded")
     show_table(call("metric_agreement", path, mtime, dataset_id, model_id, region), "{:.2f}")
 
@@ -99,10 +101,10 @@ elif view == "regions":
     if ranks.empty or "box" not in ranks or "mask" not in ranks:
         st.info("This dataset has no method scored on both box and mask regions.")
     else:
-        st.caption(f"{metric}: method means on boxes vs masks and their ranks (1 = best); Spearman ρ of the two "
+        st.caption(f"{md(metric)}: method means on boxes vs masks and their ranks (1 = best); Spearman ρ of the two "
                    f"rankings = {'undefined (fewer than 3 methods)' if rho != rho else f'{rho:.2f}'}")
-        fig = px.scatter(ranks.reset_index(), x="box", y="mask", text="method",
-                         labels={"box": f"{metric} on boxes (mean)", "mask": f"{metric} on masks (mean)"},
+        fig = px.scatter(plotly_frame(ranks.reset_index()), x="box", y="mask", text="method",
+                         labels={"box": plotly_text(f"{metric} on boxes (mean)"), "mask": plotly_text(f"{metric} on masks (mean)")},
                          title=f"Do rankings survive boxes vs masks? {len(ranks)} methods")
         fig.update_traces(textposition="top center")
         st.plotly_chart(fig, width="stretch")
@@ -119,9 +121,9 @@ elif view == "depth":
                 "`layer` (e.g. `attention` with `{\"layer\": 0}`, `{\"layer\": 1}`, …, or `gradcam_attn`) in your "
                 "experiment's methods; each becomes one point of this ablation.")
     else:
-        fig = px.line(df, x="layer", y="mean", color="method", line_dash="metric", markers=True,
+        fig = px.line(plotly_frame(df), x="layer", y="mean", color="method", line_dash="metric", markers=True,
                       error_y=df.ci_high - df["mean"], error_y_minus=df["mean"] - df.ci_low,
-                      labels={"layer": "block (0 = first)", "mean": f"mean score ({region}), 0–1"},
+                      labels={"layer": "block (0 = first)", "mean": plotly_text(f"mean score ({region}), 0–1")},
                       title=f"Localisation per attention depth, 95 % CI; n ≤ {int(df['n'].max())} images per point")
         fig.update_xaxes(dtick=1)
         st.plotly_chart(fig, width="stretch")
@@ -134,7 +136,7 @@ elif view == "sanity":
         st.info("No MPRT results for this model (the demo runs it on the trained model: `python -m engine demo`).")
     else:
         sim = pick("Similarity", ["mean_spearman", "mean_ssim"], "sim")
-        fig = px.line(df, x="step", y=sim, color="method", markers=True, hover_data=["layer", "images"],
+        fig = px.line(plotly_frame(df), x="step", y=sim, color="method", markers=True, hover_data=["layer", "images"],
                       labels={"step": "randomisation step (1 = head, then blocks top-down, last = embeddings)",
                               sim: f"{sim.replace('mean_', '')} with the original map (mean)"},
                       title=f"MPRT: a map that stays similar after randomisation ignores the model; "
@@ -148,10 +150,10 @@ elif view == "faithfulness":
     if df.empty:
         st.info("No insertion / deletion curves for this model (score `insertion_auc` / `deletion_auc`).")
     for metric, g in df.groupby("metric"):
-        fig = px.line(g, x="x", y="y", color="method",
+        fig = px.line(plotly_frame(g), x="x", y="y", color="method",
                       labels={"x": "fraction of pixels " + ("inserted" if "insert" in metric else "deleted"),
                               "y": "probability of the explained class (mean)"},
-                      title=f"{metric.replace('_auc', '')}: mean over n = {int(g['images'].max())} images")
+                      title=plotly_text(f"{metric.replace('_auc', '')}: mean over n = {int(g['images'].max())} images"))
         fig.update_yaxes(range=[0, 1])
         st.plotly_chart(fig, width="stretch")
 
@@ -172,7 +174,7 @@ else:  # confounders
         shown = df.drop(columns=["method_params"]).round(3)
         st.dataframe(shown, hide_index=True, width="stretch",
                      column_config={"flagged": st.column_config.CheckboxColumn("looks at the marker")})
-        fig = px.bar(pd.DataFrame(shown), x="method", y="mean", color="model_id", barmode="group",
+        fig = px.bar(plotly_frame(pd.DataFrame(shown)), x="method", y="mean", color="model_id", barmode="group",
                      facet_row="metric", labels={"mean": "mass on marker (mean share, 0–1)"},
                      title=f"Mass on the marker region; n ≤ {int(shown['n'].max())} images per bar")
         st.plotly_chart(fig, width="stretch")

@@ -6,6 +6,7 @@ import json
 import streamlit as st
 
 from engine.dashboard.cache import call
+from engine.dashboard.safe import md
 from engine.dashboard.widgets import open_page, show_table, url_selectbox
 
 path, mtime, runs = open_page("Runs", "Runs", "runs", "runs")
@@ -20,7 +21,7 @@ only = None if run_id == ALL else run_id
 
 if only:
     cfg = call("run_config", path, mtime, only)
-    with st.expander(f"Configuration and package versions of {only}", expanded=True):
+    with st.expander(f"Configuration and package versions of {md(only)}", expanded=True):
         for col in ("config", "versions"):
             text = cfg[col].iloc[0] if len(cfg) else None
             st.markdown(f"**{col}**")

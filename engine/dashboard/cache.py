@@ -11,6 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from . import queries, queries_compare
+from .safe import md
 from ..store.schema import SCHEMA_VERSION
 
 
@@ -25,8 +26,8 @@ def db_state() -> tuple[str, float | None]:
         return path, None
     found = queries.schema_version(path)
     if found < SCHEMA_VERSION:
-        st.warning(f"`{path}` was written with results schema version {found}; this dashboard reads version "
-                   f"{SCHEMA_VERSION}. Re-run `python -m engine demo --db {path}` (or your experiment) to rebuild it.")
+        st.warning(f"{md(path)} was written with results schema version {found}; this dashboard reads version "
+                   f"{SCHEMA_VERSION}. Re-run `python -m engine demo --db PATH` (or your experiment) to rebuild it.")
         return path, None
     return path, os.path.getmtime(path)
 

@@ -101,7 +101,8 @@ def check_regions(exp: Experiment, prepared: list[PreparedDataset]) -> None:
                            f"{sorted(have)}")
 
 
-def prepare(exp: Experiment, work_dir: Path, progress: bool = True) -> list[PreparedDataset]:
+def prepare(exp: Experiment, work_dir: Path, progress: bool = True, check=None) -> list[PreparedDataset]:
+    """Load (generate first) every dataset of ``exp``; ``check(prepared)`` runs before anything is logged."""
     out = []
     for block in exp.datasets:
         spec = spec_for(block, exp, work_dir, exp.seed, progress)
@@ -111,6 +112,9 @@ def prepare(exp: Experiment, work_dir: Path, progress: bool = True) -> list[Prep
         scored = tuple(r.image_id for r in select_scored(records, spec, classes))
         out.append(PreparedDataset(spec, json.dumps(spec.to_dict(), sort_keys=True, default=str), records, classes,
                                    fp, f"{spec.name}@{fp[:10]}", scored))
-        log.info("dataset %s: %d images, %d scored", spec.name, len(records), len(scored))
     check_regions(exp, out)
+    if check is not None:
+        check(out)
+    for d in out:  # after every check, so bad input stays one line
+        log.info("dataset %s: %d images, %d scored", d.spec.name, len(d.records), len(d.scored))
     return out

@@ -282,22 +282,25 @@ def validate_run(exp: Experiment, work: Path, progress: bool = False) -> list[Pr
     """Everything checked before any work, as check-data checks it: the folders, models and weights
     (:func:`~engine.runner.validate.preflight`), then every dataset loaded (generated first) with a
     sample of its images read.  Raises :class:`BadInput` with one line naming the file and the key."""
-    from .validate import preflight
+    from .validate import check_input_sizes, preflight
     try:
-        preflight(exp, work, exp.name)
-        return prepare(exp, work, progress)
+        preflight(exp, work)
+        prepared = prepare(exp, work, progress, check=lambda out: check_input_sizes(exp, out))
+        return prepared
     except (DatasetError, ValueError, OSError) as exc:
         raise BadInput(" ".join(str(exc).split())) from None
 
 
 def run_experiment(exp: Experiment, db: str | Path, *, executor: str = "local", ray_address: str | None = None,
                    work_dir: str | Path | None = None, device: str | None = None, progress: bool = True,
-                   lock_timeout: float = 0.0, lock: RunLock | None = None) -> RunReport:
+                   lock_timeout: float = 0.0, lock: RunLock | None = None,
+                   prepared: list[PreparedDataset] | None = None) -> RunReport:
     """Bring ``db`` up to date with ``exp``; returns what was done, skipped and failed.
 
     ``lock``: the database's run lock, already held by the caller (the CLI takes it before importing
     torch); without it the lock is taken here, waiting up to ``lock_timeout`` seconds.  Bad input raises
-    :class:`BadInput` before the database is touched.  An interrupt (SIGTERM, Ctrl-C: a
+    :class:`BadInput` before the database is touched (``prepared``: what :func:`validate_run` returned,
+    when the caller validated already).  An interrupt (SIGTERM, Ctrl-C: a
     ``KeyboardInterrupt``) marks the run ``interrupted`` with its counts, removes the staging copy and
     re-raises with ``report`` attached."""
     t0 = time.monotonic()
@@ -306,7 +309,7 @@ def run_experiment(exp: Experiment, db: str | Path, *, executor: str = "local", 
     own = lock is None or not lock.held
     lock = RunLock(db).acquire(lock_timeout) if own else lock
     try:
-        prepared = validate_run(exp, work, progress)
+        prepared = validate_run(exp, work, progress) if prepared is None else prepared
         report = _run(exp, db, prepared, work, executor, ray_address, device, progress, lock)
     finally:
         if own:

@@ -23,6 +23,7 @@ from ..explain import METHODS
 from ..metrics.sanity import mprt
 from ..models import (ImageSource, PretrainConfig, TrainConfig, create_model, fine_tune, grid_search, load_checkpoint,
                       normalise, predict, pretrain_backbone, read_sidecar, save_checkpoint)
+from ..models.checkpoint import file_sha256
 from ..models.evaluation import report_from_probs
 from ..store import canonical_json
 from .evaluate import _first_line, evaluate_model
@@ -143,11 +144,27 @@ def pretraining_summary(backbone: Path) -> dict:
 
 
 def reuse_checkpoint(ckpt_path: str) -> dict | None:
-    """The train result of an existing, intact checkpoint (None when it must be trained)."""
+    """The train result of an existing, intact checkpoint (None when it must be trained).
+
+    A checkpoint whose bytes no longer match the sha256 of its sidecar (or whose sidecar cannot be
+    read) is moved aside to ``<file>.stale-<time>`` with a warning and trained again, instead of being
+    re-used by every later job (each of which would fail on the mismatch)."""
     path = Path(ckpt_path)
-    if not (path.exists() and Path(str(path) + ".json").exists()):
+    side_path = Path(str(path) + ".json")
+    if not (path.exists() and side_path.exists()):
         return None
-    side = read_sidecar(path)
+    try:
+        side = read_sidecar(path)
+        ok = isinstance(side, dict) and "sha256" in side and "model" in side and file_sha256(path) == side["sha256"]
+        why = "its bytes do not match the sha256 in its sidecar"
+    except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+        ok, why = False, f"its sidecar cannot be read ({type(exc).__name__})"
+    if not ok:
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        for p in (path, side_path):
+            p.replace(p.with_name(f"{p.name}.stale-{stamp}"))
+        log.warning("checkpoint %s: %s; moved aside to %s.stale-%s and trained again", path, why, path.name, stamp)
+        return None
     meta = {k: side.get(k) for k in ("init", "strategy", "hparams", "metrics", "history")}
     return {"checkpoint": str(path), "sha256": side["sha256"], "info": side["model"], "meta": meta, "trials": [],
             "seconds": 0.0}

@@ -158,15 +158,15 @@ def writable_dir(path: Path, what: str) -> None:
         raise ValueError(f"{path}: the {what} is not a writable folder ({exc.strerror or exc})") from None
 
 
-def preflight(exp, work_dir: Path, source: str) -> None:
-    """What must hold before a run does any work (raises ValueError naming ``source`` and the key)."""
+def preflight(exp, work_dir: Path) -> None:
+    """What must hold before a run does any work (raises ValueError naming the block and the key)."""
     from ..data.synthetic import GENERATORS
-    from ..models import load_state_dict_file
+    from ..models.weights import load_state_dict_file
     from ..models.factory import resolve
     writable_dir(work_dir, "work_dir")
     writable_dir((work_dir / exp.checkpoints).resolve(), "checkpoints folder")
     for i, m in enumerate(exp.models):
-        where = f"{source}: models.{i} ({m.key})"
+        where = f"models.{i} ({m.key})"
         try:
             resolve(m.name)
         except ValueError as exc:
@@ -185,4 +185,25 @@ def preflight(exp, work_dir: Path, source: str) -> None:
         gen = block.get("generate")
         if gen is not None:
             cfg_cls = GENERATORS[gen][0]
-            generator_config(gen, cfg_cls, block.get("params", {}), f"{source}: datasets.{i} ({block['name']})")
+            generator_config(gen, cfg_cls, block.get("params", {}), f"datasets.{i} ({block['name']})")
+
+
+def model_input_size(name: str) -> int | None:
+    """The square input size a model is built for (zoo ``img_size``, else timm's pretrained config)."""
+    import timm
+    from ..models.factory import resolve
+    entry = resolve(name)
+    if "img_size" in entry.kwargs:
+        return int(entry.kwargs["img_size"])
+    cfg = timm.get_pretrained_cfg(entry.timm_name)
+    return int(cfg.input_size[-1]) if cfg is not None and getattr(cfg, "input_size", None) else None
+
+
+def check_input_sizes(exp, prepared) -> None:
+    """Each dataset's ``input_size`` is the size its models take (else every training job fails)."""
+    for d, block in zip(prepared, exp.datasets):
+        for e in exp.model_entries(block):
+            want = model_input_size(e["name"])
+            if want is not None and want != d.spec.input_size:
+                raise ValueError(f"dataset {d.spec.name!r}: input_size = {d.spec.input_size} but model "
+                                 f"{e['key']!r} ({e['name']}) takes {want} x {want} inputs: set input_size = {want}")
