@@ -155,7 +155,7 @@ def cmd_check_data(args) -> int:
         work = exp.resolve(exp.work_dir)
         specs = [spec_for(block, exp, work, exp.seed, progress=False) for block in exp.datasets]
     except (ExperimentError, DatasetError, ValueError, OSError) as exc:
-        fail(exc)
+        fail(exc if isinstance(exc, ExperimentError) else f"{args.config}: {exc}")
         return 2
     failed = False
     for spec in specs:

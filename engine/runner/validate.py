@@ -31,7 +31,11 @@ MAX_GENERATED_SIZE = 2048      # pixels per side of a generated image
 
 
 def _type_name(hint) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+    """'an int', 'a float', 'a str', 'int | None', ... for messages."""
+    name = getattr(hint, "__name__", None)
+    if name in ("int", "float", "str", "bool"):
+        return {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}[name]
+    return "of type " + str(hint).replace("typing.", "")
 
 
 def value_fits(value, hint) -> bool:
@@ -98,7 +102,7 @@ def check_params(kind: str, name: str, fn, params, skip: int) -> None:
     for key, value in params.items():
         hint = hints.get(key, sig.parameters[key].annotation)
         if not value_fits(value, hint):
-            raise ValueError(f"{kind} {name!r}: {key} = {value!r} is not a {_type_name(hint)}")
+            raise ValueError(f"{kind} {name!r}: {key} = {value!r} is not {_type_name(hint)}")
         msg = _range_error(key, value)
         if msg:
             raise ValueError(f"{kind} {name!r}: {msg}")
@@ -117,7 +121,7 @@ def check_config(field_name: str, cls, values: dict, grid: bool = False) -> None
         for v in (value if grid else [value]):
             hint = hints.get(key, Any)
             if not value_fits(v, hint):
-                raise ValueError(f"{field_name}.{key} = {v!r} is not a {_type_name(hint)}")
+                raise ValueError(f"{field_name}.{key} = {v!r} is not {_type_name(hint)}")
             msg = _range_error(key, v)
             if msg:
                 raise ValueError(f"{field_name}.{msg}")
@@ -133,7 +137,7 @@ def generator_config(gen: str, cfg_cls, params, where: str):
     hints = _hints(cfg_cls)
     for key, value in params.items():
         if key in hints and not isinstance(value, dict) and not value_fits(value, hints[key]):
-            raise ValueError(f"{where}: params.{key} = {value!r} is not a {_type_name(hints[key])}")
+            raise ValueError(f"{where}: params.{key} = {value!r} is not {_type_name(hints[key])}")
         msg = _range_error(key, value)
         if msg:
             raise ValueError(f"{where}: params.{msg}")
