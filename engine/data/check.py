@@ -120,7 +120,7 @@ def _shared_annotations(spec: DatasetSpec, records, report: DatasetReport):
 
 def check_dataset(spec: DatasetSpec) -> DatasetReport:
     """Read every image and annotation of ``spec``; count, and collect every problem."""
-    records, classes, problems = scan_records(spec)
+    records, classes, problems = scan_records(spec, check_files=True)
     report = DatasetReport(spec, classes, len(records), problems=list(problems))
     report.counts = dict(Counter((classes[r.label], r.split) for r in records))
     _shared_annotations(spec, records, report)

@@ -106,7 +106,7 @@ def prepare(exp: Experiment, work_dir: Path, progress: bool = True, check=None) 
     out = []
     for block in exp.datasets:
         spec = spec_for(block, exp, work_dir, exp.seed, progress)
-        records, classes = load_records(spec)
+        records, classes = load_records(spec, check_files=True)
         readable_sample(spec, records)
         fp = fingerprint(records, spec)
         scored = tuple(r.image_id for r in select_scored(records, spec, classes))
