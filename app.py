@@ -3,20 +3,18 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.dashboard.cache import call, db_state
-from engine.dashboard.safe import md
-from engine.dashboard.widgets import no_database, show_table
+from engine.dashboard import db_state, md, no_database, show_table
 
 st.set_page_config(page_title="ViT heatmaps vs. ground truth", layout="wide")
 st.title("Do the heatmaps point where the disease is?")
 
-path, mtime = db_state()
-st.caption(f"Results database: {md(path)} (set `XAI_DB` to use another)")
+db = db_state()
+st.caption(f"Results database: {md(db.path)} (set `XAI_DB` to use another)")
 
-if mtime is None:
-    no_database(path)
+if not db.ready:
+    no_database(db.path)
 
-counts = dict(call("table_counts", path, mtime).itertuples(index=False))
+counts = dict(db.table_counts().itertuples(index=False))
 cols = st.columns(5)
 for col, table in zip(cols, ["datasets", "models", "explanations", "scores", "failures"]):
     col.metric(table.capitalize(), f"{int(counts.get(table, 0)):,}")
@@ -26,22 +24,22 @@ if counts.get("scores", 0) == 0:
             "`.venv/bin/python -m engine run EXPERIMENT.toml`, then reload this page.")
 
 st.subheader("Datasets")
-st.dataframe(call("datasets", path, mtime).drop(columns=["root"]), hide_index=True, width="stretch")
+st.dataframe(db.datasets().drop(columns=["root"]), hide_index=True, width="stretch")
 
 st.subheader("Models")
 st.caption("Test-split classification quality: accuracy, balanced accuracy, macro-F1 and macro one-vs-rest AUROC "
            "(– where the run did not record it)")
-models = call("models", path, mtime)
+models = db.models()
 show_table(models, hide_index=True)
 
 st.subheader("Methods × metrics")
 st.caption("Per method, metric and region: models scored, images scored (n, summed over models) and the mean "
            "of the models' mean scores")
-st.dataframe(call("method_summary", path, mtime), hide_index=True, width="stretch",
+st.dataframe(db.method_summary(), hide_index=True, width="stretch",
              column_config={"mean_of_model_means": st.column_config.NumberColumn(format="%.3f")})
 
 st.subheader("Last runs")
-runs = call("runs", path, mtime, 10)
+runs = db.runs(10)
 if runs.empty:
     st.caption("No runs recorded.")
 else:

@@ -2,7 +2,12 @@
 view can be shared; without a URL value each widget starts at a sensible default."""
 from __future__ import annotations
 
+from typing import Callable
+
+import pandas as pd
 import streamlit as st
+
+from .cache import Db, db_state
 
 
 def url_selectbox(label: str, values, key: str, widget_prefix: str, prefer=None, fmt=str, where=None):
@@ -86,20 +91,20 @@ def no_database(path: str, what: str = "results") -> None:
     st.stop()
 
 
-def open_page(title: str, heading: str, options: str = "score_options", what: str = "scores"):
-    """Page setup shared by the pages: config, heading, the database state and the page's option rows
-    (``options``, a query name); stops with :func:`no_database` when there is nothing to show.
-    Returns (path, mtime, options DataFrame)."""
-    from .cache import call, db_state
+def open_page(title: str, heading: str, options: Callable[[Db], pd.DataFrame] = Db.score_options,
+              what: str = "scores") -> tuple[Db, pd.DataFrame]:
+    """Page setup shared by the pages: config, heading, the database and the page's option rows
+    (``options``, a :class:`Db` query without arguments); stops with :func:`no_database` when there is
+    nothing to show.  Returns (the database, the options DataFrame)."""
     st.set_page_config(page_title=title, layout="wide")
     st.title(heading)
-    path, mtime = db_state()
-    if mtime is None:
-        no_database(path)
-    opts = call(options, path, mtime)
+    db = db_state()
+    if not db.ready:
+        no_database(db.path)
+    opts = options(db)
     if opts.empty:
-        no_database(path, what)
-    return path, mtime, opts
+        no_database(db.path, what)
+    return db, opts
 
 
 def show_table(df, formats: dict | str | None = None, precision: int = 3, hide_index: bool = False, **kwargs):

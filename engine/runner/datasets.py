@@ -17,6 +17,7 @@ from pathlib import Path
 from ..data import DatasetError, DatasetSpec, Record, fingerprint, load_records, region_names
 from ..data.splits import select_scored
 from ..data.synthetic import GENERATORS
+from ..store import identity
 from .experiment import Experiment
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ def prepare(exp: Experiment, work_dir: Path, progress: bool = True, check=None) 
         fp = fingerprint(records, spec)
         scored = tuple(r.image_id for r in select_scored(records, spec, classes))
         out.append(PreparedDataset(spec, json.dumps(spec.to_dict(), sort_keys=True, default=str), records, classes,
-                                   fp, f"{spec.name}@{fp[:10]}", scored))
+                                   fp, identity.dataset_id(spec.name, fp), scored))
     check_regions(exp, out)
     if check is not None:
         check(out)

@@ -207,7 +207,7 @@ def check_input_sizes(exp, prepared) -> None:
     """Each dataset's ``input_size`` is the size its models take (else every training job fails)."""
     for d, block in zip(prepared, exp.datasets):
         for e in exp.model_entries(block):
-            want = model_input_size(e["name"])
+            want = model_input_size(e.name)
             if want is not None and want != d.spec.input_size:
                 raise ValueError(f"dataset {d.spec.name!r}: input_size = {d.spec.input_size} but model "
-                                 f"{e['key']!r} ({e['name']}) takes {want} x {want} inputs: set input_size = {want}")
+                                 f"{e.key!r} ({e.name}) takes {want} x {want} inputs: set input_size = {want}")
