@@ -88,7 +88,7 @@ def test_checkpoint_that_no_longer_matches_its_sidecar_is_trained_again(tmp_path
     path = tmp_path / "ckpt" / "m.safetensors"
     sha = save_checkpoint(path, model, info, {"init": "trained", "metrics": {}, "history": []})
     intact = reuse_checkpoint(str(path))
-    assert intact is not None and intact["sha256"] == sha
+    assert intact is not None and intact.sha256 == sha
     with open(path, "r+b") as fh:  # flip one byte of the weights
         fh.seek(-1, os.SEEK_END)
         last = fh.read(1)
