@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -58,7 +59,7 @@ def _counts(report) -> str:
 
 def cmd_run(args) -> int:
     """Lock the database, then import, validate (exit 2) and run; SIGTERM / Ctrl-C exit 143 / 130."""
-    from .store.lock import Interrupted, RunLock, WriterBusy, install_signal_handlers
+    from .store.lock import Interrupted, RunLock, WriterBusy, install_signal_handlers, interrupt_signal
     install_signal_handlers()
     lock = None
     try:
@@ -69,6 +70,13 @@ def cmd_run(args) -> int:
                 fail(exc)
                 return 3
         return _run_locked(args, lock)
+    except Exception as exc:  # a signal that surfaced as another error (e.g. DuckDB's 'Query interrupted')
+        signum = interrupt_signal(exc)
+        if signum is None:
+            raise
+        print(f"interrupted by {signal.Signals(signum).name} ({type(exc).__name__}: {' '.join(str(exc).split())})",
+              file=sys.stderr)
+        return 128 + signum
     except Interrupted as exc:
         report = getattr(exc, "report", None)
         what = f"run {report.run_id} interrupted by {exc}: {_counts(report)}; marked 'interrupted' in {args.db}; " \
@@ -140,6 +148,7 @@ def cmd_demo(args) -> int:
 def cmd_check_data(args) -> int:
     """Dataset files are checked as they are; an experiment file's generated demo sets are written first."""
     import tomllib
+
     from .data.check import check_data_command, check_dataset
     try:
         is_experiment = "models" in tomllib.loads(Path(args.config).read_text(encoding="utf-8"))
@@ -147,9 +156,9 @@ def cmd_check_data(args) -> int:
         is_experiment = False  # check_data_command reports the file's problem
     if not is_experiment:
         return check_data_command(args.config, fail_on=args.fail_on)
+    from .data import DatasetError
     from .runner.datasets import spec_for
     from .runner.experiment import ExperimentError, load_experiment
-    from .data import DatasetError
     try:
         exp = load_experiment(args.config)
         work = exp.resolve(exp.work_dir)

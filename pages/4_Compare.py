@@ -61,8 +61,8 @@ if view == "strategy":
     metric, region = pick_metric_region()
     df = labelled(db.strategy_comparison(dataset_id, metric, region))
     agg = strategy_means(df)
-    st.caption(f"{md(metric)} on {md(region)} regions: per pretraining strategy (models.strategy, else the init) the mean "
-               f"of its models' mean scores; bars span the lowest to highest model; n = images summed over models")
+    st.caption(f"{md(metric)} on {md(region)} regions: per pretraining strategy (models.strategy, else the init) the "
+               f"mean of its models' mean scores; bars span the lowest to highest model; n = images summed over models")
     fig = px.bar(plotly_frame(agg.assign(up=agg.hi - agg["mean"], down=agg["mean"] - agg.lo)), x="method", y="mean",
                  color="strategy", barmode="group", error_y="up", error_y_minus="down",
                  labels={"mean": plotly_text(f"{metric} ({region}), mean score 0–1"), "method": "method"},
@@ -92,8 +92,8 @@ elif view == "agreement":
                                            f"{pairs.image_id.nunique()} images)"))
         fig.for_each_annotation(lambda t: t.update(text=t.text.split("=")[-1]))
         st.plotly_chart(fig, width="stretch")
-        st.caption(f"Spearman correlation of {md(a)} and {md(b)} across images, per method (undefined where a metric is "
-                   f"constant)")
+        st.caption(f"Spearman correlation of {md(a)} and {md(b)} across images, per method (undefined where a metric "
+                   f"is constant)")
         rho = per_method_spearman(pairs.assign(method_params=""))
         show_table(rho.drop(columns=["method_params"]), {"spearman": "{:.2f}"}, hide_index=True)
     st.caption(f"Across methods: Spearman correlation between metrics of the method means (region {md(region)} plus "
@@ -111,7 +111,8 @@ elif view == "regions":
         st.caption(f"{md(metric)}: method means on boxes vs masks and their ranks (1 = best); Spearman ρ of the two "
                    f"rankings = {'undefined (fewer than 3 methods)' if rho != rho else f'{rho:.2f}'}")
         fig = px.scatter(plotly_frame(ranks.reset_index()), x="box", y="mask", text="method",
-                         labels={"box": plotly_text(f"{metric} on boxes (mean)"), "mask": plotly_text(f"{metric} on masks (mean)")},
+                         labels={"box": plotly_text(f"{metric} on boxes (mean)"),
+                                 "mask": plotly_text(f"{metric} on masks (mean)")},
                          title=f"Do rankings survive boxes vs masks? {len(ranks)} methods")
         fig.update_traces(textposition="top center")
         st.plotly_chart(fig, width="stretch")

@@ -57,7 +57,8 @@ def folder(tmp_path_factory) -> Path:
     (base / "ds" / "labels.csv").write_text("image,label\n" + "\n".join(rows) + "\n")
     (base / "ds" / "boxes.csv").write_text("image,x0,y0,x1,y1\n" + "".join(f"a{i}.png,2,2,30,30\n" for i in range(8)))
     (base / "ds" / "empty.csv").write_text("image,label\n")
-    (base / "ds" / "ghosts.csv").write_text("image,label\n" + "".join(f"ghost{i}.png,{'ab'[i % 2]}\n" for i in range(8)))
+    ghosts = "".join(f"ghost{i}.png,{'ab'[i % 2]}\n" for i in range(8))
+    (base / "ds" / "ghosts.csv").write_text("image,label\n" + ghosts)
     (base / "ds" / "noid.csv").write_text("file name,label\n" + "\n".join(rows) + "\n")
     (base / "ds" / "latin1.csv").write_bytes("image,label\nbébé.png,a\n".encode("latin-1"))
     notimg = base / "ds" / "notimg"
@@ -250,6 +251,7 @@ def test_a_large_table_of_missing_files_stops_fast(folder, tmp_path, capsys):
     """200,000 rows naming files that do not exist: refused from a sample of rows, before any split,
     per-row resolution or publishing (the check itself is what is timed: loosely)."""
     import time
+
     from engine.data import DatasetError, DatasetSpec, load_records
     root = tmp_path / "big"
     root.mkdir()

@@ -11,9 +11,9 @@ import shutil
 import duckdb
 import pandas as pd
 import pytest
+from test_pages import run_page
 
 from engine.dashboard.safe import csv_bytes, csv_safe, md, neutralise_cell, plotly_frame, plotly_text
-from test_pages import run_page
 
 EVIL = (' [evil](https://evil.example/x) ![img](https://evil.example/p.png) <a href="https://evil.example/a">a</a> '
         '<img src=https://evil.example/i.png> www.evil.example mail@evil.example :red[r] $x$ `c` **b**')
@@ -41,8 +41,8 @@ def evil_db(dashboard_db, tmp_path_factory):
             con.execute(f"UPDATE {t} SET reason = reason || ?", [EVIL])
         if "classes" in {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE "
                                                     "table_name = 'datasets'").fetchall()}:
-            con.execute("UPDATE datasets SET classes = list_transform(classes, lambda c: c || '" + EVIL.replace("'", "''")
-                        + "')")
+            evil = EVIL.replace("'", "''")
+            con.execute(f"UPDATE datasets SET classes = list_transform(classes, lambda c: c || '{evil}')")
     return db
 
 

@@ -12,10 +12,10 @@ import time
 
 import duckdb
 import pytest
-
 from conftest import PROJECT_ROOT
-from engine.store.lock import RunLock
 from runner_fixtures import run_cli, write_experiment
+
+from engine.store.lock import RunLock
 
 
 def _jobs_done(db) -> int:
@@ -103,3 +103,24 @@ def test_checkpoint_that_no_longer_matches_its_sidecar_is_trained_again(tmp_path
     save_checkpoint(path, model, info, {"init": "trained"})
     (tmp_path / "ckpt" / "m.safetensors.json").write_text("{not json")
     assert reuse_checkpoint(str(path)) is None and "sidecar cannot be read" in caplog.text
+
+
+def test_a_signal_that_surfaces_as_another_error_still_interrupts():
+    """DuckDB turns a signal that arrives mid-query into RuntimeError('Query interrupted'); the run must
+    still stop as interrupted (not record a failed unit and go on)."""
+    from engine.store.lock import Interrupted, install_signal_handlers, interrupt_signal, raise_if_interrupted
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        install_signal_handlers()
+        assert interrupt_signal(RuntimeError("ordinary")) is None
+        with pytest.raises(Interrupted):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises at the next bytecode
+        converted = RuntimeError("Query interrupted")
+        assert interrupt_signal(converted) == signal.SIGTERM
+        with pytest.raises(Interrupted) as info:
+            raise_if_interrupted(converted)
+        assert info.value.signum == signal.SIGTERM and info.value.__cause__ is converted
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)

@@ -27,7 +27,8 @@ _STREAMLIT_BOUND = {"Db": "cache", "db_state": "cache", **{n: "widgets" for n in
 
 __all__ = [
     "COLORMAPS", "CONFOUNDER_METRICS", "GALLERY_SORTS", "LEADERBOARD_GROUPS", "OUTCOMES", "UnsafePath", "best_model",
-    "csv_bytes", "csv_safe", "md", "plotly_frame", "plotly_text", "depth_rows", "labelled", "leaderboard_group_column", "leaderboard_higher_is_better", "leaderboard_table",
+    "csv_bytes", "csv_safe", "md", "plotly_frame", "plotly_text", "depth_rows", "labelled", "leaderboard_group_column",
+    "leaderboard_higher_is_better", "leaderboard_table",
     "load_row_sample", "map_array", "method_label", "per_method_spearman", "render_sample", "strategy_means",
     "strategy_models", *_STREAMLIT_BOUND,
 ]

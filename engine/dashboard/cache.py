@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from ..store.schema import SCHEMA_VERSION
 from . import queries, queries_compare
 from .safe import md
-from ..store.schema import SCHEMA_VERSION
 
 
 def _db_key(db: "Db") -> tuple[str, float | None]:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..data import DatasetError
 from ..store import ResultWriter, canonical_json, identity, utc_now
-from ..store.lock import RunLock, signals_deferred
+from ..store.lock import Interrupted, RunLock, interrupt_signal, signals_deferred
 from . import units
 from .datasets import PreparedDataset, prepare
 from .executors import make_executor
@@ -328,13 +328,19 @@ def _run(exp, db, prepared, work, executor, ray_address, device, progress, lock)
                     drv.evaluate(d, model_id, entry, res)
                     drv.sanity(d, model_id, entry, res)
             status = "finished" if drv.report.ok else "finished with failures"
-        except KeyboardInterrupt as exc:  # SIGTERM / Ctrl-C (engine.store.lock.Interrupted)
+        except BaseException as exc:  # SIGTERM / Ctrl-C (engine.store.lock.Interrupted), however it surfaced
+            signum = interrupt_signal(exc)
+            if signum is None:
+                raise
             status = "interrupted"
-            exc.report = drv.report
+            err = exc if isinstance(exc, Interrupted) else Interrupted(signum)
+            err.report = drv.report
             with signals_deferred():  # drop the unit in flight: every finished unit is already published
                 w.close(commit=False)
                 w.open()
-            raise
+            if err is exc:
+                raise
+            raise err from exc
         finally:
             drv.report.status = status
             with signals_deferred():

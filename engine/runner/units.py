@@ -20,8 +20,21 @@ import torch
 from ..data import DatasetError, DatasetSpec, ImageDataset, collate_samples, fingerprint, load_records
 from ..explain import METHODS
 from ..metrics.sanity import mprt
-from ..models import (ImageSource, ModelInfo, PretrainConfig, TrainConfig, create_model, fine_tune, grid_search, load_checkpoint,
-                      normalise, predict, pretrain_backbone, read_sidecar, save_checkpoint)
+from ..models import (
+    ImageSource,
+    ModelInfo,
+    PretrainConfig,
+    TrainConfig,
+    create_model,
+    fine_tune,
+    grid_search,
+    load_checkpoint,
+    normalise,
+    predict,
+    pretrain_backbone,
+    read_sidecar,
+    save_checkpoint,
+)
 from ..models.checkpoint import file_sha256
 from ..models.evaluation import report_from_probs
 from ..store import canonical_json

@@ -165,8 +165,8 @@ def writable_dir(path: Path, what: str) -> None:
 def preflight(exp, work_dir: Path) -> None:
     """What must hold before a run does any work (raises ValueError naming the block and the key)."""
     from ..data.synthetic import GENERATORS
-    from ..models.weights import load_state_dict_file
     from ..models.factory import resolve
+    from ..models.weights import load_state_dict_file
     writable_dir(work_dir, "work_dir")
     writable_dir((work_dir / exp.checkpoints).resolve(), "checkpoints folder")
     for i, m in enumerate(exp.models):
@@ -195,6 +195,7 @@ def preflight(exp, work_dir: Path) -> None:
 def model_input_size(name: str) -> int | None:
     """The square input size a model is built for (zoo ``img_size``, else timm's pretrained config)."""
     import timm
+
     from ..models.factory import resolve
     entry = resolve(name)
     if "img_size" in entry.kwargs:

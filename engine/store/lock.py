@@ -75,9 +75,11 @@ class Interrupted(KeyboardInterrupt):
 class _State:
     depth = 0            # nesting of signals_deferred blocks
     pending: int | None = None
+    received: int | None = None  # the first signal of this process's run
 
 
 def _handler(signum, frame):
+    _State.received = _State.received or signum
     if _State.depth:
         _State.pending = _State.pending or signum
         return
@@ -86,8 +88,28 @@ def _handler(signum, frame):
 
 def install_signal_handlers() -> None:
     """SIGTERM and SIGINT raise :class:`Interrupted` in the main thread (call from the main thread)."""
+    _State.received = _State.pending = None
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _handler)
+
+
+def interrupt_signal(exc: BaseException) -> int | None:
+    """The signal behind ``exc``: an :class:`Interrupted`, a bare ``KeyboardInterrupt`` (SIGINT), or any
+    exception raised while a signal was delivered (DuckDB turns one into ``RuntimeError('Query
+    interrupted')``); None for an ordinary error."""
+    if isinstance(exc, Interrupted):
+        return exc.signum
+    if _State.received is not None:
+        return _State.received
+    return int(signal.SIGINT) if isinstance(exc, KeyboardInterrupt) else None
+
+
+def raise_if_interrupted(exc: BaseException) -> None:
+    """Re-raise as :class:`Interrupted` when ``exc`` came from a signal (so no ``except Exception`` that
+    records a failed unit and goes on swallows a SIGTERM / Ctrl-C)."""
+    signum = interrupt_signal(exc)
+    if signum is not None:
+        raise (exc if isinstance(exc, Interrupted) else Interrupted(signum)) from exc
 
 
 @contextlib.contextmanager
