@@ -124,3 +124,4 @@ def test_a_signal_that_surfaces_as_another_error_still_interrupts():
     finally:
         for s, h in saved.items():
             signal.signal(s, h)
+    assert interrupt_signal(converted) is None  # only while the run's handlers are installed

@@ -99,7 +99,7 @@ def interrupt_signal(exc: BaseException) -> int | None:
     interrupted')``); None for an ordinary error."""
     if isinstance(exc, Interrupted):
         return exc.signum
-    if _State.received is not None:
+    if _State.received is not None and signal.getsignal(signal.SIGTERM) is _handler:
         return _State.received
     return int(signal.SIGINT) if isinstance(exc, KeyboardInterrupt) else None
 
