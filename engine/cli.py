@@ -16,10 +16,10 @@ import sys
 import time
 from pathlib import Path
 
+from . import PROJECT_ROOT
 from .store.read import DEFAULT_DB
 
 log = logging.getLogger("engine")
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -159,7 +159,8 @@ elif view == "faithfulness":
         fig = px.line(plotly_frame(g), x="x", y="y", color="method",
                       labels={"x": "fraction of pixels " + ("inserted" if "insert" in metric else "deleted"),
                               "y": "probability of the explained class (mean)"},
-                      title=plotly_text(f"{metric.replace('_auc', '')}: mean over n = {int(g['images'].max())} images"))
+                      title=plotly_text(f"{metric.replace('_auc', '')}: mean over n = {int(g['images'].max())} "
+                                        f"images"))
         fig.update_yaxes(range=[0, 1])
         st.plotly_chart(fig, width="stretch")
 

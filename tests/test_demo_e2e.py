@@ -5,8 +5,8 @@ import subprocess
 import sys
 
 import duckdb
-
 from conftest import PROJECT_ROOT
+
 from engine.explain import METHODS
 from engine.metrics import METRICS
 from engine.runner.experiment import load_experiment

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from conftest import PROJECT_ROOT
+from streamlit.testing.v1 import AppTest
 
 PAGES = ["app.py", "pages/1_Leaderboard.py", "pages/2_Gallery.py", "pages/3_Image.py", "pages/4_Compare.py",
          "pages/5_Runs.py"]
@@ -189,7 +188,8 @@ def test_compare_strategy_groups(dashboard_db, monkeypatch):
     assert set(at.dataframe[0].value.columns) == {"supervised", "dino"}
     models = at.dataframe[1].value.set_index("strategy")
     assert models.loc["dino", "pretrain_collapse"] == "uniform" and models.loc["dino", "pretrain_final_loss"] == 5.5
-    assert models.loc["supervised", "pretrain_collapse"] is None or pd.isna(models.loc["supervised", "pretrain_collapse"])
+    assert models.loc["supervised", "pretrain_collapse"] is None or \
+        pd.isna(models.loc["supervised", "pretrain_collapse"])
     assert at.sidebar.selectbox(key="cmp_metric").value == "iou_top5"
 
 
