@@ -106,8 +106,13 @@ def _run_locked(args, lock) -> int:
                  f"here")
             return 2
     if args.dry_run:
+        from .data import DatasetError
         from .runner.plan import dry_run
-        return dry_run(exp, Path(args.db), work_dir=args.work_dir)
+        try:
+            return dry_run(exp, Path(args.db), work_dir=args.work_dir)
+        except (DatasetError, ValueError, OSError) as exc:
+            fail(f"{args.experiment}: {exc}")
+            return 2
     work = Path(args.work_dir).resolve() if args.work_dir else exp.resolve(exp.work_dir)
     try:  # everything checked (datasets as check-data checks them) before the run log or the database
         prepared = validate_run(exp, work, _progress(args))

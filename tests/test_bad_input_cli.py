@@ -279,3 +279,9 @@ def test_a_minority_of_missing_files_is_kept_for_the_run_to_report(folder, tmp_p
     (root / "some-missing.csv").write_text(rows)
     spec = DatasetSpec.from_dict({**DATASET, "root": str(root), "labels": "some-missing.csv"})
     assert len(load_records(spec, check_files=True)[0]) == 9
+
+
+def test_dry_run_refuses_bad_datasets_in_one_line(folder, tmp_path, capsys):
+    path = _write(folder, "dry-run-root", ds(root="nowhere"))
+    rc, out = cli(["run", str(path), "--db", str(tmp_path / "r.duckdb"), "--dry-run"], capsys)
+    assert rc == 2 and len(out.strip().splitlines()) == 1 and "dataset root not found" in out, out

@@ -158,12 +158,13 @@ def pretraining_summary(backbone: Path) -> dict:
             "collapse": side.get("collapse")}
 
 
-def reuse_checkpoint(ckpt_path: str) -> TrainResult | None:
+def reuse_checkpoint(ckpt_path: str, repair: bool = True) -> TrainResult | None:
     """The train result of an existing, intact checkpoint (None when it must be trained).
 
     A checkpoint whose bytes no longer match the sha256 of its sidecar (or whose sidecar cannot be
     read) is moved aside to ``<file>.stale-<time>`` with a warning and trained again, instead of being
-    re-used by every later job (each of which would fail on the mismatch)."""
+    re-used by every later job (each of which would fail on the mismatch); ``repair=False`` (a dry run)
+    only reports it as to be trained."""
     path = Path(ckpt_path)
     side_path = Path(str(path) + ".json")
     if not (path.exists() and side_path.exists()):
@@ -174,6 +175,8 @@ def reuse_checkpoint(ckpt_path: str) -> TrainResult | None:
         why = "its bytes do not match the sha256 in its sidecar"
     except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
         ok, why = False, f"its sidecar cannot be read ({type(exc).__name__})"
+    if not ok and not repair:
+        return None
     if not ok:
         stamp = time.strftime("%Y%m%dT%H%M%S")
         for p in (path, side_path):
