@@ -93,6 +93,7 @@ def _run_locked(args, lock) -> int:
     from .runner.experiment import ExperimentError, load_experiment
     from .runner.run import BadInput, StrictDatasetError, run_experiment, validate_run
     from .runner.runlog import run_log
+    from .store import DatabaseRefused
     try:
         exp = load_experiment(args.experiment)
     except ExperimentError as exc:
@@ -123,7 +124,10 @@ def _run_locked(args, lock) -> int:
         with run_log(Path(args.db), exp.name):
             report = run_experiment(exp, args.db, executor=args.executor, ray_address=args.ray_address,
                                     work_dir=work, device=args.device, progress=_progress(args), lock=lock,
-                                    prepared=prepared)
+                                    prepared=prepared, precision=args.precision, threads=args.threads)
+    except DatabaseRefused as exc:  # damaged, foreign, newer or too old: refused before anything is written
+        fail(exc)
+        return 2
     except StrictDatasetError as exc:
         log.error("%s", exc)
         return 1
@@ -154,13 +158,13 @@ def cmd_check_data(args) -> int:
     """Dataset files are checked as they are; an experiment file's generated demo sets are written first."""
     import tomllib
 
-    from .data.check import check_data_command, check_dataset
+    from .data.check import check_data_command, report_datasets
     try:
         is_experiment = "models" in tomllib.loads(Path(args.config).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         is_experiment = False  # check_data_command reports the file's problem
     if not is_experiment:
-        return check_data_command(args.config, fail_on=args.fail_on)
+        return check_data_command(args.config, fail_on=args.fail_on, splits_out=args.splits_out)
     from .data import DatasetError
     from .runner.datasets import spec_for
     from .runner.experiment import ExperimentError, load_experiment
@@ -171,13 +175,7 @@ def cmd_check_data(args) -> int:
     except (ExperimentError, DatasetError, ValueError, OSError) as exc:
         fail(exc if isinstance(exc, ExperimentError) else f"{args.config}: {exc}")
         return 2
-    failed = False
-    for spec in specs:
-        report = check_dataset(spec)
-        print(report.format())
-        failed |= report.failed(args.fail_on)
-    print("check-data: " + ("problems found" if failed else "no problems found"))
-    return 1 if failed else 0
+    return report_datasets(specs, args.fail_on, splits_out=args.splits_out)
 
 
 def cmd_schedule(args) -> int:
@@ -205,7 +203,12 @@ def cmd_status(args) -> int:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", default=DEFAULT_DB, help="results database (default %(default)s)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (AMP and pinned memory on cuda)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (pinned memory on cuda)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default=None,
+                   help="compute precision: bf16 autocast or fp32 (default: the experiment's, else bf16 on cuda, "
+                        "fp32 on cpu); recorded with every model and score")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch threads per worker process (default: the experiment's, else cores // workers)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -241,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("config", help="experiment TOML with [[datasets]] blocks, or a file with one [dataset]")
     c.add_argument("--fail-on", choices=["warning", "error"], default="warning",
                    help="exit 1 on warnings and errors (default) or on errors only")
+    c.add_argument("--splits-out", default=None, metavar="FILE.csv",
+                   help="write image_id, label, group, split of each dataset (FILE_<name>.csv for several); "
+                        "a spec reads such a file back with splits_csv = 'FILE.csv'")
     c.set_defaults(fn=cmd_check_data)
 
     sc = sub.add_parser("schedule", help="print a crontab line (or systemd units) that runs an experiment")
@@ -260,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
+    if getattr(args, "threads", None) is not None and args.threads < 1:
+        fail(f"--threads {args.threads}: expected a number of threads >= 1")
+        return 2
     if (getattr(args, "device", None) or "cpu").startswith("cuda") and args.command != "run":
         import torch
         if not torch.cuda.is_available():

@@ -13,6 +13,7 @@ from engine.dashboard import (
     UnsafePath,
     best_model,
     labelled,
+    legend,
     load_row_sample,
     map_array,
     md,
@@ -22,6 +23,7 @@ from engine.dashboard import (
     plotly_text,
     render_sample,
     show_table,
+    spec_regions,
     url_selectbox,
     url_slider,
 )
@@ -61,8 +63,8 @@ else:
     verdict = f"predicted **{md(classes[int(row['pred'])])}** with p = {row['confidence']:.2f} ({ok})"
 st.markdown(f"**{md(image_id)}** ({md(row['split'])} split) of {md(row['dataset'])} · true class "
             f"**{md(row['label_name'])}** · {verdict} · model {md(model_id)}")
-st.caption(f"Heatmap: {cmap}, each map scaled to its own range for display (bright = high); "
-           f"outline: cyan = mask, lime = box")
+regions = spec_regions(row["spec"])
+st.caption(f"Heatmap: {cmap}, each map scaled to its own range for display (bright = high); {md(legend(regions.all))}")
 
 try:
     sample = load_row_sample(row)
@@ -76,7 +78,8 @@ if sample is not None:
     cols = st.columns(5)
     for k, (title, grid) in enumerate(tiles):
         with cols[k % 5]:
-            st.image(np.asarray(render_sample(sample, grid, alpha, cmap, scale=3)), width="stretch")
+            st.image(np.asarray(render_sample(sample, grid, alpha, cmap, scale=3, regions=regions.all)),
+                     width="stretch")
             st.caption(md(title) if grid is None else
                        f"**{md(title)}** (explains {md(classes[int(maps.iloc[k - 1].target)])})")
 if maps.empty:

@@ -14,8 +14,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from ..store.check import database_problem
 from ..store.schema import SCHEMA_VERSION
 from . import queries, queries_compare
+from .regions import DatasetRegions, spec_regions
 from .safe import md
 
 
@@ -80,6 +82,11 @@ class Db:
     def classes(self, dataset_id: str) -> list[str]:
         return queries.classes(self.file, dataset_id)
 
+    @_cached
+    def dataset_regions(self, dataset_id: str) -> DatasetRegions:
+        """The dataset's own region list, from its stored spec."""
+        return spec_regions(queries.dataset_spec(self.file, dataset_id))
+
     # -- leaderboard, gallery, image ----------------------------------------------------------------
     @_cached
     def leaderboard_view(self, dataset_id: str, metric: str, region: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -104,8 +111,9 @@ class Db:
         return queries.metric_agreement(self.file, dataset_id, model_id, region)
 
     @_cached
-    def region_agreement(self, dataset_id: str, model_id: str, metric: str) -> tuple[pd.DataFrame, float]:
-        return queries.region_agreement(self.file, dataset_id, model_id, metric)
+    def region_agreement(self, dataset_id: str, model_id: str, metric: str, a: str = "box",
+                         b: str = "mask") -> tuple[pd.DataFrame, float]:
+        return queries.region_agreement(self.file, dataset_id, model_id, metric, a, b)
 
     @_cached
     def strategy_comparison(self, dataset_id: str, metric: str, region: str) -> pd.DataFrame:
@@ -157,10 +165,14 @@ class Db:
 def db_state() -> Db:
     """The configured database; its ``mtime`` is None when there is no usable database.
 
-    A database written by an older schema version is reported on the page (with how to rebuild it)
-    and treated as unusable, instead of failing in a query.
+    A damaged, foreign or newer database, or one written by an older schema version, is reported on the
+    page in one sentence (with what to do) and treated as unusable, instead of failing in a query.
     """
     path = queries.db_path()
+    problem = database_problem(path)
+    if problem:
+        st.error(problem)
+        return Db(path, None)
     if not queries.database_exists(path):
         return Db(path, None)
     found = queries.schema_version(path)

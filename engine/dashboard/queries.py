@@ -53,6 +53,12 @@ def datasets(path) -> pd.DataFrame:
                      "array_to_string(classes, ', ') AS classes, root FROM datasets ORDER BY name")
 
 
+def dataset_spec(path, dataset_id: str) -> str | None:
+    """The stored spec (JSON) of one dataset; its regions: :func:`engine.dashboard.regions.spec_regions`."""
+    df = _df(path, "SELECT spec FROM datasets WHERE dataset_id = ?", [dataset_id])
+    return None if df.empty else str(df["spec"].iloc[0])
+
+
 def models(path) -> pd.DataFrame:
     return _df(path, "SELECT model_id, dataset_id, name, arch, strategy, init, timm_name, val_accuracy, "
                      "test_accuracy, test_balanced_accuracy, test_macro_f1, test_auroc, grid_h, grid_w "

@@ -32,6 +32,7 @@ class PreparedDataset:
     fingerprint: str
     dataset_id: str
     scored: tuple[str, ...]  # image ids that get explained and scored
+    block: dict | None = None  # its [[datasets]] block
 
 
 def _config(cls, params: dict, base=None):
@@ -102,20 +103,35 @@ def check_regions(exp: Experiment, prepared: list[PreparedDataset]) -> None:
                            f"{sorted(have)}")
 
 
-def prepare(exp: Experiment, work_dir: Path, progress: bool = True, check=None) -> list[PreparedDataset]:
-    """Load (generate first) every dataset of ``exp``; ``check(prepared)`` runs before anything is logged."""
-    out = []
+def prepare(exp: Experiment, work_dir: Path, progress: bool = True,
+            failed: list[tuple[str, DatasetError]] | None = None, check=None) -> list[PreparedDataset]:
+    """Load (generate first) every dataset of ``exp``, as check-data checks it (most rows must name files
+    that exist; a sample of images must be readable).  A dataset that cannot be listed raises, or with
+    ``failed`` is left out and ``(name, error)`` appended: the run stops that dataset with that reason and
+    goes on with the others.  ``check(prepared)`` runs before anything is logged, so bad input stays one
+    line."""
+    out, stopped = [], []
     for block in exp.datasets:
         spec = spec_for(block, exp, work_dir, exp.seed, progress)
-        records, classes = load_records(spec, check_files=True)
-        readable_sample(spec, records)
+        try:
+            records, classes = load_records(spec, check_files=True)
+            readable_sample(spec, records)
+        except DatasetError as exc:
+            if failed is None:
+                raise
+            stopped.append((spec.name, exc))
+            continue
         fp = fingerprint(records, spec)
         scored = tuple(r.image_id for r in select_scored(records, spec, classes))
         out.append(PreparedDataset(spec, json.dumps(spec.to_dict(), sort_keys=True, default=str), records, classes,
-                                   fp, identity.dataset_id(spec.name, fp), scored))
+                                   fp, identity.dataset_id(spec.name, fp), scored, block))
+    if failed is not None:
+        failed.extend(stopped)
     check_regions(exp, out)
     if check is not None:
         check(out)
-    for d in out:  # after every check, so bad input stays one line
+    for name, exc in stopped if out else ():
+        log.error("dataset %s stopped: %s", name, exc)
+    for d in out:
         log.info("dataset %s: %d images, %d scored", d.spec.name, len(d.records), len(d.scored))
     return out

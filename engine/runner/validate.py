@@ -21,7 +21,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Literal
 
-RESERVED = {"model", "images", "targets", "return_curves", "maps", "regions", "trace"}  # passed by the runner
+RESERVED = {"model", "images", "targets", "return_curves", "maps", "regions", "trace", "memory_budget",
+            "precision"}  # passed by the runner
 AT_LEAST_ONE = {"epochs", "steps", "batch_size", "n_steps", "nt_samples", "window", "perturbations_per_eval",
                 "internal_batch_size", "source_n", "size", "dino_out_dim", "dino_hidden", "dino_bottleneck",
                 "mae_decoder_dim", "mae_decoder_depth", "mae_decoder_heads"}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import signal
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ class WriterBusy(RuntimeError):
 
 class RunLock:
     def __init__(self, db_path: str | Path):
-        self.db_path = Path(db_path)
+        self.db_path = Path(os.path.realpath(db_path))  # a symlinked database shares its target's lock
         self.path = Path(str(self.db_path) + ".lock")
         self._fh = None
 
