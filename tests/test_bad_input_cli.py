@@ -157,7 +157,7 @@ CASES = [
                                                                     "outside the dataset root", 2),
     ("boxes-file-absolute", ds(boxes_file="/etc/passwd"), "'boxes_file': '/etc/passwd' lies outside", 2),
     ("labels-escapes", ds(labels="../../labels.csv"), "'labels': '../../labels.csv' lies outside", 2),
-    ("labels-symlink-out", ds(labels="link.csv"), "labels table lies outside the dataset root", 1),
+    ("labels-symlink-out", ds(labels="link.csv"), "symbolic link inside the dataset root", 1),
     ("images-dir-escapes", ds(layout="folders", labels=None, images_dir="../.."), "'images_dir': '../..' lies", 2),
     ("split-files-escape", ds(split_files="../../{split}.txt"), "'split_files': '../../{split}.txt' lies", 2),
     ("image-template-absolute", ds(image_template="/etc/{id}"), "'image_template': '/etc/{id}' lies outside", 2),
@@ -210,8 +210,8 @@ def test_base_experiment_is_valid(folder):
     from engine.runner.run import validate_run
     path = _write(folder, "base", BASE)
     exp = load_experiment(path)
-    prepared = validate_run(exp, exp.resolve(exp.work_dir))
-    assert [len(d.records) for d in prepared] == [8]
+    prepared, stopped = validate_run(exp, exp.resolve(exp.work_dir))
+    assert [len(d.records) for d in prepared] == [8] and stopped == []
 
 
 def test_the_corpus_is_large():
@@ -281,7 +281,11 @@ def test_a_minority_of_missing_files_is_kept_for_the_run_to_report(folder, tmp_p
     assert len(load_records(spec, check_files=True)[0]) == 9
 
 
-def test_dry_run_refuses_bad_datasets_in_one_line(folder, tmp_path, capsys):
+def test_dry_run_names_a_bad_dataset_without_a_traceback(folder, tmp_path, capsys):
+    """The dry run reports what the run would stop (its own report, exit 1), never a traceback."""
     path = _write(folder, "dry-run-root", ds(root="nowhere"))
     rc, out = cli(["run", str(path), "--db", str(tmp_path / "r.duckdb"), "--dry-run"], capsys)
-    assert rc == 2 and len(out.strip().splitlines()) == 1 and "dataset root not found" in out, out
+    assert rc == 1 and "Traceback" not in out and "dataset root not found" in out, out
+    path = _write(folder, "dry-run-toml", b"name = \n")
+    rc, out = cli(["run", str(path), "--db", str(tmp_path / "r.duckdb"), "--dry-run"], capsys)
+    assert rc == 2 and len(out.strip().splitlines()) == 1 and "not valid TOML" in out, out
