@@ -65,7 +65,8 @@ TABLES: dict[str, str] = {
         test_auroc DOUBLE,          -- macro one-vs-rest
         confusion JSON,             -- test confusion matrix, rows = true class, columns = predicted
         hparams JSON,
-        history JSON""",
+        history JSON,
+        precision VARCHAR           -- fp32 / bf16: training and test predictions (NULL before version 5)""",
     "methods": """
         method VARCHAR PRIMARY KEY,
         version INTEGER,
@@ -85,7 +86,8 @@ TABLES: dict[str, str] = {
         label INTEGER,
         pred INTEGER,
         confidence DOUBLE,          -- softmax probability of pred
-        probs FLOAT[]""",
+        probs FLOAT[],
+        precision VARCHAR           -- fp32 / bf16 of the forward pass""",
     "explanations": """
         run_id VARCHAR,
         dataset_id VARCHAR,
@@ -97,7 +99,8 @@ TABLES: dict[str, str] = {
         target INTEGER,             -- explained class
         grid_h INTEGER,
         grid_w INTEGER,
-        map FLOAT[]                 -- row-major (grid_h * grid_w) raw values""",
+        map FLOAT[],                -- row-major (grid_h * grid_w) raw values
+        precision VARCHAR           -- fp32 / bf16 the map was computed at""",
     "scores": """
         run_id VARCHAR,
         dataset_id VARCHAR,
@@ -110,7 +113,8 @@ TABLES: dict[str, str] = {
         metric_params VARCHAR,
         region VARCHAR,             -- box / mask / box_from_mask / ... ; 'none' for faithfulness
         image_id VARCHAR,
-        value DOUBLE                -- NULL where undefined (e.g. empty region)""",
+        value DOUBLE,               -- NULL where undefined (e.g. empty region)
+        precision VARCHAR           -- fp32 / bf16: of the map (localisation) or of the forwards (faithfulness)""",
     "curves": """
         run_id VARCHAR,
         dataset_id VARCHAR,
@@ -123,7 +127,8 @@ TABLES: dict[str, str] = {
         metric_params VARCHAR,
         image_id VARCHAR,
         x FLOAT[],                  -- fraction of pixels switched
-        y FLOAT[]                   -- softmax probability of the explained class""",
+        y FLOAT[],                  -- softmax probability of the explained class
+        precision VARCHAR           -- fp32 / bf16 of the forwards""",
     "sanity": """
         run_id VARCHAR,
         dataset_id VARCHAR,
@@ -135,7 +140,8 @@ TABLES: dict[str, str] = {
         layer VARCHAR,              -- the group randomised at this step (cumulative)
         image_id VARCHAR,
         spearman DOUBLE,            -- rank correlation with the original map (NULL for a constant map)
-        ssim DOUBLE""",
+        ssim DOUBLE,
+        precision VARCHAR           -- fp32 / bf16 of the explanation passes""",
     "summary": """
         dataset_id VARCHAR,
         model_id VARCHAR,
