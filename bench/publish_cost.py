@@ -77,7 +77,8 @@ def run(db: Path, commits: int, images: int = 48, seed: int = 0) -> int:
     with ResultWriter(db) as w:
         w.upsert("runs", {"run_id": f"bench-{time.time_ns()}", "status": "running"})
         images = pd.DataFrame([dict(dataset_id="d", image_id=i, split="test", label=0, label_name="a", path=f"{i}.png",
-                                    mask_path=None, boxes_path=None, width=64, height=64, regions=["mask"]) for i in ids])
+                                    mask_path=None, boxes_path=None, width=64, height=64, regions=["mask"])
+                               for i in ids])
         w.replace_rows("images", complete("images", images))
         w.commit()
         n += 1
