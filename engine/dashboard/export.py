@@ -14,11 +14,11 @@ import pandas as pd
 
 from .guards import NEAR_CHANCE, with_guards
 from .leaderboard import rank_within
+from .safe import csv_safe
 
 CSV_COLUMNS = ["model_id", "method", "rank", "mean", "ci_low", "ci_high", "n", "n_undefined", "n_degenerate",
                "gap_random", "p_random", "vs_random", "gap_centre", "p_centre", "vs_centre", "substrate", "warning",
                "near_chance"]
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 def paper_table(board: pd.DataFrame) -> pd.DataFrame:
@@ -32,17 +32,9 @@ def paper_table(board: pd.DataFrame) -> pd.DataFrame:
     return b[CSV_COLUMNS].reset_index(drop=True)
 
 
-def _safe(v):
-    """A text cell a spreadsheet would run as a formula gets a leading apostrophe."""
-    return "'" + v if isinstance(v, str) and v.startswith(_FORMULA) else v
-
-
 def to_csv(table: pd.DataFrame) -> bytes:
     """CSV bytes (UTF-8, ``\\n`` line ends, floats with 6 significant digits, formula-looking text neutralised)."""
-    out = table.copy()
-    for c in out.columns:
-        if out[c].dtype == object or pd.api.types.is_string_dtype(out[c]):
-            out[c] = out[c].map(_safe)
+    out = csv_safe(table)
     buf = io.StringIO()
     out.to_csv(buf, index=False, lineterminator="\n", float_format="%.6g")
     return buf.getvalue().encode("utf-8")

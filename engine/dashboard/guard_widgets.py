@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
+from .safe import md
+
 
 def near_chance_warning(db, dataset_id: str, model_ids) -> None:
     """A warning per shown model whose balanced accuracy is near chance (docs/metrics.md, "Guards");
     ``db``: the page's :class:`~engine.dashboard.cache.Db`."""
     for line in db.near_chance_lines(dataset_id, tuple(sorted(model_ids))):
-        st.warning(line, icon="⚠️")
+        st.warning(md(line), icon="⚠️")
 
 
 def figure_downloads(db, dataset_id: str, model_id: str, image_ids: list[str], methods: list[tuple[str, str]],
@@ -22,7 +24,7 @@ def figure_downloads(db, dataset_id: str, model_id: str, image_ids: list[str], m
     try:
         panels = figure_panels(db.file, dataset_id, model_id, image_ids, methods, metric, region)
     except (UnsafePath, ValueError, OSError) as exc:
-        st.warning(f"The figure cannot be made: {exc}")
+        st.warning(f"The figure cannot be made: {md(exc)}")
         return
     titles = method_titles(methods)
     stem = f"figure_{model_id.split('@')[0]}_{len(image_ids)}x{len(methods)}".replace(":", "_")

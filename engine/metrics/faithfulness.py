@@ -20,6 +20,9 @@ of every image is evaluated in batches of ``batch_size`` model inputs (images x 
 inputs are mixed on the images' device and the probabilities stay there until the end (one copy to
 the host per call).  ``precision`` (passed by the runner, not a metric parameter): ``bf16``
 autocasts the forwards; the softmax is taken in float32 and the curves and AUCs are float64.
+``batch_size=None``: 64 on CPU; on CUDA as many inputs as half the free GPU memory holds (by the
+activation estimate of :func:`engine.explain.captum_methods.rows_per_pass`), at least 64.  The batch
+size does not change the results beyond float rounding of the batched forwards.
 """
 from __future__ import annotations
 
@@ -69,9 +72,18 @@ def step_counts(n_pixels: int, n_steps: int) -> np.ndarray:
     return np.array([round(i * n_pixels / n_steps) for i in range(n_steps + 1)])
 
 
+def auto_batch_size(model, images: torch.Tensor, precision: str = "fp32") -> int:
+    """64 on CPU; on CUDA the inputs half the free memory holds (at least 64)."""
+    if images.device.type != "cuda":
+        return 64
+    from ..explain.captum_methods import rows_per_pass
+    with autocast(images.device, precision):
+        return max(64, rows_per_pass(model, images[:1], None))
+
+
 @torch.no_grad()
 def causal_curves(model, maps: torch.Tensor, start: torch.Tensor, finish: torch.Tensor, targets: torch.Tensor,
-                  n_steps: int, batch_size: int, precision: str = "fp32") -> tuple[np.ndarray, np.ndarray]:
+                  n_steps: int, batch_size: int | None, precision: str = "fp32") -> tuple[np.ndarray, np.ndarray]:
     """(fractions (S+1,), probabilities (B, S+1)) of the explained class along the path."""
     b, c, h, w = start.shape
     if maps.shape != (b, h, w):
@@ -79,6 +91,7 @@ def causal_curves(model, maps: torch.Tensor, start: torch.Tensor, finish: torch.
     if not torch.isfinite(maps).all():
         raise ValueError("maps contain NaN or inf")
     dev = start.device
+    batch_size = batch_size or auto_batch_size(model, start, precision)
     n_pix = h * w
     order = torch.sort(maps.flatten(1).to(dev), dim=1, descending=True, stable=True).indices
     rank = torch.empty_like(order)
@@ -124,7 +137,7 @@ def _run(kind: str, maps, model, images, targets, n_steps: int, batch_size: int,
 
 @register_metric("deletion_auc", version=1, kind="faithfulness", higher_is_better=False,
                  reference="Petsiuk, Das & Saenko, BMVC 2018 (RISE CausalMetric, mode 'del')")
-def deletion_auc(maps, *, model=None, images=None, targets=None, n_steps: int = 50, batch_size: int = 64,
+def deletion_auc(maps, *, model=None, images=None, targets=None, n_steps: int = 50, batch_size: int | None = None,
                  return_curves: bool = False, precision: str = "fp32", substrate: str = "zero"):
     """AUC of the class probability while the most relevant pixels are replaced by the substrate (zeros, or
     the blurred image)."""
@@ -133,7 +146,7 @@ def deletion_auc(maps, *, model=None, images=None, targets=None, n_steps: int = 
 
 @register_metric("insertion_auc", version=1, kind="faithfulness", higher_is_better=True,
                  reference="Petsiuk, Das & Saenko, BMVC 2018 (RISE CausalMetric, mode 'ins', blurred start)")
-def insertion_auc(maps, *, model=None, images=None, targets=None, n_steps: int = 50, batch_size: int = 64,
+def insertion_auc(maps, *, model=None, images=None, targets=None, n_steps: int = 50, batch_size: int | None = None,
                   return_curves: bool = False, precision: str = "fp32", substrate: str = "blur"):
     """AUC of the class probability while the most relevant pixels are inserted into the substrate (a blurred
     image, or zeros)."""
