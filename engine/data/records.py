@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .errors import DatasetError, Issues, Problem
+from .ground_truth import read_ground_truth
 from .spec import SPLITS, DatasetSpec
 from .splits import grouped_split, groups_spanning_splits, read_split_files, stratified_split
 from .tables import pick_column, read_table
@@ -148,7 +149,6 @@ def _classes(spec: DatasetSpec, labels: list[str]) -> tuple[str, ...]:
 
 
 def _annotated_label(rec: Record, spec: DatasetSpec, issues: Issues) -> int | None:
-    from .ground_truth import read_ground_truth
     try:
         return int(read_ground_truth(rec, spec).annotated)
     except DatasetError as exc:  # AnnotationError too; the message starts with the file

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .annotations import AnnotationError
 from .errors import Issues
+from .ground_truth import read_ground_truth
 from .spec import SPLITS
 
 
@@ -86,8 +88,6 @@ def select_scored(records: list, spec, classes: tuple[str, ...] | None = None) -
     with ``spec.score_only_annotated`` only those with a box or a non-empty mask region; then, with
     ``spec.score_limit``, a seeded sample (``spec.score_seed``) of that many.  Deterministic for a seed.
     Records whose annotations cannot be read count as not annotated (check-data reports them)."""
-    from .ground_truth import read_ground_truth
-    from .annotations import AnnotationError
 
     def name(r):
         if r.label_name:

@@ -19,13 +19,13 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import rankdata
 
+from ..data import collate_samples
 from .factory import ModelInfo, normalise
 
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, info: ModelInfo, ds, device="cpu", batch_size: int = 128) -> dict:
     """``{"probs": (N, K) float64, "labels": (N,), "image_ids": [...], "loss": mean cross-entropy}``."""
-    from ..data import collate_samples
     device = torch.device(device)
     model.eval()
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate_samples,
