@@ -102,7 +102,7 @@ def _fixture_sanity(w, model, info, ds, run_id, dataset_id, model_id) -> None:
         "run_id": run_id, "dataset_id": dataset_id, "model_id": model_id, "method": r["method"],
         "method_version": 1, "method_params": "{}", "step": r["step"], "layer": r["layer"],
         "image_id": batch["image_id"][r["image"]], "spearman": None if r["spearman"] != r["spearman"] else
-        r["spearman"], "ssim": r["ssim"]} for r in rows]))
+        r["spearman"], "ssim": r["ssim"], "precision": "fp32"} for r in rows]))
 
 
 def _fixture_jobs(w, run_id, dataset_id, model_id) -> None:
