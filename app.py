@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.dashboard import db_state, no_database, show_table
+from engine.dashboard import db_state, md, no_database, show_table
 
 st.set_page_config(page_title="ViT heatmaps vs. ground truth", layout="wide")
 st.title("Do the heatmaps point where the disease is?")
 
 db = db_state()
-st.caption(f"Results database: `{db.path}` (set `XAI_DB` to use another)")
+st.caption(f"Results database: {md(db.path)} (set `XAI_DB` to use another)")
 
 if not db.ready:
     no_database(db.path)

@@ -1,16 +1,23 @@
-"""Command line: ``python -m engine {demo,run,status,check-data,schedule}``."""
+"""Command line: ``python -m engine {demo,run,status,check-data,schedule}``.
+
+Heavy modules (torch, timm, the models, the runner) are imported inside the commands: ``run`` takes the
+database's lock and installs its SIGTERM / Ctrl-C handlers first, so a second run on the same database is
+refused at once and an interrupt at any point ends the run cleanly.  Bad input (an experiment or dataset
+that cannot run as written) is one line on stderr and exit status 2.
+"""
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from . import PROJECT_ROOT
-from .dashboard import queries, queries_compare
+from .store.read import DEFAULT_DB
 
 log = logging.getLogger("engine")
 
@@ -40,35 +47,91 @@ def _progress(args) -> bool:
     return not args.no_progress and sys.stderr.isatty()
 
 
+def fail(message) -> None:
+    """Bad input: one line on stderr (the caller returns 2)."""
+    print("error: " + " ".join(str(message).split()), file=sys.stderr)
+
+
+def _counts(report) -> str:
+    return (f"{report.done} jobs done, {report.skipped} already in the database, {report.failed_jobs} failed jobs, "
+            f"{report.failed_items} failed items")
+
+
 def cmd_run(args) -> int:
+    """Lock the database, then import, validate (exit 2) and run; SIGTERM / Ctrl-C exit 143 / 130."""
+    from .store.lock import Interrupted, RunLock, WriterBusy, install_signal_handlers, interrupt_signal
+    install_signal_handlers()
+    lock = None
+    try:
+        if not args.dry_run:
+            try:
+                lock = RunLock(Path(args.db)).acquire(args.wait)
+            except WriterBusy as exc:
+                fail(exc)
+                return 3
+        return _run_locked(args, lock)
+    except Exception as exc:  # a signal that surfaced as another error (e.g. DuckDB's 'Query interrupted')
+        signum = interrupt_signal(exc)
+        if signum is None:
+            raise
+        print(f"interrupted by {signal.Signals(signum).name} ({type(exc).__name__}: {' '.join(str(exc).split())})",
+              file=sys.stderr)
+        return 128 + signum
+    except Interrupted as exc:
+        report = getattr(exc, "report", None)
+        what = f"run {report.run_id} interrupted by {exc}: {_counts(report)}; marked 'interrupted' in {args.db}; " \
+               f"the same command continues where it stopped" if report is not None and report.run_id else \
+            f"interrupted by {exc} before any work was recorded"
+        print(what, file=sys.stderr)
+        return 128 + exc.signum
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_locked(args, lock) -> int:
     from .runner.experiment import ExperimentError, load_experiment
-    from .runner.run import StrictDatasetError, run_experiment
+    from .runner.run import BadInput, StrictDatasetError, run_experiment, validate_run
     from .runner.runlog import run_log
-    from .store import DatabaseRefused, WriterBusy
+    from .store import DatabaseRefused
     try:
         exp = load_experiment(args.experiment)
     except ExperimentError as exc:
-        log.error("%s", exc)
+        fail(exc)
         return 2
+    device = args.device or exp.device
+    if device.startswith("cuda"):
+        import torch
+        if not torch.cuda.is_available():
+            fail(f"device {device!r} asked for (--device or the experiment's device), but CUDA is not available "
+                 f"here")
+            return 2
     if args.dry_run:
+        from .data import DatasetError
         from .runner.plan import dry_run
-        return dry_run(exp, Path(args.db), work_dir=args.work_dir)
+        try:
+            return dry_run(exp, Path(args.db), work_dir=args.work_dir)
+        except (DatasetError, ValueError, OSError) as exc:
+            fail(f"{args.experiment}: {exc}")
+            return 2
+    work = Path(args.work_dir).resolve() if args.work_dir else exp.resolve(exp.work_dir)
+    try:  # everything checked (datasets as check-data checks them) before the run log or the database
+        prepared = validate_run(exp, work, _progress(args))
+    except BadInput as exc:
+        fail(f"{args.experiment}: {exc}")
+        return 2
     try:
         with run_log(Path(args.db), exp.name):
             report = run_experiment(exp, args.db, executor=args.executor, ray_address=args.ray_address,
-                                    work_dir=args.work_dir, device=args.device, progress=_progress(args),
-                                    lock_timeout=args.wait, precision=args.precision, threads=args.threads)
-    except WriterBusy as exc:
-        log.error("%s", exc)
-        return 3
+                                    work_dir=work, device=args.device, progress=_progress(args), lock=lock,
+                                    prepared=prepared, precision=args.precision, threads=args.threads)
     except DatabaseRefused as exc:  # damaged, foreign, newer or too old: refused before anything is written
-        log.error("%s", exc)
+        fail(exc)
         return 2
     except StrictDatasetError as exc:
         log.error("%s", exc)
         return 1
-    print(f"run {report.run_id}: {report.done} jobs done, {report.skipped} already in the database, "
-          f"{report.failed_jobs} failed jobs, {report.failed_items} failed items"
+    print(f"run {report.run_id}: {_counts(report)}"
           + ("" if report.ok else f" (see `python -m engine status --db {args.db}`)"))
     return 0 if report.ok else 1
 
@@ -82,6 +145,7 @@ def cmd_demo(args) -> int:
     if rc not in (0, 1):
         return rc
     log.info("demo finished in %.0f s; results in %s", time.monotonic() - t0, args.db)
+    from .dashboard import queries
     for m in queries.models(Path(args.db)).itertuples():
         print(f"{m.model_id}  test accuracy {m.test_accuracy:.3f}")
     print(queries.method_summary(Path(args.db)).to_string(index=False))
@@ -97,19 +161,20 @@ def cmd_check_data(args) -> int:
     from .data.check import check_data_command, report_datasets
     try:
         is_experiment = "models" in tomllib.loads(Path(args.config).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         is_experiment = False  # check_data_command reports the file's problem
     if not is_experiment:
         return check_data_command(args.config, fail_on=args.fail_on, splits_out=args.splits_out)
+    from .data import DatasetError
     from .runner.datasets import spec_for
     from .runner.experiment import ExperimentError, load_experiment
     try:
         exp = load_experiment(args.config)
-    except ExperimentError as exc:
-        log.error("%s", exc)
+        work = exp.resolve(exp.work_dir)
+        specs = [spec_for(block, exp, work, exp.seed, progress=False) for block in exp.datasets]
+    except (ExperimentError, DatasetError, ValueError, OSError) as exc:
+        fail(exc if isinstance(exc, ExperimentError) else f"{args.config}: {exc}")
         return 2
-    work = exp.resolve(exp.work_dir)
-    specs = [spec_for(block, exp, work, exp.seed, progress=False) for block in exp.datasets]
     return report_datasets(specs, args.fail_on, splits_out=args.splits_out)
 
 
@@ -120,6 +185,7 @@ def cmd_schedule(args) -> int:
 
 
 def cmd_status(args) -> int:
+    from .dashboard import queries, queries_compare
     db = Path(args.db)
     if not queries.database_exists(db):
         print(f"{db}: no results database here; create one with `python -m engine demo --db {db}`")
@@ -136,7 +202,7 @@ def cmd_status(args) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", default=queries.DEFAULT_DB, help="results database (default %(default)s)")
+    p.add_argument("--db", default=DEFAULT_DB, help="results database (default %(default)s)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (pinned memory on cuda)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default=None,
                    help="compute precision: bf16 autocast or fp32 (default: the experiment's, else bf16 on cuda, "
@@ -185,14 +251,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sc = sub.add_parser("schedule", help="print a crontab line (or systemd units) that runs an experiment")
     sc.add_argument("experiment")
-    sc.add_argument("--db", default=queries.DEFAULT_DB, help="results database (default %(default)s)")
+    sc.add_argument("--db", default=DEFAULT_DB, help="results database (default %(default)s)")
     sc.add_argument("--every", default="daily", help="daily (02:00), hourly, or a cron expression")
     sc.add_argument("--systemd", action="store_true", help="print a systemd service + timer instead of cron")
     sc.add_argument("--print-cron", action="store_true", help="(default) print a crontab line")
     sc.set_defaults(fn=cmd_schedule)
 
     s = sub.add_parser("status", help="what is in the database")
-    s.add_argument("--db", default=queries.DEFAULT_DB, help="results database (default %(default)s)")
+    s.add_argument("--db", default=DEFAULT_DB, help="results database (default %(default)s)")
     s.set_defaults(fn=cmd_status)
     return p
 
@@ -201,11 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     if getattr(args, "threads", None) is not None and args.threads < 1:
-        log.error("--threads %d: expected a number of threads >= 1", args.threads)
+        fail(f"--threads {args.threads}: expected a number of threads >= 1")
         return 2
-    if (getattr(args, "device", None) or "cpu").startswith("cuda"):
+    if (getattr(args, "device", None) or "cpu").startswith("cuda") and args.command != "run":
         import torch
         if not torch.cuda.is_available():
-            log.error("--device %s asked for, but CUDA is not available here", args.device)
+            fail(f"--device {args.device} asked for, but CUDA is not available here")
             return 2
     return args.fn(args)

@@ -10,12 +10,16 @@ import streamlit as st
 
 from engine.dashboard import (
     LEADERBOARD_GROUPS,
+    csv_bytes,
     default_region,
     leaderboard_group_column,
     leaderboard_higher_is_better,
     leaderboard_table,
+    md,
     open_page,
     ordered_regions,
+    plotly_frame,
+    plotly_text,
     show_table,
     url_selectbox,
 )
@@ -53,8 +57,8 @@ else:
     caption = (f"per {group}: mean of its models' mean scores, the lowest and highest model mean, models and images "
                f"scored (n, summed); rank within each {group} (baselines not ranked); paired tests are per model — "
                f"group by model to see them")
-st.caption(f"{ds_label[dataset_id]} · metric **{metric}** ({'higher' if higher else 'lower'} is better) · region "
-           f"**{region}** · grouped by **{group}** · {caption}")
+st.caption(f"{md(ds_label[dataset_id])} · metric **{md(metric)}** ({'higher' if higher else 'lower'} is better) · "
+           f"region **{md(region)}** · grouped by **{group}** · {caption}")
 if not shown["baseline"].any():
     st.caption("No random baseline in this database (run the `baseline_random` method to get the chance row).")
 
@@ -70,7 +74,7 @@ stem = f"leaderboard_{metric}_{region}_by_{gcol}"
 buf = io.BytesIO()
 shown.to_parquet(buf, index=False)
 c1, c2 = st.columns(2)
-c1.download_button("Download this table (CSV)", shown.to_csv(index=False).encode(), file_name=f"{stem}.csv",
+c1.download_button("Download this table (CSV)", csv_bytes(shown), file_name=f"{stem}.csv",
                    mime="text/csv")
 c2.download_button("Download this table (Parquet)", buf.getvalue(), file_name=f"{stem}.parquet",
                    mime="application/vnd.apache.parquet")
@@ -85,10 +89,10 @@ else:
     err = {"error_y": "err_hi", "error_y_minus": "err_lo"}
     what = "mean of model means, bars from lowest to highest model"
 n_max = int(shown["n"].max()) if len(shown) else 0
-fig = px.bar(plot, x="method", y="mean", color=gcol, barmode="group", **err,
+fig = px.bar(plotly_frame(plot), x="method", y="mean", color=gcol, barmode="group", **err,
              text="signif" if "signif" in plot else None,
-             labels={"mean": f"{metric} ({region}), score 0–1", "method": "method", gcol: group},
-             title=f"{metric} on {region} regions: {what}; n ≤ {n_max} images per bar"
+             labels={"mean": plotly_text(f"{metric} ({region}), score 0–1"), "method": "method", gcol: group},
+             title=plotly_text(f"{metric} on {region} regions: {what}; n ≤ {n_max} images per bar")
                    + ("; marks: vs the model's best (Holm)" if "signif" in plot else ""))
 fig.update_traces(textposition="outside", cliponaxis=False)
 if np.isfinite(plot["mean"]).all() and plot["mean"].between(0, 1).all():
@@ -99,6 +103,6 @@ models_here = sorted(board.model_id.unique())
 if models_here:
     with st.expander("Do the metrics and the region types agree? (per model; more on the Compare page)"):
         mid = url_selectbox("Model", models_here, "agree_model", "lb_", where=st)
-        st.caption(f"Spearman correlation between metrics across methods (method means, region {region} plus "
+        st.caption(f"Spearman correlation between metrics across methods (method means, region {md(region)} plus "
                    f"faithfulness; deletion negated so higher = better); chance baselines excluded")
         show_table(db.metric_agreement(dataset_id, mid, region), "{:.2f}")

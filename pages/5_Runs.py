@@ -5,7 +5,7 @@ import json
 
 import streamlit as st
 
-from engine.dashboard import Db, open_page, show_table, url_selectbox
+from engine.dashboard import Db, md, open_page, show_table, url_selectbox
 
 db, runs = open_page("Runs", "Runs", Db.runs, "runs")
 ALL = "(all runs)"
@@ -19,7 +19,7 @@ only = None if run_id == ALL else run_id
 
 if only:
     cfg = db.run_config(only)
-    with st.expander(f"Configuration and package versions of {only}", expanded=True):
+    with st.expander(f"Configuration and package versions of {md(only)}", expanded=True):
         for col in ("config", "versions"):
             text = cfg[col].iloc[0] if len(cfg) else None
             st.markdown(f"**{col}**")

@@ -153,7 +153,7 @@ def test_image_detail_from_url(dashboard_db, fixture_db, monkeypatch):
     scores = at.dataframe[0].value
     assert {"attention", "chefer_gae"} <= set(scores.index)
     missing = run_page("pages/3_Image.py", dashboard_db, monkeypatch, {"dataset": ds, "image": "nope"})
-    assert any("No image `nope`" in i.value for i in missing.info)
+    assert any("No image nope in dataset" in i.value for i in missing.info)
 
 
 @pytest.mark.parametrize("view,expect", [("strategy", "plotly"), ("agreement", "plotly"), ("regions", "plotly"),

@@ -19,6 +19,7 @@ from .leaderboard import leaderboard_table
 from .queries import GALLERY_SORTS, OUTCOMES, labelled, map_array
 from .queries_compare import CONFOUNDER_METRICS, best_model, per_method_spearman
 from .regions import DatasetRegions, default_region, ordered_regions, region_pairs, spec_regions
+from .safe import csv_bytes, csv_safe, md, plotly_frame, plotly_text
 from .viz import COLORMAPS, legend, render_sample
 
 _STREAMLIT_BOUND = {"Db": "cache", "db_state": "cache", **{n: "widgets" for n in (
@@ -27,9 +28,10 @@ _STREAMLIT_BOUND = {"Db": "cache", "db_state": "cache", **{n: "widgets" for n in
 
 __all__ = [
     "COLORMAPS", "CONFOUNDER_METRICS", "DatasetRegions", "GALLERY_SORTS", "LEADERBOARD_GROUPS", "OUTCOMES",
-    "UnsafePath", "best_model", "default_region", "depth_rows", "labelled", "leaderboard_group_column",
-    "leaderboard_higher_is_better", "leaderboard_table", "legend", "load_row_sample", "map_array", "method_label",
-    "ordered_regions", "per_method_spearman", "region_pairs", "render_sample", "spec_regions", "strategy_means",
+    "UnsafePath", "best_model", "csv_bytes", "csv_safe", "default_region", "depth_rows", "labelled",
+    "leaderboard_group_column", "leaderboard_higher_is_better", "leaderboard_table", "legend", "load_row_sample",
+    "map_array", "md", "method_label", "ordered_regions", "per_method_spearman", "plotly_frame", "plotly_text",
+    "region_pairs", "render_sample", "spec_regions", "strategy_means",
     "strategy_models", *_STREAMLIT_BOUND,
 ]
 

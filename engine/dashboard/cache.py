@@ -18,6 +18,7 @@ from ..store.check import database_problem
 from ..store.schema import SCHEMA_VERSION
 from . import queries, queries_compare
 from .regions import DatasetRegions, spec_regions
+from .safe import md
 
 
 def _db_key(db: "Db") -> tuple[str, float | None]:
@@ -176,7 +177,7 @@ def db_state() -> Db:
         return Db(path, None)
     found = queries.schema_version(path)
     if found < SCHEMA_VERSION:
-        st.warning(f"`{path}` was written with results schema version {found}; this dashboard reads version "
-                   f"{SCHEMA_VERSION}. Re-run `python -m engine demo --db {path}` (or your experiment) to rebuild it.")
+        st.warning(f"{md(path)} was written with results schema version {found}; this dashboard reads version "
+                   f"{SCHEMA_VERSION}. Re-run `python -m engine demo --db PATH` (or your experiment) to rebuild it.")
         return Db(path, None)
     return Db(path, os.path.getmtime(path))

@@ -15,9 +15,7 @@ from scipy.stats import spearmanr
 
 from ..metrics.sanity import SURVIVES
 from ..metrics.summaries import method_label
-from ..store.read import database_exists, read_only, schema_version  # noqa: F401  (part of this read API)
-
-DEFAULT_DB = "data/results.duckdb"
+from ..store.read import DEFAULT_DB, database_exists, read_only, schema_version  # noqa: F401  (part of this read API)
 
 
 def db_path() -> str:
