@@ -3,7 +3,7 @@
 A ``Db`` is one version of the database file: its path and modification time.  Every query is a
 method with a signature, cached by ``st.cache_data`` on (the query, the ``Db``, its arguments), so a
 database swapped in by a finished batch (new mtime) is read afresh on the next rerun, while a page never
-holds a connection open.  The SQL lives in :mod:`.queries` and :mod:`.queries_compare`.
+holds a connection open.  The SQL lives in :mod:`.queries`, :mod:`.queries_compare` and :mod:`.guards`.
 """
 from __future__ import annotations
 
@@ -14,8 +14,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from ..store.check import database_problem
 from ..store.schema import SCHEMA_VERSION
-from . import queries, queries_compare
+from . import guards, queries, queries_compare
+from .regions import DatasetRegions, spec_regions
+from .safe import md
 
 
 def _db_key(db: "Db") -> tuple[str, float | None]:
@@ -79,6 +82,11 @@ class Db:
     def classes(self, dataset_id: str) -> list[str]:
         return queries.classes(self.file, dataset_id)
 
+    @_cached
+    def dataset_regions(self, dataset_id: str) -> DatasetRegions:
+        """The dataset's own region list, from its stored spec."""
+        return spec_regions(queries.dataset_spec(self.file, dataset_id))
+
     # -- leaderboard, gallery, image ----------------------------------------------------------------
     @_cached
     def leaderboard_view(self, dataset_id: str, metric: str, region: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -103,8 +111,9 @@ class Db:
         return queries.metric_agreement(self.file, dataset_id, model_id, region)
 
     @_cached
-    def region_agreement(self, dataset_id: str, model_id: str, metric: str) -> tuple[pd.DataFrame, float]:
-        return queries.region_agreement(self.file, dataset_id, model_id, metric)
+    def region_agreement(self, dataset_id: str, model_id: str, metric: str, a: str = "box",
+                         b: str = "mask") -> tuple[pd.DataFrame, float]:
+        return queries.region_agreement(self.file, dataset_id, model_id, metric, a, b)
 
     @_cached
     def strategy_comparison(self, dataset_id: str, metric: str, region: str) -> pd.DataFrame:
@@ -131,6 +140,15 @@ class Db:
     def confounders(self, threshold: float) -> pd.DataFrame:
         return queries_compare.confounders(self.file, threshold)
 
+    # -- guards (docs/metrics.md, "Guards") ---------------------------------------------------------
+    @_cached
+    def near_chance_lines(self, dataset_id: str, model_ids: tuple[str, ...]) -> list[str]:
+        return guards.near_chance_lines(self.file, dataset_id, model_ids)
+
+    @_cached
+    def centre_share(self, dataset_id: str) -> pd.DataFrame:
+        return guards.centre_share(self.file, dataset_id)
+
     # -- runs ---------------------------------------------------------------------------------------
     @_cached
     def run_config(self, run_id: str) -> pd.DataFrame:
@@ -156,15 +174,19 @@ class Db:
 def db_state() -> Db:
     """The configured database; its ``mtime`` is None when there is no usable database.
 
-    A database written by an older schema version is reported on the page (with how to rebuild it)
-    and treated as unusable, instead of failing in a query.
+    A damaged, foreign or newer database, or one written by an older schema version, is reported on the
+    page in one sentence (with what to do) and treated as unusable, instead of failing in a query.
     """
     path = queries.db_path()
+    problem = database_problem(path)
+    if problem:
+        st.error(problem)
+        return Db(path, None)
     if not queries.database_exists(path):
         return Db(path, None)
     found = queries.schema_version(path)
     if found < SCHEMA_VERSION:
-        st.warning(f"`{path}` was written with results schema version {found}; this dashboard reads version "
-                   f"{SCHEMA_VERSION}. Re-run `python -m engine demo --db {path}` (or your experiment) to rebuild it.")
+        st.warning(f"{md(path)} was written with results schema version {found}; this dashboard reads version "
+                   f"{SCHEMA_VERSION}. Re-run `python -m engine demo --db PATH` (or your experiment) to rebuild it.")
         return Db(path, None)
     return Db(path, os.path.getmtime(path))

@@ -20,20 +20,24 @@ from tqdm import tqdm
 
 from ..data import ImageDataset, collate_samples
 from ..explain import METHODS, run_methods, upsample_maps
+from ..explain.registry import method_precision
 from ..metrics import METRICS
+from ..metrics.quality import centre_coverage, degenerate_kinds
 from ..models import ModelInfo, normalise
 from ..store import canonical_json
 from .results import Failure, first_line
 
 log = logging.getLogger(__name__)
 
-PRED_COLS = ["run_id", "dataset_id", "model_id", "image_id", "label", "pred", "confidence", "probs"]
+PRED_COLS = ["run_id", "dataset_id", "model_id", "image_id", "label", "pred", "confidence", "probs", "precision"]
 EXPL_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "image_id", "target",
-             "grid_h", "grid_w", "map"]
+             "grid_h", "grid_w", "map", "precision"]
 SCORE_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "metric",
-              "metric_version", "metric_params", "region", "image_id", "value"]
+              "metric_version", "metric_params", "region", "image_id", "value", "precision"]
 CURVE_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "metric",
-              "metric_version", "metric_params", "image_id", "x", "y"]
+              "metric_version", "metric_params", "image_id", "x", "y", "precision"]
+DEGENERATE_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "image_id", "kind"]
+REGION_COLS = ["dataset_id", "region", "image_id", "area", "covers_centre"]
 
 
 @dataclass
@@ -43,6 +47,8 @@ class EvalResult:
     scores: pd.DataFrame
     curves: pd.DataFrame
     failures: list[Failure] = field(default_factory=list)
+    degenerate: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=DEGENERATE_COLS))
+    region_stats: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REGION_COLS))
 
 
 @dataclass
@@ -52,12 +58,16 @@ class _Rows:
     scores: list[tuple] = field(default_factory=list)
     curves: list[tuple] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    degenerate: list[tuple] = field(default_factory=list)
+    regions: list[tuple] = field(default_factory=list)
 
     def add(self, other: "_Rows") -> None:
         self.explanations += other.explanations
         self.scores += other.scores
         self.curves += other.curves
         self.failures += other.failures
+        self.degenerate += other.degenerate
+        self.regions += other.regions
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,7 @@ class _Batch:
     targets: torch.Tensor
     ids: list[str]
     regions: dict[str, torch.Tensor]
+    precision: str = "fp32"  # of the run: the faithfulness forwards; maps per method_precision
 
 
 def _rounds(variants: list[tuple[str, dict]]) -> list[list[tuple[str, dict]]]:
@@ -86,8 +97,13 @@ def _rounds(variants: list[tuple[str, dict]]) -> list[list[tuple[str, dict]]]:
 def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *, run_id: str, dataset_id: str,
                    model_id: str, methods: dict[str, dict] | list[tuple[str, dict]], metrics: dict[str, dict],
                    metrics_for=None, regions: list[str] | None = None, device: str = "cpu", batch_size: int = 32,
-                   progress: bool = True) -> EvalResult:
+                   progress: bool = True, precision: str = "fp32") -> EvalResult:
     """Predict, explain (predicted class) and score every image of ``ds``.
+
+    ``precision``: ``fp32`` or ``bf16``, for the explanation passes (per method: see
+    :func:`engine.explain.registry.method_precision`) and the faithfulness forwards; recorded in the
+    ``precision`` column of every row (for maps and localisation scores: the precision the map was
+    computed at; for predictions, curves and faithfulness scores: that of the forwards).
 
     ``methods``: ``{name: params}`` or a list of ``(name, params)`` variants; ``metrics``:
     ``{name: params}``; ``metrics_for(name, params) -> {metric: params}`` narrows the metrics of a
@@ -113,12 +129,15 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
         x = normalise(batch["image"].to(dev, non_blocking=True), info)
         ids = batch["image_id"]
         batch_regions = {k: v for k, v in batch["regions"].items() if regions is None or k in regions}
+        for rname, reg in batch_regions.items():
+            covers, area = centre_coverage(reg)
+            rows.regions += [(dataset_id, rname, i, float(a), bool(c)) for i, a, c in zip(ids, area, covers)]
         predicted = False
         for round_ in _rounds(variants):
             skipped: dict[str, str] = {}
             try:
                 all_maps, logits, targets = run_methods(model, x, [n for n, _ in round_], None, dict(round_),
-                                                        not_applicable=skipped)
+                                                        not_applicable=skipped, precision=precision)
             except Exception as exc:  # e.g. out of memory on this batch: record, go on with the next
                 rows.failures += [Failure(i, "explain", first_line(exc), n) for n, _ in round_ for i in ids]
                 continue
@@ -131,8 +150,8 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
                 conf, pred = probs.max(dim=1)
                 for i, image_id in enumerate(ids):
                     preds.append((run_id, dataset_id, model_id, image_id, int(batch["label"][i]), int(pred[i]),
-                                  float(conf[i]), probs[i].numpy().astype(np.float32)))
-            batch_ = _Batch(model, x, targets, ids, batch_regions)
+                                  float(conf[i]), probs[i].numpy().astype(np.float32), precision))
+            batch_ = _Batch(model, x, targets, ids, batch_regions, precision)
             for mname, mparams in round_:
                 if mname in all_maps:
                     rows.add(_score_method(all_maps[mname].cpu(), (mname, mparams), metrics_for(mname, mparams),
@@ -141,25 +160,43 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
         log.warning("%s %s: %s failed at %s: %s", dataset_id, model_id, f.method, f.stage, f"{f.item}: {f.reason}")
     return EvalResult(pd.DataFrame(preds, columns=PRED_COLS), pd.DataFrame(rows.explanations, columns=EXPL_COLS),
                       pd.DataFrame(rows.scores, columns=SCORE_COLS), pd.DataFrame(rows.curves, columns=CURVE_COLS),
-                      rows.failures)
+                      rows.failures, pd.DataFrame(rows.degenerate, columns=DEGENERATE_COLS),
+                      pd.DataFrame(rows.regions, columns=REGION_COLS).drop_duplicates(["region", "image_id"]))
 
 
 def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[str, dict], batch: _Batch,
                   prefix: tuple[str, str, str]) -> _Rows:
     """One method's maps of a batch (``variant``: its name and parameters) as explanation rows, scored with
-    ``metrics``; ``prefix``: (run_id, dataset_id, model_id) of every row."""
+    ``metrics``; ``prefix``: (run_id, dataset_id, model_id) of every row.
+
+    A degenerate map (engine.metrics.quality: non-finite, all-zero or constant) is recorded in
+    ``degenerate`` and never scored: a non-finite map is a failure and not stored; an all-zero or constant
+    map is stored (for display) and gets NULL scores, not chance."""
     mname, mparams = variant
     ids, out = batch.ids, _Rows()
     mkey = (mname, METHODS[mname].version, canonical_json(mparams))
-    finite = torch.isfinite(maps).flatten(1).all(1)
-    for i in (~finite).nonzero().flatten().tolist():
-        out.failures.append(Failure(ids[i], "explain", "map contains NaN or inf; not scored", mname))
+    map_precision = method_precision(mname, batch.precision)
+    kinds = degenerate_kinds(maps)
+    finite = torch.tensor([k != "nonfinite" for k in kinds], dtype=torch.bool)
+    for i, kind in enumerate(kinds):
+        if kind == "nonfinite":
+            out.failures.append(Failure(ids[i], "explain", "map contains NaN or inf; not scored", mname))
+        if kind is not None:
+            out.degenerate.append((*prefix, *mkey, ids[i], kind))
     gh, gw = maps.shape[-2:]
     for i, image_id in enumerate(ids):
         if finite[i]:
             out.explanations.append((*prefix, *mkey, image_id, int(batch.targets[i]), gh, gw,
-                                     maps[i].flatten().numpy().astype(np.float32)))
-    keep = finite.nonzero().flatten()
+                                     maps[i].flatten().numpy().astype(np.float32), map_precision))
+    for i, kind in enumerate(kinds):
+        if kind in ("zero", "constant"):
+            for metric, kparams in metrics.items():
+                kkey = (metric, METRICS[metric].version, canonical_json(kparams))
+                faith = METRICS[metric].kind == "faithfulness"
+                for region in (["none"] if faith else batch.regions):
+                    out.scores.append((*prefix, *mkey, *kkey, region, ids[i], None,
+                                       batch.precision if faith else map_precision))
+    keep = torch.tensor([k is None for k in kinds], dtype=torch.bool).nonzero().flatten()
     if len(keep) == 0:
         return out
     up = upsample_maps(maps[keep], tuple(batch.x.shape[-2:]))
@@ -169,12 +206,13 @@ def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[s
         kkey = (metric, kinfo.version, canonical_json(kparams))
         try:
             if kinfo.kind == "faithfulness":
-                vals, xs, ys = kinfo(up, model=batch.model, images=batch.x[kdev], targets=batch.targets[kdev],
-                                     return_curves=True, **kparams)
+                vals, xs, ys = kinfo(up.to(batch.x.device), model=batch.model, images=batch.x[kdev],
+                                     targets=batch.targets[kdev], return_curves=True, precision=batch.precision,
+                                     **kparams)
                 results = {"none": vals}
                 for j, i in enumerate(keep.tolist()):
                     out.curves.append((*prefix, *mkey, *kkey, ids[i], xs.astype(np.float32),
-                                       ys[j].astype(np.float32)))
+                                       ys[j].astype(np.float32), batch.precision))
             else:
                 results = {region: kinfo(up, reg[keep], **kparams) for region, reg in batch.regions.items()}
         except Exception as exc:
@@ -183,5 +221,6 @@ def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[s
         for region, vals in results.items():
             for j, i in enumerate(keep.tolist()):
                 v = float(vals[j])
-                out.scores.append((*prefix, *mkey, *kkey, region, ids[i], None if np.isnan(v) else v))
+                out.scores.append((*prefix, *mkey, *kkey, region, ids[i], None if np.isnan(v) else v,
+                                   batch.precision if kinfo.kind == "faithfulness" else map_precision))
     return out

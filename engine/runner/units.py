@@ -19,6 +19,7 @@ import torch
 
 from ..data import DatasetError, DatasetSpec, ImageDataset, collate_samples, fingerprint, load_records
 from ..explain import METHODS
+from ..explain.registry import method_precision
 from ..metrics.sanity import mprt
 from ..models import (
     ImageSource,
@@ -35,6 +36,7 @@ from ..models import (
     read_sidecar,
     save_checkpoint,
 )
+from ..models.checkpoint import file_sha256
 from ..models.evaluation import report_from_probs
 from ..store import canonical_json
 from .evaluate import evaluate_model
@@ -79,11 +81,37 @@ def _checkpoint(path: str, sha256: str):
     return model, info, side
 
 
+def model_input_size(name: str) -> int | None:
+    """The input size (px) a zoo entry or timm model is built for, without building it."""
+    import timm
+
+    from ..models.factory import resolve
+    try:
+        entry = resolve(name)
+    except ValueError:
+        return None  # create_model names the problem
+    if entry.kwargs.get("img_size"):
+        return int(entry.kwargs["img_size"])
+    cfg = timm.models.get_pretrained_cfg(entry.timm_name)
+    return int(cfg.input_size[-1]) if cfg is not None and getattr(cfg, "input_size", None) else None
+
+
+def check_input_size(spec: DatasetSpec, name: str) -> None:
+    """Refuse, before training, a dataset whose ``input_size`` is not the model's input size (a timm
+    ViT asserts on it mid-run).  The message names both keys."""
+    size = model_input_size(name)
+    if size is not None and size != spec.input_size:
+        raise DatasetError(f"dataset {spec.name!r}: input_size = {spec.input_size} but model {name!r} takes "
+                           f"{size} px inputs (its img_size); set input_size = {size} in the dataset block, or "
+                           f"give this dataset a model built for {spec.input_size} px")
+
+
 def train_unit(spec_json: str, entry: ModelEntry, seed: int, ckpt_path: str, device: str,
-               progress: bool) -> TrainResult:
+               progress: bool, precision: str = "fp32") -> TrainResult:
     """Build (and unless ``init == 'random'`` fine-tune) one model; write its checkpoint."""
     t0 = time.monotonic()
     spec, records, classes = _dataset(spec_json)
+    check_input_size(spec, entry.name)
     path = Path(ckpt_path)
     kwargs = {"pretrained": entry.pretrained, **({"weights": entry.weights} if entry.weights else {})}
     trials: list[dict] = []
@@ -109,13 +137,15 @@ def train_unit(spec_json: str, entry: ModelEntry, seed: int, ckpt_path: str, dev
             return create_model(entry.name, len(classes), **kwargs)
 
         if entry.grid:  # the best trial's model is kept (not retrained on train + val)
-            found = grid_search(build, train_ds, val_ds, cfg, entry.grid, device=device, progress=progress)
+            found = grid_search(build, train_ds, val_ds, cfg, entry.grid, device=device, progress=progress,
+                                precision=precision)
             model, info, cfg, result, trials = found.model, found.info, found.config, found.result, found.trials
         else:
             torch.manual_seed(seed)
             model, info = build()
-            result = fine_tune(model, info, train_ds, val_ds, cfg, device=device, progress=progress)
-        hparams = {**cfg.to_dict(), **({"pretraining": pretraining} if pretraining else {})}
+            result = fine_tune(model, info, train_ds, val_ds, cfg, device=device, progress=progress,
+                               precision=precision)
+        hparams = {**cfg.to_dict(), "precision": precision, **({"pretraining": pretraining} if pretraining else {})}
         meta = TrainMeta(init="trained", strategy=info.strategy, hparams=hparams,
                          metrics={"val_accuracy": result.best_val_accuracy, "best_epoch": result.best_epoch},
                          history=result.history)
@@ -157,28 +187,47 @@ def pretraining_summary(backbone: Path) -> dict:
             "collapse": side.get("collapse")}
 
 
-def reuse_checkpoint(ckpt_path: str) -> TrainResult | None:
-    """The train result of an existing, intact checkpoint (None when it must be trained)."""
+def reuse_checkpoint(ckpt_path: str, repair: bool = True) -> TrainResult | None:
+    """The train result of an existing, intact checkpoint (None when it must be trained).
+
+    A checkpoint whose bytes no longer match the sha256 of its sidecar (or whose sidecar cannot be
+    read) is moved aside to ``<file>.stale-<time>`` with a warning and trained again, instead of being
+    re-used by every later job (each of which would fail on the mismatch); ``repair=False`` (a dry run)
+    only reports it as to be trained."""
     path = Path(ckpt_path)
-    if not (path.exists() and Path(str(path) + ".json").exists()):
+    side_path = Path(str(path) + ".json")
+    if not (path.exists() and side_path.exists()):
         return None
-    side = read_sidecar(path)
+    try:
+        side = read_sidecar(path)
+        ok = isinstance(side, dict) and "sha256" in side and "model" in side and file_sha256(path) == side["sha256"]
+        why = "its bytes do not match the sha256 in its sidecar"
+    except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+        ok, why = False, f"its sidecar cannot be read ({type(exc).__name__})"
+    if not ok and not repair:
+        return None
+    if not ok:
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        for p in (path, side_path):
+            p.replace(p.with_name(f"{p.name}.stale-{stamp}"))
+        log.warning("checkpoint %s: %s; moved aside to %s.stale-%s and trained again", path, why, path.name, stamp)
+        return None
     return TrainResult(str(path), side["sha256"], ModelInfo(**side["model"]), TrainMeta.from_sidecar(side))
 
 
 def predict_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], device: str,
-                 batch_size: int) -> PredictResult:
+                 batch_size: int, precision: str = "fp32") -> PredictResult:
     """Class probabilities for the test split plus the scored images; test-split classification metrics."""
     spec, records, classes = _dataset(spec_json)
     model, info, _ = _checkpoint(ckpt, sha256)
     wanted = tuple(sorted({r.image_id for r in records if r.split == "test"} | set(ids)))
     ds, failures = _subset(spec_json, wanted, None)
-    out = predict(model, info, ds, device, batch_size)
+    out = predict(model, info, ds, device, batch_size, precision=precision)
     probs = out["probs"]
     df = pd.DataFrame({"image_id": out["image_ids"], "label": out["labels"].astype(int),
                        "pred": probs.argmax(1).astype(int) if len(probs) else [],
                        "confidence": probs.max(1) if len(probs) else [],
-                       "probs": [p.astype(np.float32) for p in probs]})
+                       "probs": [p.astype(np.float32) for p in probs], "precision": precision})
     test = np.array([r.split == "test" for r in ds.records], dtype=bool)
     metrics = {}
     if test.any():
@@ -188,18 +237,20 @@ def predict_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], d
 
 
 def chunk_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], chunk: Chunk, metrics: dict,
-               regions: list[str] | None, device: str, batch_size: int, progress: bool) -> ChunkResult:
+               regions: list[str] | None, device: str, batch_size: int, progress: bool,
+               precision: str = "fp32") -> ChunkResult:
     """Explain the scored images with the chunk's methods and score the chunk's (method, metric) jobs."""
     model, info, _ = _checkpoint(ckpt, sha256)
     ds, _ = _subset(spec_json, ids, None)  # load failures are reported once, by the predict unit
     res = evaluate_model(model, info, ds, run_id="", dataset_id="", model_id="", methods=chunk.variants(),
                          metrics=metrics, metrics_for=chunk.metrics_for, regions=regions, device=device,
-                         batch_size=batch_size, progress=progress)
-    return ChunkResult(res.explanations, res.scores, res.curves, res.failures, len(ds))
+                         batch_size=batch_size, progress=progress, precision=precision)
+    return ChunkResult(res.explanations, res.scores, res.curves, res.failures, len(ds), degenerate=res.degenerate,
+                       region_stats=res.region_stats)
 
 
 def sanity_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], variants: list[tuple[str, dict]],
-                seed: int, device: str) -> SanityResult:
+                seed: int, device: str, precision: str = "fp32") -> SanityResult:
     """MPRT (cascading randomisation) of each method on the given images."""
     model, info, _ = _checkpoint(ckpt, sha256)
     ds, _ = _subset(spec_json, ids, None)
@@ -210,13 +261,14 @@ def sanity_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], va
     params = {name: p for name, p in variants}
     failures = []
     try:
-        rows = mprt(model.to(device), x, params, seed=seed)
+        rows = mprt(model.to(device), x, params, seed=seed, precision=precision)
     except Exception as exc:
         rows = []
         failures.append(Failure("*", "sanity", first_line(exc)))
     df = pd.DataFrame([{"method": r["method"], "method_version": METHODS[r["method"]].version,
                         "method_params": canonical_json(params[r["method"]]), "step": r["step"], "layer": r["layer"],
                         "image_id": batch["image_id"][r["image"]],
-                        "spearman": None if np.isnan(r["spearman"]) else r["spearman"], "ssim": r["ssim"]}
+                        "spearman": None if np.isnan(r["spearman"]) else r["spearman"], "ssim": r["ssim"],
+                        "precision": method_precision(r["method"], precision)}
                        for r in rows])
     return SanityResult(df, failures)

@@ -1,7 +1,11 @@
 """The published DuckDB schema (documented in docs/schema.md).  Bump SCHEMA_VERSION on change."""
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 6
+
+# tables stored as immutable Parquet shards behind a view (engine/store/shards.py), not inside the DuckDB file;
+# one row per image (or per image and method / metric), so they hold nearly all of a study's bytes
+SHARDED: tuple[str, ...] = ("images", "predictions", "explanations", "scores", "curves", "sanity")
 
 TABLES: dict[str, str] = {
     "meta": """
@@ -61,12 +65,14 @@ TABLES: dict[str, str] = {
         test_auroc DOUBLE,          -- macro one-vs-rest
         confusion JSON,             -- test confusion matrix, rows = true class, columns = predicted
         hparams JSON,
-        history JSON""",
+        history JSON,
+        precision VARCHAR           -- fp32 / bf16: training and test predictions (NULL before version 5)""",
     "methods": """
         method VARCHAR PRIMARY KEY,
         version INTEGER,
         needs_grads BOOLEAN,
-        reference VARCHAR""",
+        reference VARCHAR,
+        baseline VARCHAR            -- reference input of the attribution ('zero' = normalised zeros), else NULL""",
     "metrics": """
         metric VARCHAR PRIMARY KEY,
         version INTEGER,
@@ -81,7 +87,8 @@ TABLES: dict[str, str] = {
         label INTEGER,
         pred INTEGER,
         confidence DOUBLE,          -- softmax probability of pred
-        probs FLOAT[]""",
+        probs FLOAT[],
+        precision VARCHAR           -- fp32 / bf16 of the forward pass""",
     "explanations": """
         run_id VARCHAR,
         dataset_id VARCHAR,
@@ -93,7 +100,8 @@ TABLES: dict[str, str] = {
         target INTEGER,             -- explained class
         grid_h INTEGER,
         grid_w INTEGER,
-        map FLOAT[]                 -- row-major (grid_h * grid_w) raw values""",
+        map FLOAT[],                -- row-major (grid_h * grid_w) raw values
+        precision VARCHAR           -- fp32 / bf16 the map was computed at""",
     "scores": """
         run_id VARCHAR,
         dataset_id VARCHAR,
@@ -106,7 +114,8 @@ TABLES: dict[str, str] = {
         metric_params VARCHAR,
         region VARCHAR,             -- box / mask / box_from_mask / ... ; 'none' for faithfulness
         image_id VARCHAR,
-        value DOUBLE                -- NULL where undefined (e.g. empty region)""",
+        value DOUBLE,               -- NULL where undefined (e.g. empty region)
+        precision VARCHAR           -- fp32 / bf16: of the map (localisation) or of the forwards (faithfulness)""",
     "curves": """
         run_id VARCHAR,
         dataset_id VARCHAR,
@@ -119,7 +128,8 @@ TABLES: dict[str, str] = {
         metric_params VARCHAR,
         image_id VARCHAR,
         x FLOAT[],                  -- fraction of pixels switched
-        y FLOAT[]                   -- softmax probability of the explained class""",
+        y FLOAT[],                  -- softmax probability of the explained class
+        precision VARCHAR           -- fp32 / bf16 of the forwards""",
     "sanity": """
         run_id VARCHAR,
         dataset_id VARCHAR,
@@ -131,7 +141,8 @@ TABLES: dict[str, str] = {
         layer VARCHAR,              -- the group randomised at this step (cumulative)
         image_id VARCHAR,
         spearman DOUBLE,            -- rank correlation with the original map (NULL for a constant map)
-        ssim DOUBLE""",
+        ssim DOUBLE,
+        precision VARCHAR           -- fp32 / bf16 of the explanation passes""",
     "summary": """
         dataset_id VARCHAR,
         model_id VARCHAR,
@@ -146,7 +157,13 @@ TABLES: dict[str, str] = {
         n_undefined INTEGER,
         mean DOUBLE,
         ci_low DOUBLE,              -- 95 % BCa bootstrap interval of the mean (seeded)
-        ci_high DOUBLE""",
+        ci_high DOUBLE,
+        n_degenerate INTEGER,       -- all-zero / constant / non-finite maps: not scored, counted here
+        substrate VARCHAR,          -- faithfulness: 'zero' / 'blur' (what pixels are switched to / from)
+        gap_random DOUBLE,          -- mean paired difference to the random map (NULL without it)
+        p_random DOUBLE,            -- its Holm-adjusted Wilcoxon p (the pairwise family)
+        gap_centre DOUBLE,          -- the same against the centre map
+        p_centre DOUBLE""",
     "pairwise": """
         dataset_id VARCHAR,
         model_id VARCHAR,
@@ -160,6 +177,39 @@ TABLES: dict[str, str] = {
         mean_diff DOUBLE,           -- mean(a - b)
         p_value DOUBLE,             -- Wilcoxon signed-rank, two-sided
         p_holm DOUBLE               -- Holm-adjusted over all pairs of this (model, metric, region)""",
+    "model_quality": """
+        dataset_id VARCHAR,
+        model_id VARCHAR,
+        n INTEGER,                  -- test images predicted
+        n_classes INTEGER,          -- classes present among their labels
+        accuracy DOUBLE,
+        accuracy_ci_low DOUBLE,     -- 95 % percentile bootstrap over images (seeded)
+        accuracy_ci_high DOUBLE,
+        balanced_accuracy DOUBLE,
+        balanced_accuracy_ci_low DOUBLE,
+        balanced_accuracy_ci_high DOUBLE,
+        chance_majority DOUBLE,     -- accuracy of always predicting the majority class
+        chance_uniform DOUBLE,      -- 1 / n_classes: balanced accuracy of any image-blind classifier
+        twin_model_id VARCHAR,      -- its random-weights twin (same dataset and architecture), if any
+        twin_diff DOUBLE,           -- balanced accuracy minus the twin's, same images
+        twin_diff_ci_low DOUBLE,    -- paired percentile bootstrap
+        twin_diff_ci_high DOUBLE,
+        near_chance BOOLEAN         -- balanced-accuracy CI reaches chance (1 / n_classes)""",
+    "degenerate_maps": """
+        run_id VARCHAR,
+        dataset_id VARCHAR,
+        model_id VARCHAR,
+        method VARCHAR,
+        method_version INTEGER,
+        method_params VARCHAR,
+        image_id VARCHAR,
+        kind VARCHAR                -- zero / constant / nonfinite""",
+    "region_stats": """
+        dataset_id VARCHAR,
+        region VARCHAR,
+        image_id VARCHAR,
+        area DOUBLE,                -- fraction of the (model-input) image the region covers
+        covers_centre BOOLEAN       -- the region holds a pixel touching the image centre""",
     "trials": """
         dataset_id VARCHAR,
         model_name VARCHAR,         -- zoo / timm name
@@ -217,6 +267,9 @@ REPLACE_KEYS: dict[str, tuple[str, ...]] = {
     "summary": ("dataset_id", "model_id", "method", "method_version", "method_params", "metric",
                 "metric_version", "metric_params", "region"),
     "trials": ("search_key", "trial"),
+    "model_quality": ("dataset_id", "model_id"),
+    "degenerate_maps": ("dataset_id", "model_id", "method", "method_version", "method_params", "image_id"),
+    "region_stats": ("dataset_id", "region", "image_id"),
     "failures": ("job_key", "item", "stage", "method"),
     "pairwise": ("dataset_id", "model_id", "metric", "metric_version", "metric_params", "region", "method_a",
                  "method_b"),
@@ -234,10 +287,12 @@ def columns(table: str) -> list[tuple[str, str]]:
     return out
 
 
-def create_schema(con) -> None:
-    """Create missing tables, and add columns that a database from an older version lacks (the
-    migration is additive: old rows get NULL in new columns)."""
+def create_schema(con, skip: tuple[str, ...] = ()) -> None:
+    """Create missing tables (but those in ``skip``), and add columns that a database from an older
+    version lacks (the migration is additive: old rows get NULL in new columns)."""
     for name, cols in TABLES.items():
+        if name in skip:
+            continue
         con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({cols}\n)")
         have = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
                                           "WHERE table_name = ?", [name]).fetchall()}
