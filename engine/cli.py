@@ -108,9 +108,18 @@ def cmd_check_data(args) -> int:
     except ExperimentError as exc:
         log.error("%s", exc)
         return 2
+    from .data import DatasetError
+    from .runner.units import check_input_size
     work = exp.resolve(exp.work_dir)
     specs = [spec_for(block, exp, work, exp.seed, progress=False) for block in exp.datasets]
-    return report_datasets(specs, args.fail_on, splits_out=args.splits_out)
+    errors = []  # a dataset's input_size that its models cannot take: the run would refuse it
+    for block, spec in zip(exp.datasets, specs):
+        for entry in exp.model_entries(block):
+            try:
+                check_input_size(spec, entry.name)
+            except DatasetError as exc:
+                errors.append(str(exc))
+    return report_datasets(specs, args.fail_on, splits_out=args.splits_out, errors=list(dict.fromkeys(errors)))
 
 
 def cmd_schedule(args) -> int:
