@@ -27,11 +27,17 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.store import ResultWriter  # noqa: E402
+from engine.store.schema import columns  # noqa: E402
 
 METHODS = ["attention", "rollout", "chefer_gae", "gradcam_attn", "saliency", "integrated_gradients",
            "baseline_random", "baseline_centre"]
 METRICS = [("pointing_game", "mask"), ("pointing_game", "box"), ("iou_top5", "mask"), ("iou_top5", "box"),
            ("insertion_auc", "none"), ("deletion_auc", "none")]
+
+
+def complete(table: str, df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every column the schema declares (NULL where the benchmark has no value)."""
+    return df.assign(**{c: None for c, _ in columns(table) if c not in df.columns})
 
 
 def write_bytes() -> int:
@@ -70,17 +76,18 @@ def run(db: Path, commits: int, images: int = 48, seed: int = 0) -> int:
     n = 0
     with ResultWriter(db) as w:
         w.upsert("runs", {"run_id": f"bench-{time.time_ns()}", "status": "running"})
-        w.replace_rows("images", pd.DataFrame([dict(dataset_id="d", image_id=i, split="test", label=0, label_name="a",
-                                                    path=f"{i}.png", mask_path=None, boxes_path=None, width=64,
-                                                    height=64, regions=["mask"]) for i in ids]))
+        images = pd.DataFrame([dict(dataset_id="d", image_id=i, split="test", label=0, label_name="a", path=f"{i}.png",
+                                    mask_path=None, boxes_path=None, width=64, height=64, regions=["mask"])
+                               for i in ids])
+        w.replace_rows("images", complete("images", images))
         w.commit()
         n += 1
         model = 0
         while n < commits:
             m = f"model{model}"
-            w.replace_rows("predictions", pd.DataFrame([dict(run_id="bench", dataset_id="d", model_id=m, image_id=i,
-                                                             label=0, pred=0, confidence=0.9, probs=[0.9, 0.1])
-                                                        for i in ids]))
+            preds = pd.DataFrame([dict(run_id="bench", dataset_id="d", model_id=m, image_id=i, label=0, pred=0,
+                                       confidence=0.9, probs=[0.9, 0.1]) for i in ids])
+            w.replace_rows("predictions", complete("predictions", preds))
             w.commit()
             n += 1
             for method in METHODS:
@@ -88,9 +95,9 @@ def run(db: Path, commits: int, images: int = 48, seed: int = 0) -> int:
                     break
                 ex, sc, cu = chunk_frames(np.random.default_rng([seed, model, METHODS.index(method)]), "d", m, method,
                                           ids)
-                w.replace_rows("explanations", ex)
-                w.replace_rows("scores", sc)
-                w.replace_rows("curves", cu)
+                w.replace_rows("explanations", complete("explanations", ex))
+                w.replace_rows("scores", complete("scores", sc))
+                w.replace_rows("curves", complete("curves", cu))
                 w.upsert("jobs", {"job_key": f"{m}-{method}", "run_id": "bench", "status": "done"})
                 w.commit()
                 n += 1
@@ -133,7 +140,7 @@ def bench_latency(folder: Path, rows: int, repeat: int) -> dict:
                                            "value": np.random.default_rng(k).random(images * per_image)}))
                 k += 1
             df = pd.concat(batch, ignore_index=True)
-            w.replace_rows("scores", df)
+            w.replace_rows("scores", complete("scores", df))
             w.commit()
             written += len(df)
     build_s = time.monotonic() - t0
@@ -145,7 +152,7 @@ def bench_latency(folder: Path, rows: int, repeat: int) -> dict:
                            "value": np.random.default_rng(r).random(10_000)})
         with ResultWriter(db) as w:
             t = time.monotonic()
-            w.replace_rows("scores", df)
+            w.replace_rows("scores", complete("scores", df))
             w.commit()
             times.append(time.monotonic() - t)
     return {"rows": written, "build_s": build_s, "size": size_of(db), "publish_10k_s": statistics.median(times),

@@ -24,7 +24,7 @@ from . import units
 from .datasets import PreparedDataset, prepare
 from .executors import make_executor
 from .experiment import Experiment, ModelEntry
-from .ingest import finish_run, refresh_summaries, start_run, write_dataset, write_model
+from .ingest import finish_run, refresh_quality, refresh_summaries, start_run, write_dataset, write_model
 from .jobs import Chunk, checkpoint_path, method_key, metric_key, plan_chunks, predict_key, sanity_key, train_key
 from .results import ChunkResult, Failure, TrainResult, first_line
 
@@ -203,8 +203,12 @@ class _Driver:
                                   method_key(j.method, j.method_params))
             return
         ids = {"run_id": self.report.run_id, "dataset_id": d.dataset_id, "model_id": model_id}
-        for table, rows in (("explanations", out.explanations), ("scores", out.scores), ("curves", out.curves)):
-            self.w.replace_rows(table, rows.assign(**ids))
+        for table, rows in (("explanations", out.explanations), ("scores", out.scores), ("curves", out.curves),
+                            ("degenerate_maps", out.degenerate)):
+            if rows is not None:
+                self.w.replace_rows(table, rows.assign(**ids))
+        if out.region_stats is not None:
+            self.w.replace_rows("region_stats", out.region_stats.assign(dataset_id=d.dataset_id))
         for j in chunk.jobs:
             mine = [f for f in out.failures if f.method == j.method]
             self._failures(j.key, mine if j is _first_job_of(chunk, j.method, j.method_params) else [],
@@ -344,6 +348,7 @@ def _run(exp, db, prepared, stopped, work, executor, ray_address, device, progre
             for d in prepared:
                 for entry, res, model_id in drv.train(d):
                     drv.predict(d, entry, res, model_id)
+                    refresh_quality(w, d.dataset_id, seed=exp.seed)  # published with the model's first chunk
                     drv.evaluate(d, model_id, entry, res)
                     drv.sanity(d, model_id, entry, res)
             status = "finished" if drv.report.ok else "finished with failures"

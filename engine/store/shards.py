@@ -29,8 +29,10 @@ MANIFEST_KEY = "shards"
 FOLDER_KEY = "shard_dir"   # meta: the absolute folder the views point into
 FAN_IN = 16            # this many files of one level are merged into one file of the next level
 GRACE_S = 3600.0       # a superseded file is kept this long for readers of older catalogs
-ROW_GROUP = 8192       # rows per Parquet row group: a page's query reads only the groups of its (model,
-                       # method); 8192 halved the gallery's read of 14 x 14 maps against 122 880 (docs/benchmarks.md)
+# rows per Parquet row group: a page reads only the groups of its (model, method); for the tables of maps and
+# curves 8192 rows halved the gallery's read against DuckDB's default 122 880 (docs/benchmarks.md); scalar
+# tables keep the default (a smaller group only makes the file footer every query parses bigger)
+ROW_GROUP = {"explanations": 8192, "curves": 8192}
 
 
 @dataclass
@@ -130,7 +132,7 @@ def write_shard(con, table: str, folder: Path, select_sql: str, level: int = 0) 
     name = new_name(table)
     path = folder / name
     con.execute(f"COPY ({select_sql}) TO {sql_str(path)} "
-                f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP})")
+                f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP.get(table, 122880)})")
     _fsync(path)
     groups = sorted(r[0] for r in con.execute(
         f"SELECT DISTINCT {group_hash_sql(table)} FROM read_parquet({sql_str(path)})").fetchall())
