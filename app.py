@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.dashboard import db_state, no_database, show_table
+from engine.dashboard import db_state, md, no_database, show_table
 
 st.set_page_config(page_title="ViT heatmaps vs. ground truth", layout="wide")
 st.title("Do the heatmaps point where the disease is?")
 
 db = db_state()
-st.caption(f"Results database: `{db.path}` (set `XAI_DB` to use another)")
+st.caption(f"Results database: {md(db.path)} (set `XAI_DB` to use another)")
 
 if not db.ready:
     no_database(db.path)
@@ -43,7 +43,8 @@ runs = db.runs(10)
 if runs.empty:
     st.caption("No runs recorded.")
 else:
-    show_table(runs, {"seconds": "{:.0f}"}, hide_index=True)
+    show_table(runs.rename(columns={"seconds": "wall time (s)", "job_seconds": "summed job time (s)"}),
+               {"wall time (s)": "{:.0f}", "summed job time (s)": "{:.0f}"}, hide_index=True)
 n_fail = int(counts.get("failures", 0))
 if n_fail:
     st.warning(f"{n_fail:,} failed items recorded — the *Runs* page lists them with their reasons.")

@@ -74,13 +74,14 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--budgets", default="0,1024,256", help="MiB, comma-separated; 0 = unbounded")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--methods", default=",".join(m for m, _ in METHODS), help="comma-separated subset")
     a = p.parse_args(argv)
     budgets = [int(b) for b in a.budgets.split(",")]
     print(f"### Captum methods under the memory bound: {a.model}, batch {a.batch}, CPU, {a.threads} thread(s), "
           f"load avg {os.getloadavg()[0]:.1f}\n")
     print("| method | budget | inputs per pass | activations per input (MiB) | peak MiB per image | seconds |")
     print("|---|---|---|---|---|---|")
-    for method, params in METHODS:
+    for method, params in [(m, q) for m, q in METHODS if m in a.methods.split(",")]:
         for b in budgets:
             r = measure(a.model, method, params, a.batch, b, a.threads)
             label = "unbounded" if b == 0 else f"{b} MiB"

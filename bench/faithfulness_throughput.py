@@ -121,20 +121,20 @@ def run_rise(ev, model, images, maps, step):
     return out
 
 
-def run_ours(model, images, maps, targets, n_steps, precision="fp32"):
+def run_ours(model, images, maps, targets, n_steps, precision="fp32", batch=BATCH):
     maps = maps.to(images.device)
     return {name: timed(lambda name=name: METRICS[name](maps, model=model, images=images, targets=targets,
-                                                          n_steps=n_steps, batch_size=BATCH, precision=precision),
+                                                          n_steps=n_steps, batch_size=batch, precision=precision),
                         images.device)
             for name in ("insertion_auc", "deletion_auc")}
 
 
 @torch.no_grad()
-def plain_forward(model, images, n_steps, precision="fp32"):
-    """(n_steps + 1) x B forwards of the images, in batches of BATCH (images cycled to fill a batch)."""
+def plain_forward(model, images, n_steps, precision="fp32", batch=BATCH):
+    """(n_steps + 1) x B forwards of the images, in batches of ``batch`` (images cycled to fill a batch)."""
     total, b = (n_steps + 1) * len(images), len(images)
-    for lo in range(0, total, BATCH):
-        idx = torch.arange(lo, min(lo + BATCH, total), device=images.device) % b
+    for lo in range(0, total, batch):
+        idx = torch.arange(lo, min(lo + batch, total), device=images.device) % b
         with autocast(images.device, precision):
             model(images[idx])
 
@@ -153,6 +153,8 @@ def main(argv=None):
     p.add_argument("--model", default="vit_small_patch16_224")
     p.add_argument("--img-size", type=int, default=HW_SIDE)
     p.add_argument("--json", default=None, help="write the figures here as JSON")
+    p.add_argument("--batch", default=str(BATCH), help="model inputs per forward, or 'auto' (the metrics' "
+                   "batch_size=None: 64 on CPU, from free memory on CUDA)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -165,13 +167,18 @@ def main(argv=None):
                 model(images[torch.arange(BATCH, device=dev) % len(images)])
                 model(images[:1])
 
-    t_plain, _ = timed(lambda: plain_forward(model, images, k, args.precision), dev)
-    ours = run_ours(model, images, maps, targets, k, args.precision)
+    if args.batch == "auto":
+        from engine.metrics.faithfulness import auto_batch_size
+        batch = auto_batch_size(model, images, args.precision)
+    else:
+        batch = int(args.batch)
+    t_plain, _ = timed(lambda: plain_forward(model, images, k, args.precision, batch), dev)
+    ours = run_ours(model, images, maps, targets, k, args.precision, batch)
     t_ours = sum(t for t, _ in ours.values())
     other = None
     if args.agreement:
         oprec = "fp32" if args.precision == "bf16" else "bf16"
-        other = run_ours(model, images, maps, targets, k, oprec)
+        other = run_ours(model, images, maps, targets, k, oprec, batch)
 
     rise, reason = None, None
     if not args.rise:
@@ -190,7 +197,7 @@ def main(argv=None):
     where = torch.cuda.get_device_name(dev) if dev.startswith("cuda") else \
         f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}"
     print(f"{args.model} {side}, {b} images, n_steps={k}" + (f" (RISE step={n_pix // k} px)" if not n_pix % k else "")
-          + f", batch {BATCH}, {args.precision}; torch {torch.__version__}, {where}, "
+          + f", batch {batch}, {args.precision}; torch {torch.__version__}, {where}, "
           f"load avg {os.getloadavg()[0]:.2f}\n")
     print("| run | forwards | seconds | ms / forward |")
     print("| --- | ---: | ---: | ---: |")
@@ -198,11 +205,11 @@ def main(argv=None):
 
     def row(name, t, n):
         print(f"| {name} | {n} | {t:.2f} | {1e3 * t / n:.2f} |")
-    row(f"plain forward ((n_steps+1) x {b}, batches of {BATCH}, {args.precision})", t_plain, n_fwd)
+    row(f"plain forward ((n_steps+1) x {b}, batches of {batch}, {args.precision})", t_plain, n_fwd)
     for name, (t, _) in ours.items():
         row(f"ours {name} ({args.precision})", t, n_fwd)
     row(f"ours ins + del ({args.precision})", t_ours, 2 * n_fwd)
-    payload = {"model": args.model, "side": side, "images": b, "n_steps": k, "device": dev,
+    payload = {"model": args.model, "side": side, "images": b, "n_steps": k, "device": dev, "batch": batch,
                "precision": args.precision, "torch": torch.__version__, "plain_s": t_plain,
                "ours_s": {n: t for n, (t, _) in ours.items()}, "ours_total_s": t_ours}
     if other is not None:

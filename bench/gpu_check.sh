@@ -85,7 +85,7 @@ TOML
     DEMO_CMD="$PY -m engine run $OUT/tiny.toml --device $DEVICE --db $OUT/demo.duckdb --no-progress"
     DEMO_LIMIT=120
     EXPLAIN_ARGS="--model vit_tiny_patch16_224 --img-size 32 --batch 2 --captum-images 2 --reps 1"
-    FAITH_ARGS="--model vit_tiny_patch16_224 --img-size 32 --images 4 --n-steps 4"
+    FAITH_ARGS="--model vit_tiny_patch16_224 --img-size 32 --images 4 --n-steps 4 --batch auto"
     EXPLAIN_LIMIT=120
     FAITH_LIMIT=120
     AGREE_ARGS="--images 4 --n-steps 4"
@@ -94,7 +94,7 @@ else
     DEMO_CMD="$PY -m engine demo --quick --device $DEVICE --db $OUT/demo.duckdb --data-dir /tmp/gpu_check_demo --no-progress"
     DEMO_LIMIT=220
     EXPLAIN_ARGS="--model vit_base_patch16_224 --batch 32 --captum-images 8 --reps 5"
-    FAITH_ARGS="--model vit_small_patch16_224 --images 64 --n-steps 224"
+    FAITH_ARGS="--model vit_small_patch16_224 --images 64 --n-steps 224 --batch auto"
     EXPLAIN_LIMIT=120
     FAITH_LIMIT=60
     AGREE_ARGS="--images 32 --n-steps 16"

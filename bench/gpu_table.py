@@ -101,7 +101,8 @@ def table(out: Path) -> tuple[list[str], bool]:
         dtxt = ", ".join(f"max abs dAUC {k.split('_')[0]} {v:.1e}" for k, v in d.items())
         rise = (f"RISE / ours {faith['rise_over_ours']:.2f}x" if "rise_over_ours" in faith
                 else f"RISE column skipped: {faith.get('rise_skipped', 'not run')}")
-        lines.append(f"| faithfulness {faith['model']} {faith['side']} px, {n_img} images, {k} steps | insertion + "
+        lines.append(f"| faithfulness {faith['model']} {faith['side']} px, {n_img} images, {k} steps, batch "
+                     f"{faith.get('batch')} | insertion + "
                      f"deletion (ms/image) | {_fmt(f32)} | {_fmt(b16)} | {_ratio(f32, b16)} | {dtxt} | 131 -> "
                      f">= 3x faster than RISE, dAUC <= 2e-3; {rise} |")
     else:

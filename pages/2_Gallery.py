@@ -15,10 +15,13 @@ from engine.dashboard import (
     UnsafePath,
     best_model,
     default_region,
+    figure_downloads,
     legend,
     load_row_sample,
     map_array,
+    md,
     method_label,
+    near_chance_warning,
     open_page,
     render_sample,
     requested_page,
@@ -68,7 +71,7 @@ fchoices = [NO_FILTER, *sorted(f"{m} · {r}" for m, r in zip(here.metric, here.r
 fchoice = pick("Filter on a score", fchoices, "fmetric")
 metric_filter = None
 if fchoice != NO_FILTER:
-    lo, hi = url_range(f"{fchoice} range", "frange", "g_", 0.0, 1.0)
+    lo, hi = url_range(f"{md(fchoice)} range", "frange", "g_", 0.0, 1.0)
     fm, fr = fchoice.split(" · ")
     metric_filter = (fm, fr, lo, hi)
 misses = f"pointing_game · {default_region(here[here.metric == 'pointing_game'].region, regions)}"
@@ -87,12 +90,20 @@ total, rows = db.gallery_view(dataset_id, model_id, method, outcome, PER_PAGE, (
 pages = max(1, math.ceil(total / PER_PAGE))
 page = url_page("Page", "page", "g_", pages)
 
-st.caption(f"{total} images · page {page} of {pages} · model **{model_id}** · method **{label}** · heatmap: "
-           f"{cmap}, scaled per image for display (bright = high) · {legend(regions.all)} · "
+st.caption(f"{total} images · page {page} of {pages} · model **{md(model_id)}** · method **{md(label)}** · heatmap: "
+           f"{cmap}, scaled per image for display (bright = high) · {md(legend(regions.all))} · "
            f"*details* opens all methods of one image")
+near_chance_warning(db, dataset_id, [model_id])
 if rows.empty:
     st.info("No images match these filters — widen the confidence or score range, or choose another class.")
     st.stop()
+with st.expander("Figure for a paper: the first images of this page x methods (PNG 300 dpi and SVG)"):
+    fig_methods = st.multiselect("Methods", list(by_label), default=[label], key="g_fig_methods")
+    fig_score = fchoice if fchoice != NO_FILTER else ("pointing_game · mask" if "pointing_game · mask" in fchoices
+                                                       else (fchoices[1] if len(fchoices) > 1 else NO_FILTER))
+    fm_, fr_ = fig_score.split(" · ") if fig_score != NO_FILTER else (None, None)
+    figure_downloads(db, dataset_id, model_id, list(rows.image_id[:6]), [by_label[k] for k in fig_methods], fm_,
+                     fr_, alpha, cmap, "g_fig")
 
 cols = st.columns(4)
 for k, row in enumerate(rows.to_dict("records")):
@@ -103,12 +114,13 @@ for k, row in enumerate(rows.to_dict("records")):
                                                 regions=regions.all)),
                      width="stretch")
         except (UnsafePath, ValueError, OSError) as exc:
-            st.warning(f"{row['image_id']}: {exc}")
+            st.warning(f"{md(row['image_id'])}: {md(exc)}")
             continue
         ok = "✓" if row["pred"] == row["label"] else "✗"
-        scores = "  \n".join(row["scores"]) if row["scores"] is not None and len(row["scores"]) else "not scored"
-        st.caption(f"**{row['image_id']}**  \ntrue {names_[row['label']]} · pred {names_[row['pred']]} {ok} "
-                   f"(p = {row['confidence']:.2f})  \n{scores}")
+        scores = "  \n".join(map(md, row["scores"])) if row["scores"] is not None and len(row["scores"]) else \
+            "not scored"
+        st.caption(f"**{md(row['image_id'])}**  \ntrue {md(names_[row['label']])} · pred {md(names_[row['pred']])} "
+                   f"{ok} (p = {row['confidence']:.2f})  \n{scores}")
         link = urlencode({"dataset": dataset_id, "model": model_id, "image": row["image_id"], "cmap": cmap,
                           "alpha": f"{alpha:g}"})
-        st.markdown(f"[details of {row['image_id']}](Image?{link})")
+        st.markdown(f"[details of {md(row['image_id'])}](Image?{link})")

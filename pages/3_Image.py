@@ -12,12 +12,17 @@ from engine.dashboard import (
     Db,
     UnsafePath,
     best_model,
+    figure_downloads,
     labelled,
     legend,
     load_row_sample,
     map_array,
+    md,
     method_label,
+    near_chance_warning,
     open_page,
+    plotly_frame,
+    plotly_text,
     render_sample,
     show_table,
     spec_regions,
@@ -49,7 +54,7 @@ st.query_params["image"] = image_id
 
 info, maps, scores, curves = db.image_view(dataset_id, model_id, image_id)
 if info.empty:
-    st.info(f"No image `{image_id}` in dataset `{dataset_id}`. Pick one in the *Gallery*.")
+    st.info(f"No image {md(image_id)} in dataset {md(dataset_id)}. Pick one in the *Gallery*.")
     st.stop()
 row = info.iloc[0].to_dict()
 classes = list(row["classes"])
@@ -57,16 +62,17 @@ if pd.isna(row["pred"]):
     verdict = "not predicted by this model"
 else:
     ok = "correct ✓" if int(row["pred"]) == int(row["label"]) else "misclassified ✗"
-    verdict = f"predicted **{classes[int(row['pred'])]}** with p = {row['confidence']:.2f} ({ok})"
-st.markdown(f"**{image_id}** ({row['split']} split) of {row['dataset']} · true class **{row['label_name']}** · "
-            f"{verdict} · model `{model_id}`")
+    verdict = f"predicted **{md(classes[int(row['pred'])])}** with p = {row['confidence']:.2f} ({ok})"
+st.markdown(f"**{md(image_id)}** ({md(row['split'])} split) of {md(row['dataset'])} · true class "
+            f"**{md(row['label_name'])}** · {verdict} · model {md(model_id)}")
 regions = spec_regions(row["spec"])
-st.caption(f"Heatmap: {cmap}, each map scaled to its own range for display (bright = high); {legend(regions.all)}")
+st.caption(f"Heatmap: {cmap}, each map scaled to its own range for display (bright = high); {md(legend(regions.all))}")
+near_chance_warning(db, dataset_id, [model_id])
 
 try:
     sample = load_row_sample(row)
 except (UnsafePath, ValueError, OSError) as exc:
-    st.warning(f"The image cannot be shown: {exc}")
+    st.warning(f"The image cannot be shown: {md(exc)}")
     sample = None
 
 if sample is not None:
@@ -77,9 +83,18 @@ if sample is not None:
         with cols[k % 5]:
             st.image(np.asarray(render_sample(sample, grid, alpha, cmap, scale=3, regions=regions.all)),
                      width="stretch")
-            st.caption(title if grid is None else f"**{title}** (explains {classes[int(maps.iloc[k - 1].target)]})")
+            st.caption(md(title) if grid is None else
+                       f"**{md(title)}** (explains {md(classes[int(maps.iloc[k - 1].target)])})")
 if maps.empty:
     st.info("No maps were stored for this image under this model.")
+elif sample is not None:
+    with st.expander("Figure for a paper: this image x every method (PNG 300 dpi and SVG)"):
+        options = sorted(f"{m} · {r}" for m, r in set(zip(scores.metric, scores.region))) or ["(none)"]
+        choice = st.selectbox("Score under each map", options, key="im_fig_score",
+                              index=options.index("pointing_game · mask") if "pointing_game · mask" in options else 0)
+        fm, fr = choice.split(" · ") if " · " in choice else (None, None)
+        figure_downloads(db, dataset_id, model_id, [image_id], list(zip(maps.method, maps.method_params)), fm, fr,
+                         alpha, cmap, "im_fig")
 
 st.subheader("Scores of this image")
 if scores.empty:
@@ -93,9 +108,9 @@ if curves.empty:
     st.caption("No faithfulness curves stored for this image (the run did not score insertion / deletion).")
 else:
     for metric, g in labelled(curves).groupby("metric"):
-        fig = px.line(g, x="x", y="y", color="method", markers=True,
+        fig = px.line(plotly_frame(g), x="x", y="y", color="method", markers=True,
                       labels={"x": "fraction of pixels " + ("inserted" if "insert" in metric else "deleted"),
                               "y": "probability of the explained class"},
-                      title=f"{metric.replace('_auc', '')}: this image, one curve per method")
+                      title=plotly_text(f"{metric.replace('_auc', '')}: this image, one curve per method"))
         fig.update_yaxes(range=[0, 1])
         st.plotly_chart(fig, width="stretch")

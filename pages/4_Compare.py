@@ -13,9 +13,13 @@ from engine.dashboard import (
     default_region,
     depth_rows,
     labelled,
+    md,
+    near_chance_warning,
     open_page,
     ordered_regions,
     per_method_spearman,
+    plotly_frame,
+    plotly_text,
     region_pairs,
     show_table,
     strategy_means,
@@ -45,6 +49,7 @@ dataset_id = pick("Dataset", sorted(models.dataset_id.unique()), "dataset",
 sub = opts[opts.dataset_id == dataset_id]
 regions = db.dataset_regions(dataset_id)
 st.subheader(VIEWS[view])
+near_chance_warning(db, dataset_id, models[models.dataset_id == dataset_id].model_id)
 
 
 def pick_model() -> str:
@@ -63,12 +68,13 @@ if view == "strategy":
     metric, region = pick_metric_region()
     df = labelled(db.strategy_comparison(dataset_id, metric, region))
     agg = strategy_means(df)
-    st.caption(f"{metric} on {region} regions: per pretraining strategy (models.strategy, else the init) the mean "
-               f"of its models' mean scores; bars span the lowest to highest model; n = images summed over models")
-    fig = px.bar(agg.assign(up=agg.hi - agg["mean"], down=agg["mean"] - agg.lo), x="method", y="mean",
+    st.caption(f"{md(metric)} on {md(region)} regions: per pretraining strategy (models.strategy, else the init) the "
+               f"mean of its models' mean scores; bars span the lowest to highest model; n = images summed over models")
+    fig = px.bar(plotly_frame(agg.assign(up=agg.hi - agg["mean"], down=agg["mean"] - agg.lo)), x="method", y="mean",
                  color="strategy", barmode="group", error_y="up", error_y_minus="down",
-                 labels={"mean": f"{metric} ({region}), mean score 0–1", "method": "method"},
-                 title=f"{metric} by pretraining strategy; n ≤ {int(agg['n'].max()) if len(agg) else 0} images/bar")
+                 labels={"mean": plotly_text(f"{metric} ({region}), mean score 0–1"), "method": "method"},
+                 title=plotly_text(f"{metric} by pretraining strategy; n ≤ {int(agg['n'].max()) if len(agg) else 0} "
+                                   f"images/bar"))
     st.plotly_chart(fig, width="stretch")
     show_table(agg.pivot_table(index="method", columns="strategy", values="mean"), "{:.3f}")
     acc = strategy_models(df)
@@ -86,19 +92,19 @@ elif view == "agreement":
                   prefer=default_region(common, regions))
     pairs = labelled(db.metric_pairs(dataset_id, model_id, region, a, b))
     if pairs.empty:
-        st.info(f"No image has both {a} and {b} on {region} regions for this model.")
+        st.info(f"No image has both {md(a)} and {md(b)} on {md(region)} regions for this model.")
     else:
-        fig = px.scatter(pairs, x="a", y="b", facet_col="method", facet_col_wrap=4, opacity=0.5,
-                         labels={"a": f"{a} ({region})", "b": f"{b} ({region})"},
-                         title=f"Per image: {a} vs {b}, one panel per method (n = {pairs.image_id.nunique()} "
-                               f"images)")
+        fig = px.scatter(plotly_frame(pairs), x="a", y="b", facet_col="method", facet_col_wrap=4, opacity=0.5,
+                         labels={"a": plotly_text(f"{a} ({region})"), "b": plotly_text(f"{b} ({region})")},
+                         title=plotly_text(f"Per image: {a} vs {b}, one panel per method (n = "
+                                           f"{pairs.image_id.nunique()} images)"))
         fig.for_each_annotation(lambda t: t.update(text=t.text.split("=")[-1]))
         st.plotly_chart(fig, width="stretch")
-        st.caption(f"Spearman correlation of {a} and {b} across images, per method (undefined where a metric is "
-                   f"constant)")
+        st.caption(f"Spearman correlation of {md(a)} and {md(b)} across images, per method (undefined where a metric "
+                   f"is constant)")
         rho = per_method_spearman(pairs.assign(method_params=""))
         show_table(rho.drop(columns=["method_params"]), {"spearman": "{:.2f}"}, hide_index=True)
-    st.caption(f"Across methods: Spearman correlation between metrics of the method means (region {region} plus "
+    st.caption(f"Across methods: Spearman correlation between metrics of the method means (region {md(region)} plus "
                f"faithfulness; deletion negated so higher = better); chance baselines excluded")
     show_table(db.metric_agreement(dataset_id, model_id, region), "{:.2f}")
 
@@ -114,13 +120,15 @@ elif view == "regions":
                   else (pd.DataFrame(), float("nan")))
     if ranks.empty or breg not in ranks or mreg not in ranks:
         st.info(f"This dataset has no method scored on both a mask region and a box region (its regions: "
-                f"{', '.join(regions.all) or 'unknown'}).")
+                f"{md(', '.join(regions.all)) or 'unknown'}).")
     else:
-        st.caption(f"{metric}: method means on {breg} vs {mreg} and their ranks (1 = best); Spearman ρ of the two "
+        st.caption(f"{md(metric)}: method means on {md(breg)} vs {md(mreg)} and their ranks (1 = best); Spearman ρ of "
+                   f"the two "
                    f"rankings = {'undefined (fewer than 3 methods)' if rho != rho else f'{rho:.2f}'}")
-        fig = px.scatter(ranks.reset_index(), x=breg, y=mreg, text="method",
-                         labels={breg: f"{metric} on {breg} (mean)", mreg: f"{metric} on {mreg} (mean)"},
-                         title=f"Do rankings survive {breg} vs {mreg}? {len(ranks)} methods")
+        fig = px.scatter(plotly_frame(ranks.reset_index()), x=breg, y=mreg, text="method",
+                         labels={breg: plotly_text(f"{metric} on {breg} (mean)"),
+                                 mreg: plotly_text(f"{metric} on {mreg} (mean)")},
+                         title=plotly_text(f"Do rankings survive {breg} vs {mreg}? {len(ranks)} methods"))
         fig.update_traces(textposition="top center")
         st.plotly_chart(fig, width="stretch")
         show_table(ranks)
@@ -134,9 +142,9 @@ elif view == "depth":
                 "`layer` (e.g. `attention` with `{\"layer\": 0}`, `{\"layer\": 1}`, …, or `gradcam_attn`) in your "
                 "experiment's methods; each becomes one point of this ablation.")
     else:
-        fig = px.line(df, x="layer", y="mean", color="method", line_dash="metric", markers=True,
+        fig = px.line(plotly_frame(df), x="layer", y="mean", color="method", line_dash="metric", markers=True,
                       error_y=df.ci_high - df["mean"], error_y_minus=df["mean"] - df.ci_low,
-                      labels={"layer": "block (0 = first)", "mean": f"mean score ({region}), 0–1"},
+                      labels={"layer": "block (0 = first)", "mean": plotly_text(f"mean score ({region}), 0–1")},
                       title=f"Localisation per attention depth, 95 % CI; n ≤ {int(df['n'].max())} images per point")
         fig.update_xaxes(dtick=1)
         st.plotly_chart(fig, width="stretch")
@@ -149,7 +157,7 @@ elif view == "sanity":
         st.info("No MPRT results for this model (the demo runs it on the trained model: `python -m engine demo`).")
     else:
         sim = pick("Similarity", ["mean_spearman", "mean_ssim"], "sim")
-        fig = px.line(df, x="step", y=sim, color="method", markers=True, hover_data=["layer", "images"],
+        fig = px.line(plotly_frame(df), x="step", y=sim, color="method", markers=True, hover_data=["layer", "images"],
                       labels={"step": "randomisation step (1 = head, then blocks top-down, last = embeddings)",
                               sim: f"{sim.replace('mean_', '')} with the original map (mean)"},
                       title=f"MPRT: a map that stays similar after randomisation ignores the model; "
@@ -163,10 +171,11 @@ elif view == "faithfulness":
     if df.empty:
         st.info("No insertion / deletion curves for this model (score `insertion_auc` / `deletion_auc`).")
     for metric, g in df.groupby("metric"):
-        fig = px.line(g, x="x", y="y", color="method",
+        fig = px.line(plotly_frame(g), x="x", y="y", color="method",
                       labels={"x": "fraction of pixels " + ("inserted" if "insert" in metric else "deleted"),
                               "y": "probability of the explained class (mean)"},
-                      title=f"{metric.replace('_auc', '')}: mean over n = {int(g['images'].max())} images")
+                      title=plotly_text(f"{metric.replace('_auc', '')}: mean over n = {int(g['images'].max())} "
+                                        f"images"))
         fig.update_yaxes(range=[0, 1])
         st.plotly_chart(fig, width="stretch")
 
@@ -187,7 +196,7 @@ else:  # confounders
         shown = df.drop(columns=["method_params"]).round(3)
         st.dataframe(shown, hide_index=True, width="stretch",
                      column_config={"flagged": st.column_config.CheckboxColumn("looks at the marker")})
-        fig = px.bar(pd.DataFrame(shown), x="method", y="mean", color="model_id", barmode="group",
+        fig = px.bar(plotly_frame(pd.DataFrame(shown)), x="method", y="mean", color="model_id", barmode="group",
                      facet_row="metric", labels={"mean": "mass on marker (mean share, 0–1)"},
                      title=f"Mass on the marker region; n ≤ {int(shown['n'].max())} images per bar")
         st.plotly_chart(fig, width="stretch")

@@ -51,7 +51,8 @@ def fixture_db(tmp_path_factory, smear_spec) -> Path:
     from engine.data import ImageDataset, load_records
     from engine.models import create_model, save_checkpoint
     from engine.runner.evaluate import evaluate_model
-    from engine.runner.ingest import finish_run, refresh_summaries, start_run, write_dataset, write_model
+    from engine.runner.ingest import (finish_run, refresh_quality, refresh_summaries, start_run, write_dataset,
+                                      write_model)
     from engine.store import ResultWriter
 
     out = tmp_path_factory.mktemp("db")
@@ -83,6 +84,7 @@ def fixture_db(tmp_path_factory, smear_spec) -> Path:
                           "test_macro_f1 = 0.2, test_auroc = 0.5 WHERE model_id = ?", [strategy, model_id])
             _fixture_sanity(w, model, info, test_ds, run_id, dataset_id, model_id)
             _fixture_jobs(w, run_id, dataset_id, model_id)
+        refresh_quality(w, dataset_id)
         finish_run(w, run_id, "finished")
         failed_run = start_run(w, "run", {"experiment": "fixture-failed"})
         finish_run(w, failed_run, "failed")
@@ -102,7 +104,7 @@ def _fixture_sanity(w, model, info, ds, run_id, dataset_id, model_id) -> None:
         "run_id": run_id, "dataset_id": dataset_id, "model_id": model_id, "method": r["method"],
         "method_version": 1, "method_params": "{}", "step": r["step"], "layer": r["layer"],
         "image_id": batch["image_id"][r["image"]], "spearman": None if r["spearman"] != r["spearman"] else
-        r["spearman"], "ssim": r["ssim"]} for r in rows]))
+        r["spearman"], "ssim": r["ssim"], "precision": "fp32"} for r in rows]))
 
 
 def _fixture_jobs(w, run_id, dataset_id, model_id) -> None:

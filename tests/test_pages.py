@@ -83,7 +83,8 @@ def test_leaderboard_filters_change_rows(dashboard_db, monkeypatch):
     assert at.sidebar.selectbox(key="lb_region").value == "none"
     assert len(at.get("plotly_chart")) == 1
     labels = [b.proto.label for b in at.get("download_button")]
-    assert labels == ["Download this table (CSV)", "Download this table (Parquet)"]
+    assert labels == ["Download this table (CSV)", "Download this table (Parquet)", "Paper table (CSV)",
+                      "Paper table (LaTeX)"]
 
 
 def test_leaderboard_grouped_by_strategy(dashboard_db, monkeypatch):
@@ -153,7 +154,7 @@ def test_image_detail_from_url(dashboard_db, fixture_db, monkeypatch):
     scores = at.dataframe[0].value
     assert {"attention", "chefer_gae"} <= set(scores.index)
     missing = run_page("pages/3_Image.py", dashboard_db, monkeypatch, {"dataset": ds, "image": "nope"})
-    assert any("No image `nope`" in i.value for i in missing.info)
+    assert any("No image nope in dataset" in i.value for i in missing.info)
 
 
 @pytest.mark.parametrize("view,expect", [("strategy", "plotly"), ("agreement", "plotly"), ("regions", "plotly"),

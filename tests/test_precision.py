@@ -93,6 +93,18 @@ def test_bf16_run_methods_float32_maps_and_lrp_kept_fp32():
     assert forced["chefer_lrp"].dtype == torch.float32 and torch.isfinite(forced["chefer_lrp"]).all()
 
 
+def test_faithfulness_auto_batch_is_64_on_cpu_and_batching_does_not_change_aucs():
+    from engine.metrics.faithfulness import auto_batch_size
+    model = tiny_vit(img=16, patch=4, dim=16)
+    x = torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(5))
+    maps = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(6))
+    t = torch.tensor([0, 1, 2])
+    assert auto_batch_size(model, x) == 64
+    auto = METRICS["deletion_auc"](maps, model=model, images=x, targets=t, n_steps=8)
+    small = METRICS["deletion_auc"](maps, model=model, images=x, targets=t, n_steps=8, batch_size=5)
+    assert abs(auto - small).max() < 1e-6
+
+
 def test_bf16_faithfulness_close_to_fp32():
     model = tiny_vit(img=16, patch=4, dim=16)
     x = torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(3))

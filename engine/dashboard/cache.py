@@ -3,7 +3,7 @@
 A ``Db`` is one version of the database file: its path and modification time.  Every query is a
 method with a signature, cached by ``st.cache_data`` on (the query, the ``Db``, its arguments), so a
 database swapped in by a finished batch (new mtime) is read afresh on the next rerun, while a page never
-holds a connection open.  The SQL lives in :mod:`.queries` and :mod:`.queries_compare`.
+holds a connection open.  The SQL lives in :mod:`.queries`, :mod:`.queries_compare` and :mod:`.guards`.
 """
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ import streamlit as st
 
 from ..store.check import database_problem
 from ..store.schema import SCHEMA_VERSION
-from . import queries, queries_compare
+from . import guards, queries, queries_compare
 from .regions import DatasetRegions, spec_regions
+from .safe import md
 
 
 def _db_key(db: "Db") -> tuple[str, float | None]:
@@ -139,6 +140,15 @@ class Db:
     def confounders(self, threshold: float) -> pd.DataFrame:
         return queries_compare.confounders(self.file, threshold)
 
+    # -- guards (docs/metrics.md, "Guards") ---------------------------------------------------------
+    @_cached
+    def near_chance_lines(self, dataset_id: str, model_ids: tuple[str, ...]) -> list[str]:
+        return guards.near_chance_lines(self.file, dataset_id, model_ids)
+
+    @_cached
+    def centre_share(self, dataset_id: str) -> pd.DataFrame:
+        return guards.centre_share(self.file, dataset_id)
+
     # -- runs ---------------------------------------------------------------------------------------
     @_cached
     def run_config(self, run_id: str) -> pd.DataFrame:
@@ -176,7 +186,7 @@ def db_state() -> Db:
         return Db(path, None)
     found = queries.schema_version(path)
     if found < SCHEMA_VERSION:
-        st.warning(f"`{path}` was written with results schema version {found}; this dashboard reads version "
-                   f"{SCHEMA_VERSION}. Re-run `python -m engine demo --db {path}` (or your experiment) to rebuild it.")
+        st.warning(f"{md(path)} was written with results schema version {found}; this dashboard reads version "
+                   f"{SCHEMA_VERSION}. Re-run `python -m engine demo --db PATH` (or your experiment) to rebuild it.")
         return Db(path, None)
     return Db(path, os.path.getmtime(path))

@@ -83,7 +83,8 @@ def url_page(label: str, key: str, widget_prefix: str, pages: int, where=None) -
 
 def no_database(path: str, what: str = "results") -> None:
     """The message every page shows instead of an error when there is nothing to show yet."""
-    st.info(f"No usable {what} in the database at `{path}`. Create one with the embedded demo: "
+    from .safe import md
+    st.info(f"No usable {what} in the database at {md(path)}. Create one with the embedded demo: "
             f"`.venv/bin/python -m engine demo` (or `--quick` for a small one; `--db PATH` to write elsewhere, "
             f"then `XAI_DB=PATH streamlit run app.py`), or run your own experiment with "
             f"`.venv/bin/python -m engine run EXPERIMENT.toml`; then reload this page.")

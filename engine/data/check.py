@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .boxfiles import box_table
 from .coco import coco_index
@@ -20,7 +19,7 @@ from .errors import DatasetError, Problem
 from .ground_truth import read_ground_truth
 from .images_io import extension_mismatch
 from .records import scan_records
-from .spec import SPLITS, DatasetSpec, load_dataset_config
+from .spec import SPLITS, DatasetSpec, inside_root, load_dataset_config
 from .splits import select_scored, write_splits_csv
 
 
@@ -102,8 +101,8 @@ def _unlisted(records, report: DatasetReport):
 def _shared_annotations(spec: DatasetSpec, records, report: DatasetReport):
     if not spec.boxes_file:
         return
-    path = Path(spec.root).resolve() / spec.boxes_file
     try:
+        path = inside_root(spec.root, spec.boxes_file, "boxes_file", spec.follow_symlinks)
         if spec.boxes_format == "csv":
             tbl = box_table(path, spec)
             probs = list(tbl.problems)
@@ -122,7 +121,7 @@ def _shared_annotations(spec: DatasetSpec, records, report: DatasetReport):
 
 def check_dataset(spec: DatasetSpec) -> DatasetReport:
     """Read every image and annotation of ``spec``; count, and collect every problem."""
-    records, classes, problems = scan_records(spec)
+    records, classes, problems = scan_records(spec, check_files=True)
     report = DatasetReport(spec, classes, len(records), problems=list(problems), records=records)
     report.counts = dict(Counter((classes[r.label], r.split) for r in records))
     _shared_annotations(spec, records, report)

@@ -15,6 +15,7 @@ import numpy as np
 from .annotations import AnnotationError, mask_region, read_mask, read_voc_boxes, voc_size
 from .boxfiles import box_table, read_yolo_boxes
 from .coco import coco_ground_truth, coco_index
+from .spec import inside_root
 
 
 @dataclass
@@ -84,7 +85,7 @@ def _raw_boxes(rec, spec, size, gt: GroundTruth) -> np.ndarray | None:
         return read_yolo_boxes(p, w, h, spec.box_classes, spec.yolo_names)
     if not spec.boxes_file:
         return None
-    path = Path(spec.root).resolve() / spec.boxes_file
+    path = inside_root(spec.root, spec.boxes_file, "boxes_file", spec.follow_symlinks)
     if fmt == "csv":
         return _lookup_table(rec, box_table(path, spec), spec.box_classes)
     index = coco_index(path)

@@ -13,13 +13,14 @@ from __future__ import annotations
 import fnmatch
 import glob
 import logging
+import random
 import string
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .errors import DatasetError, Issues, Problem
 from .paths import SymlinkRefused, confine, list_files
-from .spec import SPLITS, DatasetSpec
+from .spec import SPLITS, DatasetSpec, inside_root
 from .splits import assign_splits, groups_spanning_splits, read_split_files, read_splits_csv
 from .tables import pick_column, read_table
 
@@ -195,7 +196,7 @@ def _source(spec: DatasetSpec, root: Path) -> Path:
     return (root / spec.images_dir).resolve() if spec.layout in ("folders", "images") else root / spec.split_files
 
 
-def _read(spec: DatasetSpec, issues: Issues) -> tuple[list[Record], tuple[str, ...]]:
+def _read(spec: DatasetSpec, issues: Issues, check_files: bool = False) -> tuple[list[Record], tuple[str, ...]]:
     root = Path(spec.root).resolve()
     if not root.is_dir():
         issues.error(root, "dataset root not found", fatal=True)
@@ -206,6 +207,8 @@ def _read(spec: DatasetSpec, issues: Issues) -> tuple[list[Record], tuple[str, .
     except SymlinkRefused as exc:
         issues.error(*str(exc).split(": ", 1), fatal=True)
     src = _source(spec, root)
+    if check_files:
+        _most_rows_resolve(spec, root, rows, src, issues)
     lmap = dict(spec.label_map)
     by_boxes = spec.layout in ("split_files", "images")
     if not by_boxes:
@@ -282,6 +285,10 @@ def _read(spec: DatasetSpec, issues: Issues) -> tuple[list[Record], tuple[str, .
     if not records:
         issues.error(src, "no usable images", fatal=True)
     _templates_match(spec, root, records, issues)
+    missing = [r.image_path for r in records if not r.image_path.is_file()] if check_files else []
+    if len(missing) * 2 > len(records):
+        issues.error(src, f"{len(missing)} of {len(records)} images listed do not exist (e.g. {missing[0]}); "
+                          f"check root and image_template", fatal=True)
     return records, classes
 
 
@@ -303,6 +310,32 @@ def _templates_match(spec: DatasetSpec, root: Path, records: list[Record], issue
                                     f"[\"*_mask*\"]) so the masks are not read as images", fatal=True)
 
 
+SAMPLE_ROWS = 200
+
+
+def _most_rows_resolve(spec: DatasetSpec, root: Path, rows: list[_Row], src, issues: Issues) -> None:
+    """Stop at once when most of a seeded sample of rows name image files that do not exist (a wrong
+    root or template, a garbage table): before a large table is split, resolved and published."""
+    if spec.layout == "folders" or not rows or ("{split" in spec.image_template and any(r.split is None
+                                                                                        for r in rows)):
+        return
+    sample = rows if len(rows) <= SAMPLE_ROWS else random.Random(0).sample(rows, SAMPLE_ROWS)
+    missing = []
+    for r in sample:
+        try:
+            paths = resolve_template(root, spec.image_template, template_fields(r.raw_id, r.raw_label, r.split or ""),
+                                     r.where, spec.follow_symlinks)
+        except DatasetError:  # a path escape or a bad id: reported for its row, with its own reason
+            continue
+        if not paths or not paths[0].is_file():
+            missing.append(paths[0] if paths else f"{r.raw_id!r}")
+    if len(missing) * 2 > len(sample):
+        what = f"{len(missing)} of {len(sample)} sampled rows" if len(sample) < len(rows) else \
+            f"{len(missing)} of {len(rows)} rows"
+        issues.error(src, f"{what} name image files that do not exist (e.g. {missing[0]}); check root and "
+                          f"image_template", fatal=True)
+
+
 def _record(spec: DatasetSpec, root: Path, r: _Row, lmap: dict) -> Record:
     fields = template_fields(r.raw_id, r.raw_label, r.split or "")
     follow = spec.follow_symlinks
@@ -315,22 +348,25 @@ def _record(spec: DatasetSpec, root: Path, r: _Row, lmap: dict) -> Record:
     if spec.boxes_template:
         boxes = resolve_template(root, spec.boxes_template, fields, r.where, follow)[0]
     elif spec.boxes_file:
-        boxes = (root / spec.boxes_file).resolve()
+        boxes = inside_root(root, spec.boxes_file, "boxes_file", follow)
     return Record(r.raw_id, -1, r.split, img, masks[0] if masks else None, boxes, r.group,
                   lmap.get(r.raw_label, r.raw_label), tuple(masks[1:]))
 
 
-def load_records(spec: DatasetSpec) -> tuple[list[Record], tuple[str, ...]]:
+def load_records(spec: DatasetSpec, check_files: bool = False) -> tuple[list[Record], tuple[str, ...]]:
     """Read the spec's image list; return the records and the class names (index = label).
-    Raises :class:`DatasetError` (naming the file and the reason) at the first problem."""
-    return _read(spec, Issues(collect=False))
+    Raises :class:`DatasetError` (naming the file and the reason) at the first problem.
+
+    ``check_files`` (a run, check-data): stop when most rows name image files that do not exist -- judged
+    on a seeded sample of the rows first, so a large table of wrong paths stops at once."""
+    return _read(spec, Issues(collect=False), check_files)
 
 
-def scan_records(spec: DatasetSpec) -> tuple[list[Record], tuple[str, ...], list[Problem]]:
+def scan_records(spec: DatasetSpec, check_files: bool = False) -> tuple[list[Record], tuple[str, ...], list[Problem]]:
     """Like :func:`load_records` but skips bad rows and returns every problem (for check-data)."""
     issues = Issues(collect=True)
     try:
-        records, classes = _read(spec, issues)
+        records, classes = _read(spec, issues, check_files)
     except DatasetError as exc:
         file, _, reason = str(exc).partition(": ")
         issues.items.append(Problem("error", file, reason or str(exc)))

@@ -9,6 +9,7 @@ directory.  Every key is documented in ``docs/datasets.md``.
 from __future__ import annotations
 
 import difflib
+import os
 import string
 import tomllib
 from dataclasses import asdict, dataclass, fields
@@ -24,6 +25,9 @@ BOX_COORDS = ("xyxy", "xywh")
 ALPHA_MODES = ("drop", "black", "white")
 INTENSITY_MODES = ("dtype", "minmax")
 TEMPLATE_FIELDS = ("id", "num", "stem", "dir", "label", "split")
+MAX_INPUT_SIZE = 2048  # a 2048 x 2048 RGB float image is 48 MiB; far larger sizes only exhaust memory
+FILE_KEYS = ("labels", "boxes_file", "images_dir")  # paths relative to root
+TEMPLATE_KEYS = ("image_template", "mask_template", "boxes_template", "split_files")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom")
 
 
@@ -288,6 +292,9 @@ def _validate(d: dict, base_dir) -> dict:
                          ("score_split", SPLITS + ("all",))):
         _choice(full, key, allowed)
     _int(full, "input_size", lo=1)
+    if full["input_size"] > MAX_INPUT_SIZE:
+        raise _err(full, "input_size", f"{full['input_size']} is above the maximum {MAX_INPUT_SIZE} (images are "
+                                       f"resized to input_size x input_size before the model sees them)")
     _int(full, "max_pixels", lo=1)
     _int(full, "split_seed")
     _int(full, "score_seed")
@@ -301,6 +308,7 @@ def _validate(d: dict, base_dir) -> dict:
         raise _err(full, "split_fractions", f"expected three non-negative numbers (train, val, test) summing to 1, "
                                             f"got {fr!r}")
     full["split_fractions"] = tuple(float(x) for x in fr)
+    _confined(full)
     _cross_checks(full)
     return full
 
@@ -357,6 +365,37 @@ def _cross_checks(d: dict):
             raise _err(d, "score_classes", f"{bad} are not among the classes {list(d['classes'])}")
 
 
+def _escapes(rel: str) -> bool:
+    """``rel`` (a path relative to the root) is absolute or climbs out of the root."""
+    norm = os.path.normpath(rel)
+    return os.path.isabs(rel) or norm == ".." or norm.startswith(".." + os.sep)
+
+
+def _confined(d: dict):
+    """Every file key and template stays inside the dataset root (checked on the text here; the files
+    themselves, symlinks included, are checked again where they are opened: :func:`inside_root`)."""
+    for key in FILE_KEYS:
+        if isinstance(d[key], str) and d[key] and _escapes(d[key]):
+            raise _err(d, key, f"{d[key]!r} lies outside the dataset root (paths are relative to root)")
+    sample = {"id": "x", "num": 0, "stem": "x", "dir": "x", "label": "x", "split": "train"}
+    for key in TEMPLATE_KEYS:
+        if d[key]:
+            try:
+                rel = d[key].format(**sample)
+            except (ValueError, KeyError, IndexError, TypeError):
+                continue  # the template check reports a malformed template
+            if _escapes(rel):
+                raise _err(d, key, f"{d[key]!r} lies outside the dataset root (paths are relative to root)")
+
+
+def inside_root(root: str | Path, rel: str, key: str, follow: bool = False) -> Path:
+    """``root / rel`` where it may be read (:func:`engine.data.paths.confine`: symbolic links out of the
+    root only with ``follow_symlinks``); :class:`DatasetError` naming ``key`` when it lies outside."""
+    from .paths import confine
+    base = Path(root).resolve()
+    return confine(base / rel, base, follow, str(base), key)
+
+
 def _resolve_root(root: str, base_dir) -> str:
     p = Path(root).expanduser()
     if not p.is_absolute() and base_dir is not None:
@@ -374,6 +413,10 @@ def load_dataset_config(path: str | Path) -> list[DatasetSpec]:
             doc = tomllib.load(fh)
     except FileNotFoundError:
         raise SpecError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise SpecError(f"{path}: is a folder, not a TOML file") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: not a valid TOML file ({exc})") from None
     blocks = doc.get("datasets")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import Issues
-from .spec import SPLITS
+from .spec import SPLITS, inside_root
 
 SPLITS_CSV_COLUMNS = ("image_id", "label", "group", "split")
 
@@ -53,7 +53,7 @@ def read_split_files(root: Path, template: str, issues: Issues) -> dict[str, str
     out: dict[str, str] = {}
     found = False
     for split in SPLITS:
-        p = root / template.format(split=split)
+        p = inside_root(root, template.format(split=split), "split_files")
         if not p.is_file():
             issues.warn(p, f"split file for {split!r} not found; that split is empty", "note")
             continue
@@ -116,8 +116,8 @@ def select_scored(records: list, spec, classes: tuple[str, ...] | None = None) -
     with ``spec.score_only_annotated`` only those with a box or a non-empty mask region; then, with
     ``spec.score_limit``, a seeded sample (``spec.score_seed``) of that many.  Deterministic for a seed.
     Records whose annotations cannot be read count as not annotated (check-data reports them)."""
-    from .ground_truth import read_ground_truth
     from .annotations import AnnotationError
+    from .ground_truth import read_ground_truth
 
     def name(r):
         if r.label_name:

@@ -16,6 +16,7 @@ import logging
 from typing import Callable, Iterator
 
 from ..models.precision import set_threads
+from ..store.lock import raise_if_interrupted
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,8 @@ class LocalExecutor:
         for i, kwargs in enumerate(calls):
             try:
                 yield i, fn(**kwargs), None
-            except Exception as exc:  # one failing unit never stops the run
+            except Exception as exc:  # one failing unit never stops the run (a signal does)
+                raise_if_interrupted(exc)
                 log.debug("unit %s failed", fn.__name__, exc_info=True)
                 yield i, None, exc
 
@@ -74,6 +76,7 @@ class RayExecutor:
                 try:
                     yield i, self.ray.get(ref), None
                 except Exception as exc:  # RayTaskError wraps the worker's exception
+                    raise_if_interrupted(exc)
                     cause = getattr(exc, "cause", None)
                     yield i, None, cause if isinstance(cause, BaseException) else exc
 

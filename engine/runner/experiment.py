@@ -25,7 +25,7 @@ work starts, with one-line errors naming the key and the allowed values::
 """
 from __future__ import annotations
 
-import inspect
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +37,7 @@ from ..explain import METHODS
 from ..metrics import METRICS
 from ..metrics.sanity import MPRT
 from ..models import PretrainConfig, TrainConfig
+from .validate import check_config, check_params
 
 GENERATORS = ("blood_smear", "ultrasound", "confounded")
 ParamSets = dict[str, Any] | list[dict[str, Any]]
@@ -70,15 +71,32 @@ class ModelEntry(_Strict):
     @field_validator("pretrain_params", "train", "grid")
     @classmethod
     def _config_keys(cls, v, info):
-        """Keys of the pretraining / training configs (engine.models.PretrainConfig / TrainConfig)."""
+        """Keys, types and ranges of the pretraining / training configs (engine.models.PretrainConfig /
+        TrainConfig); ``grid`` holds lists of TrainConfig values."""
         config = PretrainConfig if info.field_name == "pretrain_params" else TrainConfig
-        allowed = set(config.__dataclass_fields__)
-        bad = sorted(set(v) - allowed)
-        if bad:
-            raise ValueError(f"unknown {info.field_name} key(s) {bad}; allowed: {sorted(allowed)}")
-        if info.field_name == "grid" and any(not vals for vals in v.values()):
-            raise ValueError("every grid key needs at least one value")
+        check_config(info.field_name, config, v, grid=info.field_name == "grid")
         return v
+
+    @model_validator(mode="after")
+    def _ignored(self):
+        """Settings the model's init would silently ignore are refused (say what happens instead)."""
+        given = [k for k in ("weights", "pretrain", "train", "grid", "pretrain_params") if getattr(self, k)]
+        given += ["pretrained"] if self.pretrained else []
+        given += ["pretrain_source"] if self.pretrain_source != "generated" else []
+        if self.init == "random" and given:
+            raise ValueError(f"{sorted(given)} would be ignored: init = 'random' is an untrained model (remove "
+                             f"them, or use init = 'trained')")
+        if not self.pretrain:
+            unused = [k for k in ("pretrain_params", "pretrain_source") if k in given]
+            if unused:
+                raise ValueError(f"{unused} would be ignored without pretrain = 'supervised' / 'dino' / 'mae' / "
+                                 f"'random'")
+        elif self.weights or self.pretrained:
+            raise ValueError("weights / pretrained would be ignored: pretrain starts from its own pretrained "
+                             "backbone (remove them or the pretrain key)")
+        if self.weights and self.pretrained:
+            raise ValueError("pretrained = true would be ignored: a local weights file wins over the hub weights")
+        return self
 
 
 class SanityEntry(_Strict):
@@ -87,19 +105,18 @@ class SanityEntry(_Strict):
     models: Literal["trained", "all"] = "trained"
 
 
-# passed by the runner, not by the file
-RESERVED = {"model", "images", "targets", "return_curves", "memory_budget", "precision"}
+DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+BAD_NAME = re.compile(r"[/\\\x00-\x1f]")
 
 
-def _check_params(kind: str, name: str, fn, params: dict, skip: int) -> None:
-    if not isinstance(params, dict):
-        raise ValueError(f"{kind} {name!r}: parameters must be a table, got {params!r}")
-    sig = inspect.signature(fn)
-    allowed = [p for p in list(sig.parameters)[skip:] if p not in RESERVED
-               and sig.parameters[p].kind is not inspect.Parameter.VAR_KEYWORD]
-    bad = sorted(set(params) - set(allowed))
-    if bad:
-        raise ValueError(f"{kind} {name!r}: unknown parameter(s) {bad}; allowed: {allowed}")
+def _plain_name(what: str, name) -> str | None:
+    """Why ``name`` cannot name a file in a folder of ours (None when it can)."""
+    if not isinstance(name, str) or not name.strip():
+        return f"{what} must be a non-empty string"
+    if BAD_NAME.search(name) or name.strip() in (".", "..") or len(name) > 200:
+        return f"{what} {name!r} must be a plain name (no '/', '\\', control characters or '..'; at most 200 " \
+               f"characters): it names files such as the run's log"
+    return None
 
 
 class Experiment(_Strict):
@@ -119,6 +136,21 @@ class Experiment(_Strict):
     checkpoints: str = "checkpoints"            # checkpoint cache, relative to work_dir
     base_dir: str = "."                         # set by load_experiment: relative paths resolve here
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v):
+        msg = _plain_name("name", v)
+        if msg:
+            raise ValueError(msg)
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v):
+        if not DEVICE.match(v):
+            raise ValueError(f"{v!r} is not a device; use 'cpu', 'cuda', 'cuda:N' or 'mps'")
+        return v
+
     @field_validator("methods")
     @classmethod
     def _methods(cls, v):
@@ -127,7 +159,7 @@ class Experiment(_Strict):
                 raise ValueError(f"unknown method {name!r}; registered: {sorted(METHODS)}")
             info = METHODS[name]
             for params in (sets if isinstance(sets, list) else [sets]):
-                _check_params("method", name, info.fn, params, skip=1 if info.kind == "trace" else 3)
+                check_params("method", name, info.fn, params, skip=1 if info.kind == "trace" else 3)
         return v
 
     @field_validator("metrics")
@@ -138,8 +170,11 @@ class Experiment(_Strict):
                 raise ValueError(f"metric {name!r} is a {MPRT.kind} check: configure it under [sanity]")
             if name not in METRICS:
                 raise ValueError(f"unknown metric {name!r}; registered: {sorted(METRICS)}")
-            _check_params("metric", name, METRICS[name].fn, params, skip=2 if METRICS[name].kind == "localisation"
+            check_params("metric", name, METRICS[name].fn, params, skip=2 if METRICS[name].kind == "localisation"
                           else 1)
+            from ..metrics.faithfulness import SUBSTRATES
+            if "substrate" in params and params["substrate"] not in SUBSTRATES:
+                raise ValueError(f"metric {name!r}: substrate {params['substrate']!r}; allowed: {list(SUBSTRATES)}")
         return v
 
     @model_validator(mode="after")
@@ -147,6 +182,10 @@ class Experiment(_Strict):
         names = [d.get("name") for d in self.datasets]
         if any(not isinstance(n, str) or not n for n in names):
             raise ValueError("every [[datasets]] block needs a name")
+        for n in names:
+            msg = _plain_name("dataset name", n)
+            if msg:
+                raise ValueError(msg)
         if len(set(names)) != len(names):
             raise ValueError(f"dataset names must be unique, got {names}")
         for d in self.datasets:
@@ -242,6 +281,13 @@ def load_experiment(path: str | Path) -> Experiment:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ExperimentError(f"{path}: no such experiment file") from None
+    except IsADirectoryError:
+        raise ExperimentError(f"{path}: is a folder, not an experiment file (give the .toml file)") from None
+    except UnicodeDecodeError as exc:
+        raise ExperimentError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); TOML files are UTF-8"
+                              ) from None
+    except OSError as exc:
+        raise ExperimentError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ExperimentError(f"{path}: not valid TOML ({exc})") from None
+        raise ExperimentError(f"{path}: not valid TOML ({' '.join(str(exc).split())})") from None
     return parse_experiment(data, path.parent, str(path))

@@ -33,7 +33,7 @@ def job_grid(exp: Experiment, db: Path, work_dir: str | Path | None = None,
             variants = exp.method_variants(e)
             n_eval = len(variants) * len(exp.metrics)
             key = train_key(d.fingerprint, e, exp.seed, prec)
-            res = units.reuse_checkpoint(str(checkpoint_path(ckpt_dir, e, key)))
+            res = units.reuse_checkpoint(str(checkpoint_path(ckpt_dir, e, key)), repair=False)
             row = {"dataset": d.spec.name, "model": e.key, "images scored": len(d.scored),
                    "train": "done" if res else ("run" if e.init == "trained" else "build")}
             if res is None:

@@ -19,11 +19,12 @@ import pandas as pd
 
 from ..data import DatasetError
 from ..store import ResultWriter, canonical_json, identity, utc_now
+from ..store.lock import Interrupted, RunLock, interrupt_signal, signals_deferred
 from . import units
 from .datasets import PreparedDataset, prepare
 from .executors import make_executor
 from .experiment import Experiment, ModelEntry
-from .ingest import finish_run, refresh_summaries, start_run, write_dataset, write_model
+from .ingest import finish_run, refresh_quality, refresh_summaries, start_run, write_dataset, write_model
 from .jobs import Chunk, checkpoint_path, method_key, metric_key, plan_chunks, predict_key, sanity_key, train_key
 from .results import ChunkResult, Failure, TrainResult, first_line
 
@@ -43,6 +44,7 @@ class RunReport:
     failed_items: int = 0
     models: dict = field(default_factory=dict)   # model_id -> {init, test metrics}
     datasets: list = field(default_factory=list)
+    status: str = "running"
 
     @property
     def ok(self) -> bool:
@@ -201,8 +203,12 @@ class _Driver:
                                   method_key(j.method, j.method_params))
             return
         ids = {"run_id": self.report.run_id, "dataset_id": d.dataset_id, "model_id": model_id}
-        for table, rows in (("explanations", out.explanations), ("scores", out.scores), ("curves", out.curves)):
-            self.w.replace_rows(table, rows.assign(**ids))
+        for table, rows in (("explanations", out.explanations), ("scores", out.scores), ("curves", out.curves),
+                            ("degenerate_maps", out.degenerate)):
+            if rows is not None:
+                self.w.replace_rows(table, rows.assign(**ids))
+        if out.region_stats is not None:
+            self.w.replace_rows("region_stats", out.region_stats.assign(dataset_id=d.dataset_id))
         for j in chunk.jobs:
             mine = [f for f in out.failures if f.method == j.method]
             self._failures(j.key, mine if j is _first_job_of(chunk, j.method, j.method_params) else [],
@@ -269,26 +275,71 @@ def _trials(trials: list[dict], dataset_id: str, entry: ModelEntry, key: str, ru
     return pd.DataFrame(rows, columns=cols)
 
 
+class BadInput(ValueError):
+    """The experiment cannot run as written (a dataset, a folder, a weights file): nothing was done yet."""
+
+
+def validate_run(exp: Experiment, work: Path, progress: bool = False) -> tuple[list[PreparedDataset], list]:
+    """Everything checked before any work, as check-data checks it: the folders, models and weights
+    (:func:`~engine.runner.validate.preflight`), then every dataset loaded (generated first) with a
+    sample of its images read.  Returns (prepared datasets, stopped ones: (name, error)); a dataset that
+    cannot be listed is stopped while another one can run, and is bad input when none can.  Raises
+    :class:`BadInput` with one line naming the file and the key."""
+    from .validate import check_input_sizes, preflight
+    stopped: list = []
+    try:
+        preflight(exp, work)
+        prepared = prepare(exp, work, progress, failed=stopped, check=lambda out: check_input_sizes(exp, out))
+    except (DatasetError, ValueError, OSError) as exc:
+        raise BadInput(" ".join(str(exc).split())) from None
+    if not prepared and stopped:
+        raise BadInput(" ".join(str(stopped[0][1]).split()))
+    return prepared, stopped
+
+
 def run_experiment(exp: Experiment, db: str | Path, *, executor: str = "local", ray_address: str | None = None,
                    work_dir: str | Path | None = None, device: str | None = None, progress: bool = True,
-                   lock_timeout: float = 0.0, precision: str | None = None, threads: int | None = None) -> RunReport:
+                   lock_timeout: float = 0.0, precision: str | None = None, threads: int | None = None,
+                   lock: RunLock | None = None, prepared: tuple | None = None) -> RunReport:
     """Bring ``db`` up to date with ``exp``; returns what was done, skipped and failed.
 
     ``precision`` / ``threads``: the CLI's; they win over the experiment file's (see
-    :mod:`engine.models.precision` for the defaults)."""
+    :mod:`engine.models.precision` for the defaults).  ``lock``: the database's run lock, already held by
+    the caller (the CLI takes it before importing torch); without it the lock is taken here, waiting up to
+    ``lock_timeout`` seconds.  Bad input raises :class:`BadInput` before the database is touched
+    (``prepared``: what :func:`validate_run` returned, when the caller validated already).  An interrupt
+    (SIGTERM, Ctrl-C: a ``KeyboardInterrupt``) marks the run ``interrupted`` with its counts, removes the
+    staging copy and re-raises with ``report`` attached."""
     t0 = time.monotonic()
     work = Path(work_dir) if work_dir else exp.resolve(exp.work_dir)
     device = device or exp.device
     precision = exp.resolved_precision(device, precision)
     threads = threads or exp.threads
-    with ResultWriter(db, lock_timeout=lock_timeout) as w:
-        stopped: list = []
-        prepared = prepare(exp, work, progress, failed=stopped)
+    own = lock is None or not lock.held
+    lock = RunLock(db).acquire(lock_timeout) if own else lock
+    try:
+        prepared, stopped = validate_run(exp, work, progress) if prepared is None else prepared
+        report = _run(exp, db, prepared, stopped, work, executor, ray_address, device, progress, lock, precision,
+                      threads)
+    finally:
+        if own:
+            lock.release()
+    log.info("run %s %s in %.0f s: %d jobs done, %d skipped (already in the database), %d failed jobs, "
+             "%d failed items", report.run_id, report.status, time.monotonic() - t0, report.done,
+             report.skipped, report.failed_jobs, report.failed_items)
+    return report
+
+
+def _run(exp, db, prepared, stopped, work, executor, ray_address, device, progress, lock, precision,
+         threads) -> RunReport:
+    with ResultWriter(db, lock=lock) as w:
         ex = make_executor(executor, ray_address, device, threads)
         drv = _Driver(exp, w, ex, work, device, progress, precision)
         drv.report.run_id = start_run(w, "run", {"experiment": exp.model_dump(), "executor": executor,
                                                  "device": device, "precision": precision,
                                                  "threads": ex.threads, "db": str(db)})
+        w.own_runs.add(drv.report.run_id)
+        w.commit()  # the run is visible as 'running' from its start
         status = "failed"
         try:
             for name, exc in stopped:  # recorded as a failed job, with the reason
@@ -297,16 +348,29 @@ def run_experiment(exp: Experiment, db: str | Path, *, executor: str = "local", 
             for d in prepared:
                 for entry, res, model_id in drv.train(d):
                     drv.predict(d, entry, res, model_id)
+                    refresh_quality(w, d.dataset_id, seed=exp.seed)  # published with the model's first chunk
                     drv.evaluate(d, model_id, entry, res)
                     drv.sanity(d, model_id, entry, res)
             status = "finished" if drv.report.ok else "finished with failures"
+        except BaseException as exc:  # SIGTERM / Ctrl-C (engine.store.lock.Interrupted), however it surfaced
+            signum = interrupt_signal(exc)
+            if signum is None:
+                raise
+            status = "interrupted"
+            err = exc if isinstance(exc, Interrupted) else Interrupted(signum)
+            err.report = drv.report
+            with signals_deferred():  # drop the unit in flight: every finished unit is already published
+                w.close(commit=False)
+                w.open()
+            if err is exc:
+                raise
+            raise err from exc
         finally:
-            ex.close()
-            r = drv.report
-            finish_run(w, r.run_id, status, {"done": r.done, "skipped": r.skipped, "failed_jobs": r.failed_jobs,
-                                             "failed_items": r.failed_items})
-            w.commit()
-    log.info("run %s %s in %.0f s: %d jobs done, %d skipped (already in the database), %d failed jobs, "
-             "%d failed items", drv.report.run_id, status, time.monotonic() - t0, drv.report.done,
-             drv.report.skipped, drv.report.failed_jobs, drv.report.failed_items)
+            drv.report.status = status
+            with signals_deferred():
+                ex.close()
+                r = drv.report
+                finish_run(w, r.run_id, status, {"done": r.done, "skipped": r.skipped, "failed_jobs": r.failed_jobs,
+                                                 "failed_items": r.failed_items})
+                w.commit()
     return drv.report

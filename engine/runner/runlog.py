@@ -12,7 +12,10 @@ from ..store import utc_now
 def run_log(db: Path, experiment: str):
     """Copy the engine's log records (INFO and up) into a per-run file while the block runs."""
     stamp = utc_now().strftime("%Y%m%dT%H%M%SZ")
-    path = db.resolve().parent / "logs" / f"{experiment}-{stamp}.log"
+    logs = db.resolve().parent / "logs"
+    path = logs / f"{experiment}-{stamp}.log"
+    if path.resolve().parent != logs.resolve():  # the experiment's name is validated; this is the last guard
+        raise ValueError(f"experiment name {experiment!r} would place its log outside {logs}")
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setLevel(logging.INFO)

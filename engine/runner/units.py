@@ -36,6 +36,7 @@ from ..models import (
     read_sidecar,
     save_checkpoint,
 )
+from ..models.checkpoint import file_sha256
 from ..models.evaluation import report_from_probs
 from ..store import canonical_json
 from .evaluate import evaluate_model
@@ -186,12 +187,31 @@ def pretraining_summary(backbone: Path) -> dict:
             "collapse": side.get("collapse")}
 
 
-def reuse_checkpoint(ckpt_path: str) -> TrainResult | None:
-    """The train result of an existing, intact checkpoint (None when it must be trained)."""
+def reuse_checkpoint(ckpt_path: str, repair: bool = True) -> TrainResult | None:
+    """The train result of an existing, intact checkpoint (None when it must be trained).
+
+    A checkpoint whose bytes no longer match the sha256 of its sidecar (or whose sidecar cannot be
+    read) is moved aside to ``<file>.stale-<time>`` with a warning and trained again, instead of being
+    re-used by every later job (each of which would fail on the mismatch); ``repair=False`` (a dry run)
+    only reports it as to be trained."""
     path = Path(ckpt_path)
-    if not (path.exists() and Path(str(path) + ".json").exists()):
+    side_path = Path(str(path) + ".json")
+    if not (path.exists() and side_path.exists()):
         return None
-    side = read_sidecar(path)
+    try:
+        side = read_sidecar(path)
+        ok = isinstance(side, dict) and "sha256" in side and "model" in side and file_sha256(path) == side["sha256"]
+        why = "its bytes do not match the sha256 in its sidecar"
+    except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+        ok, why = False, f"its sidecar cannot be read ({type(exc).__name__})"
+    if not ok and not repair:
+        return None
+    if not ok:
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        for p in (path, side_path):
+            p.replace(p.with_name(f"{p.name}.stale-{stamp}"))
+        log.warning("checkpoint %s: %s; moved aside to %s.stale-%s and trained again", path, why, path.name, stamp)
+        return None
     return TrainResult(str(path), side["sha256"], ModelInfo(**side["model"]), TrainMeta.from_sidecar(side))
 
 
@@ -225,7 +245,8 @@ def chunk_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], chu
     res = evaluate_model(model, info, ds, run_id="", dataset_id="", model_id="", methods=chunk.variants(),
                          metrics=metrics, metrics_for=chunk.metrics_for, regions=regions, device=device,
                          batch_size=batch_size, progress=progress, precision=precision)
-    return ChunkResult(res.explanations, res.scores, res.curves, res.failures, len(ds))
+    return ChunkResult(res.explanations, res.scores, res.curves, res.failures, len(ds), degenerate=res.degenerate,
+                       region_stats=res.region_stats)
 
 
 def sanity_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], variants: list[tuple[str, dict]],

@@ -10,6 +10,8 @@ import duckdb
 from .db import connect
 from .shards import FOLDER_KEY, MANIFEST_KEY, Manifest, locate, scan_sql, shard_dir
 
+DEFAULT_DB = "data/results.duckdb"  # the results database when --db / XAI_DB do not say
+
 
 @contextlib.contextmanager
 def read_only(path: str | Path):

@@ -22,7 +22,6 @@ writer never opens the live catalog for writing:
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -36,6 +35,7 @@ import pandas as pd
 from .check import DatabaseRefused, DbInfo, check_database
 from .db import connect, sql_str
 from .identity import utc_now
+from .lock import RunLock, WriterBusy, signals_deferred
 from .schema import REPLACE_KEYS, SCHEMA_VERSION, SHARDED, TABLES, columns, create_schema
 from .shards import (
     FOLDER_KEY,
@@ -60,10 +60,6 @@ LEGACY_LEVEL = 9             # a table moved out of a version <= 4 file: never m
 __all__ = ["ResultWriter", "WriterBusy", "DatabaseRefused", "canonical_json"]
 
 
-class WriterBusy(RuntimeError):
-    pass
-
-
 def canonical_json(obj) -> str:
     return json.dumps(obj or {}, sort_keys=True, separators=(",", ":"), default=str)
 
@@ -84,12 +80,16 @@ def _fsync_dir(path: Path) -> None:
 
 
 class ResultWriter:
-    def __init__(self, db_path: str | Path, lock_timeout: float = 0.0):
+    def __init__(self, db_path: str | Path, lock_timeout: float = 0.0, lock: RunLock | None = None):
+        """``lock``: the database's :class:`RunLock`, already held by the caller (who releases it);
+        without it the writer takes the lock itself, waiting up to ``lock_timeout`` seconds."""
         self.db_path = Path(os.path.realpath(db_path))   # resolved once: lock and publish on the real file
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self.folder = shard_dir(self.db_path)
         self.lock_timeout = lock_timeout
-        self._lock_fh = None
+        self._given_lock = lock
+        self._own_lock: RunLock | None = None
+        self.own_runs: set[str] = set()   # this process's runs: never marked interrupted at open
         # the new catalog is written here, then renamed over the live one
         self.staging = self.db_path.with_name(f"{self.db_path.name}.staging-{os.getpid()}")
         self.con: duckdb.DuckDBPyConnection | None = None
@@ -119,25 +119,13 @@ class ResultWriter:
         return self
 
     def _lock(self) -> None:
-        self._lock_fh = open(str(self.db_path) + ".lock", "a+")
-        deadline = time.monotonic() + self.lock_timeout
-        while True:
-            try:
-                fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    self._lock_fh.close()
-                    self._lock_fh = None
-                    raise WriterBusy(f"{self.db_path}: another run is writing to this database; "
-                                     f"wait for it to finish or use another --db") from None
-                time.sleep(0.5)
+        if self._given_lock is None or not self._given_lock.held:
+            self._own_lock = RunLock(self.db_path).acquire(self.lock_timeout)
 
     def _unlock(self) -> None:
-        if self._lock_fh is not None:
-            fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
-            self._lock_fh.close()
-            self._lock_fh = None
+        if self._own_lock is not None:
+            self._own_lock.release()
+            self._own_lock = None
 
     def _open_catalog(self, info: DbInfo) -> None:
         self.folder.mkdir(exist_ok=True)
@@ -172,7 +160,8 @@ class ResultWriter:
             self._dirty = True
         self.interrupted_runs = [r[0] for r in self.con.execute(
             "UPDATE runs SET status = 'interrupted', finished_at = coalesce(finished_at, ?) "
-            "WHERE status = 'running' RETURNING run_id", [utc_now()]).fetchall()]
+            "WHERE status = 'running' AND NOT list_contains(?, run_id) RETURNING run_id",
+            [utc_now(), sorted(self.own_runs)]).fetchall()]
         if self.interrupted_runs:
             log.warning("marked %d run(s) interrupted (their process died): %s", len(self.interrupted_runs),
                         ", ".join(self.interrupted_runs))
@@ -248,7 +237,12 @@ class ResultWriter:
                 self._superseded.append(name)
 
     def _publish(self) -> None:
-        """Write the new files, point the views at them and rename the new catalog over the live one."""
+        """Write the new files, point the views at them and rename the new catalog over the live one
+        (SIGTERM / Ctrl-C wait until the files are consistent again)."""
+        with signals_deferred():
+            self._publish_now()
+
+    def _publish_now(self) -> None:
         self._flush()
         now = time.time()
         self.manifest.garbage += [(name, now) for name in self._superseded]
@@ -286,11 +280,12 @@ class ResultWriter:
                 self.con.close()
                 self.con = None
         finally:
-            for name in self._unpublished:   # written by a session that ends without publishing them
-                (self.folder / name).unlink(missing_ok=True)
-            self._unpublished.clear()
-            self.staging.unlink(missing_ok=True)
-            self._unlock()
+            with signals_deferred():
+                for name in self._unpublished:   # written by a session that ends without publishing them
+                    (self.folder / name).unlink(missing_ok=True)
+                self._unpublished.clear()
+                self.staging.unlink(missing_ok=True)
+                self._unlock()
 
     def __enter__(self) -> "ResultWriter":
         return self.open()
@@ -340,10 +335,15 @@ class ResultWriter:
 
     def scores_of(self, dataset_id: str, model_id: str, wanted: list[str]) -> pd.DataFrame:
         """The ``scores`` rows of one (dataset, model) written so far, for the summaries the runner recomputes."""
-        known = {name for name, _ in columns("scores")}
+        return self.rows_of("scores", dataset_id, wanted, model_id)
+
+    def rows_of(self, table: str, dataset_id: str, wanted: list[str], model_id: str | None = None) -> pd.DataFrame:
+        """The rows of ``table`` (a schema table) of one dataset (and model) written so far, columns ``wanted``."""
+        known = {name for name, _ in columns(table)}  # KeyError for a table not in the schema
         cols = ", ".join(c for c in wanted if c in known)
-        return self.con.execute(f"SELECT {cols} FROM scores WHERE dataset_id = ? AND model_id = ?",
-                                [dataset_id, model_id]).df()
+        where = "dataset_id = ?" + (" AND model_id = ?" if model_id is not None else "")
+        return self.con.execute(f"SELECT {cols} FROM {table} WHERE {where}",
+                                [dataset_id] + ([model_id] if model_id is not None else [])).df()
 
     def replace_rows(self, table: str, df: pd.DataFrame) -> int:
         """Insert ``df``; rows with the same result key (REPLACE_KEYS) are replaced, never duplicated.

@@ -1,0 +1,177 @@
+"""Nothing injected: image ids, model and dataset ids, class and region names, run ids and URL parameters
+that carry markdown links, images, HTML and autolinks are shown as the characters they are on every page
+(no link or image element comes from them, in markdown or in a Plotly chart); CSV exports neutralise
+spreadsheet formulas."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import duckdb
+import pandas as pd
+import pytest
+from test_pages import run_page
+
+from engine.dashboard.safe import csv_bytes, csv_safe, md, neutralise_cell, plotly_frame, plotly_text
+
+EVIL = (' [evil](https://evil.example/x) ![img](https://evil.example/p.png) <a href="https://evil.example/a">a</a> '
+        '<img src=https://evil.example/i.png> www.evil.example mail@evil.example :red[r] $x$ `c` **b**')
+URL_EVIL = "[click](https://evil.example/url)"
+
+
+def _tables_with(con, column: str) -> list[str]:
+    return [r[0] for r in con.execute("SELECT table_name FROM information_schema.columns WHERE column_name = ? "
+                                      "AND table_schema = 'main'", [column]).fetchall()]
+
+
+@pytest.fixture(scope="module")
+def evil_db(dashboard_db, tmp_path_factory):
+    """The dashboard fixture with every user- or data-supplied string carrying EVIL."""
+    db = tmp_path_factory.mktemp("evil") / "evil.duckdb"
+    shutil.copyfile(dashboard_db, db)
+    with duckdb.connect(str(db)) as con:
+        for col in ("image_id", "run_id", "model_id", "dataset_id"):
+            for t in _tables_with(con, col):
+                con.execute(f"UPDATE {t} SET {col} = {col} || ? WHERE {col} IS NOT NULL", [EVIL])
+        for t in _tables_with(con, "region"):
+            con.execute(f"UPDATE {t} SET region = region || ? WHERE region = 'box'", [EVIL])
+        con.execute("UPDATE datasets SET name = name || ?", [EVIL])
+        for t in _tables_with(con, "reason"):
+            con.execute(f"UPDATE {t} SET reason = reason || ?", [EVIL])
+        if "classes" in {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE "
+                                                    "table_name = 'datasets'").fetchall()}:
+            evil = EVIL.replace("'", "''")
+            con.execute(f"UPDATE datasets SET classes = list_transform(classes, lambda c: c || '{evil}')")
+    return db
+
+
+MD_LINK = re.compile(r"(?<!\\)\]\((?P<target>[^)]*)")
+
+
+def markdown_problems(text: str) -> list[str]:
+    """Constructs in a markdown source that would render as a link, an image or HTML (escaped ones excepted)."""
+    out = []
+    for m in MD_LINK.finditer(text):
+        if not m.group("target").startswith("Image?"):  # the Gallery's own 'details' links
+            out.append(f"link to {m.group('target')!r}")
+    text = re.sub(r"(?<!\\)\]\(Image\?[^)\s]*\)", "]", text)  # our own links' (url-encoded) destinations
+    for pattern, what in ((r"(?<!\\)!\[", "image"), (r"(?<!\\)<[A-Za-z/!?]", "HTML or autolink"), (r"://", "bare URL"),
+                          (r"(?<!\\)www\.", "www autolink"), (r"(?<!\\)@\w+(?<!\\)\.\w", "e-mail autolink"),
+                          (r"(?<!\\):\w+(?<!\\)\[", "directive"), (r"(?<!\\)\$", "maths")):
+        if re.search(pattern, text):
+            out.append(what)
+    return out
+
+
+def _nodes(node):
+    yield node
+    for child in getattr(node, "children", {}).values():
+        yield from _nodes(child)
+
+
+MARKDOWN_TYPES = {"markdown", "caption", "info", "warning", "error", "success", "title", "header", "subheader"}
+
+
+def check_page(at) -> tuple[str, str]:
+    """Assert nothing on the page renders a link, image or HTML from data; return (markdown, plotly) text."""
+    md_texts, specs = [], []
+    for node in _nodes(at._tree):
+        kind = getattr(node, "type", None)
+        if kind in MARKDOWN_TYPES and isinstance(getattr(node, "value", None), str):
+            md_texts.append(node.value)
+        label = getattr(node, "label", None)
+        if isinstance(label, str):
+            md_texts.append(label)
+        if kind == "plotly_chart":
+            specs.append(node.proto.spec)
+    for text in md_texts:
+        assert not markdown_problems(text), (markdown_problems(text), text)
+    for spec in specs:
+        strings = json.dumps(json.loads(spec)).lower()
+        assert "<a " not in strings and "<img" not in strings, "HTML in a Plotly chart"
+    return "\n".join(md_texts), "\n".join(specs)
+
+
+def _ids(db):
+    with duckdb.connect(str(db), read_only=True) as con:
+        ds = con.execute("SELECT dataset_id FROM datasets").fetchone()[0]
+        model = con.execute("SELECT model_id FROM models WHERE init = 'random'").fetchone()[0]
+        image = con.execute("SELECT image_id FROM explanations WHERE model_id = ? LIMIT 1", [model]).fetchone()[0]
+        run = con.execute("SELECT run_id FROM runs WHERE status = 'failed'").fetchone()[0]
+    return ds, model, image, run
+
+
+def test_overview_and_runs_show_evil_strings_as_text(evil_db, monkeypatch):
+    check_page(run_page("app.py", evil_db, monkeypatch))
+    _, _, _, run = _ids(evil_db)
+    text, _ = check_page(run_page("pages/5_Runs.py", evil_db, monkeypatch, {"run": run}))
+    assert md(run) in text  # the run id is shown (escaped) in the expander label
+
+
+@pytest.mark.parametrize("group", ["model", "strategy"])
+def test_leaderboard_legend_and_caption_are_text(evil_db, monkeypatch, group):
+    at = run_page("pages/1_Leaderboard.py", evil_db, monkeypatch, {"group": group})
+    text, plots = check_page(at)
+    assert md(EVIL.strip()) in text  # the dataset name is shown, escaped
+    if group == "model":
+        assert "&lt;a href" in plots  # the model label reached the legend, escaped
+    region = run_page("pages/1_Leaderboard.py", evil_db, monkeypatch, {"region": "box" + EVIL})
+    check_page(region)
+
+
+def test_gallery_captions_and_links_are_text(evil_db, monkeypatch):
+    ds, model, image, _ = _ids(evil_db)
+    at = run_page("pages/2_Gallery.py", evil_db, monkeypatch, {"model": model, "fmetric": "pointing_game · box" + EVIL})
+    text, _ = check_page(at)
+    assert md(image) in text  # image ids are shown, escaped, in the captions and the details links
+    assert sum("](Image?" in m.value for m in at.markdown) >= 1
+
+
+@pytest.mark.parametrize("image", ["existing", URL_EVIL, URL_EVIL + EVIL])
+def test_image_page_url_parameter_is_text(evil_db, monkeypatch, image):
+    ds, model, existing, _ = _ids(evil_db)
+    image = existing if image == "existing" else image
+    at = run_page("pages/3_Image.py", evil_db, monkeypatch, {"dataset": ds, "model": model, "image": image})
+    text, _ = check_page(at)
+    assert md(image) in text
+
+
+@pytest.mark.parametrize("view", ["strategy", "agreement", "regions", "depth", "sanity", "faithfulness",
+                                  "confounders"])
+def test_compare_views_are_text(evil_db, monkeypatch, view):
+    _, model, _, _ = _ids(evil_db)
+    at = run_page("pages/4_Compare.py", evil_db, monkeypatch, {"view": view, "model": model})
+    check_page(at)
+
+
+def test_markdown_problems_detects_what_it_guards_against():
+    """The checker itself: every raw payload is flagged, every escaped one passes."""
+    for raw in ("[x](https://e.x)", "![i](https://e.x/p.png)", "<a href='h'>a</a>", "see https://e.x", "www.e.x",
+                "a@e.x", ":red[r]", "$x$"):
+        assert markdown_problems(raw), raw
+        assert not markdown_problems(md(raw)), md(raw)
+    assert not markdown_problems("[details of x](Image?dataset=d&image=x)")
+
+
+def test_md_escapes_every_punctuation_mark_and_keeps_one_line():
+    assert md("a_b*c\nd") == r"a\_b\*c d"
+    assert md(None) == "" and md(3) == "3"
+    assert md("ü ñ 7") == "ü ñ 7"  # letters and digits untouched
+
+
+def test_plotly_text_escapes_html():
+    assert plotly_text('<a href="x">m</a> & co') == '&lt;a href="x"&gt;m&lt;/a&gt; &amp; co'
+    df = plotly_frame(pd.DataFrame({"m": ["<b>x</b>", None], "v": [1.0, 2.0]}))
+    assert df.m.tolist()[0] == "&lt;b&gt;x&lt;/b&gt;" and df.v.tolist() == [1.0, 2.0]
+
+
+def test_csv_cells_that_start_a_formula_are_neutralised():
+    df = pd.DataFrame({"model": ["=HYPERLINK(\"http://e.x\")", "+1", "-2+3", "@SUM(A1)", "\tx", "ok", None],
+                       "mean": [-0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]})
+    safe = csv_safe(df)
+    assert safe.model.tolist()[:6] == ["'=HYPERLINK(\"http://e.x\")", "'+1", "'-2+3", "'@SUM(A1)", "'\tx", "ok"]
+    assert safe["mean"].tolist()[0] == -0.5  # numbers are not formulas
+    text = csv_bytes(pd.DataFrame({"=cmd": ["=1+1"]})).decode()
+    assert text.splitlines() == ["'=cmd", "'=1+1"]
+    assert neutralise_cell(-1) == -1 and neutralise_cell("a=b") == "a=b"
