@@ -167,12 +167,14 @@ def cmd_report(args) -> int:
 
 
 def _dataset_id(db: Path, dataset: str) -> str | None:
+    from .dashboard import queries
     ds = queries.datasets(db)
     hit = ds[(ds.name == dataset) | (ds.dataset_id == dataset)].sort_values("dataset_id")
     return None if hit.empty else str(hit.dataset_id.iloc[-1])
 
 
 def cmd_table(args) -> int:
+    from .dashboard import queries
     from .dashboard.export import paper_table, to_csv, to_latex
     db = Path(args.db)
     if not queries.database_exists(db):
@@ -198,6 +200,7 @@ def cmd_table(args) -> int:
 
 
 def cmd_figure(args) -> int:
+    from .dashboard import queries
     from .dashboard.figure import figure_panels, method_titles, render_png, render_svg
     from .dashboard.images import UnsafePath
     db = Path(args.db)
@@ -360,14 +363,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="a report of the database: model quality, leaderboards with both "
                         "baselines, sanity checks, failures, and every guard's flag")
-    rp.add_argument("--db", default=queries.DEFAULT_DB, help="results database (default %(default)s)")
+    rp.add_argument("--db", default=DEFAULT_DB, help="results database (default %(default)s)")
     rp.add_argument("--dataset", default=None, help="one dataset (name or id); default: all")
     rp.add_argument("--format", choices=["md", "html"], default="md")
     rp.add_argument("--out", default=None, help="write here instead of standard output")
     rp.set_defaults(fn=cmd_report)
 
     t = sub.add_parser("table", help="the leaderboard of one metric and region as CSV or LaTeX (booktabs)")
-    t.add_argument("--db", default=queries.DEFAULT_DB, help="results database (default %(default)s)")
+    t.add_argument("--db", default=DEFAULT_DB, help="results database (default %(default)s)")
     t.add_argument("--dataset", required=True, help="dataset name or id")
     t.add_argument("--metric", default="pointing_game")
     t.add_argument("--region", default="mask")
@@ -376,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(fn=cmd_table)
 
     f = sub.add_parser("figure", help="N images x M methods (image, outline, heatmap, score) as PNG and SVG")
-    f.add_argument("--db", default=queries.DEFAULT_DB, help="results database (default %(default)s)")
+    f.add_argument("--db", default=DEFAULT_DB, help="results database (default %(default)s)")
     f.add_argument("--dataset", required=True, help="dataset name or id")
     f.add_argument("--model", required=True, help="model id")
     f.add_argument("--methods", required=True, help="comma-separated method names (default parameters)")
