@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .boxfiles import box_table
 from .coco import coco_index

@@ -315,7 +315,7 @@ SAMPLE_ROWS = 200
 def _most_rows_resolve(spec: DatasetSpec, root: Path, rows: list[_Row], src, issues: Issues) -> None:
     """Stop at once when most of a seeded sample of rows name image files that do not exist (a wrong
     root or template, a garbage table): before a large table is split, resolved and published."""
-    if spec.layout == "folders" or not rows or ("{split" in spec.image_template and any(r.split is None
+    if spec.layout in ("folders", "images") or not rows or ("{split" in spec.image_template and any(r.split is None
                                                                                         for r in rows)):
         return
     sample = rows if len(rows) <= SAMPLE_ROWS else random.Random(0).sample(rows, SAMPLE_ROWS)
