@@ -106,6 +106,12 @@ def _run_locked(args, lock) -> int:
             fail(f"device {device!r} asked for (--device or the experiment's device), but CUDA is not available "
                  f"here")
             return 2
+    from .store import check_database
+    try:  # a damaged, foreign, newer or too-old database: refused before any work (the writer reads it fully)
+        check_database(Path(args.db), deep=False)
+    except DatabaseRefused as exc:
+        fail(exc)
+        return 2
     if args.dry_run:
         from .data import DatasetError
         from .runner.plan import dry_run
@@ -352,14 +358,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="a report of the database: model quality, leaderboards with both "
                         "baselines, sanity checks, failures, and every guard's flag")
-    rp.add_argument("--db", default=queries.DEFAULT_DB, help="results database (default %(default)s)")
+    rp.add_argument("--db", default=DEFAULT_DB, help="results database (default %(default)s)")
     rp.add_argument("--dataset", default=None, help="one dataset (name or id); default: all")
     rp.add_argument("--format", choices=["md", "html"], default="md")
     rp.add_argument("--out", default=None, help="write here instead of standard output")
     rp.set_defaults(fn=cmd_report)
 
     t = sub.add_parser("table", help="the leaderboard of one metric and region as CSV or LaTeX (booktabs)")
-    t.add_argument("--db", default=queries.DEFAULT_DB, help="results database (default %(default)s)")
+    t.add_argument("--db", default=DEFAULT_DB, help="results database (default %(default)s)")
     t.add_argument("--dataset", required=True, help="dataset name or id")
     t.add_argument("--metric", default="pointing_game")
     t.add_argument("--region", default="mask")
@@ -368,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(fn=cmd_table)
 
     f = sub.add_parser("figure", help="N images x M methods (image, outline, heatmap, score) as PNG and SVG")
-    f.add_argument("--db", default=queries.DEFAULT_DB, help="results database (default %(default)s)")
+    f.add_argument("--db", default=DEFAULT_DB, help="results database (default %(default)s)")
     f.add_argument("--dataset", required=True, help="dataset name or id")
     f.add_argument("--model", required=True, help="model id")
     f.add_argument("--methods", required=True, help="comma-separated method names (default parameters)")
