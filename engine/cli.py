@@ -106,6 +106,12 @@ def _run_locked(args, lock) -> int:
             fail(f"device {device!r} asked for (--device or the experiment's device), but CUDA is not available "
                  f"here")
             return 2
+    from .store import check_database
+    try:  # a damaged, foreign, newer or too-old database: refused before any work (the writer reads it fully)
+        check_database(Path(args.db), deep=False)
+    except DatabaseRefused as exc:
+        fail(exc)
+        return 2
     if args.dry_run:
         from .data import DatasetError
         from .runner.plan import dry_run
