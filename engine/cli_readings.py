@@ -47,8 +47,8 @@ def _dataset_id(db: Path, dataset: str) -> str | None:
 
 
 def cmd_table(args) -> int:
-    from .dashboard.export import paper_table, to_csv, to_latex
     from .dashboard import queries
+    from .dashboard.export import paper_table, to_csv, to_latex
     db = Path(args.db)
     if not queries.database_exists(db):
         log.error("%s: no results database here", db)
@@ -73,9 +73,9 @@ def cmd_table(args) -> int:
 
 
 def cmd_figure(args) -> int:
+    from .dashboard import queries
     from .dashboard.figure import figure_panels, method_titles, render_png, render_svg
     from .dashboard.images import UnsafePath
-    from .dashboard import queries
     db = Path(args.db)
     if not queries.database_exists(db):
         log.error("%s: no results database here", db)
