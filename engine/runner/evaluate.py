@@ -21,6 +21,7 @@ from tqdm import tqdm
 from ..data import ImageDataset, collate_samples
 from ..explain import METHODS, run_methods, upsample_maps
 from ..explain.registry import method_precision
+from ..models.precision import stage_precision
 from ..metrics import METRICS
 from ..models import ModelInfo, normalise
 from ..store import canonical_json
@@ -92,9 +93,10 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
     """Predict, explain (predicted class) and score every image of ``ds``.
 
     ``precision``: ``fp32`` or ``bf16``, for the explanation passes (per method: see
-    :func:`engine.explain.registry.method_precision`) and the faithfulness forwards; recorded in the
-    ``precision`` column of every row (for maps and localisation scores: the precision the map was
-    computed at; for predictions, curves and faithfulness scores: that of the forwards).
+    :func:`engine.explain.registry.method_precision`); the faithfulness forwards follow
+    :func:`engine.models.precision.stage_precision` (fp32).  Recorded in the ``precision`` column of
+    every row (for maps and localisation scores: the precision the map was computed at; for
+    predictions, curves and faithfulness scores: that of the forwards).
 
     ``methods``: ``{name: params}`` or a list of ``(name, params)`` variants; ``metrics``:
     ``{name: params}``; ``metrics_for(name, params) -> {metric: params}`` narrows the metrics of a
@@ -159,6 +161,7 @@ def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[s
     ids, out = batch.ids, _Rows()
     mkey = (mname, METHODS[mname].version, canonical_json(mparams))
     map_precision = method_precision(mname, batch.precision)
+    faith_precision = stage_precision("faithfulness", batch.precision)
     finite = torch.isfinite(maps).flatten(1).all(1)
     for i in (~finite).nonzero().flatten().tolist():
         out.failures.append(Failure(ids[i], "explain", "map contains NaN or inf; not scored", mname))
@@ -178,12 +181,12 @@ def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[s
         try:
             if kinfo.kind == "faithfulness":
                 vals, xs, ys = kinfo(up.to(batch.x.device), model=batch.model, images=batch.x[kdev],
-                                     targets=batch.targets[kdev], return_curves=True, precision=batch.precision,
+                                     targets=batch.targets[kdev], return_curves=True, precision=faith_precision,
                                      **kparams)
                 results = {"none": vals}
                 for j, i in enumerate(keep.tolist()):
                     out.curves.append((*prefix, *mkey, *kkey, ids[i], xs.astype(np.float32),
-                                       ys[j].astype(np.float32), batch.precision))
+                                       ys[j].astype(np.float32), faith_precision))
             else:
                 results = {region: kinfo(up, reg[keep], **kparams) for region, reg in batch.regions.items()}
         except Exception as exc:
@@ -193,5 +196,5 @@ def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[s
             for j, i in enumerate(keep.tolist()):
                 v = float(vals[j])
                 out.scores.append((*prefix, *mkey, *kkey, region, ids[i], None if np.isnan(v) else v,
-                                   batch.precision if kinfo.kind == "faithfulness" else map_precision))
+                                   faith_precision if kinfo.kind == "faithfulness" else map_precision))
     return out
