@@ -93,8 +93,9 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
     """Predict, explain (predicted class) and score every image of ``ds``.
 
     ``precision``: ``fp32`` or ``bf16``, for the explanation passes (per method: see
-    :func:`engine.explain.registry.method_precision`); the faithfulness forwards follow
-    :func:`engine.models.precision.stage_precision` (fp32).  Recorded in the ``precision`` column of
+    :func:`engine.explain.registry.method_precision`) when the explain stage follows the run's precision,
+    and the faithfulness forwards: both per :func:`engine.models.precision.stage_precision` (by default
+    fp32, as measured).  Recorded in the ``precision`` column of
     every row (for maps and localisation scores: the precision the map was computed at; for
     predictions, curves and faithfulness scores: that of the forwards).
 
@@ -127,7 +128,8 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
             skipped: dict[str, str] = {}
             try:
                 all_maps, logits, targets = run_methods(model, x, [n for n, _ in round_], None, dict(round_),
-                                                        not_applicable=skipped, precision=precision)
+                                                        not_applicable=skipped,
+                                                        precision=stage_precision("explain", precision))
             except Exception as exc:  # e.g. out of memory on this batch: record, go on with the next
                 rows.failures += [Failure(i, "explain", first_line(exc), n) for n, _ in round_ for i in ids]
                 continue
@@ -160,7 +162,7 @@ def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[s
     mname, mparams = variant
     ids, out = batch.ids, _Rows()
     mkey = (mname, METHODS[mname].version, canonical_json(mparams))
-    map_precision = method_precision(mname, batch.precision)
+    map_precision = method_precision(mname, stage_precision("explain", batch.precision))
     faith_precision = stage_precision("faithfulness", batch.precision)
     finite = torch.isfinite(maps).flatten(1).all(1)
     for i in (~finite).nonzero().flatten().tolist():

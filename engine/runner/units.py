@@ -20,6 +20,7 @@ import torch
 from ..data import DatasetError, DatasetSpec, ImageDataset, collate_samples, fingerprint, load_records
 from ..explain import METHODS
 from ..explain.registry import method_precision
+from ..models.precision import stage_precision
 from ..metrics.sanity import mprt
 from ..models import (
     ImageSource,
@@ -260,7 +261,7 @@ def sanity_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], va
     params = {name: p for name, p in variants}
     failures = []
     try:
-        rows = mprt(model.to(device), x, params, seed=seed, precision=precision)
+        rows = mprt(model.to(device), x, params, seed=seed, precision=stage_precision("explain", precision))
     except Exception as exc:
         rows = []
         failures.append(Failure("*", "sanity", first_line(exc)))
@@ -268,6 +269,6 @@ def sanity_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], va
                         "method_params": canonical_json(params[r["method"]]), "step": r["step"], "layer": r["layer"],
                         "image_id": batch["image_id"][r["image"]],
                         "spearman": None if np.isnan(r["spearman"]) else r["spearman"], "ssim": r["ssim"],
-                        "precision": method_precision(r["method"], precision)}
+                        "precision": method_precision(r["method"], stage_precision("explain", precision))}
                        for r in rows])
     return SanityResult(df, failures)
