@@ -43,7 +43,8 @@ runs = db.runs(10)
 if runs.empty:
     st.caption("No runs recorded.")
 else:
-    show_table(runs, {"seconds": "{:.0f}"}, hide_index=True)
+    show_table(runs.rename(columns={"seconds": "wall time (s)", "job_seconds": "summed job time (s)"}),
+               {"wall time (s)": "{:.0f}", "summed job time (s)": "{:.0f}"}, hide_index=True)
 n_fail = int(counts.get("failures", 0))
 if n_fail:
     st.warning(f"{n_fail:,} failed items recorded — the *Runs* page lists them with their reasons.")

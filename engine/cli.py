@@ -1,4 +1,4 @@
-"""Command line: ``python -m engine {demo,run,status,check-data,schedule}``.
+"""Command line: ``python -m engine {demo,run,status,check-data,schedule,report,table,figure}``.
 
 Heavy modules (torch, timm, the models, the runner) are imported inside the commands: ``run`` takes the
 database's lock and installs its SIGTERM / Ctrl-C handlers first, so a second run on the same database is
@@ -106,6 +106,12 @@ def _run_locked(args, lock) -> int:
             fail(f"device {device!r} asked for (--device or the experiment's device), but CUDA is not available "
                  f"here")
             return 2
+    from .store import check_database
+    try:  # a damaged, foreign, newer or too-old database: refused before any work (the writer reads it fully)
+        check_database(Path(args.db), deep=False)
+    except DatabaseRefused as exc:
+        fail(exc)
+        return 2
     if args.dry_run:
         from .data import DatasetError
         from .runner.plan import dry_run
@@ -121,10 +127,12 @@ def _run_locked(args, lock) -> int:
         fail(f"{args.experiment}: {exc}")
         return 2
     try:
-        with run_log(Path(args.db), exp.name):
+        with run_log(Path(args.db), exp.name) as log_path:
             report = run_experiment(exp, args.db, executor=args.executor, ray_address=args.ray_address,
                                     work_dir=work, device=args.device, progress=_progress(args), lock=lock,
                                     prepared=prepared, precision=args.precision, threads=args.threads)
+            if not getattr(args, "no_report", False):
+                write_run_report(Path(args.db), log_path)
     except DatabaseRefused as exc:  # damaged, foreign, newer or too old: refused before anything is written
         fail(exc)
         return 2
@@ -134,6 +142,98 @@ def _run_locked(args, lock) -> int:
     print(f"run {report.run_id}: {_counts(report)}"
           + ("" if report.ok else f" (see `python -m engine status --db {args.db}`)"))
     return 0 if report.ok else 1
+
+
+def write_run_report(db: Path, log_path: Path) -> Path | None:
+    """The run's report (Markdown) next to its log; a failure to write it is logged, never fatal."""
+    from .dashboard.report import build_report
+    out = log_path.with_suffix(".report.md")
+    try:
+        out.write_text(build_report(db), encoding="utf-8")
+    except Exception as exc:  # the run's results are published already; the report is a reading of them
+        log.error("could not write the run report %s: %s", out, exc)
+        return None
+    log.info("report written to %s", out)
+    return out
+
+
+def cmd_report(args) -> int:
+    from .dashboard.report import build_report
+    try:
+        text = build_report(Path(args.db), args.dataset, args.format)
+    except (FileNotFoundError, ValueError) as exc:
+        log.error("%s", exc)
+        return 2
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"report written to {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _dataset_id(db: Path, dataset: str) -> str | None:
+    from .dashboard import queries
+    ds = queries.datasets(db)
+    hit = ds[(ds.name == dataset) | (ds.dataset_id == dataset)].sort_values("dataset_id")
+    return None if hit.empty else str(hit.dataset_id.iloc[-1])
+
+
+def cmd_table(args) -> int:
+    from .dashboard import queries
+    from .dashboard.export import paper_table, to_csv, to_latex
+    db = Path(args.db)
+    if not queries.database_exists(db):
+        log.error("%s: no results database here", db)
+        return 2
+    dataset_id = _dataset_id(db, args.dataset)
+    if dataset_id is None:
+        log.error("%s: no dataset %r", db, args.dataset)
+        return 2
+    board = queries.leaderboard(db, dataset_id, args.metric, args.region)
+    if board.empty:
+        log.error("%s: no scores of %s on region %s in dataset %s", db, args.metric, args.region, args.dataset)
+        return 2
+    table = paper_table(board)
+    data = to_csv(table) if args.format == "csv" else to_latex(
+        table, args.metric, args.region, bool(board.higher_is_better.iloc[0])).encode("utf-8")
+    if args.out:
+        Path(args.out).write_bytes(data)
+        print(f"table written to {args.out}")
+    else:
+        sys.stdout.write(data.decode("utf-8"))
+    return 0
+
+
+def cmd_figure(args) -> int:
+    from .dashboard import queries
+    from .dashboard.figure import figure_panels, method_titles, render_png, render_svg
+    from .dashboard.images import UnsafePath
+    db = Path(args.db)
+    if not queries.database_exists(db):
+        log.error("%s: no results database here", db)
+        return 2
+    dataset_id = _dataset_id(db, args.dataset)
+    if dataset_id is None:
+        log.error("%s: no dataset %r", db, args.dataset)
+        return 2
+    methods = [(m, "{}") for m in args.methods.split(",") if m]
+    ids = [i for i in (args.images or "").split(",") if i]
+    if not ids:
+        g = queries.gallery(db, dataset_id, args.model, methods[0][0], limit=args.n, method_params=methods[0][1])
+        ids = list(g.image_id)
+    try:
+        panels = figure_panels(db, dataset_id, args.model, ids, methods, args.metric, args.region)
+    except (UnsafePath, ValueError, OSError) as exc:
+        log.error("%s", exc)
+        return 2
+    titles = method_titles(methods)
+    out = Path(args.out)
+    out.with_suffix(".png").write_bytes(render_png(panels, titles, args.alpha, args.cmap))
+    out.with_suffix(".svg").write_text(render_svg(panels, titles, args.alpha, args.cmap), encoding="utf-8")
+    print(f"figure written to {out.with_suffix('.png')} and {out.with_suffix('.svg')} "
+          f"({len(panels)} images x {len(titles)} methods)")
+    return 0
 
 
 def cmd_demo(args) -> int:
@@ -175,7 +275,15 @@ def cmd_check_data(args) -> int:
     except (ExperimentError, DatasetError, ValueError, OSError) as exc:
         fail(exc if isinstance(exc, ExperimentError) else f"{args.config}: {exc}")
         return 2
-    return report_datasets(specs, args.fail_on, splits_out=args.splits_out)
+    from .runner.units import check_input_size
+    errors = []  # a dataset's input_size that its models cannot take: the run would refuse it
+    for block, spec in zip(exp.datasets, specs):
+        for entry in exp.model_entries(block):
+            try:
+                check_input_size(spec, entry.name)
+            except DatasetError as exc:
+                errors.append(str(exc))
+    return report_datasets(specs, args.fail_on, splits_out=args.splits_out, errors=list(dict.fromkeys(errors)))
 
 
 def cmd_schedule(args) -> int:
@@ -256,6 +364,39 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--systemd", action="store_true", help="print a systemd service + timer instead of cron")
     sc.add_argument("--print-cron", action="store_true", help="(default) print a crontab line")
     sc.set_defaults(fn=cmd_schedule)
+
+    r.add_argument("--no-report", action="store_true", help="do not write the run's report next to its log")
+
+    rp = sub.add_parser("report", help="a report of the database: model quality, leaderboards with both "
+                        "baselines, sanity checks, failures, and every guard's flag")
+    rp.add_argument("--db", default=DEFAULT_DB, help="results database (default %(default)s)")
+    rp.add_argument("--dataset", default=None, help="one dataset (name or id); default: all")
+    rp.add_argument("--format", choices=["md", "html"], default="md")
+    rp.add_argument("--out", default=None, help="write here instead of standard output")
+    rp.set_defaults(fn=cmd_report)
+
+    t = sub.add_parser("table", help="the leaderboard of one metric and region as CSV or LaTeX (booktabs)")
+    t.add_argument("--db", default=DEFAULT_DB, help="results database (default %(default)s)")
+    t.add_argument("--dataset", required=True, help="dataset name or id")
+    t.add_argument("--metric", default="pointing_game")
+    t.add_argument("--region", default="mask")
+    t.add_argument("--format", choices=["csv", "latex"], default="latex")
+    t.add_argument("--out", default=None, help="write here instead of standard output")
+    t.set_defaults(fn=cmd_table)
+
+    f = sub.add_parser("figure", help="N images x M methods (image, outline, heatmap, score) as PNG and SVG")
+    f.add_argument("--db", default=DEFAULT_DB, help="results database (default %(default)s)")
+    f.add_argument("--dataset", required=True, help="dataset name or id")
+    f.add_argument("--model", required=True, help="model id")
+    f.add_argument("--methods", required=True, help="comma-separated method names (default parameters)")
+    f.add_argument("--images", default=None, help="comma-separated image ids (default: the first --n)")
+    f.add_argument("--n", type=int, default=4, help="images when --images is not given (default %(default)s)")
+    f.add_argument("--metric", default="pointing_game", help="score shown under each map")
+    f.add_argument("--region", default="mask", help="region of that score ('none' for faithfulness)")
+    f.add_argument("--cmap", default="inferno", choices=["inferno", "viridis", "gray"])
+    f.add_argument("--alpha", type=float, default=0.5, help="heatmap opacity")
+    f.add_argument("--out", default="figure", help="output stem: writes STEM.png and STEM.svg")
+    f.set_defaults(fn=cmd_figure)
 
     s = sub.add_parser("status", help="what is in the database")
     s.add_argument("--db", default=DEFAULT_DB, help="results database (default %(default)s)")

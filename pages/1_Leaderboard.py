@@ -12,16 +12,22 @@ from engine.dashboard import (
     LEADERBOARD_GROUPS,
     csv_bytes,
     default_region,
+    headlines,
     leaderboard_group_column,
     leaderboard_higher_is_better,
     leaderboard_table,
     md,
+    near_chance_warning,
     open_page,
     ordered_regions,
+    paper_table,
     plotly_frame,
     plotly_text,
     show_table,
+    to_csv,
+    to_latex,
     url_selectbox,
+    with_guards,
 )
 
 px.defaults.color_discrete_sequence = px.colors.qualitative.Alphabet  # 26 distinct colours: one per method
@@ -49,10 +55,12 @@ board, pairs = db.leaderboard_view(dataset_id, metric, region)
 higher = leaderboard_higher_is_better(board)
 shown = leaderboard_table(board, pairs, group_key)
 if group_key == "model":
-    caption = ("mean over test images with 95 % bootstrap CI; n = images scored; rank within each model (baselines "
-               "not ranked); p = Wilcoxon signed-rank vs the model's best method, Holm-adjusted over all method "
-               "pairs of that model (*** p < 0.001, ** < 0.01, * < 0.05; n/a = no test stored); vs random = mean "
-               "minus the random-map baseline's mean")
+    caption = ("mean over test images with 95 % bootstrap CI; n = images scored, n degenerate = all-zero / constant / "
+               "non-finite maps (not scored); rank within each model (baselines not ranked); p = Wilcoxon "
+               "signed-rank vs the model's best method, Holm-adjusted over all method pairs of that model "
+               "(*** p < 0.001, ** < 0.01, * < 0.05; n/a = no test stored); vs random = mean minus the random-map "
+               "baseline's mean; vs random / centre map = mean paired difference to that baseline map, its "
+               "Holm-adjusted p and the verdict (beats / below / n.s.)")
 else:
     caption = (f"per {group}: mean of its models' mean scores, the lowest and highest model mean, models and images "
                f"scored (n, summed); rank within each {group} (baselines not ranked); paired tests are per model — "
@@ -60,7 +68,16 @@ else:
 st.caption(f"{md(ds_label[dataset_id])} · metric **{md(metric)}** ({'higher' if higher else 'lower'} is better) · "
            f"region **{md(region)}** · grouped by **{group}** · {caption}")
 if not shown["baseline"].any():
-    st.caption("No random baseline in this database (run the `baseline_random` method to get the chance row).")
+    st.caption("No baseline map in this database (run the `baseline_random` and `baseline_centre` methods to get "
+               "the chance rows).")
+near_chance_warning(db, dataset_id, board.model_id.unique())
+if group_key == "model":
+    for mid, text in headlines(with_guards(board)).items():
+        st.markdown(f"**{md(mid)}**: {md(text)}")
+    centre = db.centre_share(dataset_id)
+    if len(centre):
+        st.caption("Regions covering the image centre (the centre map's prior): " + "; ".join(
+            f"{md(r.region)} {r.covers_centre:.0%} of {r.images}" for r in centre.itertuples()))
 
 st.subheader(f"Mean per method × {group}")
 table = shown.pivot_table(index="method", columns=gcol, values="mean")
@@ -73,11 +90,16 @@ show_table(shown, {"rank": "{:.0f}"}, hide_index=True,
 stem = f"leaderboard_{metric}_{region}_by_{gcol}"
 buf = io.BytesIO()
 shown.to_parquet(buf, index=False)
-c1, c2 = st.columns(2)
+c1, c2, c3, c4 = st.columns(4)
 c1.download_button("Download this table (CSV)", csv_bytes(shown), file_name=f"{stem}.csv",
                    mime="text/csv")
 c2.download_button("Download this table (Parquet)", buf.getvalue(), file_name=f"{stem}.parquet",
                    mime="application/vnd.apache.parquet")
+paper = paper_table(board)  # per model, every guard: the paper's table
+c3.download_button("Paper table (CSV)", to_csv(paper), file_name=f"leaderboard_{metric}_{region}.csv",
+                   mime="text/csv")
+c4.download_button("Paper table (LaTeX)", to_latex(paper, metric, region, higher).encode(),
+                   file_name=f"leaderboard_{metric}_{region}.tex", mime="application/x-tex")
 
 plot = shown.copy()
 if group_key == "model":

@@ -15,11 +15,13 @@ from engine.dashboard import (
     UnsafePath,
     best_model,
     default_region,
+    figure_downloads,
     legend,
     load_row_sample,
     map_array,
     md,
     method_label,
+    near_chance_warning,
     open_page,
     render_sample,
     requested_page,
@@ -91,9 +93,17 @@ page = url_page("Page", "page", "g_", pages)
 st.caption(f"{total} images · page {page} of {pages} · model **{md(model_id)}** · method **{md(label)}** · heatmap: "
            f"{cmap}, scaled per image for display (bright = high) · {md(legend(regions.all))} · "
            f"*details* opens all methods of one image")
+near_chance_warning(db, dataset_id, [model_id])
 if rows.empty:
     st.info("No images match these filters — widen the confidence or score range, or choose another class.")
     st.stop()
+with st.expander("Figure for a paper: the first images of this page x methods (PNG 300 dpi and SVG)"):
+    fig_methods = st.multiselect("Methods", list(by_label), default=[label], key="g_fig_methods")
+    fig_score = fchoice if fchoice != NO_FILTER else ("pointing_game · mask" if "pointing_game · mask" in fchoices
+                                                       else (fchoices[1] if len(fchoices) > 1 else NO_FILTER))
+    fm_, fr_ = fig_score.split(" · ") if fig_score != NO_FILTER else (None, None)
+    figure_downloads(db, dataset_id, model_id, list(rows.image_id[:6]), [by_label[k] for k in fig_methods], fm_,
+                     fr_, alpha, cmap, "g_fig")
 
 cols = st.columns(4)
 for k, row in enumerate(rows.to_dict("records")):

@@ -12,12 +12,14 @@ from engine.dashboard import (
     Db,
     UnsafePath,
     best_model,
+    figure_downloads,
     labelled,
     legend,
     load_row_sample,
     map_array,
     md,
     method_label,
+    near_chance_warning,
     open_page,
     plotly_frame,
     plotly_text,
@@ -65,6 +67,7 @@ st.markdown(f"**{md(image_id)}** ({md(row['split'])} split) of {md(row['dataset'
             f"**{md(row['label_name'])}** · {verdict} · model {md(model_id)}")
 regions = spec_regions(row["spec"])
 st.caption(f"Heatmap: {cmap}, each map scaled to its own range for display (bright = high); {md(legend(regions.all))}")
+near_chance_warning(db, dataset_id, [model_id])
 
 try:
     sample = load_row_sample(row)
@@ -84,6 +87,14 @@ if sample is not None:
                        f"**{md(title)}** (explains {md(classes[int(maps.iloc[k - 1].target)])})")
 if maps.empty:
     st.info("No maps were stored for this image under this model.")
+elif sample is not None:
+    with st.expander("Figure for a paper: this image x every method (PNG 300 dpi and SVG)"):
+        options = sorted(f"{m} · {r}" for m, r in set(zip(scores.metric, scores.region))) or ["(none)"]
+        choice = st.selectbox("Score under each map", options, key="im_fig_score",
+                              index=options.index("pointing_game · mask") if "pointing_game · mask" in options else 0)
+        fm, fr = choice.split(" · ") if " · " in choice else (None, None)
+        figure_downloads(db, dataset_id, model_id, [image_id], list(zip(maps.method, maps.method_params)), fm, fr,
+                         alpha, cmap, "im_fig")
 
 st.subheader("Scores of this image")
 if scores.empty:

@@ -14,6 +14,7 @@ from engine.dashboard import (
     depth_rows,
     labelled,
     md,
+    near_chance_warning,
     open_page,
     ordered_regions,
     per_method_spearman,
@@ -48,6 +49,7 @@ dataset_id = pick("Dataset", sorted(models.dataset_id.unique()), "dataset",
 sub = opts[opts.dataset_id == dataset_id]
 regions = db.dataset_regions(dataset_id)
 st.subheader(VIEWS[view])
+near_chance_warning(db, dataset_id, models[models.dataset_id == dataset_id].model_id)
 
 
 def pick_model() -> str:

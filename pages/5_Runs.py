@@ -11,8 +11,10 @@ db, runs = open_page("Runs", "Runs", Db.runs, "runs")
 ALL = "(all runs)"
 
 st.subheader("Run history")
-st.caption("Newest first; duration = finished − started (empty while running or after a crash)")
-show_table(runs.rename(columns={"seconds": "duration (s)"}), {"duration (s)": "{:.0f}"}, hide_index=True)
+st.caption("Newest first; wall time = finished − started (empty while running or after a crash); summed job "
+           "time = the seconds of the run's jobs added up (more than the wall time when jobs overlap)")
+WALL = {"seconds": "wall time (s)", "job_seconds": "summed job time (s)"}
+show_table(runs.rename(columns=WALL), {c: "{:.0f}" for c in WALL.values()}, hide_index=True)
 
 run_id = url_selectbox("Run", [ALL, *runs.run_id], "run", "runs_")
 only = None if run_id == ALL else run_id
@@ -36,7 +38,7 @@ if summary.empty:
                                      "one per unit of work)."))
 else:
     st.dataframe(summary, hide_index=True, width="stretch",
-                 column_config={"seconds": st.column_config.NumberColumn("seconds (sum)", format="%.1f")})
+                 column_config={"seconds": st.column_config.NumberColumn("summed job time (s)", format="%.1f")})
     status = url_selectbox("Job status", ["all", "done", "failed"], "status", "runs_")
     jobs = db.jobs(only, None if status == "all" else status)
     st.caption(f"{len(jobs)} jobs shown (at most 1,000, newest first)")

@@ -45,8 +45,9 @@ def test_by_model_hand_computed():
     assert t.loc[("m1", "baseline_random"), "vs random"] == pytest.approx(0.0)
     # sorted by model, baselines last, then rank
     assert list(t.loc["m1"].index) == ["attention", "gradcam", "chefer_gae", "lrp", "baseline_random"]
-    assert list(t.columns) == ["strategy", "arch", "rank", "mean", "ci_low", "ci_high", "n", "n_undefined",
-                               "vs random", "p vs best (Holm)", "signif", "baseline"]
+    assert list(t.columns) == ["strategy", "arch", "rank", "mean", "ci_low", "ci_high", "n", "n degenerate",
+                               "n_undefined", "vs random", "vs random map", "vs centre map", "p vs best (Holm)",
+                               "signif", "warning", "baseline"]
 
 
 def test_lower_is_better_ranks_the_lowest_first():

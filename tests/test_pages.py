@@ -83,7 +83,8 @@ def test_leaderboard_filters_change_rows(dashboard_db, monkeypatch):
     assert at.sidebar.selectbox(key="lb_region").value == "none"
     assert len(at.get("plotly_chart")) == 1
     labels = [b.proto.label for b in at.get("download_button")]
-    assert labels == ["Download this table (CSV)", "Download this table (Parquet)"]
+    assert labels == ["Download this table (CSV)", "Download this table (Parquet)", "Paper table (CSV)",
+                      "Paper table (LaTeX)"]
 
 
 def test_leaderboard_grouped_by_strategy(dashboard_db, monkeypatch):

@@ -164,3 +164,15 @@ def test_run_records_host_commit_versions_and_counts(first_run):
             "SELECT host, versions, started_at, finished_at, counts FROM runs").fetchone()
     assert host and "torch" in versions and finished >= started
     assert '"done": 35' in counts and '"failed_items": 0' in counts
+
+
+def test_cli_run_leaves_a_report_beside_its_log(first_run, tmp_path):
+    import shutil
+    exp_path, db, _ = first_run
+    copy = tmp_path / "r.duckdb"
+    shutil.copyfile(db, copy)
+    out = run_cli("run", exp_path, "--db", copy, "--no-progress")
+    assert out.returncode == 0, out.stderr[-2000:]
+    logs = sorted((tmp_path / "logs").glob("tiny-*.log"))
+    assert len(logs) == 1 and logs[0].with_suffix(".report.md").is_file()
+    assert "### Models" in logs[0].with_suffix(".report.md").read_text(encoding="utf-8")

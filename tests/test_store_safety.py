@@ -14,13 +14,14 @@ from runner_fixtures import run_cli
 from engine.store import DatabaseRefused, ResultWriter, WriterBusy, check_database
 from engine.store import shards as shards_mod
 from engine.store.read import read_only
-from engine.store.schema import SCHEMA_VERSION, create_schema
+from engine.store.schema import SCHEMA_VERSION, columns, create_schema
 
 
 def _scores(values: dict[str, float | None], model="m", run="r") -> pd.DataFrame:
-    return pd.DataFrame([dict(run_id=run, dataset_id="d", model_id=model, method="attention", method_version=1,
-                              method_params="{}", metric="pointing_game", metric_version=1, metric_params="{}",
-                              region="mask", image_id=i, value=v) for i, v in values.items()])
+    df = pd.DataFrame([dict(run_id=run, dataset_id="d", model_id=model, method="attention", method_version=1,
+                            method_params="{}", metric="pointing_game", metric_version=1, metric_params="{}",
+                            region="mask", image_id=i, value=v) for i, v in values.items()])
+    return df.assign(**{c: None for c, _ in columns("scores") if c not in df.columns})  # columns added since
 
 
 def _rows(db, sql="SELECT model_id, image_id, value FROM scores ORDER BY ALL"):
@@ -69,7 +70,9 @@ def _legacy(db, rows=0):
         create_schema(con)
         con.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
         if rows:
-            con.execute("INSERT INTO scores SELECT 'r', 'd', 'm' || (i % 7), 'attention', 1, '{}', 'pointing_game', 1, "
+            con.execute("INSERT INTO scores (run_id, dataset_id, model_id, method, method_version, method_params, "
+                        "metric, metric_version, metric_params, region, image_id, value) "
+                        "SELECT 'r', 'd', 'm' || (i % 7), 'attention', 1, '{}', 'pointing_game', 1, "
                         "'{}', 'mask', 'img' || i, random() FROM range(?) t(i)", [rows])
 
 

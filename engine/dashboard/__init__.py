@@ -11,6 +11,8 @@ import importlib
 
 from ..metrics.summaries import method_label
 from .compare import depth_rows, strategy_means, strategy_models
+from .export import paper_table, to_csv, to_latex
+from .guards import NEAR_CHANCE, headlines, with_guards
 from .images import UnsafePath, load_row_sample
 from .leaderboard import GROUPS as LEADERBOARD_GROUPS
 from .leaderboard import group_column as leaderboard_group_column
@@ -24,10 +26,12 @@ from .viz import COLORMAPS, legend, render_sample
 
 _STREAMLIT_BOUND = {"Db": "cache", "db_state": "cache", **{n: "widgets" for n in (
     "no_database", "open_page", "requested_page", "show_table", "url_page", "url_range", "url_selectbox",
-    "url_slider")}}
+    "url_slider")}, "near_chance_warning": "guard_widgets", "figure_downloads": "guard_widgets"}
 
 __all__ = [
-    "COLORMAPS", "CONFOUNDER_METRICS", "DatasetRegions", "GALLERY_SORTS", "LEADERBOARD_GROUPS", "OUTCOMES",
+    "COLORMAPS", "CONFOUNDER_METRICS", "DatasetRegions", "GALLERY_SORTS", "LEADERBOARD_GROUPS", "NEAR_CHANCE",
+    "OUTCOMES",
+    "headlines", "paper_table", "to_csv", "to_latex", "with_guards",
     "UnsafePath", "best_model", "csv_bytes", "csv_safe", "default_region", "depth_rows", "labelled",
     "leaderboard_group_column", "leaderboard_higher_is_better", "leaderboard_table", "legend", "load_row_sample",
     "map_array", "md", "method_label", "ordered_regions", "per_method_spearman", "plotly_frame", "plotly_text",

@@ -3,7 +3,7 @@
 A ``Db`` is one version of the database file: its path and modification time.  Every query is a
 method with a signature, cached by ``st.cache_data`` on (the query, the ``Db``, its arguments), so a
 database swapped in by a finished batch (new mtime) is read afresh on the next rerun, while a page never
-holds a connection open.  The SQL lives in :mod:`.queries` and :mod:`.queries_compare`.
+holds a connection open.  The SQL lives in :mod:`.queries`, :mod:`.queries_compare` and :mod:`.guards`.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import streamlit as st
 
 from ..store.check import database_problem
 from ..store.schema import SCHEMA_VERSION
-from . import queries, queries_compare
+from . import guards, queries, queries_compare
 from .regions import DatasetRegions, spec_regions
 from .safe import md
 
@@ -139,6 +139,15 @@ class Db:
     @_cached
     def confounders(self, threshold: float) -> pd.DataFrame:
         return queries_compare.confounders(self.file, threshold)
+
+    # -- guards (docs/metrics.md, "Guards") ---------------------------------------------------------
+    @_cached
+    def near_chance_lines(self, dataset_id: str, model_ids: tuple[str, ...]) -> list[str]:
+        return guards.near_chance_lines(self.file, dataset_id, model_ids)
+
+    @_cached
+    def centre_share(self, dataset_id: str) -> pd.DataFrame:
+        return guards.centre_share(self.file, dataset_id)
 
     # -- runs ---------------------------------------------------------------------------------------
     @_cached

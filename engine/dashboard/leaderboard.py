@@ -14,8 +14,9 @@ from ..metrics.summaries import method_label
 # group key -> its name on the page
 GROUPS = {"model": "model", "strategy": "pretraining strategy", "arch": "architecture"}
 RANDOM_BASELINE = "baseline_random"
-BY_MODEL_COLUMNS = ["model_id", "strategy", "arch", "rank", "label", "mean", "ci_low", "ci_high", "n", "n_undefined",
-                    "vs random", "p vs best (Holm)", "signif", "baseline"]
+BY_MODEL_COLUMNS = ["model_id", "strategy", "arch", "rank", "label", "mean", "ci_low", "ci_high", "n", "n degenerate",
+                    "n_undefined", "vs random", "vs random map", "vs centre map", "p vs best (Holm)", "signif",
+                    "warning", "baseline"]
 
 
 def group_column(group_key: str) -> str:
@@ -84,7 +85,11 @@ def random_gap(df: pd.DataFrame, by: str) -> pd.Series:
 
 
 def by_model(board: pd.DataFrame, pairs: pd.DataFrame, higher: bool) -> pd.DataFrame:
-    """One row per (model, method): rank within the model, random gap, p vs the model's best, marks."""
+    """One row per (model, method): rank within the model, random gap, p vs the model's best, marks, and the
+    guards (:mod:`.guards`: n degenerate, paired gaps to the random and centre maps, substrate warning)."""
+    from .guards import guard_columns, with_guards
+    guarded = with_guards(board)  # its label names the substrate when a board mixes two
+    board = board.assign(label=guarded["label"]).join(guard_columns(guarded))
     board = board.assign(rank=rank_within(board, "model_id", higher))
     p = p_vs_best(board, pairs)
     board["p vs best (Holm)"] = [p_text(v, b) for v, b in zip(p, board["baseline"])]

@@ -6,6 +6,7 @@ dashboard never holds a lock that would block the batch writer.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 import duckdb
@@ -41,11 +42,22 @@ def table_counts(path) -> pd.DataFrame:
 
 
 def runs(path, limit: int = 1000) -> pd.DataFrame:
-    """Run history, newest first, with the duration in seconds (NULL while running)."""
-    return _df(path, """
-        SELECT run_id, kind, status, started_at, finished_at,
-               date_diff('millisecond', started_at, finished_at) / 1000.0 AS seconds, host, git_commit
-        FROM runs ORDER BY started_at DESC LIMIT ?""", [int(limit)])
+    """Run history, newest first: ``seconds`` = the run's wall time (finished - started; NULL while running)
+    and ``job_seconds`` = the time of its jobs summed (larger than the wall time when jobs run in
+    parallel or share a chunk; NULL without jobs)."""
+    with read_only(path) if not isinstance(path, duckdb.DuckDBPyConnection) else _same(path) as con:
+        jobs = _df(con, "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'jobs'")["n"].iloc[0]
+        job_seconds = "(SELECT sum(j.seconds) FROM jobs j WHERE j.run_id = r.run_id)" if jobs else "NULL::DOUBLE"
+        return _df(con, f"""
+            SELECT run_id, kind, status, started_at, finished_at,
+                   date_diff('millisecond', started_at, finished_at) / 1000.0 AS seconds,
+                   {job_seconds} AS job_seconds, host, git_commit
+            FROM runs r ORDER BY started_at DESC LIMIT ?""", [int(limit)])
+
+
+@contextlib.contextmanager
+def _same(con):
+    yield con
 
 
 def datasets(path) -> pd.DataFrame:
@@ -96,8 +108,12 @@ def leaderboard(path, dataset_id: str, metric: str, region: str) -> pd.DataFrame
     within each model.  Unranked: the rank (baselines excluded) is :func:`.leaderboard.rank_within`'s."""
     return _df(path, """
         SELECT s.model_id, m.name AS model, m.init, m.arch, m.strategy, s.method, s.method_params, s.mean, s.ci_low,
-               s.ci_high, s.n, s.n_undefined, coalesce(mt.higher_is_better, true) AS higher_is_better
+               s.ci_high, s.n, s.n_undefined, coalesce(mt.higher_is_better, true) AS higher_is_better,
+               s.metric_params, s.n_degenerate, s.substrate, me.baseline AS method_baseline, s.gap_random,
+               s.p_random, s.gap_centre, s.p_centre, q.near_chance
         FROM summary s JOIN models m USING (model_id) LEFT JOIN metrics mt ON mt.metric = s.metric
+             LEFT JOIN methods me ON me.method = s.method
+             LEFT JOIN model_quality q ON q.dataset_id = s.dataset_id AND q.model_id = s.model_id
         WHERE s.dataset_id = ? AND s.metric = ? AND s.region = ?
         ORDER BY s.model_id, CASE WHEN coalesce(mt.higher_is_better, true) THEN -s.mean ELSE s.mean END NULLS LAST,
                  s.method, s.method_params""", [dataset_id, metric, region])

@@ -122,6 +122,7 @@ def smoothgrad(model, images, targets, nt_samples: int = 16, stdevs: float = 0.1
 
 
 @register_method("integrated_gradients", version=1, needs_grads=True, kind="model", memory_bounded=True,
+                 baseline="zero",
                  reference="Sundararajan, Taly & Yan 2017, via captum.attr.IntegratedGradients")
 def integrated_gradients(model, images, targets, n_steps: int = 50, internal_batch_size: int | None = None,
                          memory_budget: int | None = None) -> torch.Tensor:
@@ -142,7 +143,7 @@ def integrated_gradients(model, images, targets, n_steps: int = 50, internal_bat
     return torch.cat(out).float()
 
 
-@register_method("occlusion", version=1, needs_grads=False, kind="model", memory_bounded=True,
+@register_method("occlusion", version=1, needs_grads=False, kind="model", memory_bounded=True, baseline="zero",
                  reduced_precision=False,  # differences of bf16 logits are too coarse (docs/methods.md)
                  reference="Zeiler & Fergus 2014, via captum.attr.Occlusion with patch-sized windows")
 def occlusion(model, images, targets, window: int | None = None, perturbations_per_eval: int | None = None,

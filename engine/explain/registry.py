@@ -28,6 +28,7 @@ class MethodInfo:
     kind: str = "trace"  # 'trace': fn(trace, **params); 'model': fn(model, images, targets, **params)
     layers: Callable[[dict], set[int] | None] | None = None  # blocks a trace method reads (None: all)
     needs_relevance: bool = False  # needs the LRP relevance pass (trace.extras['lrp_cams'])
+    baseline: str | None = None  # the reference input the attribution is relative to ('zero': normalised zeros)
     reduced_precision: bool = True  # may run under bf16 autocast when the run's precision is bf16
     memory_bounded: bool = False  # a 'model' method taking memory_budget= (bytes of activations per pass)
 
@@ -40,7 +41,8 @@ METHODS: dict[str, MethodInfo] = {}
 
 def register_method(name: str, *, version: int, needs_grads: bool, reference: str, kind: str = "trace",
                     needs_relevance: bool = False, layers: Callable[[dict], set[int] | None] | None = None,
-                    reduced_precision: bool = True, memory_bounded: bool = False):
+                    reduced_precision: bool = True, memory_bounded: bool = False,
+                    baseline: str | None = None):
     if kind not in ("trace", "model"):
         raise ValueError(f"kind {kind!r} is not 'trace' or 'model'")
 
@@ -49,7 +51,8 @@ def register_method(name: str, *, version: int, needs_grads: bool, reference: st
             raise ValueError(f"method {name!r} is already registered")
         METHODS[name] = MethodInfo(name=name, fn=fn, version=version, needs_grads=needs_grads, reference=reference,
                                    kind=kind, needs_relevance=needs_relevance, layers=layers,
-                                   reduced_precision=reduced_precision, memory_bounded=memory_bounded)
+                                   reduced_precision=reduced_precision, memory_bounded=memory_bounded,
+                                   baseline=baseline)
         return fn
     return deco
 

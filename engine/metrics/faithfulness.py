@@ -5,11 +5,15 @@ by raster order: a stable sort), in ``n_steps`` equal steps; after each step the
 probability of the explained class is recorded.  The AUC is the trapezoid rule over the fraction
 of switched pixels in [0, 1] (RISE's equal-step rule when the steps divide the image exactly).
 
-* ``deletion_auc``:  start = the image, finish = zeros **in the model's normalised input space**
-  (RISE's substrate: the normalisation mean colour, not black).  Lower is better.
-* ``insertion_auc``: start = the image blurred with RISE's kernel (11 x 11, sigma 5, built like
-  RISE's ``gkern``: ``scipy.ndimage.gaussian_filter`` of a centred delta, zero padding in the
-  convolution), finish = the image.  Higher is better.
+* ``deletion_auc``:  start = the image, finish = the *substrate*: by default zeros **in the model's
+  normalised input space** (RISE's substrate: the normalisation mean colour, not black).  Lower is better.
+* ``insertion_auc``: start = the substrate, by default the image blurred with RISE's kernel (11 x 11,
+  sigma 5, built like RISE's ``gkern``: ``scipy.ndimage.gaussian_filter`` of a centred delta, zero padding
+  in the convolution), finish = the image.  Higher is better.
+
+``substrate`` is ``"zero"`` or ``"blur"`` for both (a parameter, so part of the score's key).  A method
+whose own baseline equals the deletion substrate (Integrated Gradients and occlusion use zeros) is
+favoured by it: score deletion with ``substrate = "blur"`` as well (docs/metrics.md, "Guards").
 
 Maps must be at image resolution (B, H, W); images are the normalised model inputs.  Every step
 of every image is evaluated in batches of ``batch_size`` model inputs (images x steps mixed).  The
@@ -26,6 +30,7 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+from scipy.ndimage import gaussian_filter
 
 from ..models.precision import autocast
 from .registry import register_metric
@@ -33,7 +38,6 @@ from .registry import register_metric
 
 @lru_cache(maxsize=4)
 def rise_kernel(klen: int = 11, sigma: float = 5.0) -> torch.Tensor:
-    from scipy.ndimage import gaussian_filter
     delta = np.zeros((klen, klen))
     delta[klen // 2, klen // 2] = 1.0
     return torch.from_numpy(gaussian_filter(delta, sigma).astype(np.float32))
@@ -46,6 +50,19 @@ def rise_blur(images: torch.Tensor, klen: int = 11, sigma: float = 5.0) -> torch
     weight = torch.zeros(c, 1, klen, klen, dtype=images.dtype, device=images.device)
     weight[:, 0] = k
     return torch.nn.functional.conv2d(images, weight, padding=klen // 2, groups=c)
+
+
+SUBSTRATES = ("zero", "blur")
+SUBSTRATE_DEFAULT = {"deletion_auc": "zero", "insertion_auc": "blur"}
+
+
+def substrate_image(images: torch.Tensor, substrate: str) -> torch.Tensor:
+    """What switched pixels become (deletion) or start from (insertion)."""
+    if substrate == "zero":
+        return torch.zeros_like(images)
+    if substrate == "blur":
+        return rise_blur(images)
+    raise ValueError(f"substrate {substrate!r} is not one of {list(SUBSTRATES)}")
 
 
 def step_counts(n_pixels: int, n_steps: int) -> np.ndarray:
@@ -103,15 +120,16 @@ def _auc(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _run(kind: str, maps, model, images, targets, n_steps: int, batch_size: int, return_curves: bool,
-         precision: str = "fp32"):
+         precision: str = "fp32", substrate: str | None = None):
     if model is None or images is None or targets is None:
         raise ValueError(f"{kind}_auc needs model=, images= (normalised) and targets=")
     model.eval()
     maps = torch.as_tensor(maps).float()
+    sub = substrate_image(images, substrate or SUBSTRATE_DEFAULT[f"{kind}_auc"])
     if kind == "deletion":
-        start, finish = images, torch.zeros_like(images)
+        start, finish = images, sub
     else:
-        start, finish = rise_blur(images), images
+        start, finish = sub, images
     x, y = causal_curves(model, maps, start, finish, torch.as_tensor(targets).long(), n_steps, batch_size, precision)
     auc = _auc(x, y)
     return (auc, x, y) if return_curves else auc
@@ -120,14 +138,17 @@ def _run(kind: str, maps, model, images, targets, n_steps: int, batch_size: int,
 @register_metric("deletion_auc", version=1, kind="faithfulness", higher_is_better=False,
                  reference="Petsiuk, Das & Saenko, BMVC 2018 (RISE CausalMetric, mode 'del')")
 def deletion_auc(maps, *, model=None, images=None, targets=None, n_steps: int = 50, batch_size: int | None = None,
-                 return_curves: bool = False, precision: str = "fp32"):
-    """AUC of the class probability while the most relevant pixels are replaced by zeros."""
-    return _run("deletion", maps, model, images, targets, n_steps, batch_size, return_curves, precision)
+                 return_curves: bool = False, precision: str = "fp32", substrate: str = "zero"):
+    """AUC of the class probability while the most relevant pixels are replaced by the substrate (zeros, or
+    the blurred image)."""
+    return _run("deletion", maps, model, images, targets, n_steps, batch_size, return_curves, precision, substrate)
 
 
 @register_metric("insertion_auc", version=1, kind="faithfulness", higher_is_better=True,
                  reference="Petsiuk, Das & Saenko, BMVC 2018 (RISE CausalMetric, mode 'ins', blurred start)")
 def insertion_auc(maps, *, model=None, images=None, targets=None, n_steps: int = 50, batch_size: int | None = None,
-                  return_curves: bool = False, precision: str = "fp32"):
-    """AUC of the class probability while the most relevant pixels are inserted into a blurred image."""
-    return _run("insertion", maps, model, images, targets, n_steps, batch_size, return_curves, precision)
+                  return_curves: bool = False, precision: str = "fp32", substrate: str = "blur"):
+    """AUC of the class probability while the most relevant pixels are inserted into the substrate (a blurred
+    image, or zeros)."""
+    return _run("insertion", maps, model, images, targets, n_steps, batch_size, return_curves, precision,
+                substrate)

@@ -1,4 +1,5 @@
-"""Per-group summaries computed at ingest (never in a page): mean, n, bootstrap CI, paired tests.
+"""Per-group summaries computed at ingest (never in a page): mean, n, bootstrap CI, paired tests, degenerate
+maps and the gaps to the random and centre baseline maps.
 
 :func:`summarise` is pure: it turns the per-image ``scores`` rows of one (dataset, model) into the
 ``summary`` and ``pairwise`` rows; the runner reads the scores and the writer stores the result.
@@ -6,6 +7,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import numpy as np
 import pandas as pd
@@ -13,6 +15,8 @@ import pandas as pd
 from .stats import bootstrap_ci, holm, wilcoxon_pair
 
 GROUP = ["method", "method_version", "method_params", "metric", "metric_version", "metric_params", "region"]
+METHOD_KEY = ["method", "method_version", "method_params"]
+BASELINES = {"random": "baseline_random", "centre": "baseline_centre"}
 
 
 def method_label(method: str, params: str) -> str:
@@ -20,34 +24,70 @@ def method_label(method: str, params: str) -> str:
 
 
 SCORE_COLUMNS = [*GROUP, "image_id", "value"]
-SUMMARY_COLUMNS = ["dataset_id", "model_id", *GROUP, "n", "n_undefined", "mean", "ci_low", "ci_high"]
+DEGENERATE_COLUMNS = [*METHOD_KEY, "image_id", "kind"]
+SUMMARY_COLUMNS = ["dataset_id", "model_id", *GROUP, "n", "n_undefined", "mean", "ci_low", "ci_high", "n_degenerate",
+                   "substrate", "gap_random", "p_random", "gap_centre", "p_centre"]
 PAIRWISE_COLUMNS = ["dataset_id", "model_id", "metric", "metric_version", "metric_params", "region", "method_a",
                     "method_b", "n", "mean_diff", "p_value", "p_holm"]
 
 
+def substrate_of(metric: str, metric_params: str | dict | None) -> str | None:
+    """The substrate a faithfulness score switched pixels to / from ('zero' or 'blur'); None otherwise."""
+    from .faithfulness import SUBSTRATE_DEFAULT
+    if metric not in SUBSTRATE_DEFAULT:
+        return None
+    params = json.loads(metric_params) if isinstance(metric_params, str) and metric_params else metric_params or {}
+    return params.get("substrate", SUBSTRATE_DEFAULT[metric])
+
+
+def baseline_label(labels, kind: str) -> str | None:
+    """The label of the ``kind`` ('random' / 'centre') baseline among ``labels``: the default-parameter
+    one, else the first variant by name; None when it was not run."""
+    name = BASELINES[kind]
+    labels = sorted(set(labels))
+    if name in labels:
+        return name
+    return next((lab for lab in labels if lab.startswith(name + " ")), None)
+
+
+def _gap(pairwise: pd.DataFrame, label: str, base: str | None) -> tuple[float | None, float | None]:
+    """(mean paired difference label - base, Holm p) from the pairwise rows of one group."""
+    if base is None or label == base:
+        return None, None
+    hit = pairwise[(pairwise.method_a == label) & (pairwise.method_b == base)]
+    sign = 1.0
+    if hit.empty:
+        hit, sign = pairwise[(pairwise.method_a == base) & (pairwise.method_b == label)], -1.0
+    if hit.empty:
+        return None, None
+    d, p = hit.mean_diff.iloc[0], hit.p_holm.iloc[0]
+    return (None if d != d else sign * float(d)), (None if p != p else float(p))
+
+
 def summarise(scores: pd.DataFrame, dataset_id: str, model_id: str, seed: int = 0,
-              methods: set[tuple[str, str]] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+              methods: set[tuple[str, str]] | None = None, degenerate: pd.DataFrame | None = None,
+              previous: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(summary, pairwise)`` rows of one (dataset, model) from its per-image ``scores`` (``SCORE_COLUMNS``).
 
-    ``methods``: only bootstrap the summaries of these ``(method, canonical params)`` (the caller keeps the
-    rest); the paired tests always cover every method, as the Holm family does."""
+    ``degenerate``: the model's degenerate maps (``DEGENERATE_COLUMNS``); their NULL scores are counted in
+    ``n_degenerate``, not in ``n_undefined``.  ``methods``: only bootstrap the summaries of these
+    ``(method, canonical params)``; the other methods' rows are returned too, with their CI taken from
+    ``previous`` (the stored summary rows) when it has them, so the baseline gaps of every row follow the
+    paired tests, which always cover every method (the Holm family)."""
     df = scores.copy()
     if df.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS), pd.DataFrame(columns=PAIRWISE_COLUMNS)
     df["value"] = df["value"].astype("float64")
-    rows = []
-    for key, g in df.groupby(GROUP, sort=True, dropna=False):
-        if methods is not None and (key[0], key[2]) not in methods:
-            continue
-        v = g["value"].to_numpy(dtype=np.float64)
-        defined = v[~np.isnan(v)]
-        lo, hi = bootstrap_ci(defined, seed=seed)
-        rows.append((dataset_id, model_id, *key, int(len(defined)), int(len(v) - len(defined)),
-                     float(defined.mean()) if len(defined) else None, lo, hi))
-    summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    df["label"] = [method_label(m, p) for m, p in zip(df["method"], df["method_params"])]
+    degenerate = degenerate if degenerate is not None else pd.DataFrame(columns=DEGENERATE_COLUMNS)
+    bad = {tuple(r) for r in degenerate[[*METHOD_KEY, "image_id"]].itertuples(index=False)}
+    n_bad = degenerate.groupby(METHOD_KEY).image_id.nunique().to_dict() if len(degenerate) else {}
+    old = {}
+    if previous is not None and len(previous):
+        old = {tuple(r[:len(GROUP)]): (r[-2], r[-1]) for r in
+               previous[[*GROUP, "ci_low", "ci_high"]].itertuples(index=False)}
 
     pairs = []
-    df["label"] = [method_label(m, p) for m, p in zip(df["method"], df["method_params"])]
     for (metric, mver, mparams, region), g in df.groupby(["metric", "metric_version", "metric_params", "region"]):
         wide = g.pivot_table(index="image_id", columns="label", values="value", aggfunc="first", dropna=False)
         labels = sorted(wide.columns)
@@ -58,4 +98,23 @@ def summarise(scores: pd.DataFrame, dataset_id: str, model_id: str, seed: int = 
         adjusted = holm([f[-1] for f in family])
         for f, ph in zip(family, adjusted):
             pairs.append((*f, float(ph)))
-    return summary, pd.DataFrame(pairs, columns=PAIRWISE_COLUMNS)
+    pairwise = pd.DataFrame(pairs, columns=PAIRWISE_COLUMNS)
+
+    rows = []
+    for key, g in df.groupby(GROUP, sort=True, dropna=False):
+        v = g["value"].to_numpy(dtype=np.float64)
+        defined = v[~np.isnan(v)]
+        if methods is None or (key[0], key[2]) in methods or key not in old:
+            lo, hi = bootstrap_ci(defined, seed=seed)
+        else:
+            lo, hi = old[key]
+        degenerate_here = sum((*key[:3], i) in bad for i, x in zip(g["image_id"], v) if np.isnan(x))
+        here = pairwise[(pairwise.metric == key[3]) & (pairwise.metric_version == key[4])
+                        & (pairwise.metric_params == key[5]) & (pairwise.region == key[6])]
+        label = method_label(key[0], key[2])
+        labels = set(g["label"]) | set(here.method_a) | set(here.method_b)
+        gaps = [x for kind in ("random", "centre") for x in _gap(here, label, baseline_label(labels, kind))]
+        rows.append((dataset_id, model_id, *key, int(len(defined)), int(len(v) - len(defined) - degenerate_here),
+                     float(defined.mean()) if len(defined) else None, lo, hi, int(n_bad.get(key[:3], 0)),
+                     substrate_of(key[3], key[5]), *gaps))
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS), pairwise

@@ -23,6 +23,7 @@ from ..explain import METHODS, run_methods, upsample_maps
 from ..explain.registry import method_precision
 from ..models.precision import stage_precision
 from ..metrics import METRICS
+from ..metrics.quality import centre_coverage, degenerate_kinds
 from ..models import ModelInfo, normalise
 from ..store import canonical_json
 from .results import Failure, first_line
@@ -36,6 +37,8 @@ SCORE_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "m
               "metric_version", "metric_params", "region", "image_id", "value", "precision"]
 CURVE_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "metric",
               "metric_version", "metric_params", "image_id", "x", "y", "precision"]
+DEGENERATE_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "image_id", "kind"]
+REGION_COLS = ["dataset_id", "region", "image_id", "area", "covers_centre"]
 
 
 @dataclass
@@ -45,6 +48,8 @@ class EvalResult:
     scores: pd.DataFrame
     curves: pd.DataFrame
     failures: list[Failure] = field(default_factory=list)
+    degenerate: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=DEGENERATE_COLS))
+    region_stats: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REGION_COLS))
 
 
 @dataclass
@@ -54,12 +59,16 @@ class _Rows:
     scores: list[tuple] = field(default_factory=list)
     curves: list[tuple] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    degenerate: list[tuple] = field(default_factory=list)
+    regions: list[tuple] = field(default_factory=list)
 
     def add(self, other: "_Rows") -> None:
         self.explanations += other.explanations
         self.scores += other.scores
         self.curves += other.curves
         self.failures += other.failures
+        self.degenerate += other.degenerate
+        self.regions += other.regions
 
 
 @dataclass(frozen=True)
@@ -123,6 +132,9 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
         x = normalise(batch["image"].to(dev, non_blocking=True), info)
         ids = batch["image_id"]
         batch_regions = {k: v for k, v in batch["regions"].items() if regions is None or k in regions}
+        for rname, reg in batch_regions.items():
+            covers, area = centre_coverage(reg)
+            rows.regions += [(dataset_id, rname, i, float(a), bool(c)) for i, a, c in zip(ids, area, covers)]
         predicted = False
         for round_ in _rounds(variants):
             skipped: dict[str, str] = {}
@@ -152,27 +164,44 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
         log.warning("%s %s: %s failed at %s: %s", dataset_id, model_id, f.method, f.stage, f"{f.item}: {f.reason}")
     return EvalResult(pd.DataFrame(preds, columns=PRED_COLS), pd.DataFrame(rows.explanations, columns=EXPL_COLS),
                       pd.DataFrame(rows.scores, columns=SCORE_COLS), pd.DataFrame(rows.curves, columns=CURVE_COLS),
-                      rows.failures)
+                      rows.failures, pd.DataFrame(rows.degenerate, columns=DEGENERATE_COLS),
+                      pd.DataFrame(rows.regions, columns=REGION_COLS).drop_duplicates(["region", "image_id"]))
 
 
 def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[str, dict], batch: _Batch,
                   prefix: tuple[str, str, str]) -> _Rows:
     """One method's maps of a batch (``variant``: its name and parameters) as explanation rows, scored with
-    ``metrics``; ``prefix``: (run_id, dataset_id, model_id) of every row."""
+    ``metrics``; ``prefix``: (run_id, dataset_id, model_id) of every row.
+
+    A degenerate map (engine.metrics.quality: non-finite, all-zero or constant) is recorded in
+    ``degenerate`` and never scored: a non-finite map is a failure and not stored; an all-zero or constant
+    map is stored (for display) and gets NULL scores, not chance."""
     mname, mparams = variant
     ids, out = batch.ids, _Rows()
     mkey = (mname, METHODS[mname].version, canonical_json(mparams))
     map_precision = method_precision(mname, stage_precision("explain", batch.precision))
     faith_precision = stage_precision("faithfulness", batch.precision)
-    finite = torch.isfinite(maps).flatten(1).all(1)
-    for i in (~finite).nonzero().flatten().tolist():
-        out.failures.append(Failure(ids[i], "explain", "map contains NaN or inf; not scored", mname))
+    kinds = degenerate_kinds(maps)
+    finite = torch.tensor([k != "nonfinite" for k in kinds], dtype=torch.bool)
+    for i, kind in enumerate(kinds):
+        if kind == "nonfinite":
+            out.failures.append(Failure(ids[i], "explain", "map contains NaN or inf; not scored", mname))
+        if kind is not None:
+            out.degenerate.append((*prefix, *mkey, ids[i], kind))
     gh, gw = maps.shape[-2:]
     for i, image_id in enumerate(ids):
         if finite[i]:
             out.explanations.append((*prefix, *mkey, image_id, int(batch.targets[i]), gh, gw,
                                      maps[i].flatten().numpy().astype(np.float32), map_precision))
-    keep = finite.nonzero().flatten()
+    for i, kind in enumerate(kinds):
+        if kind in ("zero", "constant"):
+            for metric, kparams in metrics.items():
+                kkey = (metric, METRICS[metric].version, canonical_json(kparams))
+                faith = METRICS[metric].kind == "faithfulness"
+                for region in (["none"] if faith else batch.regions):
+                    out.scores.append((*prefix, *mkey, *kkey, region, ids[i], None,
+                                       faith_precision if faith else map_precision))
+    keep = torch.tensor([k is None for k in kinds], dtype=torch.bool).nonzero().flatten()
     if len(keep) == 0:
         return out
     up = upsample_maps(maps[keep], tuple(batch.x.shape[-2:]))

@@ -172,6 +172,9 @@ class Experiment(_Strict):
                 raise ValueError(f"unknown metric {name!r}; registered: {sorted(METRICS)}")
             check_params("metric", name, METRICS[name].fn, params, skip=2 if METRICS[name].kind == "localisation"
                           else 1)
+            from ..metrics.faithfulness import SUBSTRATES
+            if "substrate" in params and params["substrate"] not in SUBSTRATES:
+                raise ValueError(f"metric {name!r}: substrate {params['substrate']!r}; allowed: {list(SUBSTRATES)}")
         return v
 
     @model_validator(mode="after")

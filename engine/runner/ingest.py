@@ -13,8 +13,9 @@ import pandas as pd
 from ..data import DatasetSpec, Record, fingerprint, image_size, region_names
 from ..explain import METHODS
 from ..metrics import METRICS
+from ..metrics.quality import model_quality
 from ..metrics.sanity import MPRT
-from ..metrics.summaries import SCORE_COLUMNS, summarise
+from ..metrics.summaries import DEGENERATE_COLUMNS, SCORE_COLUMNS, SUMMARY_COLUMNS, summarise
 from ..models import ModelInfo
 from ..store import ResultWriter, canonical_json, identity, utc_now
 
@@ -57,7 +58,7 @@ def finish_run(w: ResultWriter, run_id: str, status: str, counts: dict | None = 
 def write_registries(w: ResultWriter) -> None:
     for m in METHODS.values():
         w.upsert("methods", {"method": m.name, "version": m.version, "needs_grads": m.needs_grads,
-                             "reference": m.reference})
+                             "reference": m.reference, "baseline": m.baseline})
     for m in [*METRICS.values(), MPRT]:
         w.upsert("metrics", {"metric": m.name, "version": m.version, "kind": m.kind,
                              "higher_is_better": m.higher_is_better, "reference": m.reference})
@@ -114,9 +115,22 @@ def refresh_summaries(w: ResultWriter, dataset_id: str, model_id: str, seed: int
                       methods: set[tuple[str, str]] | None = None) -> tuple[int, int]:
     """Rewrite the summary + pairwise rows of one (dataset, model) from its scores; returns their counts."""
     summary, pairwise = summarise(w.scores_of(dataset_id, model_id, SCORE_COLUMNS), dataset_id, model_id,
-                                  seed=seed, methods=methods)
+                                  seed=seed, methods=methods,
+                                  degenerate=w.rows_of("degenerate_maps", dataset_id, DEGENERATE_COLUMNS, model_id),
+                                  previous=w.rows_of("summary", dataset_id, SUMMARY_COLUMNS, model_id))
     if summary.empty and pairwise.empty:
         return 0, 0
     w.replace_rows("summary", summary)
     w.replace_rows("pairwise", pairwise)
     return len(summary), len(pairwise)
+
+
+def refresh_quality(w: ResultWriter, dataset_id: str, seed: int = 0) -> int:
+    """Rewrite the ``model_quality`` rows of every model of a dataset from its test-split predictions
+    (a model's random-weights twin may arrive after it); returns their count."""
+    models = w.rows_of("models", dataset_id, ["dataset_id", "model_id", "name", "init"])
+    preds = w.rows_of("predictions", dataset_id, ["dataset_id", "model_id", "image_id", "label", "pred"])
+    split = w.rows_of("images", dataset_id, ["image_id", "split"])
+    preds = preds.merge(split[split.split == "test"][["image_id"]], on="image_id")
+    rows = model_quality(preds, models, seed=seed)
+    return w.replace_rows("model_quality", rows) if len(rows) else 0

@@ -68,12 +68,15 @@ class PredictResult:
 
 @dataclass
 class ChunkResult:
-    """Maps, scores and curves of one chunk of evaluate jobs, on ``n_items`` images."""
+    """Maps, scores and curves of one chunk of evaluate jobs, on ``n_items`` images; its degenerate maps
+    (``degenerate_maps`` rows but the ids) and the regions' centre coverage (``region_stats`` rows)."""
     explanations: pd.DataFrame
     scores: pd.DataFrame
     curves: pd.DataFrame
     failures: list[Failure] = field(default_factory=list)
     n_items: int = 0
+    degenerate: pd.DataFrame | None = None
+    region_stats: pd.DataFrame | None = None
 
 
 @dataclass

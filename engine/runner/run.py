@@ -24,7 +24,7 @@ from . import units
 from .datasets import PreparedDataset, prepare
 from .executors import make_executor
 from .experiment import Experiment, ModelEntry
-from .ingest import finish_run, refresh_summaries, start_run, write_dataset, write_model
+from .ingest import finish_run, refresh_quality, refresh_summaries, start_run, write_dataset, write_model
 from .jobs import Chunk, checkpoint_path, method_key, metric_key, plan_chunks, predict_key, sanity_key, train_key
 from .results import ChunkResult, Failure, TrainResult, first_line
 
@@ -203,8 +203,12 @@ class _Driver:
                                   method_key(j.method, j.method_params))
             return
         ids = {"run_id": self.report.run_id, "dataset_id": d.dataset_id, "model_id": model_id}
-        for table, rows in (("explanations", out.explanations), ("scores", out.scores), ("curves", out.curves)):
-            self.w.replace_rows(table, rows.assign(**ids))
+        for table, rows in (("explanations", out.explanations), ("scores", out.scores), ("curves", out.curves),
+                            ("degenerate_maps", out.degenerate)):
+            if rows is not None:
+                self.w.replace_rows(table, rows.assign(**ids))
+        if out.region_stats is not None:
+            self.w.replace_rows("region_stats", out.region_stats.assign(dataset_id=d.dataset_id))
         for j in chunk.jobs:
             mine = [f for f in out.failures if f.method == j.method]
             self._failures(j.key, mine if j is _first_job_of(chunk, j.method, j.method_params) else [],
@@ -344,19 +348,20 @@ def _run(exp, db, prepared, stopped, work, executor, ray_address, device, progre
             for d in prepared:
                 for entry, res, model_id in drv.train(d):
                     drv.predict(d, entry, res, model_id)
+                    refresh_quality(w, d.dataset_id, seed=exp.seed)  # published with the model's first chunk
                     drv.evaluate(d, model_id, entry, res)
                     drv.sanity(d, model_id, entry, res)
             status = "finished" if drv.report.ok else "finished with failures"
-        except BaseException as exc:  # SIGTERM / Ctrl-C (engine.store.lock.Interrupted), however it surfaced
+        except BaseException as exc:  # an error, or SIGTERM / Ctrl-C (Interrupted), however it surfaced
+            with signals_deferred():  # drop the unit in flight: every finished unit is already published
+                w.close(commit=False)
+                w.open()
             signum = interrupt_signal(exc)
             if signum is None:
                 raise
             status = "interrupted"
             err = exc if isinstance(exc, Interrupted) else Interrupted(signum)
             err.report = drv.report
-            with signals_deferred():  # drop the unit in flight: every finished unit is already published
-                w.close(commit=False)
-                w.open()
             if err is exc:
                 raise
             raise err from exc
@@ -367,5 +372,5 @@ def _run(exp, db, prepared, stopped, work, executor, ray_address, device, progre
                 r = drv.report
                 finish_run(w, r.run_id, status, {"done": r.done, "skipped": r.skipped, "failed_jobs": r.failed_jobs,
                                                  "failed_items": r.failed_items})
-                w.commit()
+                w.close(commit=True)  # the run's row is published whatever ended it
     return drv.report

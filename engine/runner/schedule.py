@@ -3,7 +3,8 @@
 The scheduled command is the same incremental ``run``: a nightly run with nothing new finishes in
 seconds (every job key is already in the database); a new checkpoint, dataset version or method
 parameter makes exactly the affected jobs run.  ``--wait`` lets a run that starts while the previous
-one still writes wait for the lock instead of failing.
+one still writes wait for the lock instead of failing.  Every run writes its report next to its log
+(``<db folder>/logs/<experiment>-<time>.report.md``), so each scheduled run leaves one.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def schedule_text(experiment: Path, db: Path, every: str = "daily", systemd: boo
         raise SystemExit(f"--every {every!r}: use daily, hourly or a 5-field cron expression")
     cmd = _command(experiment, db)
     if not systemd:
-        return (f"# crontab -e, then add (runs {every}; output beside the database's logs/ files):\n"
+        return (f"# crontab -e, then add (runs {every}; output, run logs and reports beside the database in logs/):\n"
                 f"{cron} cd {shlex.quote(str(PROJECT_ROOT))} && {cmd} >> "
                 f"{shlex.quote(str(db.resolve().parent / 'logs' / 'cron.log'))} 2>&1")
     if calendar is None:

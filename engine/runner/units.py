@@ -246,7 +246,8 @@ def chunk_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], chu
     res = evaluate_model(model, info, ds, run_id="", dataset_id="", model_id="", methods=chunk.variants(),
                          metrics=metrics, metrics_for=chunk.metrics_for, regions=regions, device=device,
                          batch_size=batch_size, progress=progress, precision=precision)
-    return ChunkResult(res.explanations, res.scores, res.curves, res.failures, len(ds))
+    return ChunkResult(res.explanations, res.scores, res.curves, res.failures, len(ds), degenerate=res.degenerate,
+                       region_stats=res.region_stats)
 
 
 def sanity_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], variants: list[tuple[str, dict]],

@@ -1,7 +1,7 @@
 """The published DuckDB schema (documented in docs/schema.md).  Bump SCHEMA_VERSION on change."""
 from __future__ import annotations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # tables stored as immutable Parquet shards behind a view (engine/store/shards.py), not inside the DuckDB file;
 # one row per image (or per image and method / metric), so they hold nearly all of a study's bytes
@@ -71,7 +71,8 @@ TABLES: dict[str, str] = {
         method VARCHAR PRIMARY KEY,
         version INTEGER,
         needs_grads BOOLEAN,
-        reference VARCHAR""",
+        reference VARCHAR,
+        baseline VARCHAR            -- reference input of the attribution ('zero' = normalised zeros), else NULL""",
     "metrics": """
         metric VARCHAR PRIMARY KEY,
         version INTEGER,
@@ -156,7 +157,13 @@ TABLES: dict[str, str] = {
         n_undefined INTEGER,
         mean DOUBLE,
         ci_low DOUBLE,              -- 95 % BCa bootstrap interval of the mean (seeded)
-        ci_high DOUBLE""",
+        ci_high DOUBLE,
+        n_degenerate INTEGER,       -- all-zero / constant / non-finite maps: not scored, counted here
+        substrate VARCHAR,          -- faithfulness: 'zero' / 'blur' (what pixels are switched to / from)
+        gap_random DOUBLE,          -- mean paired difference to the random map (NULL without it)
+        p_random DOUBLE,            -- its Holm-adjusted Wilcoxon p (the pairwise family)
+        gap_centre DOUBLE,          -- the same against the centre map
+        p_centre DOUBLE""",
     "pairwise": """
         dataset_id VARCHAR,
         model_id VARCHAR,
@@ -170,6 +177,39 @@ TABLES: dict[str, str] = {
         mean_diff DOUBLE,           -- mean(a - b)
         p_value DOUBLE,             -- Wilcoxon signed-rank, two-sided
         p_holm DOUBLE               -- Holm-adjusted over all pairs of this (model, metric, region)""",
+    "model_quality": """
+        dataset_id VARCHAR,
+        model_id VARCHAR,
+        n INTEGER,                  -- test images predicted
+        n_classes INTEGER,          -- classes present among their labels
+        accuracy DOUBLE,
+        accuracy_ci_low DOUBLE,     -- 95 % percentile bootstrap over images (seeded)
+        accuracy_ci_high DOUBLE,
+        balanced_accuracy DOUBLE,
+        balanced_accuracy_ci_low DOUBLE,
+        balanced_accuracy_ci_high DOUBLE,
+        chance_majority DOUBLE,     -- accuracy of always predicting the majority class
+        chance_uniform DOUBLE,      -- 1 / n_classes: balanced accuracy of any image-blind classifier
+        twin_model_id VARCHAR,      -- its random-weights twin (same dataset and architecture), if any
+        twin_diff DOUBLE,           -- balanced accuracy minus the twin's, same images
+        twin_diff_ci_low DOUBLE,    -- paired percentile bootstrap
+        twin_diff_ci_high DOUBLE,
+        near_chance BOOLEAN         -- balanced-accuracy CI reaches chance (1 / n_classes)""",
+    "degenerate_maps": """
+        run_id VARCHAR,
+        dataset_id VARCHAR,
+        model_id VARCHAR,
+        method VARCHAR,
+        method_version INTEGER,
+        method_params VARCHAR,
+        image_id VARCHAR,
+        kind VARCHAR                -- zero / constant / nonfinite""",
+    "region_stats": """
+        dataset_id VARCHAR,
+        region VARCHAR,
+        image_id VARCHAR,
+        area DOUBLE,                -- fraction of the (model-input) image the region covers
+        covers_centre BOOLEAN       -- the region holds a pixel touching the image centre""",
     "trials": """
         dataset_id VARCHAR,
         model_name VARCHAR,         -- zoo / timm name
@@ -227,6 +267,9 @@ REPLACE_KEYS: dict[str, tuple[str, ...]] = {
     "summary": ("dataset_id", "model_id", "method", "method_version", "method_params", "metric",
                 "metric_version", "metric_params", "region"),
     "trials": ("search_key", "trial"),
+    "model_quality": ("dataset_id", "model_id"),
+    "degenerate_maps": ("dataset_id", "model_id", "method", "method_version", "method_params", "image_id"),
+    "region_stats": ("dataset_id", "region", "image_id"),
     "failures": ("job_key", "item", "stage", "method"),
     "pairwise": ("dataset_id", "model_id", "metric", "metric_version", "metric_params", "region", "method_a",
                  "method_b"),

@@ -335,10 +335,15 @@ class ResultWriter:
 
     def scores_of(self, dataset_id: str, model_id: str, wanted: list[str]) -> pd.DataFrame:
         """The ``scores`` rows of one (dataset, model) written so far, for the summaries the runner recomputes."""
-        known = {name for name, _ in columns("scores")}
+        return self.rows_of("scores", dataset_id, wanted, model_id)
+
+    def rows_of(self, table: str, dataset_id: str, wanted: list[str], model_id: str | None = None) -> pd.DataFrame:
+        """The rows of ``table`` (a schema table) of one dataset (and model) written so far, columns ``wanted``."""
+        known = {name for name, _ in columns(table)}  # KeyError for a table not in the schema
         cols = ", ".join(c for c in wanted if c in known)
-        return self.con.execute(f"SELECT {cols} FROM scores WHERE dataset_id = ? AND model_id = ?",
-                                [dataset_id, model_id]).df()
+        where = "dataset_id = ?" + (" AND model_id = ?" if model_id is not None else "")
+        return self.con.execute(f"SELECT {cols} FROM {table} WHERE {where}",
+                                [dataset_id] + ([model_id] if model_id is not None else [])).df()
 
     def replace_rows(self, table: str, df: pd.DataFrame) -> int:
         """Insert ``df``; rows with the same result key (REPLACE_KEYS) are replaced, never duplicated.

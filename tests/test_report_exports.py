@@ -1,0 +1,226 @@
+"""The report (``python -m engine report``), the leaderboard exports (CSV, LaTeX) and the paper figure."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import PROJECT_ROOT
+
+from engine.dashboard import queries
+from engine.dashboard.export import paper_table, tex_escape, to_csv, to_latex
+from engine.dashboard.figure import Panel, render_png, render_svg
+from engine.dashboard.guards import NEAR_CHANCE, headlines, with_guards
+from engine.dashboard.report import build_report
+
+
+def _quality(db) -> dict[str, bool]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return dict(con.execute("SELECT model_id, near_chance FROM model_quality").fetchall())
+
+
+def _dataset(db) -> str:
+    return queries.datasets(db).dataset_id.iloc[0]
+
+
+def _section(text: str, start: str, end: str = "\n### ") -> str:
+    i = text.index(start)
+    j = text.find(end, i + len(start))
+    return text[i:j if j >= 0 else None]
+
+
+def test_report_flags_present_where_they_should_be_and_absent_where_not(guards_db):
+    text = build_report(guards_db)
+    assert build_report(guards_db) == text  # deterministic
+    flags = _quality(guards_db)
+    assert flags["oracle"] is False and flags["shuffled"] is True  # both cases are in the fixture
+    models = _section(text, "### Models")
+    for model_id, near in flags.items():
+        line = next(ln for ln in models.splitlines() if ln.startswith(f"| {model_id} |"))
+        assert (NEAR_CHANCE in line) is near, line
+    board = _section(text, "### pointing_game on mask")
+    for model_id, near in flags.items():
+        head = next(ln for ln in board.splitlines() if ln.startswith(f"**{model_id}**"))
+        assert (NEAR_CHANCE in head) is near, head
+    # both-baseline verdicts where the baselines were run, "no baseline" where not
+    first = next(m for m in flags if m.startswith("vit_demo:random@"))
+    assert re.search(rf"\*\*{re.escape(first)}\*\*.*: (.* beats? both baselines|no method beats)", board)
+    other = next(m for m in flags if "random-b" in m)
+    assert re.search(rf"\*\*{re.escape(other)}\*\*.*no baseline map was run", board)
+    # degenerate maps beside n; the centre prior; the substrate warning only where baseline = substrate
+    assert re.search(r"\| baseline \| baseline_centre \{\"sigma\":1000000.0\} \| – \[–, –\] \| 0 \| 12 \|", board)
+    assert "Regions covering the image centre" in text
+    zero = _section(text, "### deletion_auc on none, substrate zero")
+    ig = [ln for ln in zero.splitlines() if "| integrated_gradients" in ln]
+    assert len(ig) == 2 and all("baseline = substrate (zero)" in ln for ln in ig)  # first model and oracle
+    assert not any("baseline = substrate" in ln for ln in zero.splitlines() if "| attention" in ln)
+    blur = _section(text, "### deletion_auc on none, substrate blur")
+    assert "| integrated_gradients" in blur and "baseline = substrate" not in blur
+    # sanity verdicts and failures
+    assert "### Sanity check (MPRT" in text and ("passes" in text or "FAILS" in text)
+    assert "fixture: out of memory" in _section(text, "### Failures", "\n## ")
+
+
+def test_report_blurred_substrate_has_no_warning(guards_db):
+    board = queries.leaderboard(guards_db, _dataset(guards_db), "deletion_auc", "none")
+    g = with_guards(board)
+    ig = g[g.method == "integrated_gradients"]
+    assert set(ig.substrate) == {"zero", "blur"}
+    assert all(bool(w) == (s == "zero") for s, w in zip(ig.substrate, ig.warning))
+
+
+def test_report_html_and_one_dataset(guards_db):
+    page = build_report(guards_db, fmt="html")
+    assert page.startswith("<!DOCTYPE html>") and "<table>" in page and NEAR_CHANCE in page
+    name = queries.datasets(guards_db).name.iloc[0]
+    assert build_report(guards_db, dataset=name) == build_report(guards_db)  # one dataset in the fixture
+    assert "No dataset named 'nope'" in build_report(guards_db, dataset="nope")
+    with pytest.raises(ValueError, match="format"):
+        build_report(guards_db, fmt="pdf")
+
+
+def test_report_cli(guards_db, tmp_path):
+    out = tmp_path / "r.md"
+    proc = subprocess.run([sys.executable, "-m", "engine", "report", "--db", str(guards_db), "--out", str(out)],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_text(encoding="utf-8") == build_report(guards_db)
+    missing = subprocess.run([sys.executable, "-m", "engine", "report", "--db", str(tmp_path / "no.duckdb")],
+                             cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2 and "no results database" in missing.stderr
+
+
+def test_headline_on_the_fixture(guards_db):
+    board = with_guards(queries.leaderboard(guards_db, _dataset(guards_db), "iou_top5", "mask"))
+    h = headlines(board)
+    assert set(h) == set(board.model_id)
+    assert all(isinstance(v, str) and v for v in h.values())
+
+
+# -- exports ---------------------------------------------------------------------------------------
+
+def _board():
+    """A hand-made leaderboard frame (the columns of queries.leaderboard)."""
+    rows = [("m1", "a", 0.81, 0.75, 0.86, 0.30, 0.001, 0.20, 0.01),
+            ("m1", "b", 0.50, 0.40, 0.60, -0.01, 0.9, -0.1, 0.2),
+            ("m1", "baseline_random", 0.51, 0.41, 0.61, None, None, 0.1, 0.5),
+            ("m1", "baseline_centre", 0.61, 0.51, 0.71, None, None, None, None),
+            ("m2", "a", 0.40, 0.35, 0.45, 0.0, 1.0, -0.2, 0.01), ("m2", "b", 0.45, 0.40, 0.50, 0.05, 0.04, 0.0, 1.0)]
+    df = pd.DataFrame(rows, columns=["model_id", "method", "mean", "ci_low", "ci_high", "gap_random", "p_random",
+                                     "gap_centre", "p_centre"])
+    return df.assign(method_params="{}", n=20, n_undefined=0, n_degenerate=[0, 2, 0, 0, 0, 0], higher_is_better=True,
+                     substrate=None, method_baseline=None, near_chance=[False] * 4 + [True] * 2)
+
+
+def test_latex_by_hand():
+    tex = to_latex(paper_table(_board()), "pointing_game", "mask", True)
+    assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
+    assert r"method & m1 & m2$^\dagger$ \\" in tex                       # near-chance model marked
+    assert r"a & \textbf{0.81 [0.75, 0.86]}\textsuperscript{rc} & 0.40 [0.35, 0.45} \\" not in tex
+    assert r"a & \textbf{0.81 [0.75, 0.86]}\textsuperscript{rc} & 0.40 [0.35, 0.45] \\" in tex
+    assert r"b & 0.50 [0.40, 0.60] & \textbf{0.45 [0.40, 0.50]}\textsuperscript{r} \\" in tex
+    assert r"baseline\_centre & 0.61 [0.51, 0.71] &  \\" in tex
+    assert tex.index("baseline\\_centre") > tex.index("b & 0.50")  # baselines below a rule, after the methods
+    assert to_latex(paper_table(_board()), "pointing_game", "mask", True) == tex
+
+
+def test_latex_lower_is_better_bolds_the_minimum():
+    tex = to_latex(paper_table(_board().assign(higher_is_better=False)), "deletion_auc", "none", False)
+    assert r"b & \textbf{0.50 [0.40, 0.60]}" in tex and r"\textbf{0.40 [0.35, 0.45]}" in tex
+
+
+def test_tex_escape():
+    assert tex_escape("a_b & 50% {x}") == r"a\_b \& 50\% \{x\}"
+
+
+def test_csv_is_deterministic_and_neutralises_formulas():
+    board = _board()
+    board.loc[0, "model_id"] = "=HYPERLINK(1)"
+    data = to_csv(paper_table(board))
+    assert data == to_csv(paper_table(board))
+    df = pd.read_csv(__import__("io").BytesIO(data))
+    assert list(df.columns[:6]) == ["model_id", "method", "rank", "mean", "ci_low", "ci_high"]
+    assert "'=HYPERLINK(1)" in set(df.model_id)
+    r = df[(df.model_id == "m2") & (df.method == "b")].iloc[0]
+    assert r["rank"] == 1 and r["vs_random"] == "beats" and r["vs_centre"] == "n.s." and bool(r["near_chance"])
+
+
+def test_table_cli(guards_db, tmp_path):
+    out = tmp_path / "t.tex"
+    args = [sys.executable, "-m", "engine", "table", "--db", str(guards_db), "--dataset", _dataset(guards_db),
+            "--metric", "pointing_game", "--region", "mask", "--format", "latex", "--out", str(out)]
+    assert subprocess.run(args, cwd=PROJECT_ROOT, capture_output=True, timeout=300).returncode == 0
+    first = out.read_bytes()
+    assert subprocess.run(args, cwd=PROJECT_ROOT, capture_output=True, timeout=300).returncode == 0
+    assert out.read_bytes() == first and b"\\toprule" in first
+
+
+# -- figure ----------------------------------------------------------------------------------------
+
+def _panels(n=2):
+    rng = np.random.default_rng(0)
+    out = []
+    for k in range(n):
+        mask = np.zeros((16, 16), bool)
+        mask[4:9, 5:11] = True
+        out.append(Panel(f"img{k}", rng.random((16, 16, 3)).astype(np.float32), {"mask": mask},
+                         [rng.random((4, 4)).astype(np.float32), None], [f"pointing_game {k / 2:.2f}", "no map"]))
+    return out
+
+
+def test_figure_png_and_svg_are_deterministic():
+    from PIL import Image
+    png = render_png(_panels(), ["attention", "rollout"])
+    assert png == render_png(_panels(), ["attention", "rollout"])
+    img = Image.open(__import__("io").BytesIO(png))
+    assert img.info["dpi"][0] == pytest.approx(300, abs=0.5)
+    assert img.size[0] > 3 * 320 and img.size[1] > 2 * 320  # 3 columns x 2 rows of print-size tiles
+    svg = render_svg(_panels(), ["attention", "rollout"])
+    assert svg == render_svg(_panels(), ["attention", "rollout"])
+    assert svg.count("<image ") == 6 and "pointing_game 0.50" in svg and "no map" in svg
+    assert render_png(_panels(), ["attention", "rollout"], alpha=0.2) != png  # the inputs matter
+
+
+def test_figure_outline_is_drawn():
+    from PIL import Image
+    p = _panels(1)
+    p[0].maps = [None, None]
+    png = np.asarray(Image.open(__import__("io").BytesIO(render_png(p, ["a", "b"]))))
+    assert ((png[..., 0] == 0) & (png[..., 1] == 255) & (png[..., 2] == 255)).sum() > 100  # cyan boundary
+
+
+def test_figure_refuses_mismatched_panels():
+    with pytest.raises(ValueError, match="methods"):
+        render_png(_panels(), ["only one"])
+
+
+def test_figure_cli(guards_db, tmp_path):
+    stem = tmp_path / "fig"
+    with duckdb.connect(str(guards_db), read_only=True) as con:
+        model = con.execute("SELECT model_id FROM models WHERE model_id LIKE 'vit_demo:random@%'").fetchall()[0][0]
+    args = [sys.executable, "-m", "engine", "figure", "--db", str(guards_db), "--dataset", _dataset(guards_db),
+            "--model", model, "--methods", "attention,baseline_centre", "--n", "2", "--out", str(stem)]
+    proc = subprocess.run(args, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    png = (tmp_path / "fig.png").read_bytes()
+    assert "2 images x 2 methods" in proc.stdout and png.startswith(b"\x89PNG")
+    assert "pointing_game" in (tmp_path / "fig.svg").read_text(encoding="utf-8")
+    assert subprocess.run(args, cwd=PROJECT_ROOT, capture_output=True, timeout=300).returncode == 0
+    assert (tmp_path / "fig.png").read_bytes() == png
+
+
+# -- a report for every run ---------------------------------------------------------------------------
+
+def test_run_report_is_written_next_to_the_log(guards_db, tmp_path):
+    from engine.cli import write_run_report
+    log = tmp_path / "logs" / "exp-20260101T000000Z.log"
+    log.parent.mkdir()
+    out = write_run_report(guards_db, log)
+    assert out == tmp_path / "logs" / "exp-20260101T000000Z.report.md"
+    assert out.read_text(encoding="utf-8") == build_report(guards_db)
+    assert write_run_report(tmp_path / "missing.duckdb", log) is None  # logged, never fatal
+
