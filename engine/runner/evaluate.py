@@ -21,10 +21,10 @@ from tqdm import tqdm
 from ..data import ImageDataset, collate_samples
 from ..explain import METHODS, run_methods, upsample_maps
 from ..explain.registry import method_precision
-from ..models.precision import stage_precision
 from ..metrics import METRICS
 from ..metrics.quality import centre_coverage, degenerate_kinds
 from ..models import ModelInfo, normalise
+from ..models.precision import stage_precision
 from ..store import canonical_json
 from .results import Failure, first_line
 

@@ -20,7 +20,6 @@ import torch
 from ..data import DatasetError, DatasetSpec, ImageDataset, collate_samples, fingerprint, load_records
 from ..explain import METHODS
 from ..explain.registry import method_precision
-from ..models.precision import stage_precision
 from ..metrics.sanity import mprt
 from ..models import (
     ImageSource,
@@ -39,6 +38,7 @@ from ..models import (
 )
 from ..models.checkpoint import file_sha256
 from ..models.evaluation import report_from_probs
+from ..models.precision import stage_precision
 from ..store import canonical_json
 from .evaluate import evaluate_model
 from .experiment import ModelEntry
