@@ -92,13 +92,13 @@ TOML
     AGREE_LIMIT=120
 else
     DEMO_CMD="$PY -m engine demo --quick --device $DEVICE --db $OUT/demo.duckdb --data-dir /tmp/gpu_check_demo --no-progress"
-    DEMO_LIMIT=220
+    DEMO_LIMIT=200
     EXPLAIN_ARGS="--model vit_base_patch16_224 --batch 32 --captum-images 8 --reps 5"
     FAITH_ARGS="--model vit_small_patch16_224 --images 64 --n-steps 224 --batch auto"
     EXPLAIN_LIMIT=120
     FAITH_LIMIT=60
     AGREE_ARGS="--images 32 --n-steps 16"
-    AGREE_LIMIT=50
+    AGREE_LIMIT=70
 fi
 
 step "(i) $DEMO_CMD"

@@ -114,7 +114,8 @@ def table(out: Path) -> tuple[list[str], bool]:
     for meth, a in sorted((agreement or {}).get("methods", {}).items()):
         lines.append(f"| bf16 on the demo's models ({a['models']} models, {a['images']} images) | {meth} | | | | "
                      f"pointing game {100 * a['pg_agreement']:.1f} % same, max-scaled diff {a['max_scaled_diff']:.1e},"
-                     f" max abs dAUC ins {a['insertion_auc']:.1e} / del {a['deletion_auc']:.1e} | "
+                     f" max abs dAUC ins {a['insertion_auc']:.1e} / del {a['deletion_auc']:.1e} (bf16 maps; "
+                     f"forwards row: bf16 forwards) | "
                      f">= 99 % and <= 2e-3: **{a['verdict']}** |")
     lines += ["", "ms/image: medians (explain) or one timed run (faithfulness) after a warm-up, random weights, "
               "synchronised; Captum methods on the images of their row's batch with the memory-budget chunking. "

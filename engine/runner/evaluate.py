@@ -24,6 +24,7 @@ from ..explain.registry import method_precision
 from ..metrics import METRICS
 from ..metrics.quality import centre_coverage, degenerate_kinds
 from ..models import ModelInfo, normalise
+from ..models.precision import stage_precision
 from ..store import canonical_json
 from .results import Failure, first_line
 
@@ -101,9 +102,11 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
     """Predict, explain (predicted class) and score every image of ``ds``.
 
     ``precision``: ``fp32`` or ``bf16``, for the explanation passes (per method: see
-    :func:`engine.explain.registry.method_precision`) and the faithfulness forwards; recorded in the
-    ``precision`` column of every row (for maps and localisation scores: the precision the map was
-    computed at; for predictions, curves and faithfulness scores: that of the forwards).
+    :func:`engine.explain.registry.method_precision`) when the explain stage follows the run's precision,
+    and the faithfulness forwards: both per :func:`engine.models.precision.stage_precision` (by default
+    fp32, as measured).  Recorded in the ``precision`` column of
+    every row (for maps and localisation scores: the precision the map was computed at; for
+    predictions, curves and faithfulness scores: that of the forwards).
 
     ``methods``: ``{name: params}`` or a list of ``(name, params)`` variants; ``metrics``:
     ``{name: params}``; ``metrics_for(name, params) -> {metric: params}`` narrows the metrics of a
@@ -137,7 +140,8 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
             skipped: dict[str, str] = {}
             try:
                 all_maps, logits, targets = run_methods(model, x, [n for n, _ in round_], None, dict(round_),
-                                                        not_applicable=skipped, precision=precision)
+                                                        not_applicable=skipped,
+                                                        precision=stage_precision("explain", precision))
             except Exception as exc:  # e.g. out of memory on this batch: record, go on with the next
                 rows.failures += [Failure(i, "explain", first_line(exc), n) for n, _ in round_ for i in ids]
                 continue
@@ -175,7 +179,8 @@ def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[s
     mname, mparams = variant
     ids, out = batch.ids, _Rows()
     mkey = (mname, METHODS[mname].version, canonical_json(mparams))
-    map_precision = method_precision(mname, batch.precision)
+    map_precision = method_precision(mname, stage_precision("explain", batch.precision))
+    faith_precision = stage_precision("faithfulness", batch.precision)
     kinds = degenerate_kinds(maps)
     finite = torch.tensor([k != "nonfinite" for k in kinds], dtype=torch.bool)
     for i, kind in enumerate(kinds):
@@ -195,7 +200,7 @@ def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[s
                 faith = METRICS[metric].kind == "faithfulness"
                 for region in (["none"] if faith else batch.regions):
                     out.scores.append((*prefix, *mkey, *kkey, region, ids[i], None,
-                                       batch.precision if faith else map_precision))
+                                       faith_precision if faith else map_precision))
     keep = torch.tensor([k is None for k in kinds], dtype=torch.bool).nonzero().flatten()
     if len(keep) == 0:
         return out
@@ -207,12 +212,12 @@ def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[s
         try:
             if kinfo.kind == "faithfulness":
                 vals, xs, ys = kinfo(up.to(batch.x.device), model=batch.model, images=batch.x[kdev],
-                                     targets=batch.targets[kdev], return_curves=True, precision=batch.precision,
+                                     targets=batch.targets[kdev], return_curves=True, precision=faith_precision,
                                      **kparams)
                 results = {"none": vals}
                 for j, i in enumerate(keep.tolist()):
                     out.curves.append((*prefix, *mkey, *kkey, ids[i], xs.astype(np.float32),
-                                       ys[j].astype(np.float32), batch.precision))
+                                       ys[j].astype(np.float32), faith_precision))
             else:
                 results = {region: kinfo(up, reg[keep], **kparams) for region, reg in batch.regions.items()}
         except Exception as exc:
@@ -222,5 +227,5 @@ def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[s
             for j, i in enumerate(keep.tolist()):
                 v = float(vals[j])
                 out.scores.append((*prefix, *mkey, *kkey, region, ids[i], None if np.isnan(v) else v,
-                                   batch.precision if kinfo.kind == "faithfulness" else map_precision))
+                                   faith_precision if kinfo.kind == "faithfulness" else map_precision))
     return out

@@ -38,6 +38,7 @@ from ..models import (
 )
 from ..models.checkpoint import file_sha256
 from ..models.evaluation import report_from_probs
+from ..models.precision import stage_precision
 from ..store import canonical_json
 from .evaluate import evaluate_model
 from .experiment import ModelEntry
@@ -261,7 +262,7 @@ def sanity_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], va
     params = {name: p for name, p in variants}
     failures = []
     try:
-        rows = mprt(model.to(device), x, params, seed=seed, precision=precision)
+        rows = mprt(model.to(device), x, params, seed=seed, precision=stage_precision("explain", precision))
     except Exception as exc:
         rows = []
         failures.append(Failure("*", "sanity", first_line(exc)))
@@ -269,6 +270,6 @@ def sanity_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], va
                         "method_params": canonical_json(params[r["method"]]), "step": r["step"], "layer": r["layer"],
                         "image_id": batch["image_id"][r["image"]],
                         "spearman": None if np.isnan(r["spearman"]) else r["spearman"], "ssim": r["ssim"],
-                        "precision": method_precision(r["method"], precision)}
+                        "precision": method_precision(r["method"], stage_precision("explain", precision))}
                        for r in rows])
     return SanityResult(df, failures)
