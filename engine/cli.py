@@ -106,6 +106,12 @@ def _run_locked(args, lock) -> int:
             fail(f"device {device!r} asked for (--device or the experiment's device), but CUDA is not available "
                  f"here")
             return 2
+    from .store import check_database
+    try:  # a damaged, foreign, newer or too-old database: refused before any work (the writer reads it fully)
+        check_database(Path(args.db), deep=False)
+    except DatabaseRefused as exc:
+        fail(exc)
+        return 2
     if args.dry_run:
         from .data import DatasetError
         from .runner.plan import dry_run
@@ -275,7 +281,15 @@ def cmd_check_data(args) -> int:
     except (ExperimentError, DatasetError, ValueError, OSError) as exc:
         fail(exc if isinstance(exc, ExperimentError) else f"{args.config}: {exc}")
         return 2
-    return report_datasets(specs, args.fail_on, splits_out=args.splits_out)
+    from .runner.units import check_input_size
+    errors = []  # a dataset's input_size that its models cannot take: the run would refuse it
+    for block, spec in zip(exp.datasets, specs):
+        for entry in exp.model_entries(block):
+            try:
+                check_input_size(spec, entry.name)
+            except DatasetError as exc:
+                errors.append(str(exc))
+    return report_datasets(specs, args.fail_on, splits_out=args.splits_out, errors=list(dict.fromkeys(errors)))
 
 
 def cmd_schedule(args) -> int:

@@ -19,7 +19,7 @@ import json
 import os
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .db import sql_str
@@ -51,7 +51,10 @@ class Manifest:
     garbage: list[tuple[str, float]] = field(default_factory=list)   # (file, superseded at, unix time)
 
     def to_json(self) -> str:
-        return json.dumps({"tables": {t: [asdict(s) for s in ss] for t, ss in self.tables.items()},
+        def row(s: Shard) -> dict:   # by hand: dataclasses.asdict deep-copies every group hash (slow)
+            return {"file": s.file, "rows": s.rows, "bytes": s.bytes, "level": s.level, "columns": s.columns,
+                    "groups": s.groups}
+        return json.dumps({"tables": {t: [row(s) for s in ss] for t, ss in self.tables.items()},
                            "garbage": self.garbage}, separators=(",", ":"))
 
     @classmethod
