@@ -121,12 +121,6 @@ def _run_locked(args, lock) -> int:
             fail(f"{args.experiment}: {exc}")
             return 2
     work = Path(args.work_dir).resolve() if args.work_dir else exp.resolve(exp.work_dir)
-    from .store.check import check_database
-    try:  # a database the writer would refuse is refused before anything is written (work dir included)
-        check_database(Path(args.db), deep=False)
-    except DatabaseRefused as exc:
-        fail(exc)
-        return 2
     try:  # everything checked (datasets as check-data checks them) before the run log or the database
         prepared = validate_run(exp, work, _progress(args))
     except BadInput as exc:
