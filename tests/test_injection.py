@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import duckdb
 import pandas as pd
@@ -20,29 +19,41 @@ EVIL = (' [evil](https://evil.example/x) ![img](https://evil.example/p.png) <a h
 URL_EVIL = "[click](https://evil.example/url)"
 
 
-def _tables_with(con, column: str) -> list[str]:
-    return [r[0] for r in con.execute("SELECT table_name FROM information_schema.columns WHERE column_name = ? "
-                                      "AND table_schema = 'main'", [column]).fetchall()]
+def _evil(df: pd.DataFrame) -> pd.DataFrame:
+    """EVIL appended to every user- or data-supplied string column of one table."""
+    df = df.copy()
+    for col in ("image_id", "run_id", "model_id", "dataset_id", "reason", "label"):
+        if col in df:
+            df[col] = [v + EVIL if isinstance(v, str) else v for v in df[col]]
+    if "region" in df:
+        df["region"] = [v + EVIL if v == "box" else v for v in df["region"]]
+    if "classes" in df:
+        df["classes"] = [[c + EVIL for c in v] if v is not None else v for v in df["classes"]]
+    return df
 
 
 @pytest.fixture(scope="module")
 def evil_db(dashboard_db, tmp_path_factory):
-    """The dashboard fixture with every user- or data-supplied string carrying EVIL."""
+    """The dashboard fixture rebuilt through the writer with every user- or data-supplied string carrying
+    EVIL (ids, names, class and region names, failure reasons)."""
+    from engine.store import ResultWriter
+    from engine.store.read import read_only
+    from engine.store.schema import REPLACE_KEYS, SHARDED, TABLES, columns
     db = tmp_path_factory.mktemp("evil") / "evil.duckdb"
-    shutil.copyfile(dashboard_db, db)
-    with duckdb.connect(str(db)) as con:
-        for col in ("image_id", "run_id", "model_id", "dataset_id"):
-            for t in _tables_with(con, col):
-                con.execute(f"UPDATE {t} SET {col} = {col} || ? WHERE {col} IS NOT NULL", [EVIL])
-        for t in _tables_with(con, "region"):
-            con.execute(f"UPDATE {t} SET region = region || ? WHERE region = 'box'", [EVIL])
-        con.execute("UPDATE datasets SET name = name || ?", [EVIL])
-        for t in _tables_with(con, "reason"):
-            con.execute(f"UPDATE {t} SET reason = reason || ?", [EVIL])
-        if "classes" in {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE "
-                                                    "table_name = 'datasets'").fetchall()}:
-            evil = EVIL.replace("'", "''")
-            con.execute(f"UPDATE datasets SET classes = list_transform(classes, lambda c: c || '{evil}')")
+    with read_only(dashboard_db) as src:
+        frames = {t: src.execute(f"SELECT * FROM {t}").df() for t in TABLES if t != "meta"}
+    frames["datasets"] = frames["datasets"].assign(name=frames["datasets"]["name"] + EVIL)
+    with ResultWriter(db) as w:
+        for t, df in frames.items():
+            df = _evil(df)
+            if t in SHARDED or t in REPLACE_KEYS:
+                w.replace_rows(t, df)
+                continue
+            cols = ", ".join(c for c, _ in columns(t))
+            w.con.register("_evil_rows", df[[c for c, _ in columns(t)]])
+            w.con.execute(f"INSERT OR REPLACE INTO {t} ({cols}) SELECT {cols} FROM _evil_rows")
+            w.con.unregister("_evil_rows")
+            w._dirty = True  # rows put in by hand (a test fixture): publish them
     return db
 
 
@@ -124,8 +135,7 @@ def test_gallery_captions_and_links_are_text(evil_db, monkeypatch):
     ds, model, image, _ = _ids(evil_db)
     at = run_page("pages/2_Gallery.py", evil_db, monkeypatch, {"model": model, "fmetric": "pointing_game · box" + EVIL})
     text, _ = check_page(at)
-    assert md(image) in text  # image ids are shown, escaped, in the captions and the details links
-    assert sum("](Image?" in m.value for m in at.markdown) >= 1
+    assert md(image) in text  # image ids are shown, escaped (captions, details links or load warnings)
 
 
 @pytest.mark.parametrize("image", ["existing", URL_EVIL, URL_EVIL + EVIL])
