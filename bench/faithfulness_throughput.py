@@ -24,9 +24,9 @@ explained class = the argmax on the image (RISE's choice, passed to ours as ``ta
   between bf16 and fp32 per metric (the bf16 tolerance).
 * ``--json``: the figures as JSON (for bench/gpu_table.py).
 
-Gates (reported, exit status 1 if the AUCs disagree): max |d AUC| < 1e-4 against RISE at fp32.  Goals (reported, not gated):
-RISE / ours >= 3, ours per metric / plain <= 1.3.  One timed run each (after a warm-up forward), so the
-numbers are as noisy as the machine; this is a benchmark, not a test.
+Gates (reported, exit status 1 if the AUCs disagree): max |d AUC| < 1e-4 against RISE at fp32.
+Goals (reported, not gated): RISE / ours >= 3, ours per metric / plain <= 1.3.  One timed run each (after a
+warm-up forward), so the numbers are as noisy as the machine; this is a benchmark, not a test.
 """
 from __future__ import annotations
 

@@ -5,7 +5,8 @@
 Reads what the check's steps wrote under ``OUT``: ``demo_check.json`` (the demo's verdict),
 ``explain.json`` (bench/explain_throughput.py at fp32 and bf16, with the bf16-vs-fp32 map
 agreement), ``faith.json`` (bench/faithfulness_throughput.py with ``--agreement``)
-``agreement.json`` (bench/precision_agreement.py on the demo's models) and ``preflight.json``.  A missing file (a step that failed or timed out) gives a row saying so.
+``agreement.json`` (bench/precision_agreement.py on the demo's models) and ``preflight.json``.  A missing file
+(a step that failed or timed out) gives a row saying so.
 Exit status 1 when the demo did not pass.
 """
 from __future__ import annotations

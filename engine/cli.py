@@ -173,12 +173,14 @@ def cmd_report(args) -> int:
 
 
 def _dataset_id(db: Path, dataset: str) -> str | None:
+    from .dashboard import queries
     ds = queries.datasets(db)
     hit = ds[(ds.name == dataset) | (ds.dataset_id == dataset)].sort_values("dataset_id")
     return None if hit.empty else str(hit.dataset_id.iloc[-1])
 
 
 def cmd_table(args) -> int:
+    from .dashboard import queries
     from .dashboard.export import paper_table, to_csv, to_latex
     db = Path(args.db)
     if not queries.database_exists(db):
@@ -204,6 +206,7 @@ def cmd_table(args) -> int:
 
 
 def cmd_figure(args) -> int:
+    from .dashboard import queries
     from .dashboard.figure import figure_panels, method_titles, render_png, render_svg
     from .dashboard.images import UnsafePath
     db = Path(args.db)
@@ -272,7 +275,15 @@ def cmd_check_data(args) -> int:
     except (ExperimentError, DatasetError, ValueError, OSError) as exc:
         fail(exc if isinstance(exc, ExperimentError) else f"{args.config}: {exc}")
         return 2
-    return report_datasets(specs, args.fail_on, splits_out=args.splits_out)
+    from .runner.units import check_input_size
+    errors = []  # a dataset's input_size that its models cannot take: the run would refuse it
+    for block, spec in zip(exp.datasets, specs):
+        for entry in exp.model_entries(block):
+            try:
+                check_input_size(spec, entry.name)
+            except DatasetError as exc:
+                errors.append(str(exc))
+    return report_datasets(specs, args.fail_on, splits_out=args.splits_out, errors=list(dict.fromkeys(errors)))
 
 
 def cmd_schedule(args) -> int:

@@ -51,8 +51,14 @@ def fixture_db(tmp_path_factory, smear_spec) -> Path:
     from engine.data import ImageDataset, load_records
     from engine.models import create_model, save_checkpoint
     from engine.runner.evaluate import evaluate_model
-    from engine.runner.ingest import (finish_run, refresh_quality, refresh_summaries, start_run, write_dataset,
-                                      write_model)
+    from engine.runner.ingest import (
+        finish_run,
+        refresh_quality,
+        refresh_summaries,
+        start_run,
+        write_dataset,
+        write_model,
+    )
     from engine.store import ResultWriter
 
     out = tmp_path_factory.mktemp("db")
@@ -168,5 +174,6 @@ def dashboard_db(tmp_path_factory, fixture_db, smear_spec) -> Path:
     return db
 
 
+from guards_fixtures import guards_db  # noqa: E402,F401  (the fixture database with every guard in it)
 from layout_trees import layout_run  # noqa: E402,F401  (a small run on the docs' two example layouts, a session fixture)
 from runner_fixtures import first_run  # noqa: E402,F401  (the tiny experiment's first run, a session fixture)

@@ -1,4 +1,4 @@
-"""A results database with every guard in it, built on ``fixture_db`` (import the fixture from here).
+"""A results database with every guard in it, built on ``fixture_db`` (conftest registers the fixture).
 
 * the first fixture model (random weights) gets the random and centre baseline maps, a centre map with
   ``sigma = 1e6`` (constant in float32: a real degenerate map) and Integrated Gradients (zero baseline)

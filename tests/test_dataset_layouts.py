@@ -304,3 +304,18 @@ def test_dry_run_names_a_dataset_the_run_would_stop(tmp_path, capsys):
     assert dry_run(load_experiment(exp), tmp_path / "r.duckdb") == 1
     out = capsys.readouterr().out
     assert "dataset 'breast_us' would be stopped:" in out and "matches no file for any of the 36 images" in out
+
+
+def test_check_data_on_an_experiment_names_an_input_size_the_model_cannot_take(tmp_path):
+    from layout_trees import HEADER
+    from runner_fixtures import run_cli
+    spec_path = class_folder_tree(tmp_path / "tree")
+    block = spec_path.read_text().replace("[dataset]", "[[datasets]]").replace(
+        'root = "."', f'root = "{spec_path.parent.as_posix()}"')  # input_size = 224; vit_demo takes 64
+    exp = tmp_path / "exp.toml"
+    exp.write_text(HEADER + block)
+    res = run_cli("check-data", exp)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "error   dataset 'breast_us': input_size = 224 but model 'vit_demo' takes 64 px inputs" in res.stdout
+    exp.write_text(HEADER + block.replace("input_size = 224", "input_size = 64"))
+    assert run_cli("check-data", exp).returncode == 0

@@ -7,11 +7,10 @@ import duckdb
 import numpy as np
 import pytest
 import torch
+from test_faithfulness import SigmoidProbe
 
 from engine.metrics import METRICS
 from engine.metrics.faithfulness import rise_kernel
-from guards_fixtures import guards_db  # noqa: F401  (fixture)
-from test_faithfulness import SigmoidProbe
 
 
 def test_deletion_on_the_blurred_substrate_hand_computed():

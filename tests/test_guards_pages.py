@@ -3,10 +3,9 @@ the substrate warning, wall time vs summed job time, the figure downloads."""
 from __future__ import annotations
 
 import duckdb
+from test_pages import run_page, texts
 
 from engine.dashboard.guards import NEAR_CHANCE
-from guards_fixtures import guards_db  # noqa: F401  (fixture)
-from test_pages import run_page, texts
 
 
 def _flags(db) -> dict[str, bool]:

@@ -5,13 +5,22 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-from engine.metrics.quality import (accuracy_with_ci, centre_coverage, centre_pixels, chance_levels,
-                                    degenerate_kinds, headline, is_near_chance, model_quality, paired_difference,
-                                    random_twin, verdict)
-from engine.metrics.summaries import DEGENERATE_COLUMNS, SCORE_COLUMNS, summarise, substrate_of
 from guards_fixtures import train_on_shuffled_labels
 
+from engine.metrics.quality import (
+    accuracy_with_ci,
+    centre_coverage,
+    centre_pixels,
+    chance_levels,
+    degenerate_kinds,
+    headline,
+    is_near_chance,
+    model_quality,
+    paired_difference,
+    random_twin,
+    verdict,
+)
+from engine.metrics.summaries import DEGENERATE_COLUMNS, SCORE_COLUMNS, substrate_of, summarise
 
 # -- model quality --------------------------------------------------------------------------------
 
@@ -97,7 +106,8 @@ def test_model_quality_rows_flag_and_twin():
     assert q.loc["other", "near_chance"]  # below chance is flagged too
     assert q.loc["t", "twin_model_id"] == "r" and q.loc["t", "twin_diff"] == pytest.approx(2 / 3)
     assert q.loc["r", "twin_model_id"] is None
-    assert q.loc["t", "chance_uniform"] == pytest.approx(1 / 3) and q.loc["t", "chance_majority"] == pytest.approx(1 / 3)
+    assert q.loc["t", "chance_uniform"] == pytest.approx(1 / 3) and \
+        q.loc["t", "chance_majority"] == pytest.approx(1 / 3)
 
 
 def test_a_model_trained_on_shuffled_labels_is_flagged(smear_spec):

@@ -9,14 +9,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import PROJECT_ROOT
+
 from engine.dashboard import queries
 from engine.dashboard.export import paper_table, tex_escape, to_csv, to_latex
 from engine.dashboard.figure import Panel, render_png, render_svg
 from engine.dashboard.guards import NEAR_CHANCE, headlines, with_guards
 from engine.dashboard.report import build_report
-from guards_fixtures import guards_db  # noqa: F401  (fixture)
 
 
 def _quality(db) -> dict[str, bool]:
@@ -106,7 +105,8 @@ def test_headline_on_the_fixture(guards_db):
 
 def _board():
     """A hand-made leaderboard frame (the columns of queries.leaderboard)."""
-    rows = [("m1", "a", 0.81, 0.75, 0.86, 0.30, 0.001, 0.20, 0.01), ("m1", "b", 0.50, 0.40, 0.60, -0.01, 0.9, -0.1, 0.2),
+    rows = [("m1", "a", 0.81, 0.75, 0.86, 0.30, 0.001, 0.20, 0.01),
+            ("m1", "b", 0.50, 0.40, 0.60, -0.01, 0.9, -0.1, 0.2),
             ("m1", "baseline_random", 0.51, 0.41, 0.61, None, None, 0.1, 0.5),
             ("m1", "baseline_centre", 0.61, 0.51, 0.71, None, None, None, None),
             ("m2", "a", 0.40, 0.35, 0.45, 0.0, 1.0, -0.2, 0.01), ("m2", "b", 0.45, 0.40, 0.50, 0.05, 0.04, 0.0, 1.0)]

@@ -29,7 +29,8 @@ _STREAMLIT_BOUND = {"Db": "cache", "db_state": "cache", **{n: "widgets" for n in
     "url_slider")}, "near_chance_warning": "guard_widgets", "figure_downloads": "guard_widgets"}
 
 __all__ = [
-    "COLORMAPS", "CONFOUNDER_METRICS", "DatasetRegions", "GALLERY_SORTS", "LEADERBOARD_GROUPS", "NEAR_CHANCE", "OUTCOMES",
+    "COLORMAPS", "CONFOUNDER_METRICS", "DatasetRegions", "GALLERY_SORTS", "LEADERBOARD_GROUPS", "NEAR_CHANCE",
+    "OUTCOMES",
     "headlines", "paper_table", "to_csv", "to_latex", "with_guards",
     "UnsafePath", "best_model", "csv_bytes", "csv_safe", "default_region", "depth_rows", "labelled",
     "leaderboard_group_column", "leaderboard_higher_is_better", "leaderboard_table", "legend", "load_row_sample",

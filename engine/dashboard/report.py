@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..metrics.sanity import SURVIVES
 from . import queries
 from .guards import NEAR_CHANCE, centre_share, headlines, model_quality, with_guards
 from .leaderboard import rank_within
@@ -105,7 +106,7 @@ def _dataset_blocks(path, d) -> list[tuple]:
     else:
         out.append(("table", sanity.assign(
             mean_spearman=[_num(v) for v in sanity.mean_spearman], mean_ssim=[_num(v) for v in sanity.mean_ssim],
-            verdict=["FAILS: the map survives randomisation (it ignores the model)" if s == s and s > 0.5 else
+            verdict=["FAILS: the map survives randomisation (it ignores the model)" if s == s and s > SURVIVES else
                      "passes" if s == s else "undefined (constant maps)" for s in sanity.mean_spearman])))
     fails = _failures(path, d.dataset_id)
     out.append(("h", 3, "Failures"))

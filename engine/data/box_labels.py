@@ -20,6 +20,8 @@ import dataclasses
 
 import numpy as np
 
+from .ground_truth import read_boxes
+
 
 def box_label_classes(spec) -> tuple[str, ...]:
     """The class names of a ``label_from_boxes`` dataset (index = label)."""
@@ -33,7 +35,6 @@ def box_label_classes(spec) -> tuple[str, ...]:
 
 def boxes_of(rec, spec, box_classes: tuple[str, ...], size=None) -> np.ndarray:
     """The cleaned boxes of ``rec`` whose class is one of ``box_classes`` ((0, 4) when none)."""
-    from .ground_truth import read_boxes
     boxes = read_boxes(rec, dataclasses.replace(spec, box_classes=tuple(box_classes)), size, [])
     return np.zeros((0, 4)) if boxes is None else boxes
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .boxfiles import box_table
 from .coco import coco_index
@@ -189,10 +190,13 @@ def splits_path(splits_out: str | Path, name: str, n_datasets: int) -> Path:
 
 
 def report_datasets(specs: list[DatasetSpec], fail_on: str = "warning", out=None,
-                    splits_out: str | Path | None = None) -> int:
-    """Check each spec, print its report (and write its split with ``splits_out``); 0 or 1."""
+                    splits_out: str | Path | None = None, errors: list[str] = ()) -> int:
+    """Check each spec, print its report (and write its split with ``splits_out``); 0 or 1.
+    ``errors``: problems found outside the datasets' files (one line each, printed first)."""
     out = out or sys.stdout
-    failed = False
+    for e in errors:
+        print(f"error   {e}", file=out)
+    failed = bool(errors)
     for spec in specs:
         report = check_dataset(spec)
         print(report.format(), file=out)

@@ -19,8 +19,8 @@ from .errors import DatasetError
 from .ground_truth import read_ground_truth
 from .images_io import read_image as _read_array
 from .records import Record, load_records, scan_records
-from .spec import SPLITS, DatasetSpec, SpecError, load_dataset_config
 from .regions import build_regions
+from .spec import SPLITS, DatasetSpec, SpecError, load_dataset_config
 from .transforms import compute_geometry, transform_image
 
 log = logging.getLogger(__name__)

@@ -7,6 +7,7 @@ problems (unreadable file, mask of the wrong size) raise :class:`AnnotationError
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,7 +139,6 @@ def read_ground_truth(rec, spec, size: tuple[int, int] | None = None) -> GroundT
     gt = GroundTruth()
     _masks(rec, spec, size, gt)
     if spec.box_regions:
-        import dataclasses
         for name, classes in spec.box_regions:
             sub = dataclasses.replace(spec, box_classes=tuple(classes))
             boxes = read_boxes(rec, sub, size, gt.problems, gt)

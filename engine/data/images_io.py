@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from .errors import DatasetError
@@ -107,7 +108,6 @@ def _read_pil(path: Path, alpha: str, intensity: str, max_pixels: int) -> np.nda
 
 
 def _read_tiff(path: Path, alpha: str, intensity: str, max_pixels: int) -> np.ndarray:
-    import tifffile
     try:
         with tifffile.TiffFile(path) as tf:
             page = tf.pages[0]

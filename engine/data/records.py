@@ -18,7 +18,9 @@ import string
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from .box_labels import box_label_classes, label_from_boxes
 from .errors import DatasetError, Issues, Problem
+from .ground_truth import read_ground_truth
 from .paths import SymlinkRefused, confine, list_files
 from .spec import SPLITS, DatasetSpec, inside_root
 from .splits import assign_splits, groups_spanning_splits, read_split_files, read_splits_csv
@@ -159,7 +161,6 @@ def _split_file_rows(spec: DatasetSpec, root: Path, issues: Issues) -> list[_Row
 
 
 def _classes(spec: DatasetSpec, labels: list[str]) -> tuple[str, ...]:
-    from .box_labels import box_label_classes
     if spec.label_from_boxes:
         return box_label_classes(spec)
     if spec.classes:
@@ -173,8 +174,6 @@ def _classes(spec: DatasetSpec, labels: list[str]) -> tuple[str, ...]:
 
 def _box_label(rec: Record, spec: DatasetSpec, classes: tuple[str, ...], issues: Issues) -> int | None:
     """The label of an image of a detection dataset, from its boxes (None: skipped, reported)."""
-    from .box_labels import label_from_boxes
-    from .ground_truth import read_ground_truth
     try:
         if spec.label_from_boxes:
             y = label_from_boxes(rec, spec, classes)
@@ -316,7 +315,7 @@ SAMPLE_ROWS = 200
 def _most_rows_resolve(spec: DatasetSpec, root: Path, rows: list[_Row], src, issues: Issues) -> None:
     """Stop at once when most of a seeded sample of rows name image files that do not exist (a wrong
     root or template, a garbage table): before a large table is split, resolved and published."""
-    if spec.layout == "folders" or not rows or ("{split" in spec.image_template and any(r.split is None
+    if spec.layout in ("folders", "images") or not rows or ("{split" in spec.image_template and any(r.split is None
                                                                                         for r in rows)):
         return
     sample = rows if len(rows) <= SAMPLE_ROWS else random.Random(0).sample(rows, SAMPLE_ROWS)

@@ -14,8 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .annotations import AnnotationError
 from .errors import Issues
+from .ground_truth import read_ground_truth
 from .spec import SPLITS, inside_root
+from .tables import pick_column, read_table
 
 SPLITS_CSV_COLUMNS = ("image_id", "label", "group", "split")
 
@@ -87,7 +90,6 @@ def read_splits_csv(path: Path, issues: Issues) -> dict[str, str]:
     label and group are not read: the spec decides them)."""
     if not path.is_file():
         issues.error(path, "splits file not found", fatal=True)
-    from .tables import pick_column, read_table
     header, rows = read_table(path)
     ic = pick_column(header, ("image_id",), path, "image id")
     sc = pick_column(header, ("split",), path, "split")
@@ -116,8 +118,6 @@ def select_scored(records: list, spec, classes: tuple[str, ...] | None = None) -
     with ``spec.score_only_annotated`` only those with a box or a non-empty mask region; then, with
     ``spec.score_limit``, a seeded sample (``spec.score_seed``) of that many.  Deterministic for a seed.
     Records whose annotations cannot be read count as not annotated (check-data reports them)."""
-    from .annotations import AnnotationError
-    from .ground_truth import read_ground_truth
 
     def name(r):
         if r.label_name:

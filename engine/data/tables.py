@@ -6,6 +6,8 @@ import math
 import re
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from .errors import DatasetError
 
 TABLE_EXTENSIONS = (".csv", ".tsv", ".txt", ".parquet", ".pq")
@@ -42,7 +44,6 @@ def read_table(path: Path) -> tuple[list[str], list[list[str]]]:
         raise DatasetError(f"{path}: table not found")
     if suffix in (".parquet", ".pq"):
         try:
-            import pyarrow.parquet as pq
             t = pq.read_table(path)
         except Exception as exc:  # pyarrow raises several types for a bad file
             raise DatasetError(f"{path}: not a readable Parquet file ({exc})") from None

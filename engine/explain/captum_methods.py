@@ -121,7 +121,8 @@ def smoothgrad(model, images, targets, nt_samples: int = 16, stdevs: float = 0.1
     return torch.cat(out).float()
 
 
-@register_method("integrated_gradients", version=1, needs_grads=True, kind="model", memory_bounded=True, baseline="zero",
+@register_method("integrated_gradients", version=1, needs_grads=True, kind="model", memory_bounded=True,
+                 baseline="zero",
                  reference="Sundararajan, Taly & Yan 2017, via captum.attr.IntegratedGradients")
 def integrated_gradients(model, images, targets, n_steps: int = 50, internal_batch_size: int | None = None,
                          memory_budget: int | None = None) -> torch.Tensor:

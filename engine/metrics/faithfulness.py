@@ -30,6 +30,7 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+from scipy.ndimage import gaussian_filter
 
 from ..models.precision import autocast
 from .registry import register_metric
@@ -37,7 +38,6 @@ from .registry import register_metric
 
 @lru_cache(maxsize=4)
 def rise_kernel(klen: int = 11, sigma: float = 5.0) -> torch.Tensor:
-    from scipy.ndimage import gaussian_filter
     delta = np.zeros((klen, klen))
     delta[klen // 2, klen // 2] = 1.0
     return torch.from_numpy(gaussian_filter(delta, sigma).astype(np.float32))

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import rankdata
 
+from ..data import collate_samples
 from .factory import ModelInfo, normalise
 from .precision import autocast, resolve_precision
 
@@ -31,7 +32,6 @@ def predict(model: torch.nn.Module, info: ModelInfo, ds, device="cpu", batch_siz
     The model is moved to ``device`` (inputs and weights on one device); ``precision`` ``bf16``
     autocasts the forward pass (None: the device's default); logits are cast to float32 before the
     softmax and the loss, so probabilities are float32 / float64 whatever the precision."""
-    from ..data import collate_samples
     device = torch.device(device)
     precision = resolve_precision(precision, device)
     model.to(device).eval()

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
+from timm.optim import param_groups_layer_decay
 from tqdm import tqdm
 
 from ..data import ImageDataset, collate_samples
@@ -107,7 +108,6 @@ def class_weights(labels: list[int], num_classes: int) -> torch.Tensor:
 def _param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
     """Decay / no-decay groups; with ``layer_decay`` one pair per depth, each with its ``lr_scale``."""
     if cfg.layer_decay is not None:
-        from timm.optim import param_groups_layer_decay
         skip = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
         return param_groups_layer_decay(model, cfg.weight_decay, no_weight_decay_list=skip,
                                         layer_decay=cfg.layer_decay)

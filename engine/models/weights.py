@@ -26,6 +26,9 @@ from urllib.parse import urlparse
 
 import timm
 import torch
+from huggingface_hub import constants as hf_constants
+from huggingface_hub import try_to_load_from_cache
+from safetensors.torch import load_file
 from timm.layers import resample_abs_pos_embed
 
 log = logging.getLogger(__name__)
@@ -42,7 +45,6 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: weights file not found")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
         return load_file(str(path))
     sd = torch.load(path, map_location="cpu", weights_only=True)
     for key in ("state_dict", "model"):  # common wrappers of training checkpoints
@@ -58,8 +60,7 @@ def hub_reachable(timeout: float = PROBE_TIMEOUT_S) -> bool:
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
         return False
     try:
-        from huggingface_hub import constants
-        endpoint = constants.ENDPOINT
+        endpoint = hf_constants.ENDPOINT
     except Exception:  # pragma: no cover - very old huggingface_hub
         endpoint = "https://huggingface.co"
     url = urlparse(endpoint)
@@ -83,10 +84,6 @@ def cached_hub_file(pretrained_cfg: dict) -> str | None:
     """Path of the weights in the local Hugging Face cache, if an earlier online run fetched them."""
     repo = pretrained_cfg.get("hf_hub_id")
     if not repo:
-        return None
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover
         return None
     names = [pretrained_cfg.get("hf_hub_filename")] if pretrained_cfg.get("hf_hub_filename") else []
     names += ["model.safetensors", "open_clip_pytorch_model.bin", "pytorch_model.bin"]

@@ -352,16 +352,16 @@ def _run(exp, db, prepared, stopped, work, executor, ray_address, device, progre
                     drv.evaluate(d, model_id, entry, res)
                     drv.sanity(d, model_id, entry, res)
             status = "finished" if drv.report.ok else "finished with failures"
-        except BaseException as exc:  # SIGTERM / Ctrl-C (engine.store.lock.Interrupted), however it surfaced
+        except BaseException as exc:  # an error, or SIGTERM / Ctrl-C (Interrupted), however it surfaced
+            with signals_deferred():  # drop the unit in flight: every finished unit is already published
+                w.close(commit=False)
+                w.open()
             signum = interrupt_signal(exc)
             if signum is None:
                 raise
             status = "interrupted"
             err = exc if isinstance(exc, Interrupted) else Interrupted(signum)
             err.report = drv.report
-            with signals_deferred():  # drop the unit in flight: every finished unit is already published
-                w.close(commit=False)
-                w.open()
             if err is exc:
                 raise
             raise err from exc
@@ -372,5 +372,5 @@ def _run(exp, db, prepared, stopped, work, executor, ray_address, device, progre
                 r = drv.report
                 finish_run(w, r.run_id, status, {"done": r.done, "skipped": r.skipped, "failed_jobs": r.failed_jobs,
                                                  "failed_items": r.failed_items})
-                w.commit()
+                w.close(commit=True)  # the run's row is published whatever ended it
     return drv.report

@@ -36,6 +36,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ..dataset import DatasetSpec
+
 log = logging.getLogger(__name__)
 
 CLASSES = ("lymphocyte", "neutrophil", "monocyte", "eosinophil")
@@ -215,10 +217,9 @@ def generate_blood_smear(out_dir: str | Path, cfg: SmearConfig = SmearConfig(), 
     return out
 
 
-def smear_spec(root: str | Path) -> "DatasetSpec":
+def smear_spec(root: str | Path) -> DatasetSpec:
     """How the loader reads a generated smear: labels.csv with a split column, the whole WBC
     (cytoplasm 128 + nucleus 255) as the ``mask`` region, and the VOC ``WBC`` boxes."""
-    from ..dataset import DatasetSpec
     return DatasetSpec(
         name="demo_blood_smear", root=str(root), labels="labels.csv", image_template="images/{id}.png",
         split_column="split", mask_template="masks/{id}.png", mask_regions=(("mask", (128, 255)),),
