@@ -72,6 +72,7 @@ from engine.dashboard import queries
 db, stop = sys.argv[1], sys.argv[2]
 ok = fail = 0
 import os
+print("ready", flush=True)  # imports done: the run starts only now (a fast run must not end before the reader starts)
 while not os.path.exists(stop):
     try:
         if queries.database_exists(db):
@@ -93,6 +94,7 @@ def test_reader_querying_in_a_loop_during_a_run_sees_no_failure(first_run, tmp_p
     reader = subprocess.Popen([sys.executable, "-c", READER, str(db), str(stop)], cwd=PROJECT_ROOT,
                               stdout=subprocess.PIPE, text=True)
     try:
+        assert reader.stdout.readline().strip() == "ready"
         report = run_experiment(load_experiment(exp_path), db, progress=False)  # re-uses the checkpoints
     finally:
         stop.touch()
