@@ -126,3 +126,17 @@ def test_fixture_db_contents(fixture_db):
     assert counts["scores"] == 2 * 2 * (2 * 2 + 2) * 12
     assert counts["curves"] == 2 * 2 * 2 * 12
     assert not queries.database_exists(fixture_db.parent / "missing.duckdb")
+
+
+def test_writer_reads_back_every_published_row(tmp_path):
+    """After each commit the writer's own session still sees every row (the runner's per-chunk summaries
+    read the scores back through it): two commits, then both rows."""
+    with ResultWriter(tmp_path / "r.duckdb") as w:
+        w.replace_rows("scores", _scores(1.0, image="a"))
+        w.commit()
+        w.replace_rows("scores", _scores(0.5, image="b"))
+        w.commit()
+        back = w.scores_of("d", "m", ["image_id", "value"])
+        assert sorted(back["image_id"]) == ["a", "b"]
+        w.replace_rows("scores", _scores(0.25, image="c"))
+        assert sorted(w.scores_of("d", "m", ["image_id"])["image_id"]) == ["a", "b", "c"]
