@@ -4,7 +4,8 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.dashboard.cache import call, db_state
-from engine.dashboard.widgets import no_database, show_table
+from engine.dashboard.live import database_message, live_run
+from engine.dashboard.widgets import live_panel, no_database, show_table
 
 st.set_page_config(page_title="ViT heatmaps vs. ground truth", layout="wide")
 st.title("Do the heatmaps point where the disease is?")
@@ -14,15 +15,18 @@ st.caption(f"Results database: `{path}` (set `XAI_DB` to use another)")
 
 if mtime is None:
     no_database(path)
+view = live_run(path)
+if view is not None and view.running:
+    live_panel(path)
 
 counts = dict(call("table_counts", path, mtime).itertuples(index=False))
 cols = st.columns(5)
 for col, table in zip(cols, ["datasets", "models", "explanations", "scores", "failures"]):
     col.metric(table.capitalize(), f"{int(counts.get(table, 0)):,}")
 
-if counts.get("scores", 0) == 0:
-    st.info("The database holds no scores yet. Add some with `.venv/bin/python -m engine demo` or "
-            "`.venv/bin/python -m engine run EXPERIMENT.toml`, then reload this page.")
+message = database_message(path, True, counts.get("scores", 0) > 0, view)
+if message:
+    st.info(message)
 
 st.subheader("Datasets")
 st.dataframe(call("datasets", path, mtime).drop(columns=["root"]), hide_index=True, width="stretch")

@@ -77,12 +77,52 @@ def url_page(label: str, key: str, widget_prefix: str, pages: int, where=None) -
 
 
 def no_database(path: str, what: str = "results") -> None:
-    """The message every page shows instead of an error when there is nothing to show yet."""
-    st.info(f"No usable {what} in the database at `{path}`. Create one with the embedded demo: "
-            f"`.venv/bin/python -m engine demo` (or `--quick` for a small one; `--db PATH` to write elsewhere, "
-            f"then `XAI_DB=PATH streamlit run app.py`), or run your own experiment with "
-            f"`.venv/bin/python -m engine run EXPERIMENT.toml`; then reload this page.")
+    """The message every page shows instead of an error when there is nothing to show yet: one
+    sentence for a missing database, an empty one, or one a run is writing for the first time
+    (then the live run panel too, which refreshes the page as results land)."""
+    from . import live
+    from ..store.read import database_exists
+    view = live.live_run(path)
+    msg = live.database_message(path, database_exists(path), False, view)
+    st.info(msg + ("" if what == "results" else f" (This page needs {what}.)"))
+    if view is not None and view.running:
+        live_panel(path)
     st.stop()
+
+
+def live_panel(path: str, every: float = 3.0) -> None:
+    """The run writing ``path`` now (stage, jobs, dataset / model, time, failures), refreshed every
+    ``every`` seconds; the whole page reruns when the database changes or the run ends."""
+    import os
+    from . import live
+
+    def mtime():
+        try:
+            return os.path.getmtime(path)
+        except OSError:
+            return None
+
+    seen = mtime()
+
+    @st.fragment(run_every=every)
+    def _panel():
+        view = live.live_run(path)
+        if view is None:
+            return
+        if not view.running:
+            if st.session_state.get("_live_was_running"):
+                st.session_state["_live_was_running"] = False
+                st.rerun()
+            return
+        st.session_state["_live_was_running"] = True
+        if mtime() != seen:
+            st.rerun()
+        with st.container(border=True):
+            st.markdown(f"**{view.headline}**")
+            st.progress(view.fraction)
+            st.caption(" · ".join(view.details))
+
+    _panel()
 
 
 def open_page(title: str, heading: str, options: str = "score_options", what: str = "scores"):

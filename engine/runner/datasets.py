@@ -71,14 +71,16 @@ def spec_for(block: dict, exp: Experiment, work_dir: Path, seed: int, progress: 
     return DatasetSpec.from_dict({**base, **block, "root": str(root)})
 
 
+def prepare_one(exp: Experiment, block: dict, work_dir: Path, progress: bool = True) -> PreparedDataset:
+    """One ``[[datasets]]`` block: generated if it is a demo set, loaded, fingerprinted."""
+    spec = spec_for(block, exp, work_dir, exp.seed, progress)
+    records, classes = load_records(spec)
+    fp = fingerprint(records, spec)
+    scored = tuple(r.image_id for r in select_scored(records, spec, classes))
+    log.info("dataset %s: %d images, %d scored", spec.name, len(records), len(scored))
+    return PreparedDataset(spec, json.dumps(spec.to_dict(), sort_keys=True, default=str), records, classes,
+                           fp, f"{spec.name}@{fp[:10]}", scored)
+
+
 def prepare(exp: Experiment, work_dir: Path, progress: bool = True) -> list[PreparedDataset]:
-    out = []
-    for block in exp.datasets:
-        spec = spec_for(block, exp, work_dir, exp.seed, progress)
-        records, classes = load_records(spec)
-        fp = fingerprint(records, spec)
-        scored = tuple(r.image_id for r in select_scored(records, spec, classes))
-        out.append(PreparedDataset(spec, json.dumps(spec.to_dict(), sort_keys=True, default=str), records, classes,
-                                   fp, f"{spec.name}@{fp[:10]}", scored))
-        log.info("dataset %s: %d images, %d scored", spec.name, len(records), len(scored))
-    return out
+    return [prepare_one(exp, block, work_dir, progress) for block in exp.datasets]

@@ -21,11 +21,12 @@ from ..data import DatasetError
 from ..store import ResultWriter, canonical_json
 from .ingest import refresh_summaries
 from . import units
-from .datasets import PreparedDataset, prepare
+from .datasets import PreparedDataset, prepare_one
 from .executors import make_executor
 from .experiment import Experiment
 from .ingest import finish_run, start_run, write_dataset, write_model
 from .jobs import (Chunk, checkpoint_path, method_key, metric_key, plan_chunks, predict_key, sanity_key, train_key)
+from .progress import RunProgress, planned_jobs, stage_totals
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,10 @@ def _now() -> dt.datetime:
 
 
 class _Driver:
-    def __init__(self, exp: Experiment, w: ResultWriter, executor, work_dir: Path, device: str, progress: bool):
+    def __init__(self, exp: Experiment, w: ResultWriter, executor, work_dir: Path, device: str, progress: bool,
+                 live: RunProgress | None = None):
         self.exp, self.w, self.ex, self.device, self.progress = exp, w, executor, device, progress
+        self.live = live
         self.ckpt_dir = (work_dir / exp.checkpoints).resolve()
         self.report = RunReport()
         self.done = {r[0] for r in w.con.execute("SELECT job_key FROM jobs WHERE status = 'done'").fetchall()}
@@ -76,6 +79,13 @@ class _Driver:
             self.report.done += 1
         else:
             self.report.failed_jobs += 1
+        if self.live is not None:
+            self.live.advance(done=int(status == "done"), failed=int(status != "done"))
+
+    def _skip(self, n: int = 1) -> None:
+        self.report.skipped += n
+        if self.live is not None and n:
+            self.live.advance(skipped=n)
 
     def _failures(self, key, failures, dataset_id=None, model_id=None, count=True):
         self.w.con.execute("DELETE FROM failures WHERE job_key = ?", [key])  # a rerun replaces old reasons
@@ -87,6 +97,8 @@ class _Driver:
         self.w.replace_rows("failures", df.drop_duplicates(["job_key", "item", "stage", "method"]))
         if count:
             self.report.failed_items += len(df)
+            if self.live is not None:
+                self.live.state["items_failed"] = self.report.failed_items
 
     def _unit_failed(self, key, kind, started, exc, dataset_id=None, model_id=None, method=None):
         """Record a failed unit and go on -- unless it is a bad image of a ``strict = true`` dataset."""
@@ -100,12 +112,12 @@ class _Driver:
             raise StrictDatasetError(f"{reason} (strict = true: run stopped; fix the file or set strict = false)")
 
     # -- stages --------------------------------------------------------------------------------
-    def datasets(self, prepared: list[PreparedDataset]) -> None:
-        self.strict_ids = {d.dataset_id for d in prepared if d.spec.strict}
-        self.blocks = {d.dataset_id: b for d, b in zip(prepared, self.exp.datasets)}
-        for d in prepared:
-            write_dataset(self.w, d.spec, d.records, d.classes, d.fingerprint)
-            self.report.datasets.append(d.dataset_id)
+    def dataset(self, d: PreparedDataset, block: dict) -> None:
+        if d.spec.strict:
+            self.strict_ids.add(d.dataset_id)
+        self.blocks[d.dataset_id] = block
+        write_dataset(self.w, d.spec, d.records, d.classes, d.fingerprint)
+        self.report.datasets.append(d.dataset_id)
         self.w.commit()
 
     def train(self, d: PreparedDataset) -> list[tuple[dict, dict, str]]:
@@ -123,7 +135,7 @@ class _Driver:
                 continue
             log.info("re-using checkpoint %s", res["checkpoint"])
             if keys[i] in self.done:
-                self.report.skipped += 1
+                self._skip()
                 out[i] = (entries[i], res, _model_id(entries[i], res))
             else:  # cached by an earlier run into another database
                 out[i] = (entries[i], res, self._finish_train(d, entries[i], keys[i], res, _now()))
@@ -131,8 +143,12 @@ class _Driver:
         calls = [dict(spec_json=d.spec_json, entry=entries[i], seed=self.exp.seed, ckpt_path=paths[i],
                       device=self.device, progress=self.progress) for i in todo]
         started = _now()
+        if todo and self.live is not None:
+            self.live.working_on(entries[todo[0]]["key"])
         for j, res, exc in self.ex.map(units.train_unit, calls):
             i = todo[j]
+            if self.live is not None and j + 1 < len(todo):
+                self.live.working_on(entries[todo[j + 1]]["key"])
             if exc is not None:
                 self._unit_failed(keys[i], "train", started, exc, d.dataset_id)
             else:
@@ -166,8 +182,10 @@ class _Driver:
     def predict(self, d: PreparedDataset, entry: dict, res: dict, model_id: str) -> None:
         key = predict_key(d.fingerprint, res["sha256"])
         if key in self.done:
-            self.report.skipped += 1
+            self._skip()
             return
+        if self.live is not None:
+            self.live.working_on(model_id)
         started = _now()
         call = dict(spec_json=d.spec_json, ckpt=res["checkpoint"], sha256=res["sha256"], ids=d.scored,
                     device=self.device, batch_size=self.exp.batch_size)
@@ -184,13 +202,21 @@ class _Driver:
             self.report.models[model_id] = {"init": res["meta"]["init"], **out["metrics"]}
             self.w.commit()
 
-    def evaluate(self, d: PreparedDataset, model_id: str, entry: dict, res: dict) -> None:
+    def evaluate(self, d: PreparedDataset, model_id: str, entry: dict, res: dict, kind: str | None = None) -> None:
+        """The evaluate jobs of one model; ``kind``: only the metrics of that kind (localisation /
+        faithfulness), so the cheap localisation scores of every model land before the curves."""
+        from ..metrics import METRICS
+        metrics = {k: v for k, v in self.exp.metrics.items() if kind is None or METRICS[k].kind == kind}
+        if not metrics:
+            return
         variants = self.exp.method_variants(entry)
-        chunks, skipped = plan_chunks(d.fingerprint, res["sha256"], variants, self.exp.metrics, self.exp.regions,
+        chunks, skipped = plan_chunks(d.fingerprint, res["sha256"], variants, metrics, self.exp.regions,
                                       self.done)
-        self.report.skipped += skipped
+        self._skip(skipped)
+        if chunks and self.live is not None:
+            self.live.working_on(model_id)
         calls = [dict(spec_json=d.spec_json, ckpt=res["checkpoint"], sha256=res["sha256"], ids=d.scored, chunk=c,
-                      metrics=self.exp.metrics, regions=self.exp.regions, device=self.device,
+                      metrics=metrics, regions=self.exp.regions, device=self.device,
                       batch_size=self.exp.batch_size, progress=self.progress) for c in chunks]
         started = _now()
         for i, out, exc in self.ex.map(units.chunk_unit, calls):
@@ -231,8 +257,10 @@ class _Driver:
         key = sanity_key(d.fingerprint, res["sha256"], [method_key(n, p) for n, p in variants], len(ids),
                          self.exp.seed)
         if key in self.done:
-            self.report.skipped += 1
+            self._skip()
             return
+        if self.live is not None:
+            self.live.working_on(model_id)
         started = _now()
         call = dict(spec_json=d.spec_json, ckpt=res["checkpoint"], sha256=res["sha256"], ids=ids, variants=variants,
                     seed=self.exp.seed, device=self.device)
@@ -275,24 +303,27 @@ def _trials(trials: list[dict], dataset_id: str, entry: dict, key: str, run_id: 
 def run_experiment(exp: Experiment, db: str | Path, *, executor: str = "local", ray_address: str | None = None,
                    work_dir: str | Path | None = None, device: str | None = None, progress: bool = True,
                    lock_timeout: float = 0.0) -> RunReport:
-    """Bring ``db`` up to date with ``exp``; returns what was done, skipped and failed."""
+    """Bring ``db`` up to date with ``exp``; returns what was done, skipped and failed.
+
+    Datasets are generated and run one after another in file order; per dataset every model is
+    trained and predicted, then scored by the localisation metrics, then by the faithfulness metrics,
+    then sanity-checked, so the first dataset's localisation results are in the database early.
+    Progress goes to ``<db>.progress.json`` (and a bar per stage when ``progress``)."""
     t0 = time.monotonic()
     work = Path(work_dir) if work_dir else exp.resolve(exp.work_dir)
     device = device or exp.device
     with ResultWriter(db, lock_timeout=lock_timeout) as w:
-        prepared = prepare(exp, work, progress)
+        live = RunProgress(db, exp.name, planned_jobs(exp), bars=progress)
         ex = make_executor(executor, ray_address, device)
-        drv = _Driver(exp, w, ex, work, device, progress)
+        drv = _Driver(exp, w, ex, work, device, progress, live)
         drv.report.run_id = start_run(w, "run", {"experiment": exp.model_dump(), "executor": executor,
                                                  "device": device, "db": str(db)})
+        w.commit()  # the run is visible as running from the start
+        live.set_run(drv.report.run_id)
         status = "failed"
         try:
-            drv.datasets(prepared)
-            for d in prepared:
-                for entry, res, model_id in drv.train(d):
-                    drv.predict(d, entry, res, model_id)
-                    drv.evaluate(d, model_id, entry, res)
-                    drv.sanity(d, model_id, entry, res)
+            for block in exp.datasets:
+                _run_dataset(drv, live, block, work)
             status = "finished" if drv.report.ok else "finished with failures"
         finally:
             ex.close()
@@ -300,7 +331,42 @@ def run_experiment(exp: Experiment, db: str | Path, *, executor: str = "local", 
             finish_run(w, r.run_id, status, {"done": r.done, "skipped": r.skipped, "failed_jobs": r.failed_jobs,
                                              "failed_items": r.failed_items})
             w.commit()
+            live.finish(status)
     log.info("run %s %s in %.0f s: %d jobs done, %d skipped (already in the database), %d failed jobs, "
              "%d failed items", drv.report.run_id, status, time.monotonic() - t0, drv.report.done,
              drv.report.skipped, drv.report.failed_jobs, drv.report.failed_items)
     return drv.report
+
+
+def _run_dataset(drv: _Driver, live: RunProgress, block: dict, work: Path) -> None:
+    name, totals = block["name"], stage_totals(drv.exp, block)
+    live.stage(f"{name}: data", 0, name)
+    d = prepare_one(drv.exp, block, work, drv.progress)
+    drv.dataset(d, block)
+    live.stage(f"{name}: train", totals["train"], name)
+    trained = drv.train(d)
+    lost = [e for e in drv.exp.model_entries(block) if e["key"] not in {t[0]["key"] for t in trained}]
+    if lost:  # a model that failed to train has no later jobs: take them out of the plan
+        live.state["jobs_total"] -= sum(_later_jobs(drv.exp, e) for e in lost)
+    live.stage(f"{name}: predict", len(trained), name)
+    for entry, res, model_id in trained:
+        drv.predict(d, entry, res, model_id)
+    for kind in ("localisation", "faithfulness"):
+        live.stage(f"{name}: {kind}", totals[kind] - sum(_later_jobs(drv.exp, e, kind) for e in lost), name)
+        for entry, res, model_id in trained:
+            drv.evaluate(d, model_id, entry, res, kind)
+    live.stage(f"{name}: sanity (MPRT)", totals["sanity"] - sum(_later_jobs(drv.exp, e, "sanity") for e in lost),
+               name)
+    for entry, res, model_id in trained:
+        drv.sanity(d, model_id, entry, res)
+
+
+def _later_jobs(exp: Experiment, entry: dict, stage: str | None = None) -> int:
+    """The jobs after training of one model entry (of one stage: predict, localisation, faithfulness, sanity)."""
+    from ..metrics import METRICS
+    n_var = len(exp.method_variants(entry))
+    cfg = exp.sanity
+    per = {"predict": 1, "sanity": int(bool(cfg.images) and (cfg.models == "all" or entry["init"] == "trained"))}
+    for kind in ("localisation", "faithfulness"):
+        per[kind] = n_var * sum(1 for m in exp.metrics if METRICS[m].kind == kind)
+    return per[stage] if stage else sum(per.values())

@@ -94,18 +94,22 @@ def train_unit(spec_json: str, entry: dict, seed: int, ckpt_path: str, device: s
         def build():
             return create_model(entry["name"], len(classes), **kwargs)
 
+        resume = str(path) + ".train-state"  # per-epoch state: an interrupted run resumes from its last epoch
         if entry.get("grid"):  # the best trial's model is kept (not retrained on train + val)
-            found = grid_search(build, train_ds, val_ds, cfg, entry["grid"], device=device, progress=progress)
+            found = grid_search(build, train_ds, val_ds, cfg, entry["grid"], device=device, progress=progress,
+                                resume=resume)
             model, info, cfg, result, trials = found.model, found.info, found.config, found.result, found.trials
         else:
             torch.manual_seed(seed)
             model, info = build()
-            result = fine_tune(model, info, train_ds, val_ds, cfg, device=device, progress=progress)
+            result = fine_tune(model, info, train_ds, val_ds, cfg, device=device, progress=progress, resume=resume)
         hparams = {**cfg.to_dict(), **({"pretraining": pretraining} if pretraining else {})}
         meta = {"init": "trained", "strategy": info.strategy, "hparams": hparams,
                 "metrics": {"val_accuracy": result.best_val_accuracy, "best_epoch": result.best_epoch},
                 "history": result.history}
     sha = save_checkpoint(path, model.cpu(), info, {**meta, "entry": entry})
+    for state in path.parent.glob(f"{path.name}.train-state*"):  # the model is saved: no resuming needed
+        state.unlink(missing_ok=True)
     return {"checkpoint": str(path), "sha256": sha, "info": asdict(info), "meta": meta, "trials": trials,
             "failures": failures, "seconds": time.monotonic() - t0}
 
