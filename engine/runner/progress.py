@@ -58,7 +58,7 @@ class RunProgress:
 
     def working_on(self, model: str | None) -> None:
         self.state["model"] = model
-        self.write()
+        self.write(force=True)
 
     def advance(self, done: int = 0, skipped: int = 0, failed: int = 0) -> None:
         self.state["jobs_done"] += done
