@@ -144,6 +144,8 @@ def check_dataset(spec: DatasetSpec) -> DatasetReport:
             continue
         for m in gt.problems:
             report.problems.append(Problem("warning", *_split_message(m)))
+        for m in gt.notes:
+            report.problems.append(Problem("note", *_split_message(m)))
         if gt.annotated:
             report.annotated += 1
         elif size is not None:
