@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .dashboard import queries, queries_compare
+from .dashboard import queries
 
 log = logging.getLogger("engine")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -185,18 +185,12 @@ def cmd_schedule(args) -> int:
 
 
 def cmd_status(args) -> int:
+    from .dashboard.status import status_text
     db = Path(args.db)
     if not queries.database_exists(db):
         print(f"{db}: no results database here; create one with `python -m engine demo --db {db}`")
         return 1
-    print(f"database {db}")
-    print(queries.table_counts(db).to_string(index=False))
-    for title, df in (("runs", queries.runs(db)), ("datasets", queries.datasets(db)),
-                      ("models", queries.models(db)), ("scores", queries.method_summary(db)),
-                      ("sanity (MPRT, after full randomisation)", queries.sanity_summary(db)),
-                      ("failures (latest first)", queries_compare.failures(db, limit=50))):
-        print(f"\n{title}:")
-        print(df.to_string(index=False) if len(df) else "  (none)")
+    print(status_text(db, full=args.all))
     return 0
 
 
@@ -259,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("status", help="what is in the database")
     s.add_argument("--db", default=queries.DEFAULT_DB, help="results database (default %(default)s)")
+    s.add_argument("--all", action="store_true", help="every run, model, score summary, MPRT row and failure")
     s.set_defaults(fn=cmd_status)
     return p
 

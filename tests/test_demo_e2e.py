@@ -101,8 +101,11 @@ def test_run_with_serve_end_to_end(tmp_path, monkeypatch):
         assert con.execute("SELECT count(*) FROM scores").fetchone()[0] == before
         assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
 
-    status = _run(["status", "--db", db])
-    assert status.returncode == 0 and "chefer_gae" in status.stdout and "survives_randomisation" in status.stdout
+    status = _run(["status", "--db", db])  # fits a screen
+    assert status.returncode == 0 and "chefer_gae" in status.stdout and "survive_randomisation" in status.stdout
+    assert len(status.stdout.splitlines()) < 60 and "status --all" in status.stdout
+    full = _run(["status", "--all", "--db", db])
+    assert full.returncode == 0 and "survives_randomisation" in full.stdout and "mean_of_model_means" in full.stdout
 
 
 def check_e2e_database(db) -> int:
