@@ -100,10 +100,12 @@ def leaderboard(path, dataset_id: str, metric: str, region: str) -> pd.DataFrame
 
 def pairwise(path, dataset_id: str, metric: str, region: str) -> pd.DataFrame:
     """Wilcoxon signed-rank tests between methods (same model, same images), Holm-adjusted."""
-    return _df(path, """
+    from ..metrics.summaries import relabel
+    df = _df(path, """
         SELECT model_id, method_a, method_b, n, mean_diff, p_value, p_holm FROM pairwise
         WHERE dataset_id = ? AND metric = ? AND region = ? ORDER BY model_id, method_a, method_b""",
-               [dataset_id, metric, region])
+             [dataset_id, metric, region])
+    return df.assign(method_a=df["method_a"].map(relabel), method_b=df["method_b"].map(relabel))
 
 
 OUTCOMES = ("all", "correct", "misclassified")
