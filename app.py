@@ -3,48 +3,46 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.dashboard.cache import call, db_state
-from engine.dashboard.live import database_message, live_run
-from engine.dashboard.widgets import live_panel, no_database, show_table
+from engine.dashboard import database_message, db_state, live_panel, live_run, no_database, show_table
 
 st.set_page_config(page_title="ViT heatmaps vs. ground truth", layout="wide")
 st.title("Do the heatmaps point where the disease is?")
 
-path, mtime = db_state()
-st.caption(f"Results database: `{path}` (set `XAI_DB` to use another)")
+db = db_state()
+st.caption(f"Results database: `{db.path}` (set `XAI_DB` to use another)")
 
-if mtime is None:
-    no_database(path)
-view = live_run(path)
+if not db.ready:
+    no_database(db.path)
+view = live_run(db.path)
 if view is not None and view.running:
-    live_panel(path)
+    live_panel(db.path)
 
-counts = dict(call("table_counts", path, mtime).itertuples(index=False))
+counts = dict(db.table_counts().itertuples(index=False))
 cols = st.columns(5)
 for col, table in zip(cols, ["datasets", "models", "explanations", "scores", "failures"]):
     col.metric(table.capitalize(), f"{int(counts.get(table, 0)):,}")
 
-message = database_message(path, True, counts.get("scores", 0) > 0, view)
+message = database_message(db.path, True, counts.get("scores", 0) > 0, view)
 if message:
     st.info(message)
 
 st.subheader("Datasets")
-st.dataframe(call("datasets", path, mtime).drop(columns=["root"]), hide_index=True, width="stretch")
+st.dataframe(db.datasets().drop(columns=["root"]), hide_index=True, width="stretch")
 
 st.subheader("Models")
 st.caption("Test-split classification quality: accuracy, balanced accuracy, macro-F1 and macro one-vs-rest AUROC "
            "(– where the run did not record it)")
-models = call("models", path, mtime)
+models = db.models()
 show_table(models, hide_index=True)
 
 st.subheader("Methods × metrics")
 st.caption("Per method, metric and region: models scored, images scored (n, summed over models) and the mean "
            "of the models' mean scores")
-st.dataframe(call("method_summary", path, mtime), hide_index=True, width="stretch",
+st.dataframe(db.method_summary(), hide_index=True, width="stretch",
              column_config={"mean_of_model_means": st.column_config.NumberColumn(format="%.3f")})
 
 st.subheader("Last runs")
-runs = call("runs", path, mtime, 10)
+runs = db.runs(10)
 if runs.empty:
     st.caption("No runs recorded.")
 else:

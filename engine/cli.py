@@ -154,6 +154,7 @@ def cmd_demo(args) -> int:
 def cmd_check_data(args) -> int:
     """Dataset files are checked as they are; an experiment file's generated demo sets are written first."""
     import tomllib
+
     from .data.check import check_data_command, check_dataset
     try:
         is_experiment = "models" in tomllib.loads(Path(args.config).read_text(encoding="utf-8"))

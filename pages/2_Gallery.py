@@ -8,15 +8,11 @@ from urllib.parse import urlencode
 import numpy as np
 import streamlit as st
 
-from engine.dashboard import queries
-from engine.dashboard.cache import call
-from engine.dashboard.images import UnsafePath, load_row_sample
-from engine.dashboard.queries_compare import best_model
-from engine.dashboard import method_label
-from engine.dashboard.viz import COLORMAPS, render_sample
-from engine.dashboard.widgets import open_page, requested_page, url_page, url_range, url_selectbox, url_slider
+from engine.dashboard import (COLORMAPS, GALLERY_SORTS, OUTCOMES, UnsafePath, best_model, load_row_sample, map_array,
+                              method_label, open_page, render_sample, requested_page, url_page, url_range,
+                              url_selectbox, url_slider)
 
-path, mtime, opts = open_page("Gallery", "Gallery", "score_options", "explanations")
+db, opts = open_page("Gallery", "Gallery", what="explanations")
 
 PER_PAGE = 24
 NO_FILTER = "(none)"
@@ -40,13 +36,13 @@ names = dict(zip(opts.dataset_id, opts.dataset))
 dataset_id = pick("Dataset", sorted(opts.dataset_id.unique()), "dataset", lambda d: f"{names[d]} ({d.split('@')[-1]})")
 sub = opts[opts.dataset_id == dataset_id]
 model_id = pick("Model", sorted(sub.model_id.unique()), "model",
-                prefer=best_model(call("model_options", path, mtime), dataset_id))
-methods = call("method_options", path, mtime, dataset_id, model_id)
+                prefer=best_model(db.model_options(), dataset_id))
+methods = db.method_options(dataset_id, model_id)
 by_label = {method_label(m, p): (m, p) for m, p in zip(methods["method"], methods["method_params"])}
 label = pick("Method", list(by_label), "method", prefer=next((k for k, (_, p) in by_label.items() if p == "{}"), None))
 method, method_params = by_label[label]
-outcome = pick("Predictions", list(queries.OUTCOMES), "outcome")
-classes = call("classes", path, mtime, dataset_id)
+outcome = pick("Predictions", list(OUTCOMES), "outcome")
+classes = db.classes(dataset_id)
 true_class = pick("True class", ["all", *classes], "cls")
 conf = url_range("Confidence of the prediction", "conf", "g_", 0.0, 1.0)
 here = sub[(sub.model_id == model_id) & (sub.method == method)]
@@ -60,7 +56,7 @@ if fchoice != NO_FILTER:
 st.sidebar.button("Show the pointing-game misses", on_click=show_misses,
                   disabled="pointing_game · mask" not in fchoices,
                   help="filter on pointing_game · mask between 0 and 0")
-sorts = list(queries.GALLERY_SORTS)
+sorts = list(GALLERY_SORTS)
 sort = pick("Sort", sorts if metric_filter else sorts[:3], "sort")
 cmap = pick("Colormap", list(COLORMAPS), "cmap")
 alpha = url_slider("Heatmap opacity", "alpha", "g_", 0.0, 1.0, 0.5)
@@ -68,8 +64,8 @@ alpha = url_slider("Heatmap opacity", "alpha", "g_", 0.0, 1.0, 0.5)
 filters = dict(method_params=method_params, label=None if true_class == "all" else classes.index(true_class),
                conf=conf, metric_filter=metric_filter)
 wanted = requested_page("page", "g_")
-total, rows = call("gallery_view", path, mtime, dataset_id, model_id, method, outcome, PER_PAGE,
-                   (wanted - 1) * PER_PAGE, sort=sort, **filters)
+total, rows = db.gallery_view(dataset_id, model_id, method, outcome, PER_PAGE, (wanted - 1) * PER_PAGE, sort=sort,
+                               **filters)
 pages = max(1, math.ceil(total / PER_PAGE))
 page = url_page("Page", "page", "g_", pages)
 
@@ -85,7 +81,7 @@ for k, row in enumerate(rows.to_dict("records")):
     names_ = list(row["classes"])
     with cols[k % 4]:
         try:
-            st.image(np.asarray(render_sample(load_row_sample(row), queries.map_array(row), alpha, cmap)),
+            st.image(np.asarray(render_sample(load_row_sample(row), map_array(row), alpha, cmap)),
                      width="stretch")
         except (UnsafePath, ValueError, OSError) as exc:
             st.warning(f"{row['image_id']}: {exc}")

@@ -7,17 +7,12 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from engine.dashboard import queries
-from engine.dashboard.cache import call
-from engine.dashboard.images import UnsafePath, load_row_sample
-from engine.dashboard.queries_compare import best_model
-from engine.dashboard import method_label
-from engine.dashboard.viz import COLORMAPS, render_sample
-from engine.dashboard.widgets import open_page, show_table, url_selectbox, url_slider
+from engine.dashboard import (COLORMAPS, Db, UnsafePath, best_model, labelled, load_row_sample, map_array,
+                              method_label, open_page, render_sample, show_table, url_selectbox, url_slider)
 
 px.defaults.color_discrete_sequence = px.colors.qualitative.Alphabet  # 26 distinct colours: one per method
 
-path, mtime, models = open_page("Image", "Image detail", "model_options", "explanations")
+db, models = open_page("Image", "Image detail", Db.model_options, "explanations")
 
 
 def pick(label: str, values, key: str, fmt=str):
@@ -37,7 +32,7 @@ if not image_id:
     st.stop()
 st.query_params["image"] = image_id
 
-info, maps, scores, curves = call("image_view", path, mtime, dataset_id, model_id, image_id)
+info, maps, scores, curves = db.image_view(dataset_id, model_id, image_id)
 if info.empty:
     st.info(f"No image `{image_id}` in dataset `{dataset_id}`. Pick one in the *Gallery*.")
     st.stop()
@@ -60,7 +55,7 @@ except (UnsafePath, ValueError, OSError) as exc:
     sample = None
 
 if sample is not None:
-    tiles = [("image", None)] + [(method_label(m.method, m.method_params), queries.map_array(m._asdict()))
+    tiles = [("image", None)] + [(method_label(m.method, m.method_params), map_array(m._asdict()))
                                  for m in maps.itertuples()]
     cols = st.columns(5)
     for k, (title, grid) in enumerate(tiles):
@@ -74,14 +69,14 @@ st.subheader("Scores of this image")
 if scores.empty:
     st.caption("Not scored.")
 else:
-    scores = queries.labelled(scores).assign(metric=scores["metric"] + " · " + scores["region"])
+    scores = labelled(scores).assign(metric=scores["metric"] + " · " + scores["region"])
     show_table(scores.pivot_table(index="method", columns="metric", values="value"), "{:.3f}")
 
 st.subheader("Insertion and deletion curves")
 if curves.empty:
     st.caption("No faithfulness curves stored for this image (the run did not score insertion / deletion).")
 else:
-    for metric, g in queries.labelled(curves).groupby("metric"):
+    for metric, g in labelled(curves).groupby("metric"):
         fig = px.line(g, x="x", y="y", color="method", markers=True,
                       labels={"x": "fraction of pixels " + ("inserted" if "insert" in metric else "deleted"),
                               "y": "probability of the explained class"},

@@ -6,15 +6,13 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from engine.dashboard.cache import call
-from engine.dashboard.queries import labelled
-from engine.dashboard.queries_compare import CONFOUNDER_METRICS, best_model, per_method_spearman
-from engine.dashboard.widgets import open_page, show_table, url_selectbox, url_slider
+from engine.dashboard import (CONFOUNDER_METRICS, Db, best_model, depth_rows, labelled, open_page, per_method_spearman,
+                              show_table, strategy_means, strategy_models, url_selectbox, url_slider)
 
 px.defaults.color_discrete_sequence = px.colors.qualitative.Alphabet  # 26 distinct colours: one per method
 
-path, mtime, models = open_page("Compare", "Compare", "model_options", "scores")
-opts = call("score_options", path, mtime)
+db, models = open_page("Compare", "Compare", Db.model_options)
+opts = db.score_options()
 
 VIEWS = {"strategy": "Pretraining strategy", "agreement": "Metric agreement", "regions": "Boxes vs masks",
          "depth": "Attention depth", "sanity": "Sanity check (MPRT)", "faithfulness": "Insertion / deletion curves",
@@ -46,9 +44,8 @@ def pick_metric_region(metrics=None, prefer="pointing_game") -> tuple[str, str]:
 
 if view == "strategy":
     metric, region = pick_metric_region()
-    df = labelled(call("strategy_comparison", path, mtime, dataset_id, metric, region))
-    agg = df.groupby(["strategy", "method"]).agg(mean=("mean", "mean"), lo=("mean", "min"), hi=("mean", "max"),
-                                                 models=("model_id", "nunique"), n=("n", "sum")).reset_index()
+    df = labelled(db.strategy_comparison(dataset_id, metric, region))
+    agg = strategy_means(df)
     st.caption(f"{metric} on {region} regions: per pretraining strategy (models.strategy, else the init) the mean "
                f"of its models' mean scores; bars span the lowest to highest model; n = images summed over models")
     fig = px.bar(agg.assign(up=agg.hi - agg["mean"], down=agg["mean"] - agg.lo), x="method", y="mean",
@@ -57,11 +54,7 @@ if view == "strategy":
                  title=f"{metric} by pretraining strategy; n ≤ {int(agg['n'].max()) if len(agg) else 0} images/bar")
     st.plotly_chart(fig, width="stretch")
     show_table(agg.pivot_table(index="method", columns="strategy", values="mean"), "{:.3f}")
-    acc = df.groupby(["strategy", "model_id"], dropna=False).agg(
-        test_accuracy=("test_accuracy", "first"), test_balanced_accuracy=("test_balanced_accuracy", "first"),
-        val_accuracy=("val_accuracy", "first"), pretrain_steps=("pretrain_steps", "first"),
-        pretrain_final_loss=("pretrain_final_loss", "first"), pretrain_collapse=("pretrain_collapse", "first"),
-    ).reset_index()
+    acc = strategy_models(df)
     st.caption("Models compared: test accuracy, validation accuracy of the kept epoch, and their pretraining "
                "(steps, mean loss of the last 10 steps, DINO collapse verdict: uniform / one prototype / none)")
     st.dataframe(acc, hide_index=True, width="stretch")
@@ -73,7 +66,7 @@ elif view == "agreement":
     b = pick("Metric (y)", metrics, "metric_b", prefer="iou_top5")
     region = pick("Region", sorted(set(sub[sub.metric == a].region) & set(sub[sub.metric == b].region)) or ["mask"],
                   "region", prefer="mask")
-    pairs = labelled(call("metric_pairs", path, mtime, dataset_id, model_id, region, a, b))
+    pairs = labelled(db.metric_pairs(dataset_id, model_id, region, a, b))
     if pairs.empty:
         st.info(f"No image has both {a} and {b} on {region} regions for this model.")
     else:
@@ -89,13 +82,13 @@ elif view == "agreement":
         show_table(rho.drop(columns=["method_params"]), {"spearman": "{:.2f}"}, hide_index=True)
     st.caption(f"Across methods: Spearman correlation between metrics of the method means (region {region} plus "
                f"faithfulness; deletion negated so higher = better); chance baselines excluded")
-    show_table(call("metric_agreement", path, mtime, dataset_id, model_id, region), "{:.2f}")
+    show_table(db.metric_agreement(dataset_id, model_id, region), "{:.2f}")
 
 elif view == "regions":
     model_id = pick_model()
     metric = pick("Metric", sorted(sub[sub.region == "box"].metric.unique()) or ["pointing_game"], "metric",
                   prefer="pointing_game")
-    ranks, rho = call("region_agreement", path, mtime, dataset_id, model_id, metric)
+    ranks, rho = db.region_agreement(dataset_id, model_id, metric)
     if ranks.empty or "box" not in ranks or "mask" not in ranks:
         st.info("This dataset has no method scored on both box and mask regions.")
     else:
@@ -111,9 +104,7 @@ elif view == "regions":
 elif view == "depth":
     model_id = pick_model()
     region = pick("Region", sorted(sub.region.unique()), "region", prefer="mask")
-    df = call("depth_ablation", path, mtime, dataset_id, model_id, region)
-    df = df[df.metric.isin(["pointing_game", "iou_top5"])] if df.metric.isin(["pointing_game", "iou_top5"]).any() \
-        else df
+    df = depth_rows(db.depth_ablation(dataset_id, model_id, region))
     if df.empty:
         st.info("No per-layer results for this model. Run a layer-wise method once per block with the parameter "
                 "`layer` (e.g. `attention` with `{\"layer\": 0}`, `{\"layer\": 1}`, …, or `gradcam_attn`) in your "
@@ -129,7 +120,7 @@ elif view == "depth":
 
 elif view == "sanity":
     model_id = pick_model()
-    df = labelled(call("mprt_curves", path, mtime, dataset_id, model_id))
+    df = labelled(db.mprt_curves(dataset_id, model_id))
     if df.empty:
         st.info("No MPRT results for this model (the demo runs it on the trained model: `python -m engine demo`).")
     else:
@@ -144,7 +135,7 @@ elif view == "sanity":
 
 elif view == "faithfulness":
     model_id = pick_model()
-    df = labelled(call("mean_curves", path, mtime, dataset_id, model_id))
+    df = labelled(db.mean_curves(dataset_id, model_id))
     if df.empty:
         st.info("No insertion / deletion curves for this model (score `insertion_auc` / `deletion_auc`).")
     for metric, g in df.groupby("metric"):
@@ -158,7 +149,7 @@ elif view == "faithfulness":
 else:  # confounders
     threshold = url_slider("Flag at ≥ this many times the random baseline's share", "threshold", "cmp_", 0.0, 20.0,
                            3.0)
-    df = call("confounders", path, mtime, threshold)
+    df = db.confounders(threshold)
     if df.empty:
         st.info(f"No scores on a region named `marker` ({' / '.join(CONFOUNDER_METRICS)}). A confounded dataset "
                 f"annotates its spurious cue (e.g. a text label) as a mask region called `marker`; the demo's "

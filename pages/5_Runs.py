@@ -5,10 +5,9 @@ import json
 
 import streamlit as st
 
-from engine.dashboard.cache import call
-from engine.dashboard.widgets import open_page, show_table, url_selectbox
+from engine.dashboard import Db, open_page, show_table, url_selectbox
 
-path, mtime, runs = open_page("Runs", "Runs", "runs", "runs")
+db, runs = open_page("Runs", "Runs", Db.runs, "runs")
 ALL = "(all runs)"
 
 st.subheader("Run history")
@@ -19,7 +18,7 @@ run_id = url_selectbox("Run", [ALL, *runs.run_id], "run", "runs_")
 only = None if run_id == ALL else run_id
 
 if only:
-    cfg = call("run_config", path, mtime, only)
+    cfg = db.run_config(only)
     with st.expander(f"Configuration and package versions of {only}", expanded=True):
         for col in ("config", "versions"):
             text = cfg[col].iloc[0] if len(cfg) else None
@@ -30,7 +29,7 @@ if only:
                 st.caption("not recorded")
 
 st.subheader("Jobs")
-summary = call("jobs_summary", path, mtime, only)
+summary = db.jobs_summary(only)
 if summary.empty:
     st.caption("No jobs recorded" + (" for this run." if only else " (the demo writes none; `python -m engine run "
                                                                      "EXPERIMENT.toml` records one per unit of work)."))
@@ -38,18 +37,18 @@ else:
     st.dataframe(summary, hide_index=True, width="stretch",
                  column_config={"seconds": st.column_config.NumberColumn("seconds (sum)", format="%.1f")})
     status = url_selectbox("Job status", ["all", "done", "failed"], "status", "runs_")
-    jobs = call("jobs", path, mtime, only, None if status == "all" else status)
+    jobs = db.jobs(only, None if status == "all" else status)
     st.caption(f"{len(jobs)} jobs shown (at most 1,000, newest first)")
     show_table(jobs, {"seconds": "{:.1f}"}, hide_index=True)
 
 st.subheader("Failures")
-reasons = call("failure_reasons", path, mtime, only)
+reasons = db.failure_reasons(only)
 if reasons.empty:
     st.success("No failures recorded" + (" for this run." if only else "."))
 else:
     st.caption("How often each reason occurred")
     st.dataframe(reasons, hide_index=True, width="stretch")
     stage = url_selectbox("Failure stage", ["all", *sorted(reasons.stage.dropna().unique())], "stage", "runs_")
-    fails = call("failures", path, mtime, only, None if stage == "all" else stage)
+    fails = db.failures(only, None if stage == "all" else stage)
     st.caption(f"{len(fails)} failed items shown (at most 1,000, newest first); item `*` = the whole job")
     st.dataframe(fails, hide_index=True, width="stretch")

@@ -12,9 +12,9 @@ import time
 import urllib.request
 
 import duckdb
+from conftest import PROJECT_ROOT
 from streamlit.testing.v1 import AppTest
 
-from conftest import PROJECT_ROOT
 from engine.dashboard.live import live_run
 from engine.explain import METHODS
 from engine.metrics import METRICS

@@ -9,9 +9,9 @@ import shutil
 import time
 
 import pytest
+from test_pages import PAGES, run_page, texts
 
 from engine.runner.progress import progress_path
-from test_pages import PAGES, run_page, texts
 
 
 def _running(db, **kw):

@@ -120,6 +120,7 @@ def test_runner_target_source_is_the_training_split_only(tmp_path, monkeypatch):
     from engine.data import ImageDataset, load_records
     from engine.data.synthetic.smear import SmearConfig, generate_blood_smear, smear_spec
     from engine.runner import units
+    from engine.runner.experiment import ModelEntry
     spec = smear_spec(generate_blood_smear(tmp_path / "smear", SmearConfig(n_train=5, n_val=3, n_test=4),
                                            progress=False))
     records, classes = load_records(spec)
@@ -130,13 +131,14 @@ def test_runner_target_source_is_the_training_split_only(tmp_path, monkeypatch):
         seen["source"] = source
         return tmp_path / "w.safetensors"
     monkeypatch.setattr(units, "pretrain_backbone", fake)
-    entry = {"name": "vit_demo", "pretrain": "dino", "pretrain_source": "target"}
+    entry = ModelEntry(name="vit_demo", pretrain="dino", pretrain_source="target")
     units._pretrained_backbone(entry, spec, train, 0, tmp_path, "cpu", False)
     src = seen["source"]
     assert isinstance(src, ImageSource) and src.images.shape[0] == 5  # never the 3 val or 4 test images
     assert torch.equal(src.images[0], train[0].image) and src.description["split"] == "train"
     with pytest.raises(ValueError, match="labelled source"):
-        units._pretrained_backbone({**entry, "pretrain": "supervised"}, spec, train, 0, tmp_path, "cpu", False)
+        units._pretrained_backbone(entry.model_copy(update={"pretrain": "supervised"}), spec, train, 0, tmp_path, "cpu",
+                                   False)
 
 
 def test_dino_collapse_statistics_by_hand():

@@ -1,8 +1,40 @@
-"""The dashboard's read model: parameterised queries, their Streamlit cache, image and region reload for
-display, widgets and rendering.  Pages import only this package; nothing else under ``engine/`` imports
-streamlit."""
+"""The dashboard's read model: parameterised queries (:class:`Db`, typed and cached), the tables behind
+the pages (pure functions), image and region reload for display, widgets and rendering.  Pages import
+only this package (the names below); nothing else under ``engine/`` imports streamlit.
+
+The streamlit-bound names (:class:`Db`, :func:`db_state`, the widgets) load on first use, so the command
+line, which prints tables through :mod:`.queries`, never imports streamlit.
+"""
 from __future__ import annotations
 
-from ..metrics.summaries import method_label
+import importlib
 
-__all__ = ["method_label"]
+from ..metrics.summaries import method_label
+from .compare import depth_rows, strategy_means, strategy_models
+from .images import UnsafePath, load_row_sample
+from .leaderboard import GROUPS as LEADERBOARD_GROUPS
+from .leaderboard import group_column as leaderboard_group_column
+from .leaderboard import higher_is_better as leaderboard_higher_is_better
+from .leaderboard import leaderboard_table
+from .live import database_message, live_run, live_view
+from .queries import GALLERY_SORTS, OUTCOMES, labelled, map_array
+from .queries_compare import CONFOUNDER_METRICS, best_model, per_method_spearman
+from .viz import COLORMAPS, render_sample
+
+_STREAMLIT_BOUND = {"Db": "cache", "db_state": "cache", **{n: "widgets" for n in (
+    "live_panel", "no_database", "open_page", "requested_page", "show_table", "url_page", "url_range", "url_selectbox",
+    "url_slider")}}
+
+__all__ = [
+    "COLORMAPS", "CONFOUNDER_METRICS", "GALLERY_SORTS", "LEADERBOARD_GROUPS", "OUTCOMES", "UnsafePath", "best_model",
+    "database_message", "depth_rows", "live_run", "live_view",
+    "labelled", "leaderboard_group_column", "leaderboard_higher_is_better", "leaderboard_table",
+    "load_row_sample", "map_array", "method_label", "per_method_spearman", "render_sample", "strategy_means",
+    "strategy_models", *_STREAMLIT_BOUND,
+]
+
+
+def __getattr__(name: str):
+    if name in _STREAMLIT_BOUND:
+        return getattr(importlib.import_module(f".{_STREAMLIT_BOUND[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

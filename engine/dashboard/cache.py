@@ -1,39 +1,170 @@
-"""Streamlit caching of the read-only queries (the dashboard's data-access layer).
+"""The dashboard's typed, cached access to the results database: :class:`Db`.
 
-Each cached call is keyed by the database path *and its modification time*, so a database swapped
-in by a finished batch is picked up on the next rerun, while a page never holds a connection open.
+A ``Db`` is one version of the database file: its path and modification time.  Every query is a
+method with a signature, cached by ``st.cache_data`` on (the query, the ``Db``, its arguments), so a
+database swapped in by a finished batch (new mtime) is read afresh on the next rerun, while a page never
+holds a connection open.  The SQL lives in :mod:`.queries` and :mod:`.queries_compare`.
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from . import queries, queries_compare
 from ..store.schema import SCHEMA_VERSION
 
 
-def db_state() -> tuple[str, float | None]:
-    """(path, mtime) of the configured database; mtime None when there is no usable database.
+def _db_key(db: "Db") -> tuple[str, float | None]:
+    return db.path, db.mtime
+
+
+# one cache per query; a Db enters the key as (path, mtime) (hash_funcs names it by its qualified type name,
+# since the class is not defined yet where its methods are decorated)
+_cached = st.cache_data(show_spinner=False, max_entries=64, hash_funcs={f"{__name__}.Db": _db_key})
+
+
+@dataclass(frozen=True)
+class Db:
+    """One version of the results database (``mtime`` None: there is no usable database at ``path``)."""
+    path: str
+    mtime: float | None
+
+    @property
+    def ready(self) -> bool:
+        return self.mtime is not None
+
+    @property
+    def file(self) -> Path:
+        return Path(self.path)
+
+    # -- overview -------------------------------------------------------------------------------
+    @_cached
+    def table_counts(self) -> pd.DataFrame:
+        return queries.table_counts(self.file)
+
+    @_cached
+    def runs(self, limit: int = 1000) -> pd.DataFrame:
+        return queries.runs(self.file, limit)
+
+    @_cached
+    def datasets(self) -> pd.DataFrame:
+        return queries.datasets(self.file)
+
+    @_cached
+    def models(self) -> pd.DataFrame:
+        return queries.models(self.file)
+
+    @_cached
+    def method_summary(self) -> pd.DataFrame:
+        return queries.method_summary(self.file)
+
+    # -- pickers --------------------------------------------------------------------------------
+    @_cached
+    def score_options(self) -> pd.DataFrame:
+        return queries.score_options(self.file)
+
+    @_cached
+    def model_options(self) -> pd.DataFrame:
+        return queries_compare.model_options(self.file)
+
+    @_cached
+    def method_options(self, dataset_id: str, model_id: str) -> pd.DataFrame:
+        return queries.method_options(self.file, dataset_id, model_id)
+
+    @_cached
+    def classes(self, dataset_id: str) -> list[str]:
+        return queries.classes(self.file, dataset_id)
+
+    # -- leaderboard, gallery, image ----------------------------------------------------------------
+    @_cached
+    def leaderboard_view(self, dataset_id: str, metric: str, region: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return queries.leaderboard_view(self.file, dataset_id, metric, region)
+
+    @_cached
+    def gallery_view(self, dataset_id: str, model_id: str, method: str, outcome: str, limit: int, offset: int,
+                     sort: str = "image id", *, method_params: str = "{}", label: int | None = None,
+                     conf: tuple[float, float] = (0.0, 1.0),
+                     metric_filter: tuple[str, str, float, float] | None = None) -> tuple[int, pd.DataFrame]:
+        return queries.gallery_view(self.file, dataset_id, model_id, method, outcome, limit, offset, sort,
+                                    method_params=method_params, label=label, conf=conf,
+                                    metric_filter=metric_filter)
+
+    @_cached
+    def image_view(self, dataset_id: str, model_id: str, image_id: str) -> tuple[pd.DataFrame, ...]:
+        return queries.image_view(self.file, dataset_id, model_id, image_id)
+
+    # -- compare ------------------------------------------------------------------------------------
+    @_cached
+    def metric_agreement(self, dataset_id: str, model_id: str, region: str) -> pd.DataFrame:
+        return queries.metric_agreement(self.file, dataset_id, model_id, region)
+
+    @_cached
+    def region_agreement(self, dataset_id: str, model_id: str, metric: str) -> tuple[pd.DataFrame, float]:
+        return queries.region_agreement(self.file, dataset_id, model_id, metric)
+
+    @_cached
+    def strategy_comparison(self, dataset_id: str, metric: str, region: str) -> pd.DataFrame:
+        return queries_compare.strategy_comparison(self.file, dataset_id, metric, region)
+
+    @_cached
+    def metric_pairs(self, dataset_id: str, model_id: str, region: str, metric_a: str,
+                     metric_b: str) -> pd.DataFrame:
+        return queries_compare.metric_pairs(self.file, dataset_id, model_id, region, metric_a, metric_b)
+
+    @_cached
+    def depth_ablation(self, dataset_id: str, model_id: str, region: str) -> pd.DataFrame:
+        return queries_compare.depth_ablation(self.file, dataset_id, model_id, region)
+
+    @_cached
+    def mprt_curves(self, dataset_id: str, model_id: str) -> pd.DataFrame:
+        return queries_compare.mprt_curves(self.file, dataset_id, model_id)
+
+    @_cached
+    def mean_curves(self, dataset_id: str, model_id: str) -> pd.DataFrame:
+        return queries_compare.mean_curves(self.file, dataset_id, model_id)
+
+    @_cached
+    def confounders(self, threshold: float) -> pd.DataFrame:
+        return queries_compare.confounders(self.file, threshold)
+
+    # -- runs ---------------------------------------------------------------------------------------
+    @_cached
+    def run_config(self, run_id: str) -> pd.DataFrame:
+        return queries_compare.run_config(self.file, run_id)
+
+    @_cached
+    def jobs(self, run_id: str | None = None, status: str | None = None) -> pd.DataFrame:
+        return queries_compare.jobs(self.file, run_id, status)
+
+    @_cached
+    def jobs_summary(self, run_id: str | None = None) -> pd.DataFrame:
+        return queries_compare.jobs_summary(self.file, run_id)
+
+    @_cached
+    def failures(self, run_id: str | None = None, stage: str | None = None) -> pd.DataFrame:
+        return queries_compare.failures(self.file, run_id, stage)
+
+    @_cached
+    def failure_reasons(self, run_id: str | None = None) -> pd.DataFrame:
+        return queries_compare.failure_reasons(self.file, run_id)
+
+
+def db_state() -> Db:
+    """The configured database; its ``mtime`` is None when there is no usable database.
 
     A database written by an older schema version is reported on the page (with how to rebuild it)
     and treated as unusable, instead of failing in a query.
     """
     path = queries.db_path()
     if not queries.database_exists(path):
-        return path, None
+        return Db(path, None)
     found = queries.schema_version(path)
     if found < SCHEMA_VERSION:
         st.warning(f"`{path}` was written with results schema version {found}; this dashboard reads version "
                    f"{SCHEMA_VERSION}. Re-run `python -m engine demo --db {path}` (or your experiment) to rebuild it.")
-        return path, None
-    return path, os.path.getmtime(path)
-
-
-@st.cache_data(show_spinner=False, max_entries=256)
-def call(name: str, path: str, mtime: float, *args, **kwargs):
-    """Run ``queries.<name>`` (or ``queries_compare.<name>``) ``(path, *args, **kwargs)`` once per
-    (database version, arguments)."""
-    fn = getattr(queries, name, None) or getattr(queries_compare, name)
-    return fn(Path(path), *args, **kwargs)
+        return Db(path, None)
+    return Db(path, os.path.getmtime(path))

@@ -86,16 +86,15 @@ def method_summary(path) -> pd.DataFrame:
 
 
 def leaderboard(path, dataset_id: str, metric: str, region: str) -> pd.DataFrame:
-    """Per (model, method): mean, 95 % bootstrap CI, n and rank of ``metric`` (precomputed at ingest)."""
+    """Per (model, method): mean, 95 % bootstrap CI and n of ``metric`` (precomputed at ingest), best first
+    within each model.  Unranked: the rank (baselines excluded) is :func:`.leaderboard.rank_within`'s."""
     return _df(path, """
-        SELECT s.model_id, m.name AS model, m.init, m.arch, m.strategy, s.method, s.method_params, s.mean, s.ci_low, s.ci_high,
-               s.n, s.n_undefined, coalesce(mt.higher_is_better, true) AS higher_is_better,
-               rank() OVER (PARTITION BY s.model_id
-                            ORDER BY CASE WHEN coalesce(mt.higher_is_better, true) THEN -s.mean ELSE s.mean END
-                            NULLS LAST) AS rank
+        SELECT s.model_id, m.name AS model, m.init, m.arch, m.strategy, s.method, s.method_params, s.mean, s.ci_low,
+               s.ci_high, s.n, s.n_undefined, coalesce(mt.higher_is_better, true) AS higher_is_better
         FROM summary s JOIN models m USING (model_id) LEFT JOIN metrics mt ON mt.metric = s.metric
         WHERE s.dataset_id = ? AND s.metric = ? AND s.region = ?
-        ORDER BY s.model_id, rank""", [dataset_id, metric, region])
+        ORDER BY s.model_id, CASE WHEN coalesce(mt.higher_is_better, true) THEN -s.mean ELSE s.mean END NULLS LAST,
+                 s.method, s.method_params""", [dataset_id, metric, region])
 
 
 def pairwise(path, dataset_id: str, metric: str, region: str) -> pd.DataFrame:

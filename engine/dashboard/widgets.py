@@ -2,7 +2,12 @@
 view can be shared; without a URL value each widget starts at a sensible default."""
 from __future__ import annotations
 
+from typing import Callable
+
+import pandas as pd
 import streamlit as st
+
+from .cache import Db, db_state
 
 
 def url_selectbox(label: str, values, key: str, widget_prefix: str, prefer=None, fmt=str, where=None):
@@ -80,8 +85,8 @@ def no_database(path: str, what: str = "results") -> None:
     """The message every page shows instead of an error when there is nothing to show yet: one
     sentence for a missing database, an empty one, or one a run is writing for the first time
     (then the live run panel too, which refreshes the page as results land)."""
-    from . import live
     from ..store.read import database_exists
+    from . import live
     view = live.live_run(path)
     msg = live.database_message(path, database_exists(path), False, view)
     st.info(msg + ("" if what == "results" else f" (This page needs {what}.)"))
@@ -94,6 +99,7 @@ def live_panel(path: str, every: float = 3.0) -> None:
     """The run writing ``path`` now (stage, jobs, dataset / model, time, failures), refreshed every
     ``every`` seconds; the whole page reruns when the database changes or the run ends."""
     import os
+
     from . import live
 
     def mtime():
@@ -125,20 +131,20 @@ def live_panel(path: str, every: float = 3.0) -> None:
     _panel()
 
 
-def open_page(title: str, heading: str, options: str = "score_options", what: str = "scores"):
-    """Page setup shared by the pages: config, heading, the database state and the page's option rows
-    (``options``, a query name); stops with :func:`no_database` when there is nothing to show.
-    Returns (path, mtime, options DataFrame)."""
-    from .cache import call, db_state
+def open_page(title: str, heading: str, options: Callable[[Db], pd.DataFrame] = Db.score_options,
+              what: str = "scores") -> tuple[Db, pd.DataFrame]:
+    """Page setup shared by the pages: config, heading, the database and the page's option rows
+    (``options``, a :class:`Db` query without arguments); stops with :func:`no_database` when there is
+    nothing to show.  Returns (the database, the options DataFrame)."""
     st.set_page_config(page_title=title, layout="wide")
     st.title(heading)
-    path, mtime = db_state()
-    if mtime is None:
-        no_database(path)
-    opts = call(options, path, mtime)
+    db = db_state()
+    if not db.ready:
+        no_database(db.path)
+    opts = options(db)
     if opts.empty:
-        no_database(path, what)
-    return path, mtime, opts
+        no_database(db.path, what)
+    return db, opts
 
 
 def show_table(df, formats: dict | str | None = None, precision: int = 3, hide_index: bool = False, **kwargs):

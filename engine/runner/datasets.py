@@ -16,6 +16,7 @@ from pathlib import Path
 from ..data import DatasetSpec, Record, fingerprint, load_records
 from ..data.splits import select_scored
 from ..data.synthetic import GENERATORS
+from ..store import identity
 from .experiment import Experiment
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def prepare_one(exp: Experiment, block: dict, work_dir: Path, progress: bool = T
     scored = tuple(r.image_id for r in select_scored(records, spec, classes))
     log.info("dataset %s: %d images, %d scored", spec.name, len(records), len(scored))
     return PreparedDataset(spec, json.dumps(spec.to_dict(), sort_keys=True, default=str), records, classes,
-                           fp, f"{spec.name}@{fp[:10]}", scored)
+                           fp, identity.dataset_id(spec.name, fp), scored)
 
 
 def prepare(exp: Experiment, work_dir: Path, progress: bool = True) -> list[PreparedDataset]:

@@ -6,7 +6,7 @@ successive rounds.  Every map is upsampled once with the shared helper and score
 region of the batch with the metrics asked for that method.
 
 Nothing here stops on one bad batch or map: a failing batch (out of memory, a method error) and a
-NaN map become failure records (``item``, ``method``, ``stage``, ``reason``) and the rest goes on.
+NaN map become :class:`~engine.runner.results.Failure` records and the rest goes on.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from ..explain import METHODS, run_methods, upsample_maps
 from ..metrics import METRICS
 from ..models import ModelInfo, normalise
 from ..store import canonical_json
+from .results import Failure
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,32 @@ class EvalResult:
     explanations: pd.DataFrame
     scores: pd.DataFrame
     curves: pd.DataFrame
-    failures: list[dict] = field(default_factory=list)  # {item, method, stage, reason}
+    failures: list[Failure] = field(default_factory=list)
+
+
+@dataclass
+class _Rows:
+    """Rows produced for one batch: explanations, scores and curves as tuples (column orders above), failures."""
+    explanations: list[tuple] = field(default_factory=list)
+    scores: list[tuple] = field(default_factory=list)
+    curves: list[tuple] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+
+    def add(self, other: "_Rows") -> None:
+        self.explanations += other.explanations
+        self.scores += other.scores
+        self.curves += other.curves
+        self.failures += other.failures
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """One batch as the metrics see it: the model, normalised images, explained classes, ids and regions."""
+    model: torch.nn.Module
+    x: torch.Tensor
+    targets: torch.Tensor
+    ids: list[str]
+    regions: dict[str, torch.Tensor]
 
 
 def _rounds(variants: list[tuple[str, dict]]) -> list[list[tuple[str, dict]]]:
@@ -84,10 +110,8 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
     metrics_for = metrics_for or (lambda name, params: metrics)
     dev = torch.device(device)
     model = model.to(dev).eval()
-    preds, expls, scores, curves, failures = [], [], [], [], []
-
-    def fail(item, method, stage, reason):
-        failures.append({"item": item, "method": method, "stage": stage, "reason": reason})
+    preds: list[tuple] = []
+    rows = _Rows()
 
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate_samples,
                                          num_workers=0, pin_memory=dev.type == "cuda")
@@ -102,13 +126,11 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
                 all_maps, logits, targets = run_methods(model, x, [n for n, _ in round_], None, dict(round_),
                                                         not_applicable=skipped)
             except Exception as exc:  # e.g. out of memory on this batch: record, go on with the next
-                for n, _ in round_:
-                    for i in ids:
-                        fail(i, n, "explain", _first_line(exc))
+                rows.failures += [Failure(i, "explain", _first_line(exc), n) for n, _ in round_ for i in ids]
                 continue
             for mname, why in skipped.items():
-                if not any(f["method"] == mname and f["item"] == "*" for f in failures):
-                    fail("*", mname, "explain", f"not applicable: {why}")
+                if not any(f.method == mname and f.item == "*" for f in rows.failures):
+                    rows.failures.append(Failure("*", "explain", f"not applicable: {why}", mname))
             if not predicted:
                 predicted = True
                 probs = torch.softmax(logits.float(), dim=1).cpu()
@@ -116,53 +138,56 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
                 for i, image_id in enumerate(ids):
                     preds.append((run_id, dataset_id, model_id, image_id, int(batch["label"][i]), int(pred[i]),
                                   float(conf[i]), probs[i].numpy().astype(np.float32)))
+            batch_ = _Batch(model, x, targets, ids, batch_regions)
             for mname, mparams in round_:
-                if mname not in all_maps:
-                    continue
-                _score_method(all_maps[mname].cpu(), mname, mparams, metrics_for(mname, mparams), model, x, targets,
-                              ids, batch_regions, (run_id, dataset_id, model_id), expls, scores, curves, fail)
-    for f in failures:
-        log.warning("%s %s: %s failed at %s: %s", dataset_id, model_id, f["method"], f["stage"],
-                    f"{f['item']}: {f['reason']}")
-    return EvalResult(pd.DataFrame(preds, columns=PRED_COLS), pd.DataFrame(expls, columns=EXPL_COLS),
-                      pd.DataFrame(scores, columns=SCORE_COLS), pd.DataFrame(curves, columns=CURVE_COLS), failures)
+                if mname in all_maps:
+                    rows.add(_score_method(all_maps[mname].cpu(), (mname, mparams), metrics_for(mname, mparams),
+                                           batch_, (run_id, dataset_id, model_id)))
+    for f in rows.failures:
+        log.warning("%s %s: %s failed at %s: %s", dataset_id, model_id, f.method, f.stage, f"{f.item}: {f.reason}")
+    return EvalResult(pd.DataFrame(preds, columns=PRED_COLS), pd.DataFrame(rows.explanations, columns=EXPL_COLS),
+                      pd.DataFrame(rows.scores, columns=SCORE_COLS), pd.DataFrame(rows.curves, columns=CURVE_COLS),
+                      rows.failures)
 
 
-def _score_method(maps, mname, mparams, metrics, model, x, targets, ids, regions, prefix, expls, scores, curves,
-                  fail) -> None:
-    """Store one method's maps for a batch and score them with ``metrics``."""
-    minfo = METHODS[mname]
-    mkey = (mname, minfo.version, canonical_json(mparams))
+def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[str, dict], batch: _Batch,
+                  prefix: tuple[str, str, str]) -> _Rows:
+    """One method's maps of a batch (``variant``: its name and parameters) as explanation rows, scored with
+    ``metrics``; ``prefix``: (run_id, dataset_id, model_id) of every row."""
+    mname, mparams = variant
+    ids, out = batch.ids, _Rows()
+    mkey = (mname, METHODS[mname].version, canonical_json(mparams))
     finite = torch.isfinite(maps).flatten(1).all(1)
     for i in (~finite).nonzero().flatten().tolist():
-        fail(ids[i], mname, "explain", "map contains NaN or inf; not scored")
+        out.failures.append(Failure(ids[i], "explain", "map contains NaN or inf; not scored", mname))
     gh, gw = maps.shape[-2:]
     for i, image_id in enumerate(ids):
         if finite[i]:
-            expls.append((*prefix, *mkey, image_id, int(targets[i]), gh, gw,
-                          maps[i].flatten().numpy().astype(np.float32)))
+            out.explanations.append((*prefix, *mkey, image_id, int(batch.targets[i]), gh, gw,
+                                     maps[i].flatten().numpy().astype(np.float32)))
     keep = finite.nonzero().flatten()
     if len(keep) == 0:
-        return
-    up = upsample_maps(maps[keep], tuple(x.shape[-2:]))
-    kdev = keep.to(x.device)
+        return out
+    up = upsample_maps(maps[keep], tuple(batch.x.shape[-2:]))
+    kdev = keep.to(batch.x.device)
     for metric, kparams in metrics.items():
         kinfo = METRICS[metric]
         kkey = (metric, kinfo.version, canonical_json(kparams))
         try:
             if kinfo.kind == "faithfulness":
-                vals, xs, ys = kinfo(up, model=model, images=x[kdev], targets=targets[kdev], return_curves=True,
-                                     **kparams)
+                vals, xs, ys = kinfo(up, model=batch.model, images=batch.x[kdev], targets=batch.targets[kdev],
+                                     return_curves=True, **kparams)
                 results = {"none": vals}
                 for j, i in enumerate(keep.tolist()):
-                    curves.append((*prefix, *mkey, *kkey, ids[i], xs.astype(np.float32), ys[j].astype(np.float32)))
+                    out.curves.append((*prefix, *mkey, *kkey, ids[i], xs.astype(np.float32),
+                                       ys[j].astype(np.float32)))
             else:
-                results = {region: kinfo(up, reg[keep], **kparams) for region, reg in regions.items()}
+                results = {region: kinfo(up, reg[keep], **kparams) for region, reg in batch.regions.items()}
         except Exception as exc:
-            for i in keep.tolist():
-                fail(ids[i], mname, "score", f"{metric}: {_first_line(exc)}")
+            out.failures += [Failure(ids[i], "score", f"{metric}: {_first_line(exc)}", mname) for i in keep.tolist()]
             continue
         for region, vals in results.items():
             for j, i in enumerate(keep.tolist()):
                 v = float(vals[j])
-                scores.append((*prefix, *mkey, *kkey, region, ids[i], None if np.isnan(v) else v))
+                out.scores.append((*prefix, *mkey, *kkey, region, ids[i], None if np.isnan(v) else v))
+    return out

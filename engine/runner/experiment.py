@@ -163,31 +163,30 @@ class Experiment(_Strict):
                 raise ValueError(f"sanity.methods {bad} are not in [methods]")
         return self
 
-    def method_variants(self, entry: dict | None = None) -> list[tuple[str, dict]]:
+    def method_variants(self, entry: ModelEntry | None = None) -> list[tuple[str, dict]]:
         """(method, params) for every configured variant (of one model entry's ``methods``), in file order."""
         out = []
         for name, sets in self.methods.items():
-            if entry and entry.get("methods") and name not in entry["methods"]:
+            if entry is not None and entry.methods and name not in entry.methods:
                 continue
             for params in (sets if isinstance(sets, list) else [sets]):
                 out.append((name, dict(params)))
         return out
 
-    def model_entries(self, dataset: dict | None = None) -> list[dict]:
-        """The model entries (of one dataset block: its ``models`` list, default all) as dicts, with
-        local paths (weights, a pretraining folder) made absolute."""
+    def model_entries(self, dataset: dict | None = None) -> list[ModelEntry]:
+        """The model entries (of one dataset block: its ``models`` list, default all), with local paths
+        (weights, a pretraining folder) made absolute."""
         out = []
         wanted = (dataset or {}).get("models")
         for m in self.models:
             if wanted and m.key not in wanted:
                 continue
-            d = m.model_dump()
-            d["key"] = m.key
-            if d["weights"]:
-                d["weights"] = str(self.resolve(d["weights"]))
-            if d["pretrain_source"] not in ("generated", "target"):
-                d["pretrain_source"] = str(self.resolve(d["pretrain_source"]))
-            out.append(d)
+            paths = {}
+            if m.weights:
+                paths["weights"] = str(self.resolve(m.weights))
+            if m.pretrain_source not in ("generated", "target"):
+                paths["pretrain_source"] = str(self.resolve(m.pretrain_source))
+            out.append(m.model_copy(update=paths))
         return out
 
     def resolve(self, path: str | None) -> Path | None:

@@ -1,8 +1,6 @@
 """Rows describing a run, a dataset, a model and the registries, written through the ResultWriter."""
 from __future__ import annotations
 
-import datetime as dt
-import json
 import importlib.metadata
 import platform
 import subprocess
@@ -17,13 +15,9 @@ from ..explain import METHODS
 from ..metrics import METRICS
 from ..metrics.summaries import SCORE_COLUMNS, summarise
 from ..models import ModelInfo
-from ..store import ResultWriter, canonical_json
+from ..store import ResultWriter, canonical_json, identity, utc_now
 
 PACKAGES = ("torch", "timm", "numpy", "duckdb", "streamlit")
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
 def git_commit() -> str | None:
@@ -46,8 +40,8 @@ def versions() -> dict:
 
 
 def start_run(w: ResultWriter, kind: str, config: dict) -> str:
-    run_id = f"{kind}-{_now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    w.upsert("runs", {"run_id": run_id, "kind": kind, "status": "running", "started_at": _now(),
+    run_id = f"{kind}-{utc_now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    w.upsert("runs", {"run_id": run_id, "kind": kind, "status": "running", "started_at": utc_now(),
                       "finished_at": None, "host": platform.node(), "git_commit": git_commit(),
                       "versions": versions(), "config": config})
     write_registries(w)
@@ -55,8 +49,8 @@ def start_run(w: ResultWriter, kind: str, config: dict) -> str:
 
 
 def finish_run(w: ResultWriter, run_id: str, status: str, counts: dict | None = None) -> None:
-    w.con.execute("UPDATE runs SET status = ?, finished_at = ?, counts = ? WHERE run_id = ?",
-                  [status, _now(), json.dumps(counts or {}, sort_keys=True, separators=(", ", ": ")), run_id])
+    """Close the run opened by :func:`start_run`."""
+    w.finish_run(run_id, status, counts)
 
 
 def write_registries(w: ResultWriter) -> None:
@@ -70,12 +64,12 @@ def write_registries(w: ResultWriter) -> None:
 
 def write_dataset(w: ResultWriter, spec: DatasetSpec, records: list[Record], classes: tuple[str, ...],
                   fp: str | None = None) -> str:
-    """Dataset and image rows; returns the dataset id ``name@fingerprint`` (``fp``: the fingerprint
-    when the caller already has it; it reads every annotation file)."""
+    """Dataset and image rows; returns the dataset id (:func:`engine.store.dataset_id`; ``fp``: the
+    fingerprint when the caller already has it; it reads every annotation file)."""
     fp = fp or fingerprint(records, spec)
-    dataset_id = f"{spec.name}@{fp[:10]}"
+    did = identity.dataset_id(spec.name, fp)
     root = Path(spec.root).resolve()
-    w.upsert("datasets", {"dataset_id": dataset_id, "name": spec.name, "root": str(root), "fingerprint": fp,
+    w.upsert("datasets", {"dataset_id": did, "name": spec.name, "root": str(root), "fingerprint": fp,
                           "classes": list(classes), "input_size": spec.input_size, "resize_mode": spec.resize,
                           "n_images": len(records), "spec": spec.to_dict()})
 
@@ -85,23 +79,23 @@ def write_dataset(w: ResultWriter, spec: DatasetSpec, records: list[Record], cla
     rows = []
     for r in records:
         wh = image_size(r.image_path) or (None, None)  # header only (DICOM included)
-        rows.append((dataset_id, r.image_id, r.split, r.label, classes[r.label], rel(r.image_path),
+        rows.append((did, r.image_id, r.split, r.label, classes[r.label], rel(r.image_path),
                      rel(r.mask_path), rel(r.boxes_path), wh[0], wh[1], region_names(r, spec)))
     w.replace_rows("images", pd.DataFrame(rows, columns=[
         "dataset_id", "image_id", "split", "label", "label_name", "path", "mask_path", "boxes_path",
         "width", "height", "regions"]))
-    return dataset_id
+    return did
 
 
 def write_model(w: ResultWriter, *, dataset_id: str, info: ModelInfo, init: str, checkpoint: str, sha256: str,
                 val_accuracy: float | None, test_accuracy: float | None, hparams: dict, history: list,
                 label: str | None = None, arch: str | None = None, strategy: str | None = None,
                 test: dict | None = None) -> str:
-    """The models row; its id is ``label@sha256[:12]`` (or ``name:init@sha256[:12]`` without a label).
+    """The models row; returns its id (:func:`engine.store.model_id`).
     ``test``: the test-split classification report (balanced accuracy, macro-F1, AUROC, confusion)."""
-    model_id = f"{label or f'{info.name}:{init}'}@{sha256[:12]}"
+    mid = identity.model_id(info.name, init, sha256, label)
     test = test or {}
-    w.upsert("models", {"model_id": model_id, "dataset_id": dataset_id, "name": info.name,
+    w.upsert("models", {"model_id": mid, "dataset_id": dataset_id, "name": info.name,
                         "timm_name": info.timm_name, "init": init, "checkpoint": checkpoint, "sha256": sha256,
                         "input_size": info.input_size, "grid_h": info.grid[0], "grid_w": info.grid[1],
                         "num_prefix_tokens": info.num_prefix_tokens, "val_accuracy": val_accuracy,
@@ -110,7 +104,7 @@ def write_model(w: ResultWriter, *, dataset_id: str, info: ModelInfo, init: str,
                         "test_balanced_accuracy": test.get("balanced_accuracy"), "test_macro_f1": test.get("macro_f1"),
                         "test_auroc": test.get("auroc"),
                         "confusion": canonical_json(test["confusion"]) if test.get("confusion") else None})
-    return model_id
+    return mid
 
 
 def refresh_summaries(w: ResultWriter, dataset_id: str, model_id: str, seed: int = 0,

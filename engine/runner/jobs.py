@@ -26,6 +26,7 @@ import torch
 from ..explain import METHODS
 from ..metrics import METRICS
 from ..store import canonical_json
+from .experiment import ModelEntry
 
 
 def content_key(kind: str, *parts) -> str:
@@ -33,15 +34,14 @@ def content_key(kind: str, *parts) -> str:
     return f"{kind}-{hashlib.sha256(blob.encode()).hexdigest()[:24]}"
 
 
-def train_key(fp: str, entry: dict, seed: int) -> str:
+def train_key(fp: str, entry: ModelEntry, seed: int) -> str:
     # the display name and the methods it is explained with do not change the weights
-    entry = {k: v for k, v in entry.items() if k not in ("label", "key", "methods")}
-    return content_key("train", fp, entry, seed, torch.__version__)
+    return content_key("train", fp, entry.model_dump(exclude={"label", "methods"}), seed, torch.__version__)
 
 
-def checkpoint_path(ckpt_dir: Path, entry: dict, key: str) -> Path:
+def checkpoint_path(ckpt_dir: Path, entry: ModelEntry, key: str) -> Path:
     """Where the checkpoint of a train job lives (shared by every database that uses the folder)."""
-    return ckpt_dir / f"{entry['name']}-{entry['init']}-{key}.safetensors"
+    return ckpt_dir / f"{entry.name}-{entry.init}-{key}.safetensors"
 
 
 def predict_key(fp: str, sha256: str) -> str:

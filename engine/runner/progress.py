@@ -135,7 +135,7 @@ def stage_totals(exp, block: dict) -> dict[str, int]:
     kinds = [METRICS[m].kind for m in exp.metrics]
     n_variants = [len(exp.method_variants(e)) for e in entries]
     cfg = exp.sanity
-    n_sanity = sum(1 for e in entries if cfg.images and (cfg.models == "all" or e["init"] == "trained"))
+    n_sanity = sum(1 for e in entries if cfg.images and (cfg.models == "all" or e.init == "trained"))
     return {"train": len(entries), "predict": len(entries),
             "localisation": sum(n_variants) * kinds.count("localisation"),
             "faithfulness": sum(n_variants) * kinds.count("faithfulness"), "sanity": n_sanity}

@@ -18,15 +18,15 @@ from pathlib import Path
 import pandas as pd
 
 from ..data import DatasetError
-from ..store import ResultWriter, canonical_json
-from .ingest import refresh_summaries
+from ..store import ResultWriter, canonical_json, identity, utc_now
 from . import units
 from .datasets import PreparedDataset, prepare_one
 from .executors import make_executor
-from .experiment import Experiment
-from .ingest import finish_run, start_run, write_dataset, write_model
-from .jobs import (Chunk, checkpoint_path, method_key, metric_key, plan_chunks, predict_key, sanity_key, train_key)
+from .experiment import Experiment, ModelEntry
+from .ingest import finish_run, refresh_summaries, start_run, write_dataset, write_model
+from .jobs import Chunk, checkpoint_path, method_key, metric_key, plan_chunks, predict_key, sanity_key, train_key
 from .progress import RunProgress, planned_jobs, stage_totals
+from .results import ChunkResult, Failure, TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +50,6 @@ class RunReport:
         return self.failed_jobs == 0 and self.failed_items == 0
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-
-
 class _Driver:
     def __init__(self, exp: Experiment, w: ResultWriter, executor, work_dir: Path, device: str, progress: bool,
                  live: RunProgress | None = None):
@@ -61,20 +57,21 @@ class _Driver:
         self.live = live
         self.ckpt_dir = (work_dir / exp.checkpoints).resolve()
         self.report = RunReport()
-        self.done = {r[0] for r in w.con.execute("SELECT job_key FROM jobs WHERE status = 'done'").fetchall()}
+        self.done = w.done_job_keys()
         self.strict_ids: set[str] = set()  # datasets with strict = true
         self.blocks: dict[str, dict] = {}  # dataset id -> its [[datasets]] block
 
     # -- bookkeeping ---------------------------------------------------------------------------
-    def _job(self, key, kind, started, *, status="done", dataset_id=None, model_id=None, method=None,
-             metrics=None, n_items=0, n_failed=0):
+    def _job(self, key: str, kind: str, started: dt.datetime, *, status: str = "done", dataset_id: str | None = None,
+             model_id: str | None = None, method: tuple | None = None, metrics: dict | None = None,
+             n_items: int = 0, n_failed: int = 0) -> None:
         mkey = method or (None, None, None)
         self.w.upsert("jobs", {"job_key": key, "run_id": self.report.run_id, "experiment": self.exp.name,
                                "kind": kind, "dataset_id": dataset_id, "model_id": model_id, "method": mkey[0],
                                "method_version": mkey[1], "method_params": mkey[2],
                                "metrics": metrics or {}, "status": status, "n_items": n_items,
-                               "n_failed": n_failed, "started_at": started, "finished_at": _now(),
-                               "seconds": (_now() - started).total_seconds()})
+                               "n_failed": n_failed, "started_at": started, "finished_at": utc_now(),
+                               "seconds": (utc_now() - started).total_seconds()})
         if status == "done":
             self.report.done += 1
         else:
@@ -87,13 +84,14 @@ class _Driver:
         if self.live is not None and n:
             self.live.advance(skipped=n)
 
-    def _failures(self, key, failures, dataset_id=None, model_id=None, count=True):
-        self.w.con.execute("DELETE FROM failures WHERE job_key = ?", [key])  # a rerun replaces old reasons
+    def _failures(self, key: str, failures: list[Failure], dataset_id: str | None = None,
+                  model_id: str | None = None, count: bool = True) -> None:
+        self.w.clear_failures(key)  # a rerun replaces old reasons
         if not failures:
             return
         df = pd.DataFrame([{"run_id": self.report.run_id, "job_key": key, "dataset_id": dataset_id,
-                            "model_id": model_id, "method": f.get("method"), "item": f["item"],
-                            "stage": f["stage"], "reason": f["reason"], "failed_at": _now()} for f in failures])
+                            "model_id": model_id, "method": f.method, "item": f.item, "stage": f.stage,
+                            "reason": f.reason, "failed_at": utc_now()} for f in failures])
         self.w.replace_rows("failures", df.drop_duplicates(["job_key", "item", "stage", "method"]))
         if count:
             self.report.failed_items += len(df)
@@ -104,8 +102,8 @@ class _Driver:
         """Record a failed unit and go on -- unless it is a bad image of a ``strict = true`` dataset."""
         reason = units._first_line(exc)
         log.error("%s job %s failed: %s", kind, key, reason)
-        self._failures(key, [{"item": "*", "method": method[0] if method else None, "stage": kind, "reason": reason}],
-                       dataset_id, model_id, count=False)  # counted as a failed job, not an item
+        self._failures(key, [Failure("*", kind, reason, method[0] if method else None)], dataset_id, model_id,
+                       count=False)  # counted as a failed job, not an item
         self._job(key, kind, started, status="failed", dataset_id=dataset_id, model_id=model_id, method=method)
         self.w.commit()
         if isinstance(exc, DatasetError) and dataset_id in self.strict_ids:
@@ -120,7 +118,7 @@ class _Driver:
         self.report.datasets.append(d.dataset_id)
         self.w.commit()
 
-    def train(self, d: PreparedDataset) -> list[tuple[dict, dict, str]]:
+    def train(self, d: PreparedDataset) -> list[tuple[ModelEntry, TrainResult, str]]:
         """Train (or re-use) every model of the experiment on ``d``; returns (entry, result, model_id).
 
         A checkpoint already in the checkpoint folder under the same train key is re-used even by a
@@ -133,76 +131,70 @@ class _Driver:
         for i, res in enumerate(results):
             if res is None:
                 continue
-            log.info("re-using checkpoint %s", res["checkpoint"])
+            log.info("re-using checkpoint %s", res.checkpoint)
             if keys[i] in self.done:
                 self._skip()
                 out[i] = (entries[i], res, _model_id(entries[i], res))
             else:  # cached by an earlier run into another database
-                out[i] = (entries[i], res, self._finish_train(d, entries[i], keys[i], res, _now()))
+                out[i] = (entries[i], res, self._finish_train(d, entries[i], keys[i], res, utc_now()))
         todo = [i for i, r in enumerate(results) if r is None]
         calls = [dict(spec_json=d.spec_json, entry=entries[i], seed=self.exp.seed, ckpt_path=paths[i],
                       device=self.device, progress=self.progress) for i in todo]
-        started = _now()
+        started = utc_now()
         if todo and self.live is not None:
-            self.live.working_on(entries[todo[0]]["key"])
+            self.live.working_on(entries[todo[0]].key)
         for j, res, exc in self.ex.map(units.train_unit, calls):
             i = todo[j]
             if self.live is not None and j + 1 < len(todo):
-                self.live.working_on(entries[todo[j + 1]]["key"])
+                self.live.working_on(entries[todo[j + 1]].key)
             if exc is not None:
                 self._unit_failed(keys[i], "train", started, exc, d.dataset_id)
             else:
                 out[i] = (entries[i], res, self._finish_train(d, entries[i], keys[i], res, started))
-            started = _now()
+            started = utc_now()
         return [out[i] for i in sorted(out)]
 
-    def _finish_train(self, d, entry, key, res, started) -> str:
+    def _finish_train(self, d: PreparedDataset, entry: ModelEntry, key: str, res: TrainResult,
+                      started: dt.datetime) -> str:
         model_id = self._write_model(d, entry, res)
-        self.w.replace_rows("trials", _trials(res["trials"], d.dataset_id, entry, key, self.report.run_id))
-        self._failures(key, res.get("failures", []), d.dataset_id, model_id)
-        self._job(key, "train", started, dataset_id=d.dataset_id, model_id=model_id,
-                  n_failed=len(res.get("failures", [])))
+        self.w.replace_rows("trials", _trials(res.trials, d.dataset_id, entry, key, self.report.run_id))
+        self._failures(key, res.failures, d.dataset_id, model_id)
+        self._job(key, "train", started, dataset_id=d.dataset_id, model_id=model_id, n_failed=len(res.failures))
         self.w.commit()
         return model_id
 
-    def _write_model(self, d: PreparedDataset, entry: dict, res: dict, test: dict | None = None) -> str:
-        from ..models import ModelInfo
-        info = ModelInfo(**res["info"])
-        meta = res["meta"]
-        m = meta.get("metrics") or {}
+    def _write_model(self, d: PreparedDataset, entry: ModelEntry, res: TrainResult, test: dict | None = None) -> str:
         test = test or {}
-        model_id = write_model(self.w, dataset_id=d.dataset_id, info=info, init=_init(entry, res),
-                               checkpoint=res["checkpoint"],
-                               sha256=res["sha256"], val_accuracy=m.get("val_accuracy"),
-                               test_accuracy=test.get("accuracy"), hparams=meta.get("hparams") or {},
-                               history=meta.get("history") or [], label=entry.get("label"), arch=info.arch,
-                               strategy=meta.get("strategy"), test=test)
-        return model_id
+        return write_model(self.w, dataset_id=d.dataset_id, info=res.info, init=_init(entry, res),
+                           checkpoint=res.checkpoint, sha256=res.sha256, val_accuracy=res.meta.metrics.get("val_accuracy"),
+                           test_accuracy=test.get("accuracy"), hparams=res.meta.hparams, history=res.meta.history,
+                           label=entry.label, arch=res.info.arch, strategy=res.meta.strategy, test=test)
 
-    def predict(self, d: PreparedDataset, entry: dict, res: dict, model_id: str) -> None:
-        key = predict_key(d.fingerprint, res["sha256"])
+    def predict(self, d: PreparedDataset, entry: ModelEntry, res: TrainResult, model_id: str) -> None:
+        key = predict_key(d.fingerprint, res.sha256)
         if key in self.done:
             self._skip()
             return
         if self.live is not None:
             self.live.working_on(model_id)
-        started = _now()
-        call = dict(spec_json=d.spec_json, ckpt=res["checkpoint"], sha256=res["sha256"], ids=d.scored,
+        started = utc_now()
+        call = dict(spec_json=d.spec_json, ckpt=res.checkpoint, sha256=res.sha256, ids=d.scored,
                     device=self.device, batch_size=self.exp.batch_size)
         for _, out, exc in self.ex.map(units.predict_unit, [call]):
             if exc is not None:
                 self._unit_failed(key, "predict", started, exc, d.dataset_id, model_id)
                 return
-            preds = out["predictions"].assign(run_id=self.report.run_id, dataset_id=d.dataset_id, model_id=model_id)
+            preds = out.predictions.assign(run_id=self.report.run_id, dataset_id=d.dataset_id, model_id=model_id)
             self.w.replace_rows("predictions", preds)
-            self._write_model(d, entry, res, out["metrics"])
-            self._failures(key, out["failures"], d.dataset_id, model_id)
+            self._write_model(d, entry, res, out.test)
+            self._failures(key, out.failures, d.dataset_id, model_id)
             self._job(key, "predict", started, dataset_id=d.dataset_id, model_id=model_id,
-                      n_items=len(preds), n_failed=len(out["failures"]))
-            self.report.models[model_id] = {"init": res["meta"]["init"], **out["metrics"]}
+                      n_items=len(preds), n_failed=len(out.failures))
+            self.report.models[model_id] = {"init": res.meta.init, **out.test}
             self.w.commit()
 
-    def evaluate(self, d: PreparedDataset, model_id: str, entry: dict, res: dict, kind: str | None = None) -> None:
+    def evaluate(self, d: PreparedDataset, model_id: str, entry: ModelEntry, res: TrainResult,
+                 kind: str | None = None) -> None:
         """The evaluate jobs of one model; ``kind``: only the metrics of that kind (localisation /
         faithfulness), so the cheap localisation scores of every model land before the curves."""
         from ..metrics import METRICS
@@ -210,88 +202,88 @@ class _Driver:
         if not metrics:
             return
         variants = self.exp.method_variants(entry)
-        chunks, skipped = plan_chunks(d.fingerprint, res["sha256"], variants, metrics, self.exp.regions,
-                                      self.done)
+        chunks, skipped = plan_chunks(d.fingerprint, res.sha256, variants, metrics, self.exp.regions, self.done)
         self._skip(skipped)
         if chunks and self.live is not None:
             self.live.working_on(model_id)
-        calls = [dict(spec_json=d.spec_json, ckpt=res["checkpoint"], sha256=res["sha256"], ids=d.scored, chunk=c,
+        calls = [dict(spec_json=d.spec_json, ckpt=res.checkpoint, sha256=res.sha256, ids=d.scored, chunk=c,
                       metrics=metrics, regions=self.exp.regions, device=self.device,
                       batch_size=self.exp.batch_size, progress=self.progress) for c in chunks]
-        started = _now()
+        started = utc_now()
         for i, out, exc in self.ex.map(units.chunk_unit, calls):
             self._write_chunk(d, model_id, chunks[i], out, exc, started)
-            started = _now()
+            started = utc_now()
 
-    def _write_chunk(self, d, model_id, chunk: Chunk, out, exc, started) -> None:
+    def _write_chunk(self, d: PreparedDataset, model_id: str, chunk: Chunk, out: ChunkResult | None,
+                     exc: BaseException | None, started: dt.datetime) -> None:
         if exc is not None:
             for j in chunk.jobs:
                 self._unit_failed(j.key, "evaluate", started, exc, d.dataset_id, model_id,
                                   method_key(j.method, j.method_params))
             return
         ids = {"run_id": self.report.run_id, "dataset_id": d.dataset_id, "model_id": model_id}
-        for table in ("explanations", "scores", "curves"):
-            self.w.replace_rows(table, out[table].assign(**ids))
-        fails = out["failures"]
+        for table, rows in (("explanations", out.explanations), ("scores", out.scores), ("curves", out.curves)):
+            self.w.replace_rows(table, rows.assign(**ids))
         for j in chunk.jobs:
-            mine = [f for f in fails if f["method"] == j.method]
+            mine = [f for f in out.failures if f.method == j.method]
             self._failures(j.key, mine if j is _first_job_of(chunk, j.method, j.method_params) else [],
                            d.dataset_id, model_id)
             self._job(j.key, "evaluate", started, dataset_id=d.dataset_id, model_id=model_id,
                       method=method_key(j.method, j.method_params),
                       metrics={j.metric: {"version": metric_key(j.metric, j.metric_params)[1],
                                           "params": j.metric_params}},
-                      n_items=out["n_items"], n_failed=len({f["item"] for f in mine}))
+                      n_items=out.n_items, n_failed=len({f.item for f in mine}))
         refresh_summaries(self.w, d.dataset_id, model_id, seed=self.exp.seed,
                           methods={(j.method, canonical_json(j.method_params)) for j in chunk.jobs})
         self.w.commit()
         log.info("%s %s: %s done (%d jobs)", d.spec.name, model_id, chunk.name, len(chunk.jobs))
 
-    def sanity(self, d: PreparedDataset, model_id: str, entry: dict, res: dict) -> None:
+    def sanity(self, d: PreparedDataset, model_id: str, entry: ModelEntry, res: TrainResult) -> None:
         cfg = self.exp.sanity
-        if cfg.images == 0 or (cfg.models == "trained" and entry["init"] != "trained"):
+        if cfg.images == 0 or (cfg.models == "trained" and entry.init != "trained"):
             return
         variants = [(n, p) for n, p in self.exp.method_variants(entry) if not cfg.methods or n in cfg.methods]
         variants = list({n: (n, p) for n, p in reversed(variants)}.values())[::-1]  # first variant per method
         ids = tuple(r.image_id for r in d.records if r.image_id in set(d.scored))[:cfg.images]
-        key = sanity_key(d.fingerprint, res["sha256"], [method_key(n, p) for n, p in variants], len(ids),
+        key = sanity_key(d.fingerprint, res.sha256, [method_key(n, p) for n, p in variants], len(ids),
                          self.exp.seed)
         if key in self.done:
             self._skip()
             return
         if self.live is not None:
             self.live.working_on(model_id)
-        started = _now()
-        call = dict(spec_json=d.spec_json, ckpt=res["checkpoint"], sha256=res["sha256"], ids=ids, variants=variants,
+        started = utc_now()
+        call = dict(spec_json=d.spec_json, ckpt=res.checkpoint, sha256=res.sha256, ids=ids, variants=variants,
                     seed=self.exp.seed, device=self.device)
         for _, out, exc in self.ex.map(units.sanity_unit, [call]):
             if exc is not None:
                 self._unit_failed(key, "sanity", started, exc, d.dataset_id, model_id)
                 return
-            self.w.replace_rows("sanity", out["sanity"].assign(run_id=self.report.run_id, dataset_id=d.dataset_id,
-                                                               model_id=model_id))
-            self._failures(key, out["failures"], d.dataset_id, model_id)
+            self.w.replace_rows("sanity", out.sanity.assign(run_id=self.report.run_id, dataset_id=d.dataset_id,
+                                                            model_id=model_id))
+            self._failures(key, out.failures, d.dataset_id, model_id)
             self._job(key, "sanity", started, dataset_id=d.dataset_id, model_id=model_id, n_items=len(ids),
-                      n_failed=len(out["failures"]))
+                      n_failed=len(out.failures))
             self.w.commit()
 
 
-def _init(entry: dict, res: dict) -> str:
-    return f"{entry['pretrain']}-ft" if entry.get("pretrain") and entry["init"] == "trained" else res["meta"]["init"]
+def _init(entry: ModelEntry, res: TrainResult) -> str:
+    """The models row's ``init``: '<pretraining>-ft' for a fine-tuned pretrained backbone, else the train meta's."""
+    return f"{entry.pretrain}-ft" if entry.pretrain and entry.init == "trained" else res.meta.init
 
 
-def _model_id(entry: dict, res: dict) -> str:
-    return f"{entry.get('label') or res['info']['name'] + ':' + _init(entry, res)}@{res['sha256'][:12]}"
+def _model_id(entry: ModelEntry, res: TrainResult) -> str:
+    return identity.model_id(res.info.name, _init(entry, res), res.sha256, entry.label)
 
 
 def _first_job_of(chunk: Chunk, method: str, params: dict):
     return next(j for j in chunk.jobs if j.method == method and j.method_params == params)
 
 
-def _trials(trials: list[dict], dataset_id: str, entry: dict, key: str, run_id: str) -> pd.DataFrame:
+def _trials(trials: list[dict], dataset_id: str, entry: ModelEntry, key: str, run_id: str) -> pd.DataFrame:
     cols = ["dataset_id", "model_name", "strategy", "search_key", "trial", "params", "best_epoch", "val_loss",
             "val_accuracy", "val_balanced_accuracy", "selected", "seconds", "history", "run_id"]
-    rows = [{"dataset_id": dataset_id, "model_name": entry["name"], "strategy": entry.get("pretrain") or "none",
+    rows = [{"dataset_id": dataset_id, "model_name": entry.name, "strategy": entry.pretrain or "none",
              "search_key": key, "trial": i, "params": canonical_json(t.get("params")),
              "best_epoch": t.get("best_epoch"), "val_loss": t.get("val_loss"), "val_accuracy": t.get("val_accuracy"),
              "val_balanced_accuracy": t.get("val_balanced_accuracy"), "selected": bool(t.get("selected")),
@@ -345,7 +337,7 @@ def _run_dataset(drv: _Driver, live: RunProgress, block: dict, work: Path) -> No
     drv.dataset(d, block)
     live.stage(f"{name}: train", totals["train"], name)
     trained = drv.train(d)
-    lost = [e for e in drv.exp.model_entries(block) if e["key"] not in {t[0]["key"] for t in trained}]
+    lost = [e for e in drv.exp.model_entries(block) if e.key not in {t[0].key for t in trained}]
     if lost:  # a model that failed to train has no later jobs: take them out of the plan
         live.state["jobs_total"] -= sum(_later_jobs(drv.exp, e) for e in lost)
     live.stage(f"{name}: predict", len(trained), name)
@@ -366,7 +358,7 @@ def _later_jobs(exp: Experiment, entry: dict, stage: str | None = None) -> int:
     from ..metrics import METRICS
     n_var = len(exp.method_variants(entry))
     cfg = exp.sanity
-    per = {"predict": 1, "sanity": int(bool(cfg.images) and (cfg.models == "all" or entry["init"] == "trained"))}
+    per = {"predict": 1, "sanity": int(bool(cfg.images) and (cfg.models == "all" or entry.init == "trained"))}
     for kind in ("localisation", "faithfulness"):
         per[kind] = n_var * sum(1 for m in exp.metrics if METRICS[m].kind == kind)
     return per[stage] if stage else sum(per.values())

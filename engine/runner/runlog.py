@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 from pathlib import Path
+
+from ..store import utc_now
 
 
 @contextlib.contextmanager
 def run_log(db: Path, experiment: str):
     """Copy the engine's log records (INFO and up) into a per-run file while the block runs."""
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = utc_now().strftime("%Y%m%dT%H%M%SZ")
     path = db.resolve().parent / "logs" / f"{experiment}-{stamp}.log"
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")

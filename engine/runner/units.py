@@ -1,7 +1,7 @@
 """The units of work an executor runs: train, predict, evaluate a chunk, sanity-check.
 
-Each unit is a plain function of picklable arguments (a dataset spec as a dict, a checkpoint path,
-the chunk) that returns plain results and never touches the database, so the local executor and
+Each unit is a plain function of picklable arguments (a dataset spec as JSON, a validated model entry,
+a checkpoint path, the chunk) that returns a small dataclass (:mod:`.results`) and never touches the database, so the local executor and
 Ray workers run the same code and only the driver writes (:mod:`engine.runner.run`).  Datasets and
 checkpoints are re-opened in the worker and cached per process.
 """
@@ -11,7 +11,6 @@ import functools
 import json
 import logging
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +20,14 @@ import torch
 from ..data import DatasetError, DatasetSpec, ImageDataset, collate_samples, fingerprint, load_records
 from ..explain import METHODS
 from ..metrics.sanity import mprt
-from ..models import (ImageSource, PretrainConfig, TrainConfig, create_model, fine_tune, grid_search, load_checkpoint,
+from ..models import (ImageSource, ModelInfo, PretrainConfig, TrainConfig, create_model, fine_tune, grid_search, load_checkpoint,
                       normalise, predict, pretrain_backbone, read_sidecar, save_checkpoint)
 from ..models.evaluation import report_from_probs
 from ..store import canonical_json
 from .evaluate import _first_line, evaluate_model
+from .experiment import ModelEntry
 from .jobs import Chunk
+from .results import ChunkResult, Failure, PredictResult, SanityResult, TrainMeta, TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def _dataset(spec_json: str) -> tuple[DatasetSpec, list, tuple]:
 
 
 @functools.lru_cache(maxsize=32)
-def _subset(spec_json: str, ids: tuple[str, ...] | None, split: str | None) -> tuple[ImageDataset, list[dict]]:
+def _subset(spec_json: str, ids: tuple[str, ...] | None, split: str | None) -> tuple[ImageDataset, list[Failure]]:
     """The images ``ids`` (or a whole split), with the ones that fail to load left out and reported."""
     spec, records, classes = _dataset(spec_json)
     recs = [r for r in records if (ids is None or r.image_id in ids) and (split is None or r.split == split)]
@@ -52,7 +53,7 @@ def _subset(spec_json: str, ids: tuple[str, ...] | None, split: str | None) -> t
         except DatasetError as exc:
             if getattr(spec, "strict", False):
                 raise
-            failures.append({"item": r.image_id, "method": None, "stage": "load", "reason": str(exc)})
+            failures.append(Failure(r.image_id, "load", str(exc)))
     return ImageDataset(spec, records=good, classes=classes), failures
 
 
@@ -65,19 +66,19 @@ def _checkpoint(path: str, sha256: str):
     return model, info, side
 
 
-def train_unit(spec_json: str, entry: dict, seed: int, ckpt_path: str, device: str, progress: bool) -> dict:
+def train_unit(spec_json: str, entry: ModelEntry, seed: int, ckpt_path: str, device: str,
+               progress: bool) -> TrainResult:
     """Build (and unless ``init == 'random'`` fine-tune) one model; write its checkpoint."""
     t0 = time.monotonic()
     spec, records, classes = _dataset(spec_json)
     path = Path(ckpt_path)
-    weights = entry.get("weights")
-    kwargs = {"pretrained": entry.get("pretrained"), **({"weights": weights} if weights else {})}
+    kwargs = {"pretrained": entry.pretrained, **({"weights": entry.weights} if entry.weights else {})}
     trials: list[dict] = []
-    failures: list[dict] = []
-    if entry.get("init") == "random":
+    failures: list[Failure] = []
+    if entry.init == "random":
         torch.manual_seed(seed + 1)
-        model, info = create_model(entry["name"], len(classes), pretrained=False)
-        meta = {"init": "random", "strategy": "random", "hparams": {"seed": seed + 1}, "metrics": {}, "history": []}
+        model, info = create_model(entry.name, len(classes), pretrained=False)
+        meta = TrainMeta(init="random", strategy="random", hparams={"seed": seed + 1})
     else:
         (train_ds, bad_train), (val_ds, bad_val) = (_subset(spec_json, None, s) for s in ("train", "val"))
         failures = bad_train + bad_val  # training goes on without them
@@ -85,43 +86,43 @@ def train_unit(spec_json: str, entry: dict, seed: int, ckpt_path: str, device: s
             raise DatasetError(f"{spec.name}: needs images in both the train and val splits to fine-tune "
                                f"(train {len(train_ds)}, val {len(val_ds)})")
         pretraining = None
-        if entry.get("pretrain"):
+        if entry.pretrain:
             backbone = _pretrained_backbone(entry, spec, train_ds, seed, path.parent, device, progress)
             kwargs = {"pretrained": False, "weights": str(backbone)}
             pretraining = pretraining_summary(backbone)
-        cfg = TrainConfig(**{"seed": seed, **entry.get("train", {})})
+        cfg = TrainConfig(**{"seed": seed, **entry.train})
 
         def build():
-            return create_model(entry["name"], len(classes), **kwargs)
+            return create_model(entry.name, len(classes), **kwargs)
 
         resume = str(path) + ".train-state"  # per-epoch state: an interrupted run resumes from its last epoch
-        if entry.get("grid"):  # the best trial's model is kept (not retrained on train + val)
-            found = grid_search(build, train_ds, val_ds, cfg, entry["grid"], device=device, progress=progress,
+        if entry.grid:  # the best trial's model is kept (not retrained on train + val)
+            found = grid_search(build, train_ds, val_ds, cfg, entry.grid, device=device, progress=progress,
                                 resume=resume)
             model, info, cfg, result, trials = found.model, found.info, found.config, found.result, found.trials
         else:
             torch.manual_seed(seed)
             model, info = build()
-            result = fine_tune(model, info, train_ds, val_ds, cfg, device=device, progress=progress, resume=resume)
+            result = fine_tune(model, info, train_ds, val_ds, cfg, device=device, progress=progress,
+                               resume=resume)
         hparams = {**cfg.to_dict(), **({"pretraining": pretraining} if pretraining else {})}
-        meta = {"init": "trained", "strategy": info.strategy, "hparams": hparams,
-                "metrics": {"val_accuracy": result.best_val_accuracy, "best_epoch": result.best_epoch},
-                "history": result.history}
-    sha = save_checkpoint(path, model.cpu(), info, {**meta, "entry": entry})
+        meta = TrainMeta(init="trained", strategy=info.strategy, hparams=hparams,
+                         metrics={"val_accuracy": result.best_val_accuracy, "best_epoch": result.best_epoch},
+                         history=result.history)
+    sha = save_checkpoint(path, model.cpu(), info, {**meta.to_dict(), "entry": {**entry.model_dump(), "key": entry.key}})
     for state in path.parent.glob(f"{path.name}.train-state*"):  # the model is saved: no resuming needed
         state.unlink(missing_ok=True)
-    return {"checkpoint": str(path), "sha256": sha, "info": asdict(info), "meta": meta, "trials": trials,
-            "failures": failures, "seconds": time.monotonic() - t0}
+    return TrainResult(str(path), sha, info, meta, trials, failures, time.monotonic() - t0)
 
 
-def _pretrained_backbone(entry: dict, spec: DatasetSpec, train_ds: ImageDataset, seed: int, ckpt_dir: Path,
+def _pretrained_backbone(entry: ModelEntry, spec: DatasetSpec, train_ds: ImageDataset, seed: int, ckpt_dir: Path,
                          device: str, progress: bool) -> Path:
     """Offline pretraining (cached by its config hash) before fine-tuning: ``pretrain_source`` is
     'generated' (the seeded synthetic source set), 'target' (this dataset's *training split*, labels
     not used: never its validation or test images) or a folder of images."""
-    src = entry.get("pretrain_source", "generated")
+    src = entry.pretrain_source
     if src == "target":
-        if entry.get("pretrain") == "supervised":
+        if entry.pretrain == "supervised":
             raise DatasetError(f"{spec.name}: pretrain = 'supervised' needs a labelled source; pretrain_source "
                                f"'target' is the training split without its labels (use 'generated' or a folder)")
         images = torch.stack([train_ds[i].image for i in range(len(train_ds))])
@@ -129,8 +130,8 @@ def _pretrained_backbone(entry: dict, spec: DatasetSpec, train_ds: ImageDataset,
                                       "fingerprint": fingerprint(train_ds.records, spec)})
     else:
         source = "synthetic" if src == "generated" else src
-    cfg = PretrainConfig(**{"seed": seed, **entry.get("pretrain_params", {})})
-    return pretrain_backbone(entry["name"], entry["pretrain"], source, cfg, cache_dir=ckpt_dir / "pretrained",
+    cfg = PretrainConfig(**{"seed": seed, **entry.pretrain_params})
+    return pretrain_backbone(entry.name, entry.pretrain, source, cfg, cache_dir=ckpt_dir / "pretrained",
                              device=device, progress=progress)
 
 
@@ -146,19 +147,17 @@ def pretraining_summary(backbone: Path) -> dict:
             "collapse": side.get("collapse")}
 
 
-def reuse_checkpoint(ckpt_path: str) -> dict | None:
+def reuse_checkpoint(ckpt_path: str) -> TrainResult | None:
     """The train result of an existing, intact checkpoint (None when it must be trained)."""
     path = Path(ckpt_path)
     if not (path.exists() and Path(str(path) + ".json").exists()):
         return None
     side = read_sidecar(path)
-    meta = {k: side.get(k) for k in ("init", "strategy", "hparams", "metrics", "history")}
-    return {"checkpoint": str(path), "sha256": side["sha256"], "info": side["model"], "meta": meta, "trials": [],
-            "seconds": 0.0}
+    return TrainResult(str(path), side["sha256"], ModelInfo(**side["model"]), TrainMeta.from_sidecar(side))
 
 
 def predict_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], device: str,
-                 batch_size: int) -> dict:
+                 batch_size: int) -> PredictResult:
     """Class probabilities for the test split plus the scored images; test-split classification metrics."""
     spec, records, classes = _dataset(spec_json)
     model, info, _ = _checkpoint(ckpt, sha256)
@@ -175,28 +174,27 @@ def predict_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], d
     if test.any():
         rep = report_from_probs(out["labels"][test], probs[test], loss=out["loss"])
         metrics = {k: rep[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "confusion", "n")}
-    return {"predictions": df, "metrics": metrics, "failures": failures}
+    return PredictResult(df, metrics, failures)
 
 
 def chunk_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], chunk: Chunk, metrics: dict,
-               regions: list[str] | None, device: str, batch_size: int, progress: bool) -> dict:
+               regions: list[str] | None, device: str, batch_size: int, progress: bool) -> ChunkResult:
     """Explain the scored images with the chunk's methods and score the chunk's (method, metric) jobs."""
     model, info, _ = _checkpoint(ckpt, sha256)
     ds, _ = _subset(spec_json, ids, None)  # load failures are reported once, by the predict unit
     res = evaluate_model(model, info, ds, run_id="", dataset_id="", model_id="", methods=chunk.variants(),
                          metrics=metrics, metrics_for=chunk.metrics_for, regions=regions, device=device,
                          batch_size=batch_size, progress=progress)
-    return {"explanations": res.explanations, "scores": res.scores, "curves": res.curves,
-            "failures": res.failures, "n_items": len(ds)}
+    return ChunkResult(res.explanations, res.scores, res.curves, res.failures, len(ds))
 
 
 def sanity_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], variants: list[tuple[str, dict]],
-                seed: int, device: str) -> dict:
+                seed: int, device: str) -> SanityResult:
     """MPRT (cascading randomisation) of each method on the given images."""
     model, info, _ = _checkpoint(ckpt, sha256)
     ds, _ = _subset(spec_json, ids, None)
     if len(ds) == 0:
-        return {"sanity": pd.DataFrame(), "failures": []}
+        return SanityResult(pd.DataFrame())
     batch = collate_samples([ds[i] for i in range(len(ds))])
     x = normalise(batch["image"].to(device), info)
     params = {name: p for name, p in variants}
@@ -205,10 +203,10 @@ def sanity_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], va
         rows = mprt(model.to(device), x, params, seed=seed)
     except Exception as exc:
         rows = []
-        failures.append({"item": "*", "method": None, "stage": "sanity", "reason": _first_line(exc)})
+        failures.append(Failure("*", "sanity", _first_line(exc)))
     df = pd.DataFrame([{"method": r["method"], "method_version": METHODS[r["method"]].version,
                         "method_params": canonical_json(params[r["method"]]), "step": r["step"], "layer": r["layer"],
                         "image_id": batch["image_id"][r["image"]],
                         "spearman": None if np.isnan(r["spearman"]) else r["spearman"], "ssim": r["ssim"]}
                        for r in rows])
-    return {"sanity": df, "failures": failures}
+    return SanityResult(df, failures)

@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from .identity import utc_now
 from .schema import REPLACE_KEYS, columns, create_schema
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,21 @@ class ResultWriter:
         vals = [canonical_json(v) if isinstance(v, dict) else v for v in row.values()]
         self.con.execute(f"INSERT OR REPLACE INTO {table} ({', '.join(cols)}) "
                          f"VALUES ({', '.join('?' for _ in cols)})", vals)
+
+    def finish_run(self, run_id: str, status: str, counts: dict | None = None) -> None:
+        """Close a ``runs`` row: its final status, finish time (now) and job / item counts."""
+        self.con.execute("UPDATE runs SET status = ?, finished_at = ?, counts = ? WHERE run_id = ?",
+                         [status, utc_now(), json.dumps(counts or {}, sort_keys=True, separators=(", ", ": ")),
+                          run_id])
+
+    def clear_failures(self, job_key: str) -> None:
+        """Forget the failures recorded for a job (a rerun of it replaces its old reasons)."""
+        self.con.execute("DELETE FROM failures WHERE job_key = ?", [job_key])
+
+    # -- reads of the staged file --------------------------------------------------------------
+    def done_job_keys(self) -> set[str]:
+        """Keys of the jobs recorded as done in the staged database."""
+        return {r[0] for r in self.con.execute("SELECT job_key FROM jobs WHERE status = 'done'").fetchall()}
 
     def scores_of(self, dataset_id: str, model_id: str, wanted: list[str]) -> pd.DataFrame:
         """The staged ``scores`` rows of one (dataset, model), for the summaries the runner recomputes."""

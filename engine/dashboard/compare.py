@@ -1,0 +1,29 @@
+"""The Compare page's tables, as pure functions of the rows its queries return (the page draws them)."""
+from __future__ import annotations
+
+import pandas as pd
+
+DEPTH_METRICS = ("pointing_game", "iou_top5")
+PRETRAINING_COLUMNS = ("test_accuracy", "test_balanced_accuracy", "val_accuracy", "pretrain_steps",
+                       "pretrain_final_loss", "pretrain_collapse")
+
+
+def strategy_means(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (pretraining strategy, method) of :func:`.queries_compare.strategy_comparison` rows (labelled):
+    the mean of its models' mean scores, the lowest (``lo``) and highest (``hi``) model mean, the models and
+    the images summed over them (``n``)."""
+    return df.groupby(["strategy", "method"]).agg(mean=("mean", "mean"), lo=("mean", "min"), hi=("mean", "max"),
+                                                  models=("model_id", "nunique"), n=("n", "sum")).reset_index()
+
+
+def strategy_models(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (strategy, model) of the same rows: the model's accuracies and pretraining record."""
+    return df.groupby(["strategy", "model_id"], dropna=False).agg(
+        **{c: (c, "first") for c in PRETRAINING_COLUMNS}).reset_index()
+
+
+def depth_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The depth-ablation rows to plot: the localisation metrics (:data:`DEPTH_METRICS`) when there are any,
+    else every metric."""
+    keep = df.metric.isin(DEPTH_METRICS)
+    return df[keep] if keep.any() else df
