@@ -36,8 +36,9 @@ models = db.models()
 show_table(models, hide_index=True)
 
 st.subheader("Methods × metrics")
-st.caption("Per method, metric and region: models scored, images scored (n, summed over models) and the mean "
-           "of the models' mean scores")
+st.caption("Per method, metric, region and fine-tuning state (fine-tuned models and untrained random-weights "
+           "baselines are never averaged together): models scored, images scored (n, summed over models) and the "
+           "mean of the models' mean scores")
 st.dataframe(db.method_summary(), hide_index=True, width="stretch",
              column_config={"mean_of_model_means": st.column_config.NumberColumn(format="%.3f")})
 

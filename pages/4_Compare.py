@@ -6,8 +6,21 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from engine.dashboard import (CONFOUNDER_METRICS, Db, best_model, depth_rows, labelled, open_page, per_method_spearman,
-                              show_table, strategy_means, strategy_models, url_selectbox, url_slider)
+from engine.dashboard import (
+    CONFOUNDER_METRICS,
+    Db,
+    best_model,
+    depth_rows,
+    labelled,
+    open_page,
+    per_method_spearman,
+    show_table,
+    strategy_dataset,
+    strategy_means,
+    strategy_models,
+    url_selectbox,
+    url_slider,
+)
 
 px.defaults.color_discrete_sequence = px.colors.qualitative.Alphabet  # 26 distinct colours: one per method
 
@@ -25,7 +38,7 @@ def pick(label: str, values, key: str, prefer=None, fmt=str):
 
 view = pick("Comparison", list(VIEWS), "view", fmt=VIEWS.get)
 names = dict(zip(models.dataset_id, models.dataset))
-dataset_id = pick("Dataset", sorted(models.dataset_id.unique()), "dataset",
+dataset_id = pick("Dataset", sorted(models.dataset_id.unique()), "dataset", prefer=strategy_dataset(models),
                   fmt=lambda d: f"{names[d]} ({d.split('@')[-1]})")
 sub = opts[opts.dataset_id == dataset_id]
 st.subheader(VIEWS[view])
@@ -46,7 +59,8 @@ if view == "strategy":
     metric, region = pick_metric_region()
     df = labelled(db.strategy_comparison(dataset_id, metric, region))
     agg = strategy_means(df)
-    st.caption(f"{metric} on {region} regions: per pretraining strategy (models.strategy, else the init) the mean "
+    st.caption(f"{metric} on {region} regions: per strategy (pretraining · fine-tuning state: an untrained "
+               f"random-weights model is never averaged with a fine-tuned one) the mean "
                f"of its models' mean scores; bars span the lowest to highest model; n = images summed over models")
     fig = px.bar(agg.assign(up=agg.hi - agg["mean"], down=agg["mean"] - agg.lo), x="method", y="mean",
                  color="strategy", barmode="group", error_y="up", error_y_minus="down",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 
 from ..metrics.summaries import method_label
-from .compare import depth_rows, strategy_means, strategy_models
+from .compare import depth_rows, strategy_dataset, strategy_means, strategy_models
 from .images import UnsafePath, load_row_sample
 from .leaderboard import GROUPS as LEADERBOARD_GROUPS
 from .leaderboard import group_column as leaderboard_group_column
@@ -29,7 +29,8 @@ __all__ = [
     "COLORMAPS", "CONFOUNDER_METRICS", "GALLERY_SORTS", "LEADERBOARD_GROUPS", "OUTCOMES", "UnsafePath", "best_model",
     "database_message", "depth_rows", "live_run", "live_view",
     "labelled", "leaderboard_group_column", "leaderboard_higher_is_better", "leaderboard_table",
-    "load_row_sample", "map_array", "method_label", "per_method_spearman", "render_sample", "strategy_means",
+    "load_row_sample", "map_array", "method_label", "per_method_spearman", "render_sample",
+    "strategy_dataset", "strategy_means",
     "strategy_models", *_STREAMLIT_BOUND,
 ]
 

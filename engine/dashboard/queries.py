@@ -18,6 +18,14 @@ from ..store.read import database_exists, read_only, schema_version  # noqa: F40
 DEFAULT_DB = "data/results.duckdb"
 
 
+# the strategy every view groups by: pretraining and fine-tuning state together, so no view averages a
+# fine-tuned model with an untrained one (a database before v5 lacks the two columns: derived from strategy / init)
+PRETRAINING_SQL = ("coalesce(m.pretraining, CASE WHEN coalesce(m.strategy, 'random') = 'random' THEN 'none' "
+                   "ELSE m.strategy END)")
+FINE_TUNING_SQL = "coalesce(m.fine_tuning, CASE WHEN m.init = 'random' THEN 'untrained' ELSE 'trained' END)"
+STRATEGY_SQL = f"{PRETRAINING_SQL} || ' · ' || {FINE_TUNING_SQL}"
+
+
 def db_path() -> str:
     return os.environ.get("XAI_DB", DEFAULT_DB)
 
@@ -54,9 +62,11 @@ def datasets(path) -> pd.DataFrame:
 
 
 def models(path) -> pd.DataFrame:
-    return _df(path, "SELECT model_id, dataset_id, name, arch, strategy, init, timm_name, val_accuracy, "
-                     "test_accuracy, test_balanced_accuracy, test_macro_f1, test_auroc, grid_h, grid_w "
-                     "FROM models ORDER BY dataset_id, name, init")
+    """One row per model; ``pretraining`` and ``fine_tuning`` are the two fields a strategy is made of."""
+    return _df(path, f"SELECT model_id, dataset_id, name, arch, {PRETRAINING_SQL} AS pretraining, "
+                     f"{FINE_TUNING_SQL} AS fine_tuning, test_accuracy, test_balanced_accuracy, test_macro_f1, "
+                     "test_auroc, val_accuracy, strategy, init, timm_name, grid_h, grid_w "
+                     "FROM models m ORDER BY dataset_id, fine_tuning, name, init")
 
 
 def classes(path, dataset_id: str) -> list[str]:
@@ -81,15 +91,20 @@ def method_options(path, dataset_id: str, model_id: str) -> pd.DataFrame:
 
 
 def method_summary(path) -> pd.DataFrame:
-    return _df(path, "SELECT method, metric, region, count(DISTINCT model_id) AS models, sum(n) AS n, "
-                     "avg(mean) AS mean_of_model_means FROM summary GROUP BY ALL ORDER BY ALL")
+    """Per method, metric, region and fine-tuning state (never averaging a fine-tuned with an untrained
+    model): models, images scored and the mean of the models' means."""
+    return _df(path, f"SELECT s.method, s.metric, s.region, {FINE_TUNING_SQL} AS fine_tuning, "
+                     "count(DISTINCT s.model_id) AS models, sum(s.n) AS n, avg(s.mean) AS mean_of_model_means "
+                     "FROM summary s LEFT JOIN models m USING (model_id) GROUP BY ALL ORDER BY ALL")
 
 
 def leaderboard(path, dataset_id: str, metric: str, region: str) -> pd.DataFrame:
     """Per (model, method): mean, 95 % bootstrap CI and n of ``metric`` (precomputed at ingest), best first
     within each model.  Unranked: the rank (baselines excluded) is :func:`.leaderboard.rank_within`'s."""
-    return _df(path, """
-        SELECT s.model_id, m.name AS model, m.init, m.arch, m.strategy, s.method, s.method_params, s.mean, s.ci_low,
+    return _df(path, f"""
+        SELECT s.model_id, m.name AS model, m.init, m.arch, {STRATEGY_SQL} AS strategy,
+               {FINE_TUNING_SQL} AS fine_tuning, s.method, s.method_params,
+               s.mean, s.ci_low,
                s.ci_high, s.n, s.n_undefined, coalesce(mt.higher_is_better, true) AS higher_is_better
         FROM summary s JOIN models m USING (model_id) LEFT JOIN metrics mt ON mt.metric = s.metric
         WHERE s.dataset_id = ? AND s.metric = ? AND s.region = ?

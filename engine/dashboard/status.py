@@ -35,9 +35,12 @@ def status_text(db: Path, full: bool = False) -> str:
     runs = queries.runs(db, 3)[["run_id", "status", "started_at", "seconds"]]
     models = queries.models(db)
     scores = queries.method_summary(db)
-    coverage = (scores.groupby("method").agg(models=("models", "max"), metrics=("metric", "nunique"),
+    coverage = scores
+    if len(scores):
+        per = scores.groupby(["method", "metric", "region"], as_index=False).agg(models=("models", "sum"),
+                                                                                  n=("n", "sum"))
+        coverage = per.groupby("method").agg(models=("models", "max"), metrics=("metric", "nunique"),
                                              images=("n", "sum")).reset_index().astype({"images": "int64"})
-                if len(scores) else scores)
     sanity = queries.sanity_summary(db)
     survivors = pd.DataFrame(
         [{"model_id": m, "methods": len(g), "survive_randomisation": int(g["survives_randomisation"].sum()),

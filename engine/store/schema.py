@@ -1,7 +1,7 @@
 """The published DuckDB schema (documented in docs/schema.md).  Bump SCHEMA_VERSION on change."""
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 TABLES: dict[str, str] = {
     "meta": """
@@ -47,7 +47,7 @@ TABLES: dict[str, str] = {
         timm_name VARCHAR,
         init VARCHAR,               -- trained / random / ...
         arch VARCHAR,               -- vit / deit / swin / ... (for grouping)
-        strategy VARCHAR,           -- pretraining: random / supervised / dino / mae / hub:<tag> / ...
+        strategy VARCHAR,           -- the weights' origin as timm / the zoo names it: random / supervised / dino / ...
         checkpoint VARCHAR,
         sha256 VARCHAR,
         input_size INTEGER,
@@ -61,7 +61,9 @@ TABLES: dict[str, str] = {
         test_auroc DOUBLE,          -- macro one-vs-rest
         confusion JSON,             -- test confusion matrix, rows = true class, columns = predicted
         hparams JSON,
-        history JSON""",
+        history JSON,
+        pretraining VARCHAR,        -- before fine-tuning: none / supervised / dino / mae / hub:<tag> / ... (v5)
+        fine_tuning VARCHAR         -- trained (fine-tuned here) / untrained (random-weights baseline) (v5)""",
     "methods": """
         method VARCHAR PRIMARY KEY,
         version INTEGER,
