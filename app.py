@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.dashboard import database_message, db_state, live_panel, live_run, no_database, show_table
+from engine.dashboard import (database_message, db_state, live_panel, live_run, merge_coinciding, no_database,
+                              show_table)
 
 st.set_page_config(page_title="ViT heatmaps vs. ground truth", layout="wide")
 st.title("Do the heatmaps point where the disease is?")
@@ -38,8 +39,9 @@ show_table(models, hide_index=True)
 st.subheader("Methods × metrics")
 st.caption("Per method, metric, region and fine-tuning state (fine-tuned models and untrained random-weights "
            "baselines are never averaged together): models scored, images scored (n, summed over models) and the "
-           "mean of the models' mean scores")
-st.dataframe(db.method_summary(), hide_index=True, width="stretch",
+           "mean of the models' mean scores. `energy_pg` and `mass_accuracy` are the same number on a non-negative "
+           "map: where they coincide they are one row, `energy_pg = mass_accuracy` (docs/metrics.md)")
+st.dataframe(merge_coinciding(db.method_summary()), hide_index=True, width="stretch",
              column_config={"mean_of_model_means": st.column_config.NumberColumn(format="%.3f")})
 
 st.subheader("Last runs")

@@ -37,3 +37,21 @@ def test_pretraining_and_fine_tuning_fields():
     assert [pretraining_of(s) for s in ("random", None, "supervised", "hub:augreg")] == \
         ["none", "none", "supervised", "hub:augreg"]
     assert [fine_tuning_of(i) for i in ("random", "trained", "supervised-ft")] == ["untrained", "trained", "trained"]
+
+
+def test_energy_pg_and_mass_accuracy_shown_once_where_they_coincide():
+    import pandas as pd
+
+    from engine.dashboard.overview import merge_coinciding
+    rows = pd.DataFrame([
+        ("attention", "energy_pg", "mask", "trained", 1, 10, 0.4),
+        ("attention", "mass_accuracy", "mask", "trained", 1, 10, 0.4),   # non-negative map: same number
+        ("saliency", "energy_pg", "mask", "trained", 1, 10, 0.5),
+        ("saliency", "mass_accuracy", "mask", "trained", 1, 10, 0.3),    # signed map: they differ
+        ("attention", "pointing_game", "mask", "trained", 1, 10, 1.0)],
+        columns=["method", "metric", "region", "fine_tuning", "models", "n", "mean_of_model_means"])
+    out = merge_coinciding(rows)
+    assert sorted(out.metric[out.method == "attention"]) == ["energy_pg = mass_accuracy", "pointing_game"]
+    assert sorted(out.metric[out.method == "saliency"]) == ["energy_pg", "mass_accuracy"]
+    assert len(out) == 4 and out.loc[out.metric == "energy_pg = mass_accuracy", "mean_of_model_means"].item() == 0.4
+    assert merge_coinciding(rows[rows.metric != "mass_accuracy"]).equals(rows[rows.metric != "mass_accuracy"])

@@ -17,6 +17,7 @@ from .leaderboard import group_column as leaderboard_group_column
 from .leaderboard import higher_is_better as leaderboard_higher_is_better
 from .leaderboard import leaderboard_table
 from .live import database_message, live_run, live_view
+from .overview import merge_coinciding
 from .queries import GALLERY_SORTS, OUTCOMES, labelled, map_array
 from .queries_compare import CONFOUNDER_METRICS, best_model, per_method_spearman
 from .viz import COLORMAPS, render_sample
@@ -29,7 +30,7 @@ __all__ = [
     "COLORMAPS", "CONFOUNDER_METRICS", "GALLERY_SORTS", "LEADERBOARD_GROUPS", "OUTCOMES", "UnsafePath", "best_model",
     "database_message", "depth_rows", "live_run", "live_view",
     "labelled", "leaderboard_group_column", "leaderboard_higher_is_better", "leaderboard_table",
-    "load_row_sample", "map_array", "method_label", "per_method_spearman", "render_sample",
+    "load_row_sample", "map_array", "merge_coinciding", "method_label", "per_method_spearman", "render_sample",
     "strategy_dataset", "strategy_means",
     "strategy_models", *_STREAMLIT_BOUND,
 ]
