@@ -77,7 +77,8 @@ def test_run_with_serve_end_to_end(tmp_path, monkeypatch):
         assert "is under way" in text and f"of {total:,} jobs" in text and "Stage:" in text, text
         assert "holds no scores yet" not in text
         _wait(lambda: _health(port), 180, "the dashboard to answer")
-        _wait(lambda: "dashboard still serving" in log.read_text() or proc.poll() is not None, 900, "the run's end")
+        _wait(lambda: "dashboard still serving" in log.read_text() or proc.poll() is not None, 3000,
+              "the run's end")  # generous: a loaded machine, not a speed target
         assert proc.poll() is None, log.read_text()[-3000:]  # still serving after the run
         out = log.read_text()
         assert "0 failed jobs, 0 failed items" in out and f"dashboard: http://127.0.0.1:{port}" in out
