@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.dashboard import (database_message, db_state, live_panel, live_run, merge_coinciding, no_database,
-                              show_table)
+from engine.dashboard import database_message, db_state, live_panel, live_run, merge_coinciding, no_database, show_table
 
 st.set_page_config(page_title="ViT heatmaps vs. ground truth", layout="wide")
 st.title("Do the heatmaps point where the disease is?")

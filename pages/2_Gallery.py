@@ -8,9 +8,25 @@ from urllib.parse import urlencode
 import numpy as np
 import streamlit as st
 
-from engine.dashboard import (COLORMAPS, GALLERY_SORTS, OUTCOMES, UnsafePath, best_model, load_row_sample, map_array,
-                              method_label, open_page, render_sample, requested_page, url_page, url_range,
-                              url_selectbox, url_slider)
+from engine.dashboard import (
+    COLORMAPS,
+    GALLERY_SORTS,
+    OUTCOMES,
+    UnsafePath,
+    best_model,
+    card_choice,
+    card_score,
+    load_row_sample,
+    map_array,
+    method_label,
+    open_page,
+    render_sample,
+    requested_page,
+    url_page,
+    url_range,
+    url_selectbox,
+    url_slider,
+)
 
 db, opts = open_page("Gallery", "Gallery", what="explanations")
 
@@ -53,6 +69,9 @@ if fchoice != NO_FILTER:
     lo, hi = url_range(f"{fchoice} range", "frange", "g_", 0.0, 1.0)
     fm, fr = fchoice.split(" · ")
     metric_filter = (fm, fr, lo, hi)
+card_choices = fchoices[1:]
+card = pick("Score on the cards", card_choices, "cscore",
+            prefer=card_choice(card_choices, fchoice)) if card_choices else None
 st.sidebar.button("Show the pointing-game misses", on_click=show_misses,
                   disabled="pointing_game · mask" not in fchoices,
                   help="filter on pointing_game · mask between 0 and 0")
@@ -87,7 +106,7 @@ for k, row in enumerate(rows.to_dict("records")):
             st.warning(f"{row['image_id']}: {exc}")
             continue
         ok = "✓" if row["pred"] == row["label"] else "✗"
-        scores = "  \n".join(row["scores"]) if row["scores"] is not None and len(row["scores"]) else "not scored"
+        scores = card_score(row["scores"], card)  # the chosen metric and region only (Image: every score)
         st.caption(f"**{row['image_id']}**  \ntrue {names_[row['label']]} · pred {names_[row['pred']]} {ok} "
                    f"(p = {row['confidence']:.2f})  \n{scores}")
         link = urlencode({"dataset": dataset_id, "model": model_id, "image": row["image_id"], "cmap": cmap,

@@ -55,3 +55,16 @@ def test_energy_pg_and_mass_accuracy_shown_once_where_they_coincide():
     assert sorted(out.metric[out.method == "saliency"]) == ["energy_pg", "mass_accuracy"]
     assert len(out) == 4 and out.loc[out.metric == "energy_pg = mass_accuracy", "mean_of_model_means"].item() == 0.4
     assert merge_coinciding(rows[rows.metric != "mass_accuracy"]).equals(rows[rows.metric != "mass_accuracy"])
+
+
+def test_gallery_card_shows_the_chosen_score_only():
+    from engine.dashboard.gallery import card_choice, card_score
+    lines = ["energy_pg · mask 0.41", "iou_top5 · box 0.20", "pointing_game · box 1.00", "pointing_game · mask 0.00"]
+    assert card_score(lines, "pointing_game · mask") == "pointing_game · mask 0.00"
+    assert card_score(lines, "pointing_game · box") == "pointing_game · box 1.00"
+    assert card_score(lines, "auprc · mask") == "auprc · mask: not scored"
+    assert card_score(None, "iou_top5 · box") == "iou_top5 · box: not scored" and card_score(lines, None) == "not scored"
+    choices = ["iou_top5 · box", "pointing_game · mask"]
+    assert card_choice(choices, "iou_top5 · box") == "iou_top5 · box"  # the filtered score
+    assert card_choice(choices, "(none)") == "pointing_game · mask"
+    assert card_choice(["iou_top5 · box"], None) == "iou_top5 · box" and card_choice([], None) is None

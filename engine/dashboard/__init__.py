@@ -11,6 +11,7 @@ import importlib
 
 from ..metrics.summaries import method_label
 from .compare import depth_rows, strategy_dataset, strategy_means, strategy_models
+from .gallery import card_choice, card_score
 from .images import UnsafePath, load_row_sample
 from .leaderboard import GROUPS as LEADERBOARD_GROUPS
 from .leaderboard import group_column as leaderboard_group_column
@@ -28,7 +29,7 @@ _STREAMLIT_BOUND = {"Db": "cache", "db_state": "cache", **{n: "widgets" for n in
 
 __all__ = [
     "COLORMAPS", "CONFOUNDER_METRICS", "GALLERY_SORTS", "LEADERBOARD_GROUPS", "OUTCOMES", "UnsafePath", "best_model",
-    "database_message", "depth_rows", "live_run", "live_view",
+    "card_choice", "card_score", "database_message", "depth_rows", "live_run", "live_view",
     "labelled", "leaderboard_group_column", "leaderboard_higher_is_better", "leaderboard_table",
     "load_row_sample", "map_array", "merge_coinciding", "method_label", "per_method_spearman", "render_sample",
     "strategy_dataset", "strategy_means",
