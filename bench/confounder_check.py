@@ -24,8 +24,8 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.data import ImageDataset, collate_samples  # noqa: E402
 from engine.data.synthetic.confounded import ConfoundedConfig, confounded_spec, generate_confounded  # noqa: E402
-from engine.data.synthetic.ultrasound import (CLASSES, UltrasoundConfig, generate_ultrasound,  # noqa: E402
-                                              ultrasound_spec)
+from engine.data.synthetic.ultrasound import CLASSES, UltrasoundConfig, generate_ultrasound, ultrasound_spec  # noqa: E402
 from engine.explain import run_methods, upsample_maps  # noqa: E402
 from engine.metrics import METRICS  # noqa: E402
 from engine.models import TrainConfig, create_model, evaluate_accuracy, fine_tune, normalise  # noqa: E402

@@ -54,10 +54,10 @@ def build(path: Path, images: int = IMAGES) -> None:
     create_schema(con)
     con.execute("SET preserve_insertion_order = true")
     nm, nt = len(METHODS), len(METRIC_REGIONS)
-    con.execute(f"CREATE TEMP TABLE me AS SELECT * FROM (VALUES {_values((k, m, p) for k, (m, p) in enumerate(METHODS))})"
-                " t(ki, method, params)")
-    con.execute(f"CREATE TEMP TABLE mt AS SELECT * FROM (VALUES {_values((k, m, r) for k, (m, r) in enumerate(METRIC_REGIONS))})"
-                " t(ti, metric, region)")
+    methods = _values((k, m, p) for k, (m, p) in enumerate(METHODS))
+    con.execute(f"CREATE TEMP TABLE me AS SELECT * FROM (VALUES {methods}) t(ki, method, params)")
+    metric_regions = _values((k, m, r) for k, (m, r) in enumerate(METRIC_REGIONS))
+    con.execute(f"CREATE TEMP TABLE mt AS SELECT * FROM (VALUES {metric_regions}) t(ti, metric, region)")
     con.execute(f"""CREATE TEMP TABLE mo AS SELECT d AS di, m AS mi,
         'bench_ds' || d || '@' || printf('%010d', d) AS dataset_id,
         printf('vit_%d:%s@%02d%02d00000000', m, (['random','supervised','dino','mae','hub:in21k'])[m % 5 + 1], d, m)
@@ -118,8 +118,9 @@ def build(path: Path, images: int = IMAGES) -> None:
         metric_version, metric_params, image_id, x, y)
         SELECT 'bench-run-' || di, dataset_id, model_id, method, 1, params, c.metric, 1, '{{}}', printf('test_%05d', i),
                list_transform(range({STEPS + 1}), lambda s: (s / {STEPS})::FLOAT),
-               list_transform(range({STEPS + 1}), lambda s: (CASE WHEN c.metric = 'insertion_auc' THEN s ELSE {STEPS} - s
-                                                         END / {STEPS} * (0.5 + (hash(i, ki, s) % 500) / 1000.0))::FLOAT)
+               list_transform(range({STEPS + 1}),
+                              lambda s: (CASE WHEN c.metric = 'insertion_auc' THEN s ELSE {STEPS} - s END
+                                         / {STEPS} * (0.5 + (hash(i, ki, s) % 500) / 1000.0))::FLOAT)
         FROM mo, me, (VALUES ('insertion_auc'), ('deletion_auc')) c(metric), range({images}) r(i)
         ORDER BY di, mi, ki, c.metric, i""")
     con.execute(f"""INSERT INTO sanity (run_id, dataset_id, model_id, method, method_version, method_params, step,

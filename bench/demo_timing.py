@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.runner.progress import read_progress  # noqa: E402
+from engine.store.progress import read_progress  # noqa: E402
 
 
 def _cpu_seconds(pid: int) -> float | None:

@@ -37,8 +37,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from engine.metrics import METRICS  # noqa: E402
 from metrics_parity import on_path  # noqa: E402
+
+from engine.metrics import METRICS  # noqa: E402
 
 HW_SIDE, N_CLASSES, BATCH = 224, 10, 64
 AUC_TOL, GOAL_SPEEDUP, GOAL_PLAIN = 1e-4, 3.0, 1.3
@@ -176,9 +177,11 @@ def main(argv=None):
         d = max(float(np.max(np.abs(ours[n][1] - rise[n][1]))) for n in ours)
         bad = not d < AUC_TOL
         sp = t_rise / t_ours
-        print(f"| RISE / ours (ins + del) | {sp:.2f}x | >= {GOAL_SPEEDUP:g}x {'ok' if sp >= GOAL_SPEEDUP else 'MISSED'} |")
+        verdict = "ok" if sp >= GOAL_SPEEDUP else "MISSED"
+        print(f"| RISE / ours (ins + del) | {sp:.2f}x | >= {GOAL_SPEEDUP:g}x {verdict} |")
         print(f"| max abs d AUC (ins, del) | {d:.2e} | < {AUC_TOL:g} {'FAIL' if bad else 'ok'} |")
-    print(f"| ours per metric / plain forward | {rel:.2f}x | <= {GOAL_PLAIN:g}x {'ok' if rel <= GOAL_PLAIN else 'MISSED'} |")
+    verdict = "ok" if rel <= GOAL_PLAIN else "MISSED"
+    print(f"| ours per metric / plain forward | {rel:.2f}x | <= {GOAL_PLAIN:g}x {verdict} |")
     if not rise:
         print(f"\nRISE skipped: {reason}")
     else:

@@ -9,10 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+from . import PROJECT_ROOT
 from .dashboard import queries
 
 log = logging.getLogger("engine")
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _setup_logging(verbose: bool) -> None:

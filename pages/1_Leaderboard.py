@@ -8,8 +8,15 @@ import numpy as np
 import plotly.express as px
 import streamlit as st
 
-from engine.dashboard import (LEADERBOARD_GROUPS, leaderboard_group_column, leaderboard_higher_is_better,
-                              leaderboard_table, open_page, show_table, url_selectbox)
+from engine.dashboard import (
+    LEADERBOARD_GROUPS,
+    leaderboard_group_column,
+    leaderboard_higher_is_better,
+    leaderboard_table,
+    open_page,
+    show_table,
+    url_selectbox,
+)
 
 px.defaults.color_discrete_sequence = px.colors.qualitative.Alphabet  # 26 distinct colours: one per method
 

@@ -7,8 +7,21 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from engine.dashboard import (COLORMAPS, Db, UnsafePath, best_model, labelled, load_row_sample, map_array,
-                              method_label, open_page, render_sample, show_table, url_selectbox, url_slider)
+from engine.dashboard import (
+    COLORMAPS,
+    Db,
+    UnsafePath,
+    best_model,
+    labelled,
+    load_row_sample,
+    map_array,
+    method_label,
+    open_page,
+    render_sample,
+    show_table,
+    url_selectbox,
+    url_slider,
+)
 
 px.defaults.color_discrete_sequence = px.colors.qualitative.Alphabet  # 26 distinct colours: one per method
 

@@ -31,8 +31,9 @@ if only:
 st.subheader("Jobs")
 summary = db.jobs_summary(only)
 if summary.empty:
-    st.caption("No jobs recorded" + (" for this run." if only else " (the demo writes none; `python -m engine run "
-                                                                     "EXPERIMENT.toml` records one per unit of work)."))
+    st.caption("No jobs recorded" + (" for this run." if only else
+                                     " (`python -m engine run EXPERIMENT.toml` and `python -m engine demo` record "
+                                     "one per unit of work)."))
 else:
     st.dataframe(summary, hide_index=True, width="stretch",
                  column_config={"seconds": st.column_config.NumberColumn("seconds (sum)", format="%.1f")})

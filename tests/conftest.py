@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from engine import PROJECT_ROOT  # noqa: F401  (tests import it from here)
+
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
 
@@ -50,9 +51,8 @@ def fixture_db(tmp_path_factory, smear_spec) -> Path:
     from engine.data import ImageDataset, load_records
     from engine.models import create_model, save_checkpoint
     from engine.runner.evaluate import evaluate_model
-    from engine.runner.ingest import finish_run, start_run, write_dataset, write_model
+    from engine.runner.ingest import finish_run, refresh_summaries, start_run, write_dataset, write_model
     from engine.store import ResultWriter
-    from engine.runner.ingest import refresh_summaries
 
     out = tmp_path_factory.mktemp("db")
     db = out / "fixture.duckdb"
@@ -93,6 +93,7 @@ def fixture_db(tmp_path_factory, smear_spec) -> Path:
 def _fixture_sanity(w, model, info, ds, run_id, dataset_id, model_id) -> None:
     """Real MPRT rows (cascading randomisation) of the attention method on the first 2 images."""
     import pandas as pd
+
     from engine.data import collate_samples
     from engine.metrics.sanity import mprt
     from engine.models import normalise
@@ -108,6 +109,7 @@ def _fixture_sanity(w, model, info, ds, run_id, dataset_id, model_id) -> None:
 def _fixture_jobs(w, run_id, dataset_id, model_id) -> None:
     """Bookkeeping rows as a batch run writes them: one done and one failed job, one failed item."""
     import datetime as dt
+
     import pandas as pd
     t = dt.datetime(2026, 1, 1, 12, 0, 0)
     for k, status in enumerate(("done", "failed")):
@@ -127,13 +129,15 @@ def dashboard_db(tmp_path_factory, fixture_db, smear_spec) -> Path:
     first model's attention of block 0, explained and scored for real) and mass on a region named
     ``marker`` (synthetic values: the smear dataset has no confounder)."""
     import shutil
+
     import numpy as np
     import pandas as pd
+
     from engine.data import ImageDataset, load_records
     from engine.models import create_model
     from engine.runner.evaluate import evaluate_model
-    from engine.store import ResultWriter
     from engine.runner.ingest import refresh_summaries
+    from engine.store import ResultWriter
 
     db = tmp_path_factory.mktemp("dash") / "dashboard.duckdb"
     shutil.copyfile(fixture_db, db)
@@ -161,3 +165,6 @@ def dashboard_db(tmp_path_factory, fixture_db, smear_spec) -> Path:
         for mid in model_ids:
             refresh_summaries(w, dataset_id, mid)
     return db
+
+
+from runner_fixtures import first_run  # noqa: E402,F401  (the tiny experiment's first run, a session fixture)

@@ -9,7 +9,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import PROJECT_ROOT
 
 TINY = """

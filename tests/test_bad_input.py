@@ -7,10 +7,10 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from test_formats import make_dicom
 
 from engine.data import DatasetError, DatasetSpec, ImageDataset, load_records, scan_records
 from engine.data.check import check_data_command, check_dataset
-from test_formats import make_dicom
 
 GOOD = ["ok 1", "ok 2", "ok 3", "ok 4", "ok 5", "ok 6"]
 

@@ -10,7 +10,6 @@ import time
 import urllib.request
 
 import pytest
-
 from conftest import PROJECT_ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 from conftest import PROJECT_ROOT, shared_data
+
 from engine.data import ImageDataset, load_dataset_config, load_records, select_scored
 from engine.data.check import check_data_command, check_dataset
 

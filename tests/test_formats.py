@@ -236,8 +236,9 @@ def test_header_spelling_variants_and_txt_tables(tmp_path):
 
 
 def test_image_size_from_headers(tmp_path):
-    from engine.data import image_size
     import tifffile
+
+    from engine.data import image_size
     make_dicom(tmp_path / "a.dcm", np.zeros((3, 5), np.uint16))
     tifffile.imwrite(tmp_path / "b.tif", np.zeros((7, 4), np.uint16))
     Image.new("RGB", (9, 2)).save(tmp_path / "c.png")
@@ -259,7 +260,8 @@ def test_split_files_layout_labels_from_boxes_and_problems(tmp_path):
                                   "boxes_template": "Ann/{id}.xml", "box_classes": ["WBC"]})
     recs, classes, problems = scan_records(spec)
     assert classes == ("negative", "positive")
-    assert [(r.image_id, r.label_name, r.split) for r in recs] == [("a", "positive", "train"), ("b", "negative", "train")]
+    assert [(r.image_id, r.label_name, r.split) for r in recs] == [("a", "positive", "train"),
+                                                                    ("b", "negative", "train")]
     reasons = sorted(p.reason for p in problems)
     assert reasons[0].startswith("box annotation file not found; the image cannot be labelled")  # c.xml
     assert "line 1: id 'a' is already in the 'train' split; kept there" in reasons

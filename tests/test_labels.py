@@ -63,7 +63,8 @@ def test_gallery_card_shows_the_chosen_score_only():
     assert card_score(lines, "pointing_game · mask") == "pointing_game · mask 0.00"
     assert card_score(lines, "pointing_game · box") == "pointing_game · box 1.00"
     assert card_score(lines, "auprc · mask") == "auprc · mask: not scored"
-    assert card_score(None, "iou_top5 · box") == "iou_top5 · box: not scored" and card_score(lines, None) == "not scored"
+    assert card_score(None, "iou_top5 · box") == "iou_top5 · box: not scored"
+    assert card_score(lines, None) == "not scored"
     choices = ["iou_top5 · box", "pointing_game · mask"]
     assert card_choice(choices, "iou_top5 · box") == "iou_top5 · box"  # the filtered score
     assert card_choice(choices, "(none)") == "pointing_game · mask"

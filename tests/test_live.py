@@ -7,7 +7,8 @@ import os
 import platform
 
 from engine.dashboard.live import database_message, live_view
-from engine.runner.progress import RunProgress, progress_path, read_progress
+from engine.runner.progress import RunProgress
+from engine.store.progress import progress_path, read_progress
 
 
 def _state(**kw):

@@ -8,8 +8,7 @@ from PIL import Image
 
 from engine.data import DatasetError, DatasetSpec, ImageDataset, collate_samples, fingerprint, load_records
 from engine.data.annotations import read_voc_boxes
-from engine.data.transforms import (box_from_mask, compute_geometry, rasterise_boxes, transform_image,
-                                    transform_mask)
+from engine.data.transforms import box_from_mask, compute_geometry, rasterise_boxes, transform_image, transform_mask
 
 
 def test_resize_geometry_hand_computed():

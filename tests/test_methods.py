@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import tiny_vit
+
 from engine.explain import METHODS, AttentionTrace, capture_trace, explain, upsample_maps
 
 

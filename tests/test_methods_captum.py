@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import tiny_vit
 from torch import nn
 
-from conftest import tiny_vit
 from engine.explain import METHODS, explain
 
 

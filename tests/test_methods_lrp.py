@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import tiny_vit
+
 from engine.explain import explain
 from engine.explain.lrp import add_relprop, clone_relprop, linear_relprop, matmul_relprop, safe_divide
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from conftest import PROJECT_ROOT
+from streamlit.testing.v1 import AppTest
 
 PAGES = ["app.py", "pages/1_Leaderboard.py", "pages/2_Gallery.py", "pages/3_Image.py", "pages/4_Compare.py",
          "pages/5_Runs.py"]

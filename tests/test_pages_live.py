@@ -11,7 +11,7 @@ import time
 import pytest
 from test_pages import PAGES, run_page, texts
 
-from engine.runner.progress import progress_path
+from engine.store.progress import progress_path
 
 
 def _running(db, **kw):

@@ -35,7 +35,8 @@ def test_each_strategy_pretrains_and_loads_through_the_zoo(strategy, tmp_path):
     assert side["strategy"] == strategy and side["config"]["steps"] == 2
     assert len(side["losses"]) == (0 if strategy == "random" else 2)
     if strategy == "dino":
-        assert len(side["diagnostics"]["teacher_entropy"]) == 2 and side["collapse"] in (None, "uniform", "one prototype")
+        assert len(side["diagnostics"]["teacher_entropy"]) == 2 and \
+            side["collapse"] in (None, "uniform", "one prototype")
     else:
         assert side["diagnostics"] == {} and side["collapse"] is None
     assert all(np.isfinite(side["losses"]))

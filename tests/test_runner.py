@@ -6,11 +6,11 @@ import sys
 
 import duckdb
 import pytest
-
 from conftest import PROJECT_ROOT
+from runner_fixtures import assert_same_results, run_cli, write_experiment
+
 from engine.runner.experiment import ExperimentError, load_experiment, parse_experiment
 from engine.runner.run import StrictDatasetError, run_experiment
-from runner_fixtures import assert_same_results, first_run, run_cli, write_experiment  # noqa: F401
 
 
 def _count(db, sql, params=()):

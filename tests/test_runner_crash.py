@@ -10,11 +10,11 @@ import time
 
 import duckdb
 import pytest
-
 from conftest import PROJECT_ROOT
+from runner_fixtures import assert_same_results, run_cli, write_experiment
+
 from engine.runner.experiment import load_experiment
 from engine.runner.run import run_experiment
-from runner_fixtures import assert_same_results, first_run, run_cli, write_experiment  # noqa: F401
 
 
 def _jobs_done(db) -> int:

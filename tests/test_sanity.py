@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import tiny_vit
+
 from engine.metrics.sanity import SURVIVES, mprt, randomisation_groups, spearman, ssim
 
 

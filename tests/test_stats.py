@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.metrics.stats import bootstrap_ci, holm, wilcoxon_pair
 from engine.dashboard import queries
+from engine.metrics.stats import bootstrap_ci, holm, wilcoxon_pair
 
 
 def test_holm_hand_computed():

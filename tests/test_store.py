@@ -7,8 +7,8 @@ import sys
 import duckdb
 import pandas as pd
 import pytest
-
 from conftest import PROJECT_ROOT
+
 from engine.dashboard import queries
 from engine.store import ResultWriter, WriterBusy
 from engine.store.schema import SCHEMA_VERSION, TABLES

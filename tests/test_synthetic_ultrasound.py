@@ -10,10 +10,15 @@ from PIL import Image
 
 from engine.data import ImageDataset, collate_samples, load_records
 from engine.data.annotations import read_voc_boxes
-from engine.data.synthetic.confounded import (MARKER, ConfoundedConfig, confounded_spec, generate_confounded,
-                                              marker_plan)
-from engine.data.synthetic.ultrasound import (CLASSES, LESION, UltrasoundConfig, generate_ultrasound,
-                                              render_ultrasound, ultrasound_spec)
+from engine.data.synthetic.confounded import MARKER, ConfoundedConfig, confounded_spec, generate_confounded, marker_plan
+from engine.data.synthetic.ultrasound import (
+    CLASSES,
+    LESION,
+    UltrasoundConfig,
+    generate_ultrasound,
+    render_ultrasound,
+    ultrasound_spec,
+)
 
 SMALL = UltrasoundConfig(n_train=24, n_val=9, n_test=15)
 CONF = ConfoundedConfig(ultrasound=UltrasoundConfig(n_train=120, n_val=30, n_test=90))

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from conftest import shared_data
+
 from engine.data import DatasetSpec, ImageDataset, load_records
 from engine.models import TrainConfig, create_model, fine_tune
 from engine.runner.evaluate import evaluate_model

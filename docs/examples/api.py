@@ -14,10 +14,10 @@ regions[:, 16:40, 20:44] = True
 preds = model.eval()(images).argmax(1)
 
 # --- as in the README ---
-from engine.explain import explain, upsample_maps, METHODS  # noqa: E402
+from engine.explain import explain, upsample_maps, METHODS
 maps = explain(model.eval(), images, ["attention", "chefer_lrp"])   # {name: (B, gh, gw) float32, raw values}
 up = upsample_maps(maps["chefer_lrp"], images.shape[-2:])           # the helper metrics and dashboard share
-from engine.metrics import METRICS  # noqa: E402
+from engine.metrics import METRICS
 hits = METRICS["pointing_game"](up, regions)                        # (B,) float64, NaN = not scored
 ins = METRICS["insertion_auc"](up, model=model, images=images, targets=preds)
 # ---

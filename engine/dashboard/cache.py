@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from . import queries, queries_compare
 from ..store.schema import SCHEMA_VERSION
+from . import queries, queries_compare
 
 
 def _db_key(db: "Db") -> tuple[str, float | None]:

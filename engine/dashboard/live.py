@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..runner.progress import read_progress
+from ..store.progress import read_progress
 
 
 def _duration(seconds: float) -> str:

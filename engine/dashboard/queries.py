@@ -7,12 +7,14 @@ dashboard never holds a lock that would block the batch writer.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 
+from ..metrics.sanity import SURVIVES
+from ..metrics.summaries import method_label
 from ..store.read import database_exists, read_only, schema_version  # noqa: F401  (part of this read API)
 
 DEFAULT_DB = "data/results.duckdb"
@@ -258,14 +260,15 @@ def image_curves(path, dataset_id: str, model_id: str, image_id: str) -> pd.Data
 
 
 def sanity_summary(path) -> pd.DataFrame:
-    """MPRT per (model, method): mean Spearman / SSIM after the last randomisation step, and the flag."""
+    """MPRT per (model, method): mean Spearman / SSIM after the last randomisation step, and the flag
+    (mean Spearman above :data:`engine.metrics.sanity.SURVIVES`)."""
     return _df(path, """
         WITH last AS (SELECT model_id, method, max(step) AS step FROM sanity GROUP BY ALL)
         SELECT s.model_id, s.method, s.layer AS fully_randomised_at, count(*) AS images,
                avg(s.spearman) AS mean_spearman, avg(s.ssim) AS mean_ssim,
-               avg(s.spearman) > 0.5 AS survives_randomisation
+               avg(s.spearman) > ? AS survives_randomisation
         FROM sanity s JOIN last USING (model_id, method, step)
-        GROUP BY ALL ORDER BY s.model_id, mean_spearman DESC""")
+        GROUP BY ALL ORDER BY s.model_id, mean_spearman DESC""", [SURVIVES])
 
 
 def metric_agreement(path, dataset_id: str, model_id: str, region: str) -> pd.DataFrame:
@@ -285,7 +288,6 @@ def region_agreement(path, dataset_id: str, model_id: str, metric: str, a: str =
                      ) -> tuple[pd.DataFrame, float]:
     """Method means and ranks of one metric on two region types, and the Spearman correlation of the
     rankings (do rankings survive boxes vs masks?)."""
-    from scipy.stats import spearmanr
     df = labelled(_df(path, """
         SELECT method, method_params, region, mean FROM summary
         WHERE dataset_id = ? AND model_id = ? AND metric = ? AND region IN (?, ?) AND method NOT LIKE 'baseline_%'""",
@@ -300,7 +302,6 @@ def region_agreement(path, dataset_id: str, model_id: str, metric: str, a: str =
 
 def labelled(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with ``method`` replaced by its display label (name, plus parameters when not default)."""
-    from ..metrics.summaries import method_label
     return df.assign(method=[method_label(m, p) for m, p in zip(df["method"], df["method_params"])])
 
 

@@ -1,9 +1,10 @@
-"""Read-only queries of the Compare and Runs pages (same rules as :mod:`engine.store.queries`:
+"""Read-only queries of the Compare and Runs pages (same rules as :mod:`engine.dashboard.queries`:
 parameterised SQL, one short-lived read-only connection per call)."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 
 from .queries import FINE_TUNING_SQL, PRETRAINING_SQL, STRATEGY_SQL, _df
 
@@ -38,7 +39,6 @@ def metric_pairs(path, dataset_id: str, model_id: str, region: str, metric_a: st
 
 def per_method_spearman(pairs: pd.DataFrame) -> pd.DataFrame:
     """Spearman correlation of the two metrics across images, per method (from :func:`metric_pairs`)."""
-    from scipy.stats import spearmanr
     rows = []
     for (method, params), g in pairs.groupby(["method", "method_params"], sort=True):
         ok = len(g) > 2 and g["a"].nunique() > 1 and g["b"].nunique() > 1

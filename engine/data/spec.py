@@ -60,7 +60,7 @@ class DatasetSpec:
     resize: str = "resize"
     split_seed: int = 0
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    # --- keys added for issue 6; left out of to_dict() while at their default (stable fingerprints)
+    # --- newer keys: left out of to_dict() while at their default, so older specs keep their fingerprints
     layout: str = "table"
     images_dir: str = ""
     extensions: tuple[str, ...] = IMAGE_EXTENSIONS

@@ -98,7 +98,8 @@ def grad_rollout(trace: AttentionTrace, discard_ratio: float = 0.0) -> torch.Ten
 
 
 @register_method("gradcam_attn", version=1, needs_grads=True, layers=lambda p: {p.get("layer", -1)},
-                 reference="Grad-CAM (Selvaraju et al. 2017) on the last attention map, the baseline of Chefer et al. 2021")
+                 reference="Grad-CAM (Selvaraju et al. 2017) on the last attention map, the baseline of Chefer et al. "
+                           "2021")
 def gradcam_attn(trace: AttentionTrace, layer: int = -1) -> torch.Tensor:
     """Heads are the channels: w_h = mean over patch columns of dA[h, CLS, patches];
     map = clamp(mean_h w_h * A[h, CLS, patches], min=0)."""

@@ -1,10 +1,19 @@
-"""Metric registry: ``METRICS[name]`` is a :class:`MetricInfo`, callable like the rule itself."""
+"""Metric registry: ``METRICS[name]`` is a :class:`MetricInfo`, callable like the rule itself.
+
+Two call contracts, told apart by the checked ``kind``: 'localisation' ``fn(maps, regions, **params)``
+scores maps against a region mask; 'faithfulness' ``fn(maps, model=, images=, targets=, **params)`` perturbs
+the images along the map and asks the model.  The model-randomisation sanity check (MPRT) checks methods,
+not maps: it is not registered here (see :mod:`engine.metrics.sanity`).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Literal, get_args
 
 import numpy as np
+
+MetricKind = Literal["localisation", "faithfulness"]
+METRIC_KINDS: tuple[str, ...] = get_args(MetricKind)
 
 
 @dataclass(frozen=True)
@@ -12,7 +21,7 @@ class MetricInfo:
     name: str
     fn: Callable[..., np.ndarray]
     version: int
-    kind: str  # 'localisation' (maps + regions) or 'faithfulness' (maps + model)
+    kind: MetricKind  # 'localisation' (maps + regions) or 'faithfulness' (maps + model)
     higher_is_better: bool
     reference: str
 
@@ -23,7 +32,11 @@ class MetricInfo:
 METRICS: dict[str, MetricInfo] = {}
 
 
-def register_metric(name: str, *, version: int, kind: str, higher_is_better: bool = True, reference: str = ""):
+def register_metric(name: str, *, version: int, kind: MetricKind, higher_is_better: bool = True,
+                    reference: str = ""):
+    if kind not in METRIC_KINDS:
+        raise ValueError(f"metric {name!r}: kind {kind!r}; allowed: {list(METRIC_KINDS)}")
+
     def deco(fn):
         if name in METRICS:
             raise ValueError(f"metric {name!r} is already registered")

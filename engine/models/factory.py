@@ -32,7 +32,8 @@ class ZooEntry:
     kwargs: dict = field(default_factory=dict)
     description: str = ""
     arch: str = "vit"  # family, for grouping: vit / deit / swin / ...
-    strategy: str = "random"  # how the hub weights were pretrained: random (no hub weights) / supervised / dino / mae / dinov2
+    # how the hub weights were pretrained: random (no hub weights) / supervised / dino / mae / dinov2
+    strategy: str = "random"
     pretrained: bool = False  # whether building the entry loads the hub weights by default
 
 
@@ -56,8 +57,9 @@ ZOO: dict[str, ZooEntry] = {
                             "ViT-B/16, MAE masked-autoencoder pretraining on ImageNet-1k; average pooling + fc_norm",
                             strategy="mae", pretrained=True),
     # Study 2: architectures.
-    "deit_b16": ZooEntry("deit_base_patch16_224.fb_in1k", {}, "DeiT-B/16, supervised ImageNet-1k (no distillation token)",
-                         arch="deit", strategy="supervised", pretrained=True),
+    "deit_b16": ZooEntry("deit_base_patch16_224.fb_in1k", {},
+                         "DeiT-B/16, supervised ImageNet-1k (no distillation token)", arch="deit",
+                         strategy="supervised", pretrained=True),
     "swin_b": ZooEntry("swin_base_patch4_window7_224.ms_in22k_ft_in1k", {},
                        "Swin-B, window 7, supervised ImageNet-22k then ImageNet-1k", arch="swin",
                        strategy="supervised", pretrained=True),

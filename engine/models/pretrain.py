@@ -35,8 +35,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import save_file
 from tqdm import tqdm
 
+from ..data.synthetic.source import SourceConfig, generate_source
+from .checkpoint import file_sha256
 from .factory import create_model, normalise
 from .ssl import DINO, MAE, colour_jitter, flips_rot90, random_resized_crops
 
@@ -103,7 +107,6 @@ def describe_source(source: str | Path | ImageSource, cfg: PretrainConfig, size:
     if isinstance(source, ImageSource):
         return {"kind": "images", "n": int(source.images.shape[0]), **source.description}
     if str(source) == "synthetic":
-        from ..data.synthetic.source import SourceConfig
         return {"kind": "synthetic", "config": SourceConfig(n=cfg.source_n, size=size).key()}
     root = Path(source)
     if not root.is_dir():
@@ -127,10 +130,8 @@ def load_source(source: str | Path | ImageSource, cfg: PretrainConfig,
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
         return x, None
     if str(source) == "synthetic":
-        from ..data.synthetic.source import SourceConfig, generate_source
         images, labels = generate_source(SourceConfig(n=cfg.source_n, size=size))
         return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255), torch.from_numpy(labels)
-    from PIL import Image
     root = Path(source)
     files = _folder_images(root)
     arr = np.stack([np.asarray(Image.open(p).convert("RGB").resize((size, size), Image.BILINEAR)) for p in files])
@@ -150,9 +151,6 @@ def cache_key(model_name: str, strategy: str, source_desc: dict, cfg: PretrainCo
 
 
 def _save(path: Path, state: dict[str, torch.Tensor], meta: dict) -> None:
-    from safetensors.torch import save_file
-
-    from .checkpoint import file_sha256
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp))

@@ -26,6 +26,7 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from timm.models.vision_transformer import Block
 from torchvision.ops import roi_align
 
 
@@ -171,7 +172,6 @@ class MAE(nn.Module):
     def __init__(self, vit: nn.Module, *, mask_ratio: float, decoder_dim: int, decoder_depth: int,
                  decoder_heads: int, norm_pix: bool = True):
         super().__init__()
-        from timm.models.vision_transformer import Block
         self.vit = vit
         self.mask_ratio, self.norm_pix = mask_ratio, norm_pix
         self.patch = int(vit.patch_embed.patch_size[0])

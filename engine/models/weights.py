@@ -24,7 +24,9 @@ import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
+import timm
 import torch
+from timm.layers import resample_abs_pos_embed
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +99,6 @@ def cached_hub_file(pretrained_cfg: dict) -> str | None:
 
 def hub_state_dict(name: str, timm_name: str, kwargs: dict) -> dict[str, torch.Tensor]:
     """The hub weights of ``timm_name`` as a headless state dict (token pooling, final norm kept)."""
-    import timm
     probe = timm.create_model(timm_name, pretrained=False, num_classes=0)
     cfg = dict(probe.pretrained_cfg or {})
     del probe
@@ -144,9 +145,9 @@ def fit_state_dict(model: torch.nn.Module, sd: dict[str, torch.Tensor], source: 
             if f"norm.{p}" in sd:
                 sd[f"fc_norm.{p}"] = sd.pop(f"norm.{p}")
     if "pos_embed" in sd and "pos_embed" in own and sd["pos_embed"].shape != own["pos_embed"].shape:
-        from timm.layers import resample_abs_pos_embed
         npt = 0 if getattr(model, "no_embed_class", False) else int(getattr(model, "num_prefix_tokens", 1))
-        log.info("%s: resampling pos_embed %s -> %s", source, tuple(sd["pos_embed"].shape), tuple(own["pos_embed"].shape))
+        log.info("%s: resampling pos_embed %s -> %s", source, tuple(sd["pos_embed"].shape),
+                 tuple(own["pos_embed"].shape))
         sd["pos_embed"] = resample_abs_pos_embed(sd["pos_embed"], new_size=list(model.patch_embed.grid_size),
                                                  num_prefix_tokens=npt)
     missing, unexpected = model.load_state_dict(sd, strict=False)

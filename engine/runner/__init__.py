@@ -1,1 +1,2 @@
-"""Runs: evaluation of a model on a dataset, the demo pipeline, ingest of run/dataset/model rows."""
+"""Batch runs (``python -m engine run`` / ``demo``): experiments, job keys, units of work and their typed
+results, executors, the driver, ingest of run / dataset / model / summary rows, dry run, scheduling."""

@@ -23,7 +23,7 @@ from ..explain import METHODS, run_methods, upsample_maps
 from ..metrics import METRICS
 from ..models import ModelInfo, normalise
 from ..store import canonical_json
-from .results import Failure
+from .results import Failure, first_line
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +83,6 @@ def _rounds(variants: list[tuple[str, dict]]) -> list[list[tuple[str, dict]]]:
     return rounds
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
-
-
 def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *, run_id: str, dataset_id: str,
                    model_id: str, methods: dict[str, dict] | list[tuple[str, dict]], metrics: dict[str, dict],
                    metrics_for=None, regions: list[str] | None = None, device: str = "cpu", batch_size: int = 32,
@@ -104,9 +99,8 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
             raise ValueError(f"unknown method {m!r}; registered: {sorted(METHODS)}")
     for m in metrics:
         if m not in METRICS:
-            raise ValueError(f"unknown metric {m!r}; registered: {sorted(METRICS)}")
-        if METRICS[m].kind not in ("localisation", "faithfulness"):
-            raise ValueError(f"metric {m!r} ({METRICS[m].kind}) is run per model, not per batch")
+            raise ValueError(f"unknown metric {m!r}; registered: {sorted(METRICS)} (MPRT runs per model: "
+                             f"engine.metrics.sanity)")
     metrics_for = metrics_for or (lambda name, params: metrics)
     dev = torch.device(device)
     model = model.to(dev).eval()
@@ -126,7 +120,7 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
                 all_maps, logits, targets = run_methods(model, x, [n for n, _ in round_], None, dict(round_),
                                                         not_applicable=skipped)
             except Exception as exc:  # e.g. out of memory on this batch: record, go on with the next
-                rows.failures += [Failure(i, "explain", _first_line(exc), n) for n, _ in round_ for i in ids]
+                rows.failures += [Failure(i, "explain", first_line(exc), n) for n, _ in round_ for i in ids]
                 continue
             for mname, why in skipped.items():
                 if not any(f.method == mname and f.item == "*" for f in rows.failures):
@@ -184,7 +178,7 @@ def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[s
             else:
                 results = {region: kinfo(up, reg[keep], **kparams) for region, reg in batch.regions.items()}
         except Exception as exc:
-            out.failures += [Failure(ids[i], "score", f"{metric}: {_first_line(exc)}", mname) for i in keep.tolist()]
+            out.failures += [Failure(ids[i], "score", f"{metric}: {first_line(exc)}", mname) for i in keep.tolist()]
             continue
         for region, vals in results.items():
             for j, i in enumerate(keep.tolist()):

@@ -7,12 +7,9 @@ Ray is optional: the local executor never imports it.
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from typing import Callable, Iterator
 
 log = logging.getLogger(__name__)
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class LocalExecutor:
@@ -34,8 +31,9 @@ class RayExecutor:
     """Ray tasks, one per unit: ``num_gpus=1`` per task when the device is CUDA, else ``num_cpus``.
 
     ``address``: ``None`` starts a local Ray instance (``num_cpus`` CPUs); ``"auto"`` or
-    ``"ray://host:10001"`` joins a running cluster.  Dataset roots and the checkpoint folder must be
-    visible at the same paths on every node (a shared filesystem).
+    ``"ray://host:10001"`` joins a running cluster.  Workers import the engine as the driver does: from
+    the installed package (``pip install -e .``; on a cluster, on every node).  Dataset roots and the
+    checkpoint folder must be visible at the same paths on every node (a shared filesystem).
     """
 
     name = "ray"
@@ -49,12 +47,8 @@ class RayExecutor:
         self.ray = ray
         self._started = not ray.is_initialized()
         if self._started:
-            # workers import the engine from this checkout (a cluster needs it installed on every node)
-            env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT),
-                                                                           os.environ.get("PYTHONPATH")]))}}
             kw = {"address": address} if address else {"num_cpus": num_cpus}
-            ray.init(**kw, runtime_env=env, include_dashboard=False, log_to_driver=False,
-                     logging_level=logging.WARNING)
+            ray.init(**kw, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
         self.options = {"num_gpus": 1} if device.startswith("cuda") else {"num_cpus": cpus_per_task}
 
     def map(self, fn: Callable, calls: list[dict]) -> Iterator[tuple[int, object, BaseException | None]]:

@@ -30,8 +30,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..data import DatasetError, DatasetSpec
 from ..explain import METHODS
 from ..metrics import METRICS
+from ..metrics.sanity import MPRT
+from ..models import PretrainConfig, TrainConfig
 
 GENERATORS = ("blood_smear", "ultrasound", "confounded")
 ParamSets = dict[str, Any] | list[dict[str, Any]]
@@ -66,7 +69,6 @@ class ModelEntry(_Strict):
     @classmethod
     def _config_keys(cls, v, info):
         """Keys of the pretraining / training configs (engine.models.PretrainConfig / TrainConfig)."""
-        from ..models import PretrainConfig, TrainConfig
         config = PretrainConfig if info.field_name == "pretrain_params" else TrainConfig
         allowed = set(config.__dataclass_fields__)
         bad = sorted(set(v) - allowed)
@@ -127,10 +129,10 @@ class Experiment(_Strict):
     @classmethod
     def _metrics(cls, v):
         for name, params in v.items():
+            if name == MPRT.name:
+                raise ValueError(f"metric {name!r} is a {MPRT.kind} check: configure it under [sanity]")
             if name not in METRICS:
                 raise ValueError(f"unknown metric {name!r}; registered: {sorted(METRICS)}")
-            if METRICS[name].kind not in ("localisation", "faithfulness"):
-                raise ValueError(f"metric {name!r} is a {METRICS[name].kind} check: configure it under [sanity]")
             _check_params("metric", name, METRICS[name].fn, params, skip=2 if METRICS[name].kind == "localisation"
                           else 1)
         return v
@@ -212,7 +214,6 @@ def parse_experiment(data: dict, base_dir: str | Path = ".", source: str = "<exp
         allowed = sorted(f for f in Experiment.model_fields if f != "base_dir")
         extra = f" (top-level keys: {allowed})" if exc.errors()[0]["type"] == "extra_forbidden" else ""
         raise ExperimentError(f"{source}: {_first_error(exc)}{extra}") from None
-    from ..data import DatasetError, DatasetSpec
     for i, block in enumerate(exp.datasets):  # keys and values only; files are checked by check-data / the run
         if "generate" in block:
             continue

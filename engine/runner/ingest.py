@@ -13,6 +13,7 @@ import pandas as pd
 from ..data import DatasetSpec, Record, fingerprint, image_size, region_names
 from ..explain import METHODS
 from ..metrics import METRICS
+from ..metrics.sanity import MPRT
 from ..metrics.summaries import SCORE_COLUMNS, summarise
 from ..models import ModelInfo
 from ..store import ResultWriter, canonical_json, identity, utc_now
@@ -57,7 +58,7 @@ def write_registries(w: ResultWriter) -> None:
     for m in METHODS.values():
         w.upsert("methods", {"method": m.name, "version": m.version, "needs_grads": m.needs_grads,
                              "reference": m.reference})
-    for m in METRICS.values():
+    for m in [*METRICS.values(), MPRT]:
         w.upsert("metrics", {"metric": m.name, "version": m.version, "kind": m.kind,
                              "higher_is_better": m.higher_is_better, "reference": m.reference})
 

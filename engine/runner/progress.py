@@ -13,19 +13,14 @@ import json
 import logging
 import os
 import platform
-import socket
 import time
 from pathlib import Path
 
 from tqdm import tqdm
 
+from ..store.progress import progress_path, read_progress  # noqa: F401  (re-exported for the runner's callers)
+
 log = logging.getLogger(__name__)
-
-
-def progress_path(db: str | Path) -> Path:
-    """Where a run writing ``db`` records its progress (beside the database)."""
-    db = Path(db)
-    return db.with_name(f"{db.name}.progress.json")
 
 
 class RunProgress:
@@ -94,33 +89,6 @@ class RunProgress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-
-
-def read_progress(db: str | Path) -> dict | None:
-    """The progress file of ``db`` (None when there is none or it cannot be read), with ``alive``:
-    whether the process that wrote it still runs (on this host; another host's run counts as alive
-    while it says ``running``)."""
-    try:
-        state = json.loads(progress_path(db).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(state, dict):
-        return None
-    alive = state.get("status") == "running"
-    if alive and state.get("host") in (platform.node(), socket.gethostname()):
-        alive = _pid_alive(state.get("pid"))
-    state["alive"] = alive
-    return state
-
-
-def _pid_alive(pid) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (TypeError, ValueError, ProcessLookupError):
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 STAGES = ("train", "predict", "localisation", "faithfulness", "sanity")

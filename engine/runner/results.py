@@ -12,6 +12,12 @@ import pandas as pd
 from ..models import ModelInfo
 
 
+def first_line(exc: BaseException) -> str:
+    """The one-line reason recorded for an exception: its type and the first line of its message."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
 @dataclass(frozen=True)
 class Failure:
     """One item that failed (``item`` '*' = the whole unit or method), at which stage and why (one line)."""

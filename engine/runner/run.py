@@ -26,7 +26,7 @@ from .experiment import Experiment, ModelEntry
 from .ingest import finish_run, refresh_summaries, start_run, write_dataset, write_model
 from .jobs import Chunk, checkpoint_path, method_key, metric_key, plan_chunks, predict_key, sanity_key, train_key
 from .progress import RunProgress, planned_jobs, stage_totals
-from .results import ChunkResult, Failure, TrainResult
+from .results import ChunkResult, Failure, TrainResult, first_line
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class _Driver:
 
     def _unit_failed(self, key, kind, started, exc, dataset_id=None, model_id=None, method=None):
         """Record a failed unit and go on -- unless it is a bad image of a ``strict = true`` dataset."""
-        reason = units._first_line(exc)
+        reason = first_line(exc)
         log.error("%s job %s failed: %s", kind, key, reason)
         self._failures(key, [Failure("*", kind, reason, method[0] if method else None)], dataset_id, model_id,
                        count=False)  # counted as a failed job, not an item
@@ -166,9 +166,10 @@ class _Driver:
     def _write_model(self, d: PreparedDataset, entry: ModelEntry, res: TrainResult, test: dict | None = None) -> str:
         test = test or {}
         return write_model(self.w, dataset_id=d.dataset_id, info=res.info, init=_init(entry, res),
-                           checkpoint=res.checkpoint, sha256=res.sha256, val_accuracy=res.meta.metrics.get("val_accuracy"),
-                           test_accuracy=test.get("accuracy"), hparams=res.meta.hparams, history=res.meta.history,
-                           label=entry.label, arch=res.info.arch, strategy=res.meta.strategy, test=test)
+                           checkpoint=res.checkpoint, sha256=res.sha256,
+                           val_accuracy=res.meta.metrics.get("val_accuracy"), test_accuracy=test.get("accuracy"),
+                           hparams=res.meta.hparams, history=res.meta.history, label=entry.label,
+                           arch=res.info.arch, strategy=res.meta.strategy, test=test)
 
     def predict(self, d: PreparedDataset, entry: ModelEntry, res: TrainResult, model_id: str) -> None:
         key = predict_key(d.fingerprint, res.sha256)

@@ -11,7 +11,8 @@ import shlex
 import sys
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from .. import PROJECT_ROOT
+
 EVERY = {"daily": ("0 2 * * *", "*-*-* 02:00:00"), "hourly": ("0 * * * *", "hourly")}
 
 

@@ -1,9 +1,9 @@
 """The units of work an executor runs: train, predict, evaluate a chunk, sanity-check.
 
 Each unit is a plain function of picklable arguments (a dataset spec as JSON, a validated model entry,
-a checkpoint path, the chunk) that returns a small dataclass (:mod:`.results`) and never touches the database, so the local executor and
-Ray workers run the same code and only the driver writes (:mod:`engine.runner.run`).  Datasets and
-checkpoints are re-opened in the worker and cached per process.
+a checkpoint path, the chunk) that returns a small dataclass (:mod:`.results`) and never touches the
+database, so the local executor and Ray workers run the same code and only the driver writes
+(:mod:`engine.runner.run`).  Datasets and checkpoints are re-opened in the worker and cached per process.
 """
 from __future__ import annotations
 
@@ -20,14 +20,27 @@ import torch
 from ..data import DatasetError, DatasetSpec, ImageDataset, collate_samples, fingerprint, load_records
 from ..explain import METHODS
 from ..metrics.sanity import mprt
-from ..models import (ImageSource, ModelInfo, PretrainConfig, TrainConfig, create_model, fine_tune, grid_search, load_checkpoint,
-                      normalise, predict, pretrain_backbone, read_sidecar, save_checkpoint)
+from ..models import (
+    ImageSource,
+    ModelInfo,
+    PretrainConfig,
+    TrainConfig,
+    create_model,
+    fine_tune,
+    grid_search,
+    load_checkpoint,
+    normalise,
+    predict,
+    pretrain_backbone,
+    read_sidecar,
+    save_checkpoint,
+)
 from ..models.evaluation import report_from_probs
 from ..store import canonical_json
-from .evaluate import _first_line, evaluate_model
+from .evaluate import evaluate_model
 from .experiment import ModelEntry
 from .jobs import Chunk
-from .results import ChunkResult, Failure, PredictResult, SanityResult, TrainMeta, TrainResult
+from .results import ChunkResult, Failure, PredictResult, SanityResult, TrainMeta, TrainResult, first_line
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +122,8 @@ def train_unit(spec_json: str, entry: ModelEntry, seed: int, ckpt_path: str, dev
         meta = TrainMeta(init="trained", strategy=info.strategy, hparams=hparams,
                          metrics={"val_accuracy": result.best_val_accuracy, "best_epoch": result.best_epoch},
                          history=result.history)
-    sha = save_checkpoint(path, model.cpu(), info, {**meta.to_dict(), "entry": {**entry.model_dump(), "key": entry.key}})
+    sidecar = {**meta.to_dict(), "entry": {**entry.model_dump(), "key": entry.key}}
+    sha = save_checkpoint(path, model.cpu(), info, sidecar)
     for state in path.parent.glob(f"{path.name}.train-state*"):  # the model is saved: no resuming needed
         state.unlink(missing_ok=True)
     return TrainResult(str(path), sha, info, meta, trials, failures, time.monotonic() - t0)
@@ -142,7 +156,8 @@ def pretraining_summary(backbone: Path) -> dict:
     losses = side.get("losses") or []
     tail = losses[-10:]
     return {"file": Path(backbone).name, "strategy": side.get("strategy"),
-            "source": (side.get("source") or {}).get("kind"), "steps": (side.get("config") or {}).get("steps"), "seconds_wall": side.get("seconds_wall"),
+            "source": (side.get("source") or {}).get("kind"), "steps": (side.get("config") or {}).get("steps"),
+            "seconds_wall": side.get("seconds_wall"),
             "loss_first": losses[0] if losses else None, "loss_last": sum(tail) / len(tail) if tail else None,
             "collapse": side.get("collapse")}
 
@@ -203,7 +218,7 @@ def sanity_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], va
         rows = mprt(model.to(device), x, params, seed=seed)
     except Exception as exc:
         rows = []
-        failures.append(Failure("*", "sanity", _first_line(exc)))
+        failures.append(Failure("*", "sanity", first_line(exc)))
     df = pd.DataFrame([{"method": r["method"], "method_version": METHODS[r["method"]].version,
                         "method_params": canonical_json(params[r["method"]]), "step": r["step"], "layer": r["layer"],
                         "image_id": batch["image_id"][r["image"]],
