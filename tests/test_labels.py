@@ -69,3 +69,17 @@ def test_gallery_card_shows_the_chosen_score_only():
     assert card_choice(choices, "iou_top5 · box") == "iou_top5 · box"  # the filtered score
     assert card_choice(choices, "(none)") == "pointing_game · mask"
     assert card_choice(["iou_top5 · box"], None) == "iou_top5 · box" and card_choice([], None) is None
+
+
+def test_url_parameter_notes():
+    from engine.dashboard.urlparams import choice_note, number_note, range_note
+    assert choice_note("method", "attention", ["attention", "rollout"], "attention") is None
+    assert choice_note("method", None, ["attention"], "attention") is None
+    note = choice_note("method", "nosuch", ["attention", "rollout"], "attention")
+    assert "`method=nosuch` does not apply" in note and "showing `attention`" in note
+    assert range_note("conf", "0.2~0.8", 0, 1) is None and range_note("conf", "", 0, 1) is None
+    assert "not a range" in range_note("conf", "abc", 0, 1)
+    assert "outside 0–1" in range_note("conf", "0.5~7", 0, 1)
+    assert "swapped" in range_note("conf", "0.8~0.2", 0, 1)
+    assert number_note("alpha", "0.5", 0, 1) is None and "not a number" in number_note("alpha", "x", 0, 1)
+    assert "outside" in number_note("alpha", "3", 0, 1)

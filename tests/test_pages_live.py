@@ -51,3 +51,12 @@ def test_overview_shows_the_live_run_and_no_add_some_hint(dashboard_db, tmp_path
     _running(db, status="finished", finished=time.time())
     at = run_page("app.py", db, monkeypatch)
     assert "under way" not in _all_text(at)
+
+
+def test_url_parameter_that_does_not_apply_says_so_once(dashboard_db, monkeypatch):
+    from test_pages import rerun
+    at = run_page("pages/1_Leaderboard.py", dashboard_db, monkeypatch, {"metric": "nosuch", "conf": "x"})
+    notes = [w.value for w in at.warning if "does not apply" in w.value]
+    assert len(notes) == 1 and "`metric=nosuch`" in notes[0] and "showing `pointing_game`" in notes[0]
+    rerun(at)  # the widget wrote its valid choice back: no second note
+    assert not [w.value for w in at.warning if "does not apply" in w.value]
