@@ -47,11 +47,14 @@ PAIRWISE_COLUMNS = ["dataset_id", "model_id", "metric", "metric_version", "metri
 
 
 def summarise(scores: pd.DataFrame, dataset_id: str, model_id: str, seed: int = 0,
-              methods: set[tuple[str, str]] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+              methods: set[tuple[str, str]] | None = None,
+              pairwise_metrics: set[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(summary, pairwise)`` rows of one (dataset, model) from its per-image ``scores`` (``SCORE_COLUMNS``).
 
     ``methods``: only bootstrap the summaries of these ``(method, canonical params)`` (the caller keeps the
-    rest); the paired tests always cover every method, as the Holm family does."""
+    rest); the paired tests always cover every method, as the Holm family does.  ``pairwise_metrics``:
+    only the paired tests of these metrics (None: every metric; an empty set: none) -- the runner tests
+    once per model and pass, after all of its chunks, instead of after every chunk."""
     df = scores.copy()
     if df.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS), pd.DataFrame(columns=PAIRWISE_COLUMNS)
@@ -70,6 +73,8 @@ def summarise(scores: pd.DataFrame, dataset_id: str, model_id: str, seed: int = 
     pairs = []
     df["label"] = [method_label(m, p) for m, p in zip(df["method"], df["method_params"])]
     for (metric, mver, mparams, region), g in df.groupby(["metric", "metric_version", "metric_params", "region"]):
+        if pairwise_metrics is not None and metric not in pairwise_metrics:
+            continue
         wide = g.pivot_table(index="image_id", columns="label", values="value", aggfunc="first", dropna=False)
         labels = sorted(wide.columns)
         family = []

@@ -120,10 +120,12 @@ def write_model(w: ResultWriter, *, dataset_id: str, info: ModelInfo, init: str,
 
 
 def refresh_summaries(w: ResultWriter, dataset_id: str, model_id: str, seed: int = 0,
-                      methods: set[tuple[str, str]] | None = None) -> tuple[int, int]:
-    """Rewrite the summary + pairwise rows of one (dataset, model) from its scores; returns their counts."""
+                      methods: set[tuple[str, str]] | None = None,
+                      pairwise_metrics: set[str] | None = None) -> tuple[int, int]:
+    """Rewrite the summary + pairwise rows of one (dataset, model) from its scores; returns their counts
+    (``methods``, ``pairwise_metrics``: see :func:`~engine.metrics.summaries.summarise`)."""
     summary, pairwise = summarise(w.scores_of(dataset_id, model_id, SCORE_COLUMNS), dataset_id, model_id,
-                                  seed=seed, methods=methods)
+                                  seed=seed, methods=methods, pairwise_metrics=pairwise_metrics)
     if summary.empty and pairwise.empty:
         return 0, 0
     w.replace_rows("summary", summary)

@@ -214,6 +214,12 @@ class _Driver:
         for i, out, exc in self.ex.map(units.chunk_unit, calls):
             self._write_chunk(d, model_id, chunks[i], out, exc, started)
             started = utc_now()
+        # the paired tests (Holm over every method) once per model and pass, not after every chunk; also when
+        # a run stopped between its last chunk and this point
+        if chunks or (len(variants) > 1 and not self.w.has_pairwise(d.dataset_id, model_id, list(metrics))):
+            refresh_summaries(self.w, d.dataset_id, model_id, seed=self.exp.seed, methods=set(),
+                              pairwise_metrics=set(metrics))
+            self.w.commit()
 
     def _write_chunk(self, d: PreparedDataset, model_id: str, chunk: Chunk, out: ChunkResult | None,
                      exc: BaseException | None, started: dt.datetime) -> None:
@@ -234,7 +240,7 @@ class _Driver:
                       metrics={j.metric: {"version": metric_key(j.metric, j.metric_params)[1],
                                           "params": j.metric_params}},
                       n_items=out.n_items, n_failed=len({f.item for f in mine}))
-        refresh_summaries(self.w, d.dataset_id, model_id, seed=self.exp.seed,
+        refresh_summaries(self.w, d.dataset_id, model_id, seed=self.exp.seed, pairwise_metrics=set(),
                           methods={(j.method, canonical_json(j.method_params)) for j in chunk.jobs})
         self.w.commit()
         log.info("%s %s: %s done (%d jobs)", d.spec.name, model_id, chunk.name, len(chunk.jobs))

@@ -130,6 +130,12 @@ class ResultWriter:
         """Keys of the jobs recorded as done in the staged database."""
         return {r[0] for r in self.con.execute("SELECT job_key FROM jobs WHERE status = 'done'").fetchall()}
 
+    def has_pairwise(self, dataset_id: str, model_id: str, metrics: list[str]) -> bool:
+        """Whether the staged ``pairwise`` table holds any paired test of one (dataset, model) for ``metrics``."""
+        return bool(self.con.execute(
+            "SELECT count(*) FROM pairwise WHERE dataset_id = ? AND model_id = ? AND list_contains(?, metric)",
+            [dataset_id, model_id, list(metrics)]).fetchone()[0])
+
     def scores_of(self, dataset_id: str, model_id: str, wanted: list[str]) -> pd.DataFrame:
         """The staged ``scores`` rows of one (dataset, model), for the summaries the runner recomputes."""
         known = {name for name, _ in columns("scores")}
