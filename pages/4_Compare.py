@@ -12,6 +12,7 @@ from engine.dashboard import (
     best_model,
     depth_rows,
     labelled,
+    model_labels,
     open_page,
     per_method_spearman,
     show_table,
@@ -89,6 +90,7 @@ elif view == "agreement":
                          title=f"Per image: {a} vs {b}, one panel per method (n = {pairs.image_id.nunique()} "
                                f"images)")
         fig.for_each_annotation(lambda t: t.update(text=t.text.split("=")[-1]))
+        fig.update_layout(margin={"t": 90})  # the title above the facet titles, not over them
         st.plotly_chart(fig, width="stretch")
         st.caption(f"Spearman correlation of {a} and {b} across images, per method (undefined where a metric is "
                    f"constant)")
@@ -177,7 +179,10 @@ else:  # confounders
         shown = df.drop(columns=["method_params"]).round(3)
         st.dataframe(shown, hide_index=True, width="stretch",
                      column_config={"flagged": st.column_config.CheckboxColumn("looks at the marker")})
-        fig = px.bar(pd.DataFrame(shown), x="method", y="mean", color="model_id", barmode="group",
+        bars = pd.DataFrame(shown).assign(model=lambda f: f["model_id"].map(model_labels(f["model_id"])))
+        fig = px.bar(bars, x="method", y="mean", color="model", barmode="group",
                      facet_row="metric", labels={"mean": "mass on marker (mean share, 0–1)"},
                      title=f"Mass on the marker region; n ≤ {int(shown['n'].max())} images per bar")
+        fig.for_each_annotation(lambda t: t.update(text=t.text.split("=")[-1]))  # facet titles: the metric only
+        fig.update_layout(margin={"t": 80})
         st.plotly_chart(fig, width="stretch")

@@ -83,3 +83,11 @@ def test_url_parameter_notes():
     assert "swapped" in range_note("conf", "0.8~0.2", 0, 1)
     assert number_note("alpha", "0.5", 0, 1) is None and "not a number" in number_note("alpha", "x", 0, 1)
     assert "outside" in number_note("alpha", "3", 0, 1)
+
+
+def test_legends_name_models_by_label():
+    from engine.dashboard.labels import model_labels
+    assert model_labels(["vit_demo:trained@abc123", "scratch@def456"]) == {
+        "vit_demo:trained@abc123": "vit_demo:trained", "scratch@def456": "scratch"}
+    both = model_labels(["scratch@aaa", "scratch@bbb", "mae@ccc"])  # one label twice: the whole ids
+    assert both == {"scratch@aaa": "scratch@aaa", "scratch@bbb": "scratch@bbb", "mae@ccc": "mae"}

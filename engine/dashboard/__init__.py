@@ -13,6 +13,7 @@ from ..metrics.summaries import method_label
 from .compare import depth_rows, strategy_dataset, strategy_means, strategy_models
 from .gallery import card_choice, card_score
 from .images import UnsafePath, load_row_sample
+from .labels import model_labels
 from .leaderboard import GROUPS as LEADERBOARD_GROUPS
 from .leaderboard import group_column as leaderboard_group_column
 from .leaderboard import higher_is_better as leaderboard_higher_is_better
@@ -31,8 +32,8 @@ __all__ = [
     "COLORMAPS", "CONFOUNDER_METRICS", "GALLERY_SORTS", "LEADERBOARD_GROUPS", "OUTCOMES", "UnsafePath", "best_model",
     "card_choice", "card_score", "database_message", "depth_rows", "live_run", "live_view",
     "labelled", "leaderboard_group_column", "leaderboard_higher_is_better", "leaderboard_table",
-    "load_row_sample", "map_array", "merge_coinciding", "method_label", "per_method_spearman", "render_sample",
-    "strategy_dataset", "strategy_means",
+    "load_row_sample", "map_array", "merge_coinciding", "method_label", "model_labels", "per_method_spearman",
+    "render_sample", "strategy_dataset", "strategy_means",
     "strategy_models", *_STREAMLIT_BOUND,
 ]
 
