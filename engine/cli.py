@@ -27,16 +27,6 @@ def _dashboard_cmd(db: Path, port: int) -> tuple[list[str], dict]:
     return cmd, env
 
 
-def serve(db: Path, port: int = 8501) -> int:
-    """Run the dashboard on 127.0.0.1 pointed at ``db`` (blocks until interrupted)."""
-    cmd, env = _dashboard_cmd(db, port)
-    log.info("dashboard on http://127.0.0.1:%d (database %s); Ctrl+C stops it", port, db)
-    try:
-        return subprocess.call(cmd, env=env, cwd=PROJECT_ROOT)
-    except KeyboardInterrupt:
-        return 0
-
-
 def start_dashboard(db: Path, port: int) -> subprocess.Popen:
     """Start the dashboard in the background (it shows whatever the run has committed, and the run's
     progress, while the run goes on); its output goes to ``<db folder>/logs/dashboard.log``."""
