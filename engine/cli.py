@@ -145,13 +145,13 @@ def cmd_check_data(args) -> int:
     """Dataset files are checked as they are; an experiment file's generated demo sets are written first."""
     import tomllib
 
-    from .data.check import check_data_command, check_dataset
+    from .data.check import check_data_command, report_datasets
     try:
         is_experiment = "models" in tomllib.loads(Path(args.config).read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError):
         is_experiment = False  # check_data_command reports the file's problem
     if not is_experiment:
-        return check_data_command(args.config, fail_on=args.fail_on)
+        return check_data_command(args.config, fail_on=args.fail_on, splits_out=args.splits_out)
     from .runner.datasets import spec_for
     from .runner.experiment import ExperimentError, load_experiment
     try:
@@ -160,13 +160,8 @@ def cmd_check_data(args) -> int:
         log.error("%s", exc)
         return 2
     work = exp.resolve(exp.work_dir)
-    failed = False
-    for block in exp.datasets:
-        report = check_dataset(spec_for(block, exp, work, exp.seed, progress=False))
-        print(report.format())
-        failed |= report.failed(args.fail_on)
-    print("check-data: " + ("problems found" if failed else "no problems found"))
-    return 1 if failed else 0
+    specs = [spec_for(block, exp, work, exp.seed, progress=False) for block in exp.datasets]
+    return report_datasets(specs, args.fail_on, splits_out=args.splits_out)
 
 
 def cmd_schedule(args) -> int:
@@ -232,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("config", help="experiment TOML with [[datasets]] blocks, or a file with one [dataset]")
     c.add_argument("--fail-on", choices=["warning", "error"], default="warning",
                    help="exit 1 on warnings and errors (default) or on errors only")
+    c.add_argument("--splits-out", default=None, metavar="FILE.csv",
+                   help="write image_id, label, group, split of each dataset (FILE_<name>.csv for several); "
+                        "a spec reads such a file back with splits_csv = 'FILE.csv'")
     c.set_defaults(fn=cmd_check_data)
 
     sc = sub.add_parser("schedule", help="print a crontab line (or systemd units) that runs an experiment")

@@ -10,11 +10,13 @@ import streamlit as st
 
 from engine.dashboard import (
     LEADERBOARD_GROUPS,
+    default_region,
     leaderboard_group_column,
     leaderboard_higher_is_better,
     leaderboard_table,
     model_labels,
     open_page,
+    ordered_regions,
     show_table,
     url_selectbox,
 )
@@ -33,7 +35,10 @@ ds_label = {r.dataset_id: f"{r.dataset} ({r.dataset_id.split('@')[-1]})" for r i
 dataset_id = pick("Dataset", list(ds_label), "dataset", fmt=lambda d: ds_label[d])
 sub = opts[opts.dataset_id == dataset_id]
 metric = pick("Metric", sorted(sub.metric.unique()), "metric", prefer="pointing_game")
-region = pick("Region", sorted(sub[sub.metric == metric].region.unique()), "region", prefer="mask")
+regions = db.dataset_regions(dataset_id)
+scored_regions = sub[sub.metric == metric].region
+region = pick("Region", ordered_regions(scored_regions, regions), "region",
+              prefer=default_region(scored_regions, regions))
 group_key = pick("Group models by", list(LEADERBOARD_GROUPS), "group", fmt=LEADERBOARD_GROUPS.get)
 group, gcol = LEADERBOARD_GROUPS[group_key], leaderboard_group_column(group_key)
 

@@ -16,6 +16,8 @@ from engine.dashboard import (
     best_model,
     card_choice,
     card_score,
+    default_region,
+    legend,
     load_row_sample,
     map_array,
     method_label,
@@ -38,11 +40,12 @@ def pick(label: str, values, key: str, fmt=str, prefer=None):
     return url_selectbox(label, values, key, "g_", fmt=fmt, prefer=prefer)
 
 
-def show_misses() -> None:
-    """Preset: the pointing-game misses on masks (sets the widgets before the rerun draws them)."""
-    st.session_state["g_fmetric"] = "pointing_game · mask"
+def show_misses(choice: str) -> None:
+    """Preset: the pointing-game misses on the dataset's first mask region (sets the widgets before the
+    rerun draws them)."""
+    st.session_state["g_fmetric"] = choice
     st.session_state["g_frange"] = (0.0, 0.0)
-    st.query_params["fmetric"] = "pointing_game · mask"
+    st.query_params["fmetric"] = choice
     st.query_params["frange"] = "0~0"
     st.query_params["page"] = "1"
     st.session_state.pop("g_page", None)
@@ -51,6 +54,7 @@ def show_misses() -> None:
 names = dict(zip(opts.dataset_id, opts.dataset))
 dataset_id = pick("Dataset", sorted(opts.dataset_id.unique()), "dataset", lambda d: f"{names[d]} ({d.split('@')[-1]})")
 sub = opts[opts.dataset_id == dataset_id]
+regions = db.dataset_regions(dataset_id)
 model_id = pick("Model", sorted(sub.model_id.unique()), "model",
                 prefer=best_model(db.model_options(), dataset_id))
 methods = db.method_options(dataset_id, model_id)
@@ -69,12 +73,12 @@ if fchoice != NO_FILTER:
     lo, hi = url_range(f"{fchoice} range", "frange", "g_", 0.0, 1.0)
     fm, fr = fchoice.split(" · ")
     metric_filter = (fm, fr, lo, hi)
+misses = f"pointing_game · {default_region(here[here.metric == 'pointing_game'].region, regions)}"
 card_choices = fchoices[1:]
 card = pick("Score on the cards", card_choices, "cscore",
-            prefer=card_choice(card_choices, fchoice)) if card_choices else None
-st.sidebar.button("Show the pointing-game misses", on_click=show_misses,
-                  disabled="pointing_game · mask" not in fchoices,
-                  help="filter on pointing_game · mask between 0 and 0")
+            prefer=card_choice(card_choices, fchoice, misses)) if card_choices else None
+st.sidebar.button("Show the pointing-game misses", on_click=show_misses, args=(misses,),
+                  disabled=misses not in fchoices, help=f"filter on {misses} between 0 and 0")
 sorts = list(GALLERY_SORTS)
 sort = pick("Sort", sorts if metric_filter else sorts[:3], "sort")
 cmap = pick("Colormap", list(COLORMAPS), "cmap")
@@ -89,7 +93,7 @@ pages = max(1, math.ceil(total / PER_PAGE))
 page = url_page("Page", "page", "g_", pages)
 
 st.caption(f"{total} images · page {page} of {pages} · model **{model_id}** · method **{label}** · heatmap: "
-           f"{cmap}, scaled per image for display (bright = high) · outline: cyan = mask, lime = box · "
+           f"{cmap}, scaled per image for display (bright = high) · {legend(regions.all)} · "
            f"*details* opens all methods of one image")
 if rows.empty:
     st.info("No images match these filters — widen the confidence or score range, or choose another class.")
@@ -100,7 +104,8 @@ for k, row in enumerate(rows.to_dict("records")):
     names_ = list(row["classes"])
     with cols[k % 4]:
         try:
-            st.image(np.asarray(render_sample(load_row_sample(row), map_array(row), alpha, cmap)),
+            st.image(np.asarray(render_sample(load_row_sample(row), map_array(row), alpha, cmap,
+                                                regions=regions.all)),
                      width="stretch")
         except (UnsafePath, ValueError, OSError) as exc:
             st.warning(f"{row['image_id']}: {exc}")

@@ -13,12 +13,14 @@ from engine.dashboard import (
     UnsafePath,
     best_model,
     labelled,
+    legend,
     load_row_sample,
     map_array,
     method_label,
     open_page,
     render_sample,
     show_table,
+    spec_regions,
     url_selectbox,
     url_slider,
 )
@@ -58,8 +60,8 @@ else:
     verdict = f"predicted **{classes[int(row['pred'])]}** with p = {row['confidence']:.2f} ({ok})"
 st.markdown(f"**{image_id}** ({row['split']} split) of {row['dataset']} · true class **{row['label_name']}** · "
             f"{verdict} · model `{model_id}`")
-st.caption(f"Heatmap: {cmap}, each map scaled to its own range for display (bright = high); "
-           f"outline: cyan = mask, lime = box")
+regions = spec_regions(row["spec"])
+st.caption(f"Heatmap: {cmap}, each map scaled to its own range for display (bright = high); {legend(regions.all)}")
 
 try:
     sample = load_row_sample(row)
@@ -73,7 +75,8 @@ if sample is not None:
     cols = st.columns(5)
     for k, (title, grid) in enumerate(tiles):
         with cols[k % 5]:
-            st.image(np.asarray(render_sample(sample, grid, alpha, cmap, scale=3)), width="stretch")
+            st.image(np.asarray(render_sample(sample, grid, alpha, cmap, scale=3, regions=regions.all)),
+                     width="stretch")
             st.caption(title if grid is None else f"**{title}** (explains {classes[int(maps.iloc[k - 1].target)]})")
 if maps.empty:
     st.info("No maps were stored for this image under this model.")

@@ -10,11 +10,14 @@ from engine.dashboard import (
     CONFOUNDER_METRICS,
     Db,
     best_model,
+    default_region,
     depth_rows,
     labelled,
     model_labels,
     open_page,
+    ordered_regions,
     per_method_spearman,
+    region_pairs,
     show_table,
     strategy_dataset,
     strategy_means,
@@ -42,6 +45,7 @@ names = dict(zip(models.dataset_id, models.dataset))
 dataset_id = pick("Dataset", sorted(models.dataset_id.unique()), "dataset", prefer=strategy_dataset(models),
                   fmt=lambda d: f"{names[d]} ({d.split('@')[-1]})")
 sub = opts[opts.dataset_id == dataset_id]
+regions = db.dataset_regions(dataset_id)
 st.subheader(VIEWS[view])
 
 
@@ -52,7 +56,8 @@ def pick_model() -> str:
 
 def pick_metric_region(metrics=None, prefer="pointing_game") -> tuple[str, str]:
     metric = pick("Metric", metrics or sorted(sub.metric.unique()), "metric", prefer=prefer)
-    region = pick("Region", sorted(sub[sub.metric == metric].region.unique()), "region", prefer="mask")
+    here = sub[sub.metric == metric].region
+    region = pick("Region", ordered_regions(here, regions), "region", prefer=default_region(here, regions))
     return metric, region
 
 
@@ -79,8 +84,9 @@ elif view == "agreement":
     metrics = sorted(sub.metric.unique())
     a = pick("Metric (x)", metrics, "metric_a", prefer="pointing_game")
     b = pick("Metric (y)", metrics, "metric_b", prefer="iou_top5")
-    region = pick("Region", sorted(set(sub[sub.metric == a].region) & set(sub[sub.metric == b].region)) or ["mask"],
-                  "region", prefer="mask")
+    common = set(sub[sub.metric == a].region) & set(sub[sub.metric == b].region)
+    region = pick("Region", ordered_regions(common, regions) or ["(none)"], "region",
+                  prefer=default_region(common, regions))
     pairs = labelled(db.metric_pairs(dataset_id, model_id, region, a, b))
     if pairs.empty:
         st.info(f"No image has both {a} and {b} on {region} regions for this model.")
@@ -102,24 +108,30 @@ elif view == "agreement":
 
 elif view == "regions":
     model_id = pick_model()
-    metric = pick("Metric", sorted(sub[sub.region == "box"].metric.unique()) or ["pointing_game"], "metric",
-                  prefer="pointing_game")
-    ranks, rho = db.region_agreement(dataset_id, model_id, metric)
-    if ranks.empty or "box" not in ranks or "mask" not in ranks:
-        st.info("This dataset has no method scored on both box and mask regions.")
+    pairs = region_pairs(sub.region, regions)
+    labels = [f"{m} vs {b}" for m, b in pairs]
+    pair = pick("Regions", labels or ["(none)"], "pair")
+    mreg, breg = pairs[labels.index(pair)] if pairs else (None, None)
+    both = sorted(set(sub[sub.region == mreg].metric) & set(sub[sub.region == breg].metric))
+    metric = pick("Metric", both or ["pointing_game"], "metric", prefer="pointing_game")
+    ranks, rho = (db.region_agreement(dataset_id, model_id, metric, breg, mreg) if pairs
+                  else (pd.DataFrame(), float("nan")))
+    if ranks.empty or breg not in ranks or mreg not in ranks:
+        st.info(f"This dataset has no method scored on both a mask region and a box region (its regions: "
+                f"{', '.join(regions.all) or 'unknown'}).")
     else:
-        st.caption(f"{metric}: method means on boxes vs masks and their ranks (1 = best); Spearman ρ of the two "
+        st.caption(f"{metric}: method means on {breg} vs {mreg} and their ranks (1 = best); Spearman ρ of the two "
                    f"rankings = {'undefined (fewer than 3 methods)' if rho != rho else f'{rho:.2f}'}")
-        fig = px.scatter(ranks.reset_index(), x="box", y="mask", text="method",
-                         labels={"box": f"{metric} on boxes (mean)", "mask": f"{metric} on masks (mean)"},
-                         title=f"Do rankings survive boxes vs masks? {len(ranks)} methods")
+        fig = px.scatter(ranks.reset_index(), x=breg, y=mreg, text="method",
+                         labels={breg: f"{metric} on {breg} (mean)", mreg: f"{metric} on {mreg} (mean)"},
+                         title=f"Do rankings survive {breg} vs {mreg}? {len(ranks)} methods")
         fig.update_traces(textposition="top center")
         st.plotly_chart(fig, width="stretch")
         show_table(ranks)
 
 elif view == "depth":
     model_id = pick_model()
-    region = pick("Region", sorted(sub.region.unique()), "region", prefer="mask")
+    region = pick("Region", ordered_regions(sub.region, regions), "region", prefer=default_region(sub.region, regions))
     df = depth_rows(db.depth_ablation(dataset_id, model_id, region))
     if df.empty:
         st.info("No per-layer results for this model. Run a layer-wise method once per block with the parameter "

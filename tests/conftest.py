@@ -167,4 +167,5 @@ def dashboard_db(tmp_path_factory, fixture_db, smear_spec) -> Path:
     return db
 
 
+from layout_trees import layout_run  # noqa: E402,F401  (a small run on the docs' two example layouts, a session fixture)
 from runner_fixtures import first_run  # noqa: E402,F401  (the tiny experiment's first run, a session fixture)

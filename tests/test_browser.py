@@ -23,13 +23,22 @@ def _free_port() -> int:
 
 @pytest.fixture
 def served(dashboard_db):
+    yield from _serve(dashboard_db)
+
+
+@pytest.fixture
+def served_layouts(layout_run):
+    yield from _serve(layout_run[0])
+
+
+def _serve(db):
     if not os.path.exists(CHROMIUM):
         msg = "Debian's chromium is not installed (apt-get install chromium)"
         if os.environ.get("REQUIRE_BROWSER") == "1":
             pytest.fail(msg + " but REQUIRE_BROWSER=1")
         pytest.skip(msg)
     port = _free_port()
-    env = {**os.environ, "XAI_DB": str(dashboard_db)}
+    env = {**os.environ, "XAI_DB": str(db)}
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
                              "--server.port", str(port), "--server.headless", "true",
                              "--browser.gatherUsageStats", "false"],
@@ -130,3 +139,41 @@ def test_every_page_in_chromium(served, dashboard_db, tmp_path):
     assert names == {f"{n}.png" for n in ("overview", "leaderboard", "gallery", "gallery_misses", "image",
                                          "compare_confounders", "compare_depth", "runs")}
     assert all((shots / n).stat().st_size > 10_000 for n in names)
+
+
+def test_layout_outlines_and_region_names_in_chromium(served_layouts, layout_run, tmp_path):
+    """The class-folder example's images are drawn with their tumour outlines and the legend names the
+    dataset's regions; the YOLO example's legend names its box regions."""
+    from urllib.parse import quote
+
+    import duckdb
+    from playwright.sync_api import sync_playwright
+    with duckdb.connect(str(layout_run[0]), read_only=True) as con:
+        ids = dict(con.execute("SELECT name, dataset_id FROM datasets").fetchall())
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(served_layouts + f"/Gallery?dataset={quote(ids['breast_us'])}", wait_until="domcontentloaded")
+            _wait_images(page, 1)
+            page.get_by_text("outline: cyan = tumour, lime = box_from_mask", exact=False).first.wait_for(timeout=60000)
+            page.screenshot(path=str(tmp_path / "gallery_breast.png"), full_page=True)
+            page.goto(served_layouts + f"/Image?dataset={quote(ids['breast_us'])}&image=benign/b000.png",
+                      wait_until="domcontentloaded")
+            _wait_images(page, 1)  # a training image: drawn with its outlines, no maps
+            page.get_by_text("outline: cyan = tumour, lime = box_from_mask", exact=False).first.wait_for(timeout=60000)
+            page.screenshot(path=str(tmp_path / "image_breast.png"), full_page=True)
+            page.goto(served_layouts + f"/Leaderboard?dataset={quote(ids['breast_us'])}", wait_until="domcontentloaded")
+            page.get_by_text("region tumour", exact=False).first.wait_for(timeout=60000)
+            page.goto(served_layouts + f"/Gallery?dataset={quote(ids['smear_yolo'])}", wait_until="domcontentloaded")
+            _wait_images(page, 1)
+            page.get_by_text("outline: cyan = wbc, lime = platelets", exact=False).first.wait_for(timeout=60000)
+        finally:
+            browser.close()
+    assert (tmp_path / "gallery_breast.png").stat().st_size > 10_000
+    shots = os.environ.get("SCREENSHOTS_DIR")
+    if shots:  # keep them for a look by eye
+        for f in tmp_path.glob("*.png"):
+            shutil.copy(f, shots)

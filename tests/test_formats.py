@@ -120,7 +120,7 @@ def test_from_dict_validates_and_normalises(tmp_path):
 @pytest.mark.parametrize("patch, needle", [
     ({"mask_region": {}}, "unknown key(s) 'mask_region' (did you mean 'mask_regions'?); valid keys:"),
     ({"resize": "crop"}, "key 'resize': 'crop' is not one of ['resize', 'letterbox']"),
-    ({"layout": "tree"}, "key 'layout': 'tree' is not one of ['table', 'folders', 'split_files']"),
+    ({"layout": "tree"}, "key 'layout': 'tree' is not one of ['table', 'folders', 'split_files', 'images']"),
     ({"input_size": "224"}, "key 'input_size': expected an integer >= 1"),
     ({"mask_template": "{id}.png"}, "key 'mask_regions': required with mask_template"),
     ({"mask_template": "{id}.png", "mask_regions": {"a": ["x"]}}, "key 'mask_regions': expected a table"),

@@ -112,15 +112,15 @@ def test_corrupt_image_and_wrong_mask_size(tmp_path):
         ds[1]
 
 
-def test_stratified_split_tiny_class(tmp_path):
+def test_drawn_split_is_seeded_and_per_image(tmp_path):
     lines = "image,label\n" + "".join(f"i{k},{'a' if k < 20 else 'b'}\n" for k in range(21))
     (tmp_path / "labels.csv").write_text(lines)
     spec = DatasetSpec(name="t", root=str(tmp_path), labels="labels.csv", image_template="{id}.png")
     recs, _ = load_records(spec)
-    assert [r.split for r in recs if r.label == 1] == ["train"]  # a 1-image class stays in train
-    splits = [r.split for r in recs if r.label == 0]
-    assert splits.count("val") == 3 and splits.count("test") == 3
     assert [r.split for r in load_records(spec)[0]] == [r.split for r in recs]  # seeded
+    # each image's split is the hash rule applied to its own id (engine.data.splits)
+    from engine.data.splits import hash_split
+    assert [r.split for r in recs] == [hash_split(r.image_id, spec.split_fractions, 0) for r in recs]
 
 
 def test_fingerprint_changes_with_annotations(smear_spec, smear_root, tmp_path):

@@ -22,18 +22,20 @@ from .live import database_message, live_run, live_view
 from .overview import merge_coinciding
 from .queries import GALLERY_SORTS, OUTCOMES, labelled, map_array
 from .queries_compare import CONFOUNDER_METRICS, best_model, per_method_spearman
-from .viz import COLORMAPS, render_sample
+from .regions import DatasetRegions, default_region, ordered_regions, region_pairs, spec_regions
+from .viz import COLORMAPS, legend, render_sample
 
 _STREAMLIT_BOUND = {"Db": "cache", "db_state": "cache", **{n: "widgets" for n in (
     "live_panel", "no_database", "open_page", "requested_page", "show_table", "url_page", "url_range", "url_selectbox",
     "url_slider")}}
 
 __all__ = [
-    "COLORMAPS", "CONFOUNDER_METRICS", "GALLERY_SORTS", "LEADERBOARD_GROUPS", "OUTCOMES", "UnsafePath", "best_model",
-    "card_choice", "card_score", "database_message", "depth_rows", "live_run", "live_view",
-    "labelled", "leaderboard_group_column", "leaderboard_higher_is_better", "leaderboard_table",
-    "load_row_sample", "map_array", "merge_coinciding", "method_label", "model_labels", "per_method_spearman",
-    "render_sample", "strategy_dataset", "strategy_means",
+    "COLORMAPS", "CONFOUNDER_METRICS", "DatasetRegions", "GALLERY_SORTS", "LEADERBOARD_GROUPS", "OUTCOMES",
+    "UnsafePath", "best_model", "card_choice", "card_score", "database_message", "default_region", "depth_rows",
+    "labelled", "leaderboard_group_column", "leaderboard_higher_is_better", "leaderboard_table", "legend",
+    "live_run", "live_view", "load_row_sample", "map_array", "merge_coinciding", "method_label", "model_labels",
+    "ordered_regions", "per_method_spearman", "region_pairs", "render_sample", "spec_regions", "strategy_dataset",
+    "strategy_means",
     "strategy_models", *_STREAMLIT_BOUND,
 ]
 

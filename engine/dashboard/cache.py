@@ -16,6 +16,7 @@ import streamlit as st
 
 from ..store.schema import SCHEMA_VERSION
 from . import queries, queries_compare
+from .regions import DatasetRegions, spec_regions
 
 
 def _db_key(db: "Db") -> tuple[str, float | None]:
@@ -79,6 +80,11 @@ class Db:
     def classes(self, dataset_id: str) -> list[str]:
         return queries.classes(self.file, dataset_id)
 
+    @_cached
+    def dataset_regions(self, dataset_id: str) -> DatasetRegions:
+        """The dataset's own region list, from its stored spec."""
+        return spec_regions(queries.dataset_spec(self.file, dataset_id))
+
     # -- leaderboard, gallery, image ----------------------------------------------------------------
     @_cached
     def leaderboard_view(self, dataset_id: str, metric: str, region: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -103,8 +109,9 @@ class Db:
         return queries.metric_agreement(self.file, dataset_id, model_id, region)
 
     @_cached
-    def region_agreement(self, dataset_id: str, model_id: str, metric: str) -> tuple[pd.DataFrame, float]:
-        return queries.region_agreement(self.file, dataset_id, model_id, metric)
+    def region_agreement(self, dataset_id: str, model_id: str, metric: str, a: str = "box",
+                         b: str = "mask") -> tuple[pd.DataFrame, float]:
+        return queries.region_agreement(self.file, dataset_id, model_id, metric, a, b)
 
     @_cached
     def strategy_comparison(self, dataset_id: str, metric: str, region: str) -> pd.DataFrame:

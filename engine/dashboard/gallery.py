@@ -4,13 +4,13 @@ from __future__ import annotations
 DEFAULT_CARD_SCORE = "pointing_game · mask"
 
 
-def card_choice(choices: list[str], filter_choice: str | None) -> str | None:
-    """The score a card shows when the URL names none: the filtered score, else pointing game on the mask,
-    else the first one there is."""
+def card_choice(choices: list[str], filter_choice: str | None, default: str = DEFAULT_CARD_SCORE) -> str | None:
+    """The score a card shows when the URL names none: the filtered score, else ``default`` (the page
+    passes pointing game on the dataset's first mask region), else the first one there is."""
     if filter_choice in choices:
         return filter_choice
-    if DEFAULT_CARD_SCORE in choices:
-        return DEFAULT_CARD_SCORE
+    if default in choices:
+        return default
     return choices[0] if choices else None
 
 

@@ -1,15 +1,19 @@
 """Re-load a stored image and its regions for display, only from the dataset's recorded root.
 
-The dashboard shows exactly what was scored: the image goes through the same loader and transform
-(resize / letterbox to the model input) as in the run, using the dataset spec stored with it.
-A stored path that resolves outside the dataset root is refused.
+The dashboard shows exactly what was scored: the record is listed again from the stored dataset spec
+by the same code as in the run (:func:`engine.data.load_records`: every mask file a glob matches, the
+named box regions), and the image and its regions go through the same loader and region builder
+(:func:`engine.data.load_sample`, :func:`engine.data.regions.build_regions`).  A stored path that
+resolves outside the dataset root is refused.
 """
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
-from ..data import DatasetSpec, Record, Sample, load_sample
+from ..data import DatasetError, DatasetSpec, Record, Sample, load_records, load_sample
+from ..data.paths import confine
 
 
 class UnsafePath(ValueError):
@@ -19,33 +23,49 @@ class UnsafePath(ValueError):
 def spec_from_json(spec_json: str | dict, root: str) -> DatasetSpec:
     d = json.loads(spec_json) if isinstance(spec_json, str) else dict(spec_json)
     d["root"] = root
-    for k in ("id_column", "label_column", "box_classes", "split_fractions"):
-        if d.get(k) is not None:
-            d[k] = tuple(d[k])
-    if d.get("classes") is not None:
-        d["classes"] = tuple(d["classes"])
-    d["mask_regions"] = tuple((name, tuple(vals)) for name, vals in d.get("mask_regions") or ())
     try:
         return DatasetSpec(**d)
     except TypeError as exc:  # a spec written by another version, or a synthetic database
         raise ValueError(f"the stored dataset spec cannot be read by this version: {exc}") from None
 
 
-def _inside(root: Path, rel: str | None) -> Path | None:
+def _inside(root: Path, rel: str | None, follow: bool = False) -> Path | None:
+    """A stored path, confined to the root as the loader confines it (symbolic links only when the
+    spec follows them)."""
     if rel is None or (isinstance(rel, float)):
         return None
-    p = (root / rel).resolve()
-    if not p.is_relative_to(root):
-        raise UnsafePath(f"stored path {rel!r} lies outside the dataset root {root}; refusing to read it")
-    return p
+    try:
+        return confine(root / rel, root, follow, f"stored path {rel!r}")
+    except DatasetError as exc:
+        raise UnsafePath(f"{exc}; refusing to read it") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _records(spec: DatasetSpec) -> dict[str, Record]:
+    return {r.image_id: r for r in load_records(spec)[0]}
+
+
+def find_record(spec: DatasetSpec, image_id: str) -> Record | None:
+    """The record the run scored for ``image_id`` (listed again from the spec; cached per spec)."""
+    try:
+        return _records(spec).get(image_id)
+    except DatasetError:
+        return None
 
 
 def load_stored_sample(root: str, spec_json, image_id: str, label: int, path: str,
                        mask_path: str | None = None, boxes_path: str | None = None) -> Sample:
+    """The sample as scored: the record listed again from the stored spec must be the stored one
+    (same image file); otherwise (files changed since the run) it is not shown, since its regions
+    might not be the ones scored.  A stored path outside the root is refused."""
     root_p = Path(root).resolve()
     spec = spec_from_json(spec_json, str(root_p))
-    rec = Record(image_id=image_id, label=int(label), split="", image_path=_inside(root_p, path),
-                 mask_path=_inside(root_p, mask_path), boxes_path=_inside(root_p, boxes_path))
+    stored = _inside(root_p, path, spec.follow_symlinks)
+    _inside(root_p, mask_path, spec.follow_symlinks), _inside(root_p, boxes_path, spec.follow_symlinks)
+    rec = find_record(spec, image_id)
+    if rec is None or rec.image_path != stored:
+        raise ValueError(f"image {image_id!r} is no longer listed by its dataset spec under {root_p} as it was "
+                         f"in the run (files moved or changed?); its regions cannot be shown as scored")
     return load_sample(rec, spec)
 
 

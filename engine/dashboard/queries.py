@@ -63,6 +63,12 @@ def datasets(path) -> pd.DataFrame:
                      "array_to_string(classes, ', ') AS classes, root FROM datasets ORDER BY name")
 
 
+def dataset_spec(path, dataset_id: str) -> str | None:
+    """The stored spec (JSON) of one dataset; its regions: :func:`engine.dashboard.regions.spec_regions`."""
+    df = _df(path, "SELECT spec FROM datasets WHERE dataset_id = ?", [dataset_id])
+    return None if df.empty else str(df["spec"].iloc[0])
+
+
 def models(path) -> pd.DataFrame:
     """One row per model; ``pretraining`` and ``fine_tuning`` are the two fields a strategy is made of."""
     return _df(path, f"SELECT model_id, dataset_id, name, arch, {PRETRAINING_SQL} AS pretraining, "

@@ -50,34 +50,54 @@ def outline(mask: np.ndarray) -> np.ndarray:
     return m & ~interior
 
 
+# outline colours of the ground-truth regions, in the order of the dataset's region list; none of them
+# occurs in the inferno / viridis / gray colormaps' middle range, so an outline stays visible on a map
+REGION_COLOURS = (("cyan", (0.0, 1.0, 1.0)), ("lime", (0.3, 1.0, 0.2)), ("magenta", (1.0, 0.2, 1.0)),
+                  ("white", (1.0, 1.0, 1.0)), ("blue", (0.2, 0.45, 1.0)), ("red", (1.0, 0.1, 0.1)),
+                  ("pink", (1.0, 0.6, 0.75)), ("teal", (0.0, 0.55, 0.55)))
+
+
+def region_colours(names) -> dict[str, tuple[str, tuple[float, float, float]]]:
+    """``region -> (colour name, rgb)`` by position in the dataset's region list (cycling after 8)."""
+    return {n: REGION_COLOURS[k % len(REGION_COLOURS)] for k, n in enumerate(dict.fromkeys(names))}
+
+
+def legend(names) -> str:
+    """The outline legend as text, e.g. ``outline: cyan = lesion, lime = box_from_mask``."""
+    cols = region_colours(names)
+    return "outline: " + (", ".join(f"{c} = {n}" for n, (c, _) in cols.items()) if cols else "none (no regions)")
+
+
 def overlay(image: np.ndarray, map_grid: np.ndarray, alpha: float = 0.5,
-            outlines: dict[str, np.ndarray] | None = None, scale: int = 4, cmap: str = "inferno") -> np.ndarray:
+            outlines: dict[str, np.ndarray] | None = None, scale: int = 4, cmap: str = "inferno",
+            colours: dict[str, tuple[float, float, float]] | None = None) -> np.ndarray:
     """Image (S, S, 3) in [0, 1] + token map -> uint8 RGB, enlarged ``scale`` times (nearest).
 
-    ``outlines`` maps a colour name ('cyan', 'lime', 'white') to a boolean region drawn as its boundary;
-    ``cmap`` is one of COLORMAPS.
+    ``outlines`` maps a region name to a boolean region drawn as its boundary in ``colours[name]``
+    (default: :func:`region_colours` in the order given); ``cmap`` is one of COLORMAPS.
     """
     size = image.shape[0]
     heat = colormap(scale01(upsampled(map_grid, size)), cmap)
     out = (1 - alpha) * image + alpha * heat
-    colours = {"cyan": (0.0, 1.0, 1.0), "lime": (0.3, 1.0, 0.2), "white": (1.0, 1.0, 1.0)}
+    outlines = outlines or {}
+    colours = colours or {n: rgb for n, (_, rgb) in region_colours(outlines).items()}
     out = out.repeat(scale, axis=0).repeat(scale, axis=1)
-    for colour, region in (outlines or {}).items():
+    for name, region in outlines.items():
         big = np.asarray(region, bool).repeat(scale, axis=0).repeat(scale, axis=1)
-        out[outline(big)] = colours[colour]
+        out[outline(big)] = colours[name]
     return (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
 
 
 def render_sample(sample, map_grid: np.ndarray | None, alpha: float = 0.5, cmap: str = "inferno",
-                  scale: int = 4) -> np.ndarray:
+                  scale: int = 4, regions=None) -> np.ndarray:
     """A loaded :class:`engine.data.Sample` with its map over it (no map: the image alone) and the
-    ground-truth outlines: cyan = mask, lime = box."""
+    outline of every ground-truth region of the image, each in its colour of :func:`region_colours`
+    over ``regions`` (the dataset's region list; default: the sample's own regions)."""
     img = sample.image.permute(1, 2, 0).numpy()
-    outlines = {}
-    if "mask" in sample.regions:
-        outlines["cyan"] = sample.regions["mask"].numpy()
-    if "box" in sample.regions:
-        outlines["lime"] = sample.regions["box"].numpy()
+    names = list(regions) if regions is not None else list(sample.regions)
+    names += [n for n in sample.regions if n not in names]
+    colours = {n: rgb for n, (_, rgb) in region_colours(names).items()}
+    outlines = {n: sample.regions[n].numpy() for n in names if n in sample.regions}
     if map_grid is None:
         map_grid, alpha = np.zeros((1, 1), np.float32), 0.0
-    return overlay(img, map_grid, alpha=alpha, outlines=outlines, scale=scale, cmap=cmap)
+    return overlay(img, map_grid, alpha=alpha, outlines=outlines, scale=scale, cmap=cmap, colours=colours)

@@ -21,7 +21,7 @@ from .ground_truth import read_ground_truth
 from .images_io import extension_mismatch
 from .records import scan_records
 from .spec import SPLITS, DatasetSpec, load_dataset_config
-from .splits import select_scored
+from .splits import select_scored, write_splits_csv
 
 
 @dataclass
@@ -36,6 +36,7 @@ class DatasetReport:
     bad_annotations: int = 0  # images whose annotations cannot be read
     scored: int = 0
     problems: list[Problem] = field(default_factory=list)
+    records: list = field(default_factory=list, repr=False)
 
     def count(self, severity: str) -> int:
         return sum(p.severity == severity for p in self.problems)
@@ -122,7 +123,7 @@ def _shared_annotations(spec: DatasetSpec, records, report: DatasetReport):
 def check_dataset(spec: DatasetSpec) -> DatasetReport:
     """Read every image and annotation of ``spec``; count, and collect every problem."""
     records, classes, problems = scan_records(spec)
-    report = DatasetReport(spec, classes, len(records), problems=list(problems))
+    report = DatasetReport(spec, classes, len(records), problems=list(problems), records=records)
     report.counts = dict(Counter((classes[r.label], r.split) for r in records))
     _shared_annotations(spec, records, report)
     for r in records:
@@ -146,6 +147,9 @@ def check_dataset(spec: DatasetSpec) -> DatasetReport:
             report.problems.append(Problem("warning", *_split_message(m)))
         for m in gt.notes:
             report.problems.append(Problem("note", *_split_message(m)))
+        if spec.mask_template and r.mask_path is None:
+            report.problems.append(Problem("note", r.image_path, f"no file matches mask_template "
+                                                                 f"{spec.mask_template!r}: no mask region"))
         if gt.annotated:
             report.annotated += 1
         elif size is not None:
@@ -173,12 +177,44 @@ def _class_notes(report: DatasetReport, spec: DatasetSpec):
         n = per_class[c]
         if n == 0 and report.n_images:
             report.problems.append(Problem("note", spec.root, f"class {c!r} has no images"))
-        elif 0 < n < 3 and not spec.split_column and not spec.split_files and spec.layout != "folders":
-            report.problems.append(Problem("note", spec.root, f"class {c!r} has {n} image(s): all in train, "
-                                                              "none in val or test"))
+            continue
+        missing = [sp for sp in ("val", "test") if not report.counts.get((c, sp))]
+        if n and missing:
+            report.problems.append(Problem("note", spec.root, f"class {c!r} has {n} image(s), none in "
+                                                              f"{' or '.join(missing)}"))
 
 
-def check_data_command(config_path: str, fail_on: str = "warning", out=None) -> int:
+def splits_path(splits_out: str | Path, name: str, n_datasets: int) -> Path:
+    """Where ``--splits-out FILE.csv`` writes a dataset's split: FILE.csv itself for one dataset,
+    FILE_<name>.csv for each of several."""
+    p = Path(splits_out)
+    return p if n_datasets == 1 else p.with_name(f"{p.stem}_{name}{p.suffix or '.csv'}")
+
+
+def report_datasets(specs: list[DatasetSpec], fail_on: str = "warning", out=None,
+                    splits_out: str | Path | None = None) -> int:
+    """Check each spec, print its report (and write its split with ``splits_out``); 0 or 1."""
+    out = out or sys.stdout
+    failed = False
+    for spec in specs:
+        report = check_dataset(spec)
+        print(report.format(), file=out)
+        failed |= report.failed(fail_on)
+        if splits_out and report.records:
+            dest = splits_path(splits_out, spec.name, len(specs))
+            try:
+                n = write_splits_csv(report.records, report.classes, dest)
+            except OSError as exc:
+                print(f"error   {dest}: cannot write the splits ({exc.strerror or exc})", file=out)
+                failed = True
+                continue
+            print(f"  splits of {n} images written to {dest} (image_id, label, group, split)", file=out)
+    print("check-data: " + ("problems found" if failed else "no problems found"), file=out)
+    return 1 if failed else 0
+
+
+def check_data_command(config_path: str, fail_on: str = "warning", out=None,
+                       splits_out: str | Path | None = None) -> int:
     """Validate every dataset of a TOML file (``[[datasets]]`` blocks or one ``[dataset]`` table) and
     print a report per dataset.  Returns 0 (no problems), 1 (problems found) or 2 (bad config)."""
     out = out or sys.stdout
@@ -187,10 +223,4 @@ def check_data_command(config_path: str, fail_on: str = "warning", out=None) -> 
     except DatasetError as exc:
         print(f"error   {exc}", file=out)
         return 2
-    failed = False
-    for spec in specs:
-        report = check_dataset(spec)
-        print(report.format(), file=out)
-        failed |= report.failed(fail_on)
-    print("check-data: " + ("problems found" if failed else "no problems found"), file=out)
-    return 1 if failed else 0
+    return report_datasets(specs, fail_on, out, splits_out)

@@ -20,7 +20,8 @@ from .ground_truth import read_ground_truth
 from .images_io import read_image as _read_array
 from .records import Record, load_records, scan_records
 from .spec import SPLITS, DatasetSpec, SpecError, load_dataset_config
-from .transforms import box_from_mask, compute_geometry, rasterise_boxes, transform_image, transform_mask
+from .regions import build_regions
+from .transforms import compute_geometry, transform_image
 
 log = logging.getLogger(__name__)
 
@@ -72,15 +73,7 @@ def _load_sample(rec: Record, spec: DatasetSpec) -> Sample:
         raise DatasetError(str(exc)) from None
     for p in gt.problems:
         log.debug("%s", p)
-    regions: dict[str, torch.Tensor] = {}
-    for name, src in gt.masks.items():
-        regions[name] = torch.from_numpy(transform_mask(src, geo))
-        if spec.box_from_mask == name:
-            box = geo.map_boxes(box_from_mask(src))
-            regions["box_from_mask"] = torch.from_numpy(rasterise_boxes(box, spec.input_size))
-    if gt.boxes is not None:
-        regions["box"] = torch.from_numpy(rasterise_boxes(geo.map_boxes(gt.boxes), spec.input_size))
-    return Sample(image, rec.label, rec.image_id, regions, (w, h))
+    return Sample(image, rec.label, rec.image_id, build_regions(gt, spec, geo), (w, h))
 
 
 class ImageDataset(torch.utils.data.Dataset):
@@ -125,8 +118,9 @@ def collate_samples(batch: list[Sample]) -> dict:
 
 
 def fingerprint(records: list[Record], spec: DatasetSpec) -> str:
-    """Dataset fingerprint: spec (minus root), labels-table content, each file's relative path and
-    size, the content of text annotations (a shared COCO/CSV file once) and of split files.
+    """Dataset fingerprint: spec (minus root), labels-table content, each image's split and label, each
+    file's relative path and size, the content of text annotations (a shared COCO/CSV file once) and of
+    split files.
     A changed dataset gets a new fingerprint."""
     root = Path(spec.root).resolve()
     h = hashlib.sha256()
@@ -137,6 +131,8 @@ def fingerprint(records: list[Record], spec: DatasetSpec) -> str:
         h.update(hashlib.sha256((root / spec.labels).read_bytes()).digest())
     hashed: dict[Path, bytes] = {}
     for r in records:
+        # the split and label each image got (a drawn split follows a rule that may change between versions)
+        h.update(f"{r.image_id}\0{r.split}\0{r.label}\0".encode())
         for p in (r.image_path, r.mask_path, r.boxes_path, *r.more_masks):
             if p is None:
                 continue

@@ -21,18 +21,24 @@ from .coco import coco_ground_truth, coco_index
 class GroundTruth:
     boxes: np.ndarray | None = None  # (n, 4) x0, y0, x1, y1 in source pixels; None: the spec has no boxes
     masks: dict[str, np.ndarray] = field(default_factory=dict)  # region -> (H, W) bool
+    box_sets: dict[str, np.ndarray] = field(default_factory=dict)  # box_regions: name -> (n, 4)
     problems: list[str] = field(default_factory=list)  # handled problems, each naming the file
     notes: list[str] = field(default_factory=list)  # expected and harmless (e.g. a few stray mask pixels)
 
     @property
     def annotated(self) -> bool:
         """True when there is any box or any non-empty mask region."""
-        return (self.boxes is not None and len(self.boxes) > 0) or any(m.any() for m in self.masks.values())
+        return ((self.boxes is not None and len(self.boxes) > 0) or any(m.any() for m in self.masks.values())
+                or any(len(b) for b in self.box_sets.values()))
 
 
 def clean_boxes(boxes: np.ndarray, size: tuple[int, int] | None, where: Path | str,
                 problems: list[str]) -> np.ndarray:
-    """Drop degenerate boxes and boxes wholly outside the image, clip the rest; note each case."""
+    """Drop degenerate boxes and boxes wholly outside the image, clip the rest; note each case.
+
+    A box that leaves the image by less than one pixel is clipped silently: rounded coordinates
+    (YOLO's six decimals, VOC's 1-based pixel indices) do that on clean data.  Only a real overflow
+    (one pixel or more) is reported."""
     keep = []
     for k, (x0, y0, x1, y1) in enumerate(np.asarray(boxes, dtype=np.float64).reshape(-1, 4)):
         desc = f"box {k + 1} ({x0:g}, {y0:g}, {x1:g}, {y1:g})"
@@ -45,7 +51,8 @@ def clean_boxes(boxes: np.ndarray, size: tuple[int, int] | None, where: Path | s
                 problems.append(f"{where}: {desc} lies outside the {w}x{h} image; dropped")
                 continue
             if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
-                problems.append(f"{where}: {desc} extends outside the {w}x{h} image; clipped")
+                if max(-x0, -y0, x1 - w, y1 - h) >= 1:
+                    problems.append(f"{where}: {desc} extends outside the {w}x{h} image; clipped")
                 x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
         if x1 - x0 < 2 or y1 - y0 < 2:
             problems.append(f"{where}: {desc} is implausibly small (under 2 px on a side); kept")
@@ -119,15 +126,32 @@ def _masks(rec, spec, size, gt: GroundTruth):
             gt.masks[name] = gt.masks[name] | m if name in gt.masks else m
 
 
+def read_boxes(rec, spec, size, problems: list[str], gt: GroundTruth | None = None) -> np.ndarray | None:
+    """The cleaned boxes of ``rec`` of ``spec.box_classes`` (None: the spec has no boxes)."""
+    raw = _raw_boxes(rec, spec, size, gt if gt is not None else GroundTruth())
+    if raw is None:
+        return None
+    where = rec.boxes_path or Path(spec.root) / (spec.boxes_file or "")
+    return clean_boxes(raw, size, where if spec.boxes_format in ("voc", "yolo")
+                       else f"{where} (image {rec.image_id!r})", problems)
+
+
 def read_ground_truth(rec, spec, size: tuple[int, int] | None = None) -> GroundTruth:
-    """Boxes and mask regions of ``rec``; ``size`` = the image's (width, height) enables size checks."""
+    """Boxes and mask regions of ``rec``; ``size`` = the image's (width, height) enables size checks.
+
+    With ``box_regions`` the boxes are read once per named region (its classes) into ``box_sets``
+    and ``boxes`` stays None."""
     gt = GroundTruth()
     _masks(rec, spec, size, gt)
-    raw = _raw_boxes(rec, spec, size, gt)
-    if raw is not None:
-        where = rec.boxes_path or Path(spec.root) / (spec.boxes_file or "")
-        gt.boxes = clean_boxes(raw, size, where if spec.boxes_format in ("voc", "yolo")
-                               else f"{where} (image {rec.image_id!r})", gt.problems)
+    if spec.box_regions:
+        import dataclasses
+        for name, classes in spec.box_regions:
+            sub = dataclasses.replace(spec, box_classes=tuple(classes))
+            boxes = read_boxes(rec, sub, size, gt.problems, gt)
+            if boxes is not None:
+                gt.box_sets[name] = boxes
+        return gt
+    gt.boxes = read_boxes(rec, spec, size, gt.problems, gt)
     return gt
 
 
@@ -141,5 +165,5 @@ def region_names(rec, spec) -> list[str]:
     if spec.box_from_mask and spec.box_from_mask in names:
         names.append("box_from_mask")
     if rec.boxes_path is not None:
-        names.append("box")
+        names += [n for n, _ in spec.box_regions] or ["box"]
     return names

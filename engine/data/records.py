@@ -1,8 +1,11 @@
 """From a spec to the list of records (image path, label, split, annotation paths).
 
-Three layouts: a labels ``table`` (CSV / TSV / Parquet), ``folders`` (one subfolder per class,
-optionally below ``train`` / ``val`` / ``test`` folders) and ``split_files`` (ids listed in one file
-per split, e.g. VOC ``ImageSets``; the label says whether the image has a box of ``box_classes``).
+Four layouts: a labels ``table`` (CSV / TSV / Parquet), ``folders`` (one subfolder per class,
+optionally below ``train`` / ``val`` / ``test`` folders), ``split_files`` (ids listed in one file
+per split, e.g. VOC ``ImageSets``) and ``images`` (every image file under ``images_dir``, e.g. YOLO
+detection data).  The last two take the label from the boxes (``label_from_boxes``; by default for
+``split_files``: whether the image has a box of ``box_classes``).  Splits not given by the data are
+drawn from each image's own id (:mod:`engine.data.splits`).
 :func:`load_records` raises the first problem; :func:`scan_records` collects them all (check-data).
 """
 from __future__ import annotations
@@ -15,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .errors import DatasetError, Issues, Problem
+from .paths import SymlinkRefused, confine, list_files
 from .spec import SPLITS, DatasetSpec
-from .splits import grouped_split, groups_spanning_splits, read_split_files, stratified_split
+from .splits import assign_splits, groups_spanning_splits, read_split_files, read_splits_csv
 from .tables import pick_column, read_table
 
 log = logging.getLogger(__name__)
@@ -63,8 +67,9 @@ def template_fields(raw_id: str, raw_label: str, split: str) -> dict:
     return fields
 
 
-def resolve_template(root: Path, template: str, fields: dict, where: str) -> list[Path]:
-    """Paths for a template (a glob when it contains * ? [); refuses paths outside the root."""
+def resolve_template(root: Path, template: str, fields: dict, where: str, follow: bool = False) -> list[Path]:
+    """Paths for a template (a glob when it contains * ? [); refuses paths outside the root (see
+    :func:`engine.data.paths.confine` for symbolic links inside it)."""
     if "{num" in template and "num" not in fields:
         raise DatasetError(f"{where}: id {fields['id']!r} is not an integer but the template {template!r} "
                            f"needs {{num}}")
@@ -73,19 +78,23 @@ def resolve_template(root: Path, template: str, fields: dict, where: str) -> lis
     vals = {k: glob.escape(v) if is_glob and isinstance(v, str) else v for k, v in fields.items()}
     rel = template.format(**vals)
     paths = sorted(Path(p) for p in glob.glob(glob.escape(str(root)) + "/" + rel)) if is_glob else [root / rel]
-    out = []
-    for p in paths:
-        p = p.resolve()
-        if not p.is_relative_to(root):
-            raise DatasetError(f"{where}: path {p} for id {fields['id']!r} lies outside the dataset root {root}")
-        out.append(p)
-    return out
+    return [confine(p, root, follow, where, f"path for id {fields['id']!r}") for p in paths]
+
+
+def template_example(root: Path, template: str, rec: "Record") -> str:
+    """The path (or glob) a template gives for one record, for messages."""
+    fields = template_fields(rec.image_id, rec.label_name, rec.split or "")
+    try:
+        return str(root / template.format(**fields))
+    except (KeyError, ValueError, IndexError):
+        return str(root / template)
 
 
 def _table_rows(spec: DatasetSpec, root: Path, issues: Issues) -> list[_Row]:
-    table = (root / spec.labels).resolve()
-    if not table.is_relative_to(root):
-        issues.error(table, f"labels table lies outside the dataset root {root}", fatal=True)
+    try:
+        table = confine(root / spec.labels, root, spec.follow_symlinks, str(root / spec.labels), "labels table")
+    except DatasetError as exc:
+        issues.error(*str(exc).split(": ", 1), fatal=True)
     if not table.is_file():
         issues.error(table, "labels table not found", fatal=True)
     header, rows = read_table(table)
@@ -108,17 +117,7 @@ def _table_rows(spec: DatasetSpec, root: Path, issues: Issues) -> list[_Row]:
 
 
 def _folder_rows(spec: DatasetSpec, root: Path, issues: Issues) -> list[_Row]:
-    base = (root / spec.images_dir).resolve()
-    if not base.is_dir():
-        issues.error(base, "image folder not found", fatal=True)
-    files = []
-    for p in sorted(base.rglob("*")):
-        rel = p.relative_to(base).as_posix()
-        if p.is_file() and p.suffix.lower() in spec.extensions and not any(
-                fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(p.name, pat) for pat in spec.exclude):
-            files.append(PurePosixPath(rel))
-    if not files:
-        issues.error(base, f"no images found (extensions {list(spec.extensions)})", fatal=True)
+    base, files = _image_files(spec, root, issues)
     by_split = all(len(f.parts) >= 3 and f.parts[0] in SPLITS for f in files)
     out = []
     for f in files:
@@ -130,6 +129,27 @@ def _folder_rows(spec: DatasetSpec, root: Path, issues: Issues) -> list[_Row]:
     return out
 
 
+def _image_files(spec: DatasetSpec, root: Path, issues: Issues) -> tuple[Path, list[PurePosixPath]]:
+    """The image files under ``images_dir`` (relative, sorted), without the ``exclude`` patterns."""
+    base = confine(root / spec.images_dir, root, spec.follow_symlinks, str(root), "images_dir")
+    if not base.is_dir():
+        issues.error(base, "image folder not found", fatal=True)
+    files = []
+    for p in list_files(base, root, spec.follow_symlinks):
+        rel = p.relative_to(base).as_posix()
+        if p.suffix.lower() in spec.extensions and not any(
+                fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(p.name, pat) for pat in spec.exclude):
+            files.append(PurePosixPath(rel))
+    if not files:
+        issues.error(base, f"no images found (extensions {list(spec.extensions)})", fatal=True)
+    return base, files
+
+
+def _image_rows(spec: DatasetSpec, root: Path, issues: Issues) -> list[_Row]:
+    base, files = _image_files(spec, root, issues)
+    return [_Row(f.as_posix(), "", str(base / f)) for f in files]
+
+
 def _split_file_rows(spec: DatasetSpec, root: Path, issues: Issues) -> list[_Row]:
     ids = read_split_files(root, spec.split_files, issues)
     if not ids:
@@ -138,6 +158,9 @@ def _split_file_rows(spec: DatasetSpec, root: Path, issues: Issues) -> list[_Row
 
 
 def _classes(spec: DatasetSpec, labels: list[str]) -> tuple[str, ...]:
+    from .box_labels import box_label_classes
+    if spec.label_from_boxes:
+        return box_label_classes(spec)
     if spec.classes:
         return tuple(spec.classes)
     if spec.layout == "split_files":
@@ -147,9 +170,17 @@ def _classes(spec: DatasetSpec, labels: list[str]) -> tuple[str, ...]:
     return tuple(sorted(set(labels), key=_natural_key))
 
 
-def _annotated_label(rec: Record, spec: DatasetSpec, issues: Issues) -> int | None:
+def _box_label(rec: Record, spec: DatasetSpec, classes: tuple[str, ...], issues: Issues) -> int | None:
+    """The label of an image of a detection dataset, from its boxes (None: skipped, reported)."""
+    from .box_labels import label_from_boxes
     from .ground_truth import read_ground_truth
     try:
+        if spec.label_from_boxes:
+            y = label_from_boxes(rec, spec, classes)
+            if y is None:
+                issues.warn(rec.boxes_path or rec.image_path, "no box, so no class by label_from_boxes = "
+                                                              "'largest'; image skipped", "note")
+            return y
         return int(read_ground_truth(rec, spec).annotated)
     except DatasetError as exc:  # AnnotationError too; the message starts with the file
         file, _, reason = str(exc).partition(": ")
@@ -161,18 +192,23 @@ def _source(spec: DatasetSpec, root: Path) -> Path:
     """The file or folder that lists the images (for messages)."""
     if spec.layout == "table":
         return (root / spec.labels).resolve()
-    return (root / spec.images_dir).resolve() if spec.layout == "folders" else root / spec.split_files
+    return (root / spec.images_dir).resolve() if spec.layout in ("folders", "images") else root / spec.split_files
 
 
 def _read(spec: DatasetSpec, issues: Issues) -> tuple[list[Record], tuple[str, ...]]:
     root = Path(spec.root).resolve()
     if not root.is_dir():
         issues.error(root, "dataset root not found", fatal=True)
-    reader = {"table": _table_rows, "folders": _folder_rows, "split_files": _split_file_rows}[spec.layout]
-    rows = reader(spec, root, issues)
+    reader = {"table": _table_rows, "folders": _folder_rows, "split_files": _split_file_rows,
+              "images": _image_rows}[spec.layout]
+    try:
+        rows = reader(spec, root, issues)
+    except SymlinkRefused as exc:
+        issues.error(*str(exc).split(": ", 1), fatal=True)
     src = _source(spec, root)
     lmap = dict(spec.label_map)
-    if spec.layout != "split_files":
+    by_boxes = spec.layout in ("split_files", "images")
+    if not by_boxes:
         if lmap:
             unmapped = sorted({r.raw_label for r in rows} - set(lmap))
             if unmapped:
@@ -180,7 +216,7 @@ def _read(spec: DatasetSpec, issues: Issues) -> tuple[list[Record], tuple[str, .
                                   f"{sum(r.raw_label in unmapped for r in rows)} row(s) skipped")
                 rows = [r for r in rows if r.raw_label in lmap]
     classes = _classes(spec, [lmap.get(r.raw_label, r.raw_label) for r in rows])
-    if spec.layout != "split_files":
+    if not by_boxes:
         unknown = sorted({lmap.get(r.raw_label, r.raw_label) for r in rows} - set(classes))
         if unknown:
             n = sum(lmap.get(r.raw_label, r.raw_label) in unknown for r in rows)
@@ -188,12 +224,16 @@ def _read(spec: DatasetSpec, issues: Issues) -> tuple[list[Record], tuple[str, .
                               f"{n} row(s) skipped")
             rows = [r for r in rows if lmap.get(r.raw_label, r.raw_label) not in unknown]
 
-    if spec.split_files and spec.layout != "split_files":
-        by_file = read_split_files(root, spec.split_files, issues)
+    if (spec.split_files and spec.layout != "split_files") or spec.splits_csv:
+        if spec.splits_csv:
+            csv_path = confine(root / spec.splits_csv, root, spec.follow_symlinks, str(root), "splits_csv")
+            by_file, listed_in = read_splits_csv(csv_path, issues), str(csv_path)
+        else:
+            by_file, listed_in = read_split_files(root, spec.split_files, issues), "split file"
         for r in rows:
             r.split = by_file.get(r.raw_id)
             if r.split is None:
-                issues.error(r.where, f"image id {r.raw_id!r} is in no split file; skipped")
+                issues.error(r.where, f"image id {r.raw_id!r} is in no {listed_in}; skipped")
         rows = [r for r in rows if r.split is not None]
     elif spec.split_column:
         bad = sorted({r.split for r in rows} - set(SPLITS))
@@ -213,12 +253,10 @@ def _read(spec: DatasetSpec, issues: Issues) -> tuple[list[Record], tuple[str, .
         unique.append(r)
     rows = unique
     if rows and any(r.split is None for r in rows):
-        labels = [classes.index(lmap.get(r.raw_label, r.raw_label)) for r in rows]
-        if spec.group_column:
-            splits = grouped_split(labels, [r.group or r.raw_id for r in rows], spec.split_fractions, spec.split_seed)
-        else:
-            splits = stratified_split(labels, spec.split_fractions, spec.split_seed)
-        for r, s in zip(rows, splits):
+        # from each image's own id (or group) and the seed: no other file moves it
+        groups = [r.group for r in rows] if spec.group_column else None
+        for r, s in zip(rows, assign_splits([r.raw_id for r in rows], groups, spec.split_fractions,
+                                            spec.split_seed)):
             r.split = s
     elif spec.group_column:
         for g, ss in groups_spanning_splits([r.group or r.raw_id for r in rows], [r.split for r in rows]).items():
@@ -228,11 +266,13 @@ def _read(spec: DatasetSpec, issues: Issues) -> tuple[list[Record], tuple[str, .
     for r in rows:
         try:
             rec = _record(spec, root, r, lmap)
+        except SymlinkRefused as exc:  # once for the dataset, not once per image
+            issues.error(*str(exc).split(": ", 1), fatal=True)
         except DatasetError as exc:
             issues.error(r.where, str(exc).removeprefix(r.where + ": "))
             continue
-        if spec.layout == "split_files":
-            y = _annotated_label(rec, spec, issues)
+        if by_boxes:
+            y = _box_label(rec, spec, classes, issues)
             if y is None:
                 continue
             rec.label, rec.label_name = y, classes[y]
@@ -241,21 +281,39 @@ def _read(spec: DatasetSpec, issues: Issues) -> tuple[list[Record], tuple[str, .
         records.append(rec)
     if not records:
         issues.error(src, "no usable images", fatal=True)
+    _templates_match(spec, root, records, issues)
     return records, classes
+
+
+def _templates_match(spec: DatasetSpec, root: Path, records: list[Record], issues: Issues):
+    """A mask or box template that matches no file for any image is a mistake in the spec (fatal);
+    no file for some images is a per-image matter."""
+    for key, found in (("mask_template", lambda r: r.mask_path is not None and r.mask_path.is_file()),
+                       ("boxes_template", lambda r: r.boxes_path is not None and r.boxes_path.is_file())):
+        template = getattr(spec, key)
+        if template and records and not any(found(r) for r in records):
+            issues.error(spec.root, f"{key} {template!r} matches no file for any of the {len(records)} images "
+                                    f"(e.g. tried {template_example(root, template, records[0])})", fatal=True)
+    if spec.mask_template:
+        masks = {m for r in records for m in (r.mask_path, *r.more_masks) if m is not None}
+        both = [r.image_path for r in records if r.image_path in masks]
+        if both:
+            issues.error(spec.root, f"{len(both)} image file(s) are also mask files of the mask_template "
+                                    f"{spec.mask_template!r} (e.g. {both[0]}): set exclude (e.g. exclude = "
+                                    f"[\"*_mask*\"]) so the masks are not read as images", fatal=True)
 
 
 def _record(spec: DatasetSpec, root: Path, r: _Row, lmap: dict) -> Record:
     fields = template_fields(r.raw_id, r.raw_label, r.split or "")
-    if spec.layout == "folders":
-        img = (root / spec.images_dir / r.raw_id).resolve()
-        if not img.is_relative_to(root):
-            raise DatasetError(f"{r.where}: path {img} lies outside the dataset root {root}")
+    follow = spec.follow_symlinks
+    if spec.layout in ("folders", "images"):
+        img = confine(root / spec.images_dir / r.raw_id, root, follow, r.where)
     else:
-        img = resolve_template(root, spec.image_template, fields, r.where)[0]
-    masks = resolve_template(root, spec.mask_template, fields, r.where) if spec.mask_template else []
+        img = resolve_template(root, spec.image_template, fields, r.where, follow)[0]
+    masks = resolve_template(root, spec.mask_template, fields, r.where, follow) if spec.mask_template else []
     boxes = None
     if spec.boxes_template:
-        boxes = resolve_template(root, spec.boxes_template, fields, r.where)[0]
+        boxes = resolve_template(root, spec.boxes_template, fields, r.where, follow)[0]
     elif spec.boxes_file:
         boxes = (root / spec.boxes_file).resolve()
     return Record(r.raw_id, -1, r.split, img, masks[0] if masks else None, boxes, r.group,

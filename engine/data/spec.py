@@ -17,7 +17,7 @@ from pathlib import Path
 from .errors import DatasetError
 
 SPLITS = ("train", "val", "test")
-LAYOUTS = ("table", "folders", "split_files")
+LAYOUTS = ("table", "folders", "split_files", "images")
 RESIZE_MODES = ("resize", "letterbox")
 BOX_FORMATS = ("voc", "yolo", "coco", "csv")
 BOX_COORDS = ("xyxy", "xywh")
@@ -85,15 +85,23 @@ class DatasetSpec:
     score_only_annotated: bool = True
     score_limit: int | None = None
     score_seed: int = 0
+    # --- keys added for issue 13
+    splits_csv: str | None = None  # a published split (check-data --splits-out): image_id, split
+    follow_symlinks: bool = False  # read through symlinked folders inside the root (targets allowed)
+    box_regions: tuple[tuple[str, tuple[str, ...]], ...] = ()  # region name -> box classes
+    label_from_boxes: str | tuple[tuple[str, tuple[str, ...]], ...] | None = None  # "largest" or class -> box classes
 
     def __post_init__(self):
         # JSON round trips give lists; keep the frozen spec hashable and its repr stable
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.name in ("mask_regions", "label_map"):
+            if f.name in ("mask_regions", "label_map", "box_regions") or (
+                    f.name == "label_from_boxes" and v is not None and not isinstance(v, str)):
                 pairs = v.items() if isinstance(v, dict) else (v or ())
                 if f.name == "mask_regions":
                     v = tuple((str(n), tuple(int(x) for x in _as_list(vals))) for n, vals in pairs)
+                elif f.name in ("box_regions", "label_from_boxes"):
+                    v = tuple((str(n), tuple(str(x) for x in _as_list(vals))) for n, vals in pairs)
                 else:
                     v = tuple((str(a), str(b)) for a, b in pairs)
             elif isinstance(v, list):
@@ -112,6 +120,25 @@ class DatasetSpec:
     @property
     def mask_region_names(self) -> tuple[str, ...]:
         return tuple(n for n, _ in self.mask_regions)
+
+    @property
+    def region_list(self) -> tuple[str, ...]:
+        """Every region this dataset can have, in display order: mask regions (and a COCO
+        segmentation region) first, then ``box_from_mask``, then the box regions (``box`` or the
+        names of ``box_regions``)."""
+        names = [*self.mask_region_names] + ([self.segmentation_region] if self.segmentation_region else [])
+        if self.box_from_mask:
+            names.append("box_from_mask")
+        if self.box_regions:
+            names += [n for n, _ in self.box_regions]
+        elif self.boxes_template or self.boxes_file:
+            names.append("box")
+        return tuple(names)
+
+    @property
+    def mask_region_list(self) -> tuple[str, ...]:
+        """The regions that come from masks (or COCO segmentations), in order."""
+        return tuple([*self.mask_region_names] + ([self.segmentation_region] if self.segmentation_region else []))
 
     @classmethod
     def from_dict(cls, d: dict, base_dir: str | Path | None = None) -> "DatasetSpec":
@@ -189,6 +216,26 @@ def _regions(d):
     d["mask_regions"] = tuple(out)
 
 
+def _class_table(d, key):
+    """A table name -> box class names (``box_regions``, ``label_from_boxes``)."""
+    v = d[key]
+    pairs = v.items() if isinstance(v, dict) else v
+    out = []
+    try:
+        for name, vals in pairs:
+            vals = _as_list(vals)
+            if not isinstance(name, str) or not name or not vals or any(
+                    isinstance(x, bool) or not isinstance(x, (str, int)) for x in vals):
+                raise ValueError
+            out.append((name, tuple(str(x) for x in vals)))
+    except (TypeError, ValueError):
+        raise _err(d, key, f"expected a table of name -> box class names, e.g. "
+                           f"{{ platelets = [\"Platelets\"] }}; got {v!r}") from None
+    if not out:
+        raise _err(d, key, "the table is empty")
+    d[key] = tuple(out)
+
+
 def _validate(d: dict, base_dir) -> dict:
     unknown = sorted(set(d) - set(_FIELDS))
     if unknown:
@@ -227,6 +274,15 @@ def _validate(d: dict, base_dir) -> dict:
     except (TypeError, ValueError):
         raise _err(full, "label_map", f"expected a table raw label -> class name, got {lm!r}") from None
     _regions(full)
+    if full["box_regions"]:
+        _class_table(full, "box_regions")
+    lfb = full["label_from_boxes"]
+    if lfb is not None and not (isinstance(lfb, str) and lfb == "largest"):
+        if isinstance(lfb, str):
+            raise _err(full, "label_from_boxes", f"{lfb!r} is not 'largest' or a table class -> box classes")
+        _class_table(full, "label_from_boxes")
+    if full["splits_csv"] is not None and not isinstance(full["splits_csv"], str):
+        raise _err(full, "splits_csv", f"expected a string, got {full['splits_csv']!r}")
     for key, allowed in (("layout", LAYOUTS), ("resize", RESIZE_MODES), ("boxes_format", BOX_FORMATS),
                          ("box_coords", BOX_COORDS), ("alpha", ALPHA_MODES), ("intensity", INTENSITY_MODES),
                          ("score_split", SPLITS + ("all",))):
@@ -236,7 +292,7 @@ def _validate(d: dict, base_dir) -> dict:
     _int(full, "split_seed")
     _int(full, "score_seed")
     _int(full, "score_limit", lo=1, none_ok=True)
-    for key in ("strict", "score_only_annotated"):
+    for key in ("strict", "score_only_annotated", "follow_symlinks"):
         if not isinstance(full[key], bool):
             raise _err(full, key, f"expected true or false, got {full[key]!r}")
     fr = full["split_fractions"]
@@ -256,8 +312,25 @@ def _cross_checks(d: dict):
         raise _err(d, "split_files", "required with layout = 'split_files'")
     if d["split_files"] and "{split}" not in d["split_files"]:
         raise _err(d, "split_files", f"template {d['split_files']!r} must contain {{split}}")
-    if d["split_files"] and d["split_column"]:
-        raise _err(d, "split_files", "give either split_files or split_column, not both")
+    given = [k for k in ("split_files", "split_column", "splits_csv") if d[k]]
+    if len(given) > 1:
+        raise _err(d, given[1], f"give only one of split_files, split_column and splits_csv (got {given})")
+    has_boxes = bool(d["boxes_template"] or d["boxes_file"])
+    if d["layout"] == "images" and not d["label_from_boxes"]:
+        raise _err(d, "label_from_boxes", "required with layout = 'images' (the images carry no label: e.g. "
+                                          "label_from_boxes = { platelets = [\"Platelets\"] } or 'largest')")
+    for key in ("label_from_boxes", "box_regions"):
+        if d[key] and not has_boxes:
+            raise _err(d, key, "needs box annotations (boxes_template or boxes_file)")
+    if d["label_from_boxes"] and d["layout"] in ("table", "folders"):
+        raise _err(d, "label_from_boxes", f"layout {d['layout']!r} gives the labels; label_from_boxes is for "
+                                          f"layout = 'images' or 'split_files'")
+    lfb = d["label_from_boxes"]
+    if lfb and lfb != "largest" and d["classes"] and len(d["classes"]) != len(lfb) + 1:
+        raise _err(d, "classes", f"label_from_boxes gives {len(lfb) + 1} classes (the negative first, then "
+                                 f"{[k for k, _ in lfb]}); classes lists {len(d['classes'])}")
+    if d["label_from_boxes"] == "largest" and not (d["classes"] or d["yolo_names"]):
+        raise _err(d, "label_from_boxes", "'largest' needs the box class names: set classes (or yolo_names)")
     if d["mask_template"] and not d["mask_regions"]:
         raise _err(d, "mask_regions", "required with mask_template, e.g. mask_regions = { lesion = [255] }")
     fmt = d["boxes_format"]
@@ -275,6 +348,9 @@ def _cross_checks(d: dict):
     reserved = {"box", "box_from_mask"} & set(regions)
     if reserved:
         raise _err(d, "mask_regions", f"region names {sorted(reserved)} are reserved for boxes")
+    clash = sorted(set(regions + ["box_from_mask"]) & {n for n, _ in d["box_regions"]})
+    if clash:
+        raise _err(d, "box_regions", f"region names {clash} are already used by the mask regions")
     if d["classes"] and d["score_classes"]:
         bad = sorted(set(d["score_classes"]) - set(d["classes"]))
         if bad:

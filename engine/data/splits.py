@@ -1,8 +1,15 @@
-"""Train / val / test assignment: stratified and seeded, grouped by patient, or read from split files;
-and the seeded choice of the images that are scored."""
+"""Train / val / test assignment: from each image's own id (hash-based), grouped by patient, or read
+from split files / a published splits CSV; and the seeded choice of the images that are scored.
+
+A drawn split depends only on the image's own id (or its group), the seed and the fractions: the id
+is hashed with the seed to a number u in [0, 1), and u < test fraction -> test, u < test + val ->
+val, else train.  Adding, removing or breaking one file therefore moves no other image; the price is
+that the split sizes follow the fractions only on average (no per-class stratification).
+"""
 from __future__ import annotations
 
-from collections import Counter
+import csv
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -10,40 +17,26 @@ import numpy as np
 from .errors import Issues
 from .spec import SPLITS
 
-
-def stratified_split(labels: list[int], fractions, seed: int) -> list[str]:
-    """Seeded per-class split; a class with fewer than 3 items goes to train only."""
-    rng = np.random.default_rng(seed)
-    out = [""] * len(labels)
-    for c in sorted(set(labels)):
-        idx = [i for i, y in enumerate(labels) if y == c]
-        rng.shuffle(idx)
-        n = len(idx)
-        if n < 3:
-            n_val = n_test = 0
-        else:
-            n_val = max(1, round(n * fractions[1])) if fractions[1] > 0 else 0
-            n_test = max(1, round(n * fractions[2])) if fractions[2] > 0 else 0
-        for k, i in enumerate(idx):
-            out[i] = "test" if k < n_test else "val" if k < n_test + n_val else "train"
-    return out
+SPLITS_CSV_COLUMNS = ("image_id", "label", "group", "split")
 
 
-def grouped_split(labels: list[int], groups: list[str], fractions, seed: int) -> list[str]:
-    """Stratified split of whole groups (patients): a group's stratum is its most common label, and
-    every member of a group goes to the group's split, so no group spans two splits."""
-    members: dict[str, list[int]] = {}
-    for i, g in enumerate(groups):
-        members.setdefault(g, []).append(i)
-    names = sorted(members)
-    group_label = [min(Counter(labels[i] for i in members[g]).most_common(),
-                       key=lambda kv: (-kv[1], kv[0]))[0] for g in names]
-    group_split = stratified_split(group_label, fractions, seed)
-    out = [""] * len(labels)
-    for g, s in zip(names, group_split):
-        for i in members[g]:
-            out[i] = s
-    return out
+def unit_hash(key: str, seed: int) -> float:
+    """A number in [0, 1) fixed by ``key`` and ``seed`` alone (sha256, the first 8 bytes)."""
+    digest = hashlib.sha256(f"{int(seed)}\x00{key}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
+
+
+def hash_split(key: str, fractions, seed: int) -> str:
+    """The split of one image (``key`` = its id, or its group so a group stays together)."""
+    u = unit_hash(key, seed)
+    _, f_val, f_test = fractions
+    return "test" if u < f_test else "val" if u < f_test + f_val else "train"
+
+
+def assign_splits(ids: list[str], groups: list[str | None] | None, fractions, seed: int) -> list[str]:
+    """Splits of ``ids``: each from its group when given (a whole group goes to one split), else its id."""
+    groups = groups or [None] * len(ids)
+    return [hash_split(g or i, fractions, seed) for i, g in zip(ids, groups)]
 
 
 def groups_spanning_splits(groups: list[str], splits: list[str]) -> dict[str, list[str]]:
@@ -75,6 +68,43 @@ def read_split_files(root: Path, template: str, issues: Issues) -> dict[str, str
             out[tok[0]] = split
     if not found:
         issues.error(root / template, "no split file found (tried train, val, test)", fatal=True)
+    return out
+
+
+def write_splits_csv(records: list, classes: tuple[str, ...], path: str | Path) -> int:
+    """Write ``image_id, label, group, split`` of every record (the published split); returns the rows."""
+    path = Path(path)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(SPLITS_CSV_COLUMNS)
+        for r in records:
+            w.writerow([r.image_id, r.label_name or classes[r.label], r.group or "", r.split])
+    return len(records)
+
+
+def read_splits_csv(path: Path, issues: Issues) -> dict[str, str]:
+    """``id -> split`` from a file written by ``check-data --splits-out`` (columns image_id and split;
+    label and group are not read: the spec decides them)."""
+    if not path.is_file():
+        issues.error(path, "splits file not found", fatal=True)
+    from .tables import pick_column, read_table
+    header, rows = read_table(path)
+    ic = pick_column(header, ("image_id",), path, "image id")
+    sc = pick_column(header, ("split",), path, "split")
+    out: dict[str, str] = {}
+    for n, r in enumerate(rows, start=2):
+        i, s = (r[ic].strip() if ic < len(r) else ""), (r[sc].strip() if sc < len(r) else "")
+        if not i:
+            continue
+        if s not in SPLITS:
+            issues.error(path, f"line {n}: split {s!r} of {i!r} is not one of {list(SPLITS)}; skipped")
+            continue
+        if i in out and out[i] != s:
+            issues.error(path, f"line {n}: id {i!r} is already in the {out[i]!r} split; kept there")
+            continue
+        out[i] = s
+    if not out:
+        issues.error(path, "the splits file lists no images", fatal=True)
     return out
 
 

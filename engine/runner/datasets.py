@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data import DatasetSpec, Record, fingerprint, load_records
+from ..data import DatasetError, DatasetSpec, Record, fingerprint, load_records
 from ..data.splits import select_scored
 from ..data.synthetic import GENERATORS
 from ..store import identity
@@ -31,6 +31,7 @@ class PreparedDataset:
     fingerprint: str
     dataset_id: str
     scored: tuple[str, ...]  # image ids that get explained and scored
+    block: dict | None = None  # its [[datasets]] block
 
 
 def _config(cls, params: dict, base=None):
@@ -73,15 +74,29 @@ def spec_for(block: dict, exp: Experiment, work_dir: Path, seed: int, progress: 
 
 
 def prepare_one(exp: Experiment, block: dict, work_dir: Path, progress: bool = True) -> PreparedDataset:
-    """One ``[[datasets]]`` block: generated if it is a demo set, loaded, fingerprinted."""
+    """One ``[[datasets]]`` block: generated if it is a demo set, loaded, fingerprinted (a dataset that
+    cannot be listed raises :class:`DatasetError`)."""
     spec = spec_for(block, exp, work_dir, exp.seed, progress)
     records, classes = load_records(spec)
     fp = fingerprint(records, spec)
     scored = tuple(r.image_id for r in select_scored(records, spec, classes))
     log.info("dataset %s: %d images, %d scored", spec.name, len(records), len(scored))
     return PreparedDataset(spec, json.dumps(spec.to_dict(), sort_keys=True, default=str), records, classes,
-                           fp, identity.dataset_id(spec.name, fp), scored)
+                           fp, identity.dataset_id(spec.name, fp), scored, block)
 
 
-def prepare(exp: Experiment, work_dir: Path, progress: bool = True) -> list[PreparedDataset]:
-    return [prepare_one(exp, block, work_dir, progress) for block in exp.datasets]
+def prepare(exp: Experiment, work_dir: Path, progress: bool = True,
+            failed: list[tuple[str, DatasetError]] | None = None) -> list[PreparedDataset]:
+    """Load every dataset of ``exp``.  A dataset that cannot be listed (a template matching no file,
+    no usable image, ...) raises, or with ``failed`` is left out and ``(name, error)`` appended: the
+    run stops that dataset with that reason and goes on with the others."""
+    out = []
+    for block in exp.datasets:
+        try:
+            out.append(prepare_one(exp, block, work_dir, progress))
+        except DatasetError as exc:
+            if failed is None:
+                raise
+            log.error("dataset %s stopped: %s", block["name"], exc)
+            failed.append((block["name"], exc))
+    return out

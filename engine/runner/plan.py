@@ -19,13 +19,16 @@ from .experiment import Experiment
 from .jobs import checkpoint_path, plan_chunks, predict_key, train_key
 
 
-def job_grid(exp: Experiment, db: Path, work_dir: str | Path | None = None) -> pd.DataFrame:
+def job_grid(exp: Experiment, db: Path, work_dir: str | Path | None = None,
+             stopped: list | None = None) -> pd.DataFrame:
+    """The job grid; with ``stopped``, a dataset that cannot be listed is left out and ``(name, error)``
+    appended (as the run stops it), else it raises."""
     work = Path(work_dir) if work_dir else exp.resolve(exp.work_dir)
     ckpt_dir = (work / exp.checkpoints).resolve()
     done = done_job_keys(db)
     rows = []
-    for d, block in zip(prepare(exp, work, progress=False), exp.datasets):
-        for e in exp.model_entries(block):
+    for d in prepare(exp, work, progress=False, failed=stopped):
+        for e in exp.model_entries(d.block):
             variants = exp.method_variants(e)
             n_eval = len(variants) * len(exp.metrics)
             key = train_key(d.fingerprint, e, exp.seed)
@@ -52,8 +55,14 @@ def job_grid(exp: Experiment, db: Path, work_dir: str | Path | None = None) -> p
 
 
 def dry_run(exp: Experiment, db: Path, work_dir: str | Path | None = None) -> int:
-    grid = job_grid(exp, db, work_dir)
+    stopped: list = []
+    grid = job_grid(exp, db, work_dir, stopped)
     print(f"experiment {exp.name!r} against {db}:")
+    for name, exc in stopped:
+        print(f"dataset {name!r} would be stopped: {exc}")
+    if grid.empty:
+        print("no dataset can be run")
+        return 1
     print(grid.to_string(index=False))
     todo = int((grid["evaluate to run"] > 0).sum() + (grid["train"] != "done").sum())
     print("nothing to do: every job is in the database" if todo == 0 else

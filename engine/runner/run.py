@@ -110,10 +110,10 @@ class _Driver:
             raise StrictDatasetError(f"{reason} (strict = true: run stopped; fix the file or set strict = false)")
 
     # -- stages --------------------------------------------------------------------------------
-    def dataset(self, d: PreparedDataset, block: dict) -> None:
+    def dataset(self, d: PreparedDataset) -> None:
         if d.spec.strict:
             self.strict_ids.add(d.dataset_id)
-        self.blocks[d.dataset_id] = block
+        self.blocks[d.dataset_id] = d.block
         write_dataset(self.w, d.spec, d.records, d.classes, d.fingerprint)
         self.report.datasets.append(d.dataset_id)
         self.w.commit()
@@ -340,8 +340,14 @@ def run_experiment(exp: Experiment, db: str | Path, *, executor: str = "local", 
 def _run_dataset(drv: _Driver, live: RunProgress, block: dict, work: Path) -> None:
     name, totals = block["name"], stage_totals(drv.exp, block)
     live.stage(f"{name}: data", 0, name)
-    d = prepare_one(drv.exp, block, work, drv.progress)
-    drv.dataset(d, block)
+    try:
+        d = prepare_one(drv.exp, block, work, drv.progress)
+    except DatasetError as exc:  # cannot be listed: a failed job with the reason; the run goes on
+        log.error("dataset %s stopped: %s", name, exc)
+        live.state["jobs_total"] -= sum(totals.values())
+        drv._unit_failed(f"dataset:{name}", "dataset", utc_now(), exc)
+        return
+    drv.dataset(d)
     live.stage(f"{name}: train", totals["train"], name)
     trained = drv.train(d)
     lost = [e for e in drv.exp.model_entries(block) if e.key not in {t[0].key for t in trained}]

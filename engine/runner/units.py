@@ -79,11 +79,37 @@ def _checkpoint(path: str, sha256: str):
     return model, info, side
 
 
+def model_input_size(name: str) -> int | None:
+    """The input size (px) a zoo entry or timm model is built for, without building it."""
+    import timm
+
+    from ..models.factory import resolve
+    try:
+        entry = resolve(name)
+    except ValueError:
+        return None  # create_model names the problem
+    if entry.kwargs.get("img_size"):
+        return int(entry.kwargs["img_size"])
+    cfg = timm.models.get_pretrained_cfg(entry.timm_name)
+    return int(cfg.input_size[-1]) if cfg is not None and getattr(cfg, "input_size", None) else None
+
+
+def check_input_size(spec: DatasetSpec, name: str) -> None:
+    """Refuse, before training, a dataset whose ``input_size`` is not the model's input size (a timm
+    ViT asserts on it mid-run).  The message names both keys."""
+    size = model_input_size(name)
+    if size is not None and size != spec.input_size:
+        raise DatasetError(f"dataset {spec.name!r}: input_size = {spec.input_size} but model {name!r} takes "
+                           f"{size} px inputs (its img_size); set input_size = {size} in the dataset block, or "
+                           f"give this dataset a model built for {spec.input_size} px")
+
+
 def train_unit(spec_json: str, entry: ModelEntry, seed: int, ckpt_path: str, device: str,
                progress: bool) -> TrainResult:
     """Build (and unless ``init == 'random'`` fine-tune) one model; write its checkpoint."""
     t0 = time.monotonic()
     spec, records, classes = _dataset(spec_json)
+    check_input_size(spec, entry.name)
     path = Path(ckpt_path)
     kwargs = {"pretrained": entry.pretrained, **({"weights": entry.weights} if entry.weights else {})}
     trials: list[dict] = []
