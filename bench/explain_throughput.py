@@ -1,7 +1,19 @@
-"""Explanation throughput on CPU: images/s per method beside a bare forward + backward.
+"""Explanation throughput: images/s per method beside a bare forward + backward (CPU or CUDA).
 
     .venv/bin/python bench/explain_throughput.py [--model vit_small_patch16_224] [--batch 32] [--reps 3]
                                                  [--captum-images 4] [--memory] [--write docs/benchmarks.md]
+                                                 [--device cpu|cuda] [--precision fp32 [bf16]] [--img-size N]
+                                                 [--agreement] [--json PATH]
+
+* ``--device`` / ``--precision``: where and at which precision(s), one table each (``bf16``: autocast,
+  as the runner's ``--precision bf16``; ``chefer_lrp`` then runs in float32 as in a run, unless
+  ``--force-bf16``; a row "chefer_lrp (forced bf16)" gives its bf16 cost).
+  On CUDA every timing is bracketed by ``torch.cuda.synchronize()``.
+* ``--agreement``: bf16 against fp32 on the same images (every method forced to bf16), per method:
+  ``max_scaled_diff`` = max over images of max|bf16 - fp32| / max|fp32| of the image's map,
+  ``argmax_agreement`` = share of images whose map's argmax (the pointing-game point) is the same
+  token/pixel, and the share of images whose explained class is the same.
+* ``--json``: the rows (and agreement) as JSON, for bench/gpu_table.py.
 
 * ``bare fwd+bwd``: the timm model with its fused attention, logits of the predicted class summed and
   back-propagated to the input-free graph (what any gradient method must at least pay).
@@ -22,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import logging
 import platform
 import statistics
@@ -39,44 +52,92 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(1, str(ROOT / "bench"))  # parity.py: the references' loaders
 
 from engine.explain import METHODS, run_methods  # noqa: E402
+from engine.models.precision import autocast  # noqa: E402
 
 log = logging.getLogger("bench")
 SIX = ["attention", "rollout", "grad_rollout", "chefer_gae", "gradcam_attn", "gradcam"]
 
 
-def timed(fn, reps: int) -> float:
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, reps: int, device="cpu") -> float:
     fn()  # warm-up
+    _sync(device)
     times = []
     for _ in range(reps):
         t = time.perf_counter()
         fn()
+        _sync(device)
         times.append(time.perf_counter() - t)
     return statistics.median(times)
 
 
-def bare(model, x):
-    logits = model(x)
+def bare(model, x, precision: str = "fp32"):
+    with autocast(x.device, precision):
+        logits = model(x)
     target = logits.argmax(1)
-    torch.autograd.grad(logits.gather(1, target[:, None]).sum(), x)
+    torch.autograd.grad(logits.float().gather(1, target[:, None]).sum(), x)
 
 
-def throughput(model_name: str, batch: int, reps: int, captum_images: int) -> list[tuple[str, int, float]]:
+CAPTUM = ["integrated_gradients", "occlusion", "saliency", "smoothgrad"]
+
+
+def make_model(model_name: str, img_size: int | None, device: str):
     import timm
     torch.manual_seed(0)
-    model = timm.create_model(model_name, pretrained=False, num_classes=10).eval()
-    size = model.pretrained_cfg["input_size"][-1]
-    x = torch.randn(batch, 3, size, size)
+    kw = {"img_size": img_size} if img_size else {}
+    model = timm.create_model(model_name, pretrained=False, num_classes=10, **kw).eval().to(device)
+    return model, img_size or model.pretrained_cfg["input_size"][-1]
+
+
+def throughput(model_name: str, batch: int, reps: int, captum_images: int, device: str = "cpu",
+               precision: str = "fp32", img_size: int | None = None, force_bf16: bool = False
+               ) -> list[tuple[str, int, float]]:
+    model, size = make_model(model_name, img_size, device)
+    x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(1)).to(device)
+    over = {m: precision for m in METHODS} if force_bf16 else None
+
+    def run(ms, xx):
+        return run_methods(model, xx, ms, precision=precision, method_precision=over)
     rows = []
     xg = x.clone().requires_grad_(True)
-    rows.append(("bare fwd+bwd (fused attention)", batch, timed(lambda: bare(model, xg), reps)))
+    rows.append(("bare fwd+bwd (fused attention)", batch, timed(lambda: bare(model, xg, precision), reps, device)))
     for m in SIX + ["chefer_lrp"]:
-        rows.append((m, batch, timed(lambda m=m: run_methods(model, x, [m]), reps)))
-    rows.append(("six trace methods together", batch, timed(lambda: run_methods(model, x, SIX), reps)))
-    rows.append(("six + chefer_lrp together", batch, timed(lambda: run_methods(model, x, SIX + ["chefer_lrp"]), reps)))
+        rows.append((m, batch, timed(lambda m=m: run([m], x), reps, device)))
+    rows.append(("six trace methods together", batch, timed(lambda: run(SIX, x), reps, device)))
+    rows.append(("six + chefer_lrp together", batch, timed(lambda: run(SIX + ["chefer_lrp"], x), reps, device)))
+    if precision == "bf16" and not force_bf16:  # a run keeps chefer_lrp in float32; its bf16 cost, for the record
+        rows.append(("chefer_lrp (forced bf16)", batch,
+                     timed(lambda: run_methods(model, x, ["chefer_lrp"], precision="bf16",
+                                               method_precision={"chefer_lrp": "bf16"}), reps, device)))
     xc = x[:captum_images]
-    for m in sorted(k for k, v in METHODS.items() if v.kind == "model" and not k.startswith("baseline_")):
-        rows.append((m, captum_images, timed(lambda m=m: run_methods(model, xc, [m]), 1)))
+    for m in CAPTUM:
+        rows.append((m, captum_images, timed(lambda m=m: run([m], xc), 1, device)))
     return rows
+
+
+def agreement(model_name: str, batch: int, captum_images: int, device: str = "cpu", img_size: int | None = None,
+              methods: list[str] | None = None) -> dict[str, dict]:
+    """bf16 against fp32 maps of every method on the same images (bf16 forced for every method)."""
+    model, size = make_model(model_name, img_size, device)
+    x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(2)).to(device)
+    out = {}
+    for m in methods or SIX + ["chefer_lrp"] + CAPTUM:
+        xx = x[:captum_images] if METHODS[m].kind == "model" else x
+        a, _, ta = run_methods(model, xx, [m], precision="fp32")
+        b, _, tb = run_methods(model, xx, [m], targets=ta, precision="bf16", method_precision={m: "bf16"})
+        with torch.no_grad(), autocast(xx.device, "bf16"):
+            tfree = model(xx).argmax(1)
+        a, b = a[m].float().flatten(1).cpu(), b[m].float().flatten(1).cpu()
+        scale = a.abs().amax(dim=1).clamp(min=1e-12)
+        out[m] = {"images": int(a.shape[0]),
+                  "max_scaled_diff": float(((a - b).abs().amax(dim=1) / scale).max()),
+                  "argmax_agreement": float((a.argmax(1) == b.argmax(1)).float().mean()),
+                  "target_agreement": float((ta.cpu() == tfree.cpu()).float().mean())}
+    return out
 
 
 # The kernel's high-water mark (ru_maxrss / VmHWM) is updated lazily, so a thread samples the
@@ -228,7 +289,7 @@ def reference_timing(args) -> list[str]:
     return lines
 
 
-def main() -> int:
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="vit_small_patch16_224")
     p.add_argument("--batch", type=int, default=32)
@@ -243,11 +304,31 @@ def main() -> int:
     p.add_argument("--ref-images", type=int, default=8)
     p.add_argument("--refs-only", action="store_true", help="only the reference comparison")
     p.add_argument("--seed", type=int, default=0)
-    a = p.parse_args()
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--precision", choices=["fp32", "bf16"], nargs="+", default=["fp32"])
+    p.add_argument("--force-bf16", action="store_true", help="bf16 for every method (chefer_lrp too)")
+    p.add_argument("--img-size", type=int, default=None, help="input size (default: the model's)")
+    p.add_argument("--agreement", action="store_true", help="bf16 vs fp32 maps per method (see above)")
+    p.add_argument("--json", default=None, help="write the rows and agreement here as JSON")
+    a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    lines = []
-    if not a.refs_only:
-        lines = throughput_lines(a)
+    lines, payload = [], {"model": a.model, "batch": a.batch, "device": a.device, "torch": torch.__version__,
+                          "runs": {}}
+    if a.device.startswith("cuda"):
+        payload["gpu"] = torch.cuda.get_device_name(a.device)
+    for prec in [] if a.refs_only else a.precision:
+        rows = throughput(a.model, a.batch, a.reps, a.captum_images, a.device, prec, a.img_size, a.force_bf16)
+        payload["runs"][prec] = [{"what": n, "images": k, "seconds": t} for n, k, t in rows]
+        lines += ([""] if lines else []) + throughput_lines(a, rows, prec)
+    if a.agreement:
+        payload["agreement"] = agreement(a.model, a.batch, a.captum_images, a.device, a.img_size)
+        lines += ["", f"### bf16 vs fp32 maps: {a.model}, random weights, {a.device}", "",
+                  "| method | images | max-scaled max diff | argmax agreement | target agreement |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {m} | {v['images']} | {v['max_scaled_diff']:.2e} | {v['argmax_agreement']:.3f} | "
+                  f"{v['target_agreement']:.3f} |" for m, v in payload["agreement"].items()]
+    if a.json:
+        Path(a.json).write_text(json.dumps(payload, indent=1))
     if a.chefer or a.vit_explain or a.grad_cam:
         lines += ([""] if lines else []) + reference_timing(a)
     text = "\n".join(lines)
@@ -258,11 +339,12 @@ def main() -> int:
     return 0
 
 
-def throughput_lines(a) -> list[str]:
-    rows = throughput(a.model, a.batch, a.reps, a.captum_images)
+def throughput_lines(a, rows, precision: str) -> list[str]:
     base = rows[0][2] / rows[0][1]
-    lines = [f"### Explanation throughput: {a.model}, batch {a.batch}, CPU ({torch.get_num_threads()} threads, "
-             f"{platform.processor() or platform.machine()}, torch {torch.__version__})", "",
+    where = (f"{torch.cuda.get_device_name(a.device)}" if a.device.startswith("cuda") else
+             f"CPU ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    lines = [f"### Explanation throughput: {a.model}, batch {a.batch}, {precision}, {where}, "
+             f"torch {torch.__version__})", "",
              "| method | images | seconds | images/s | × bare fwd+bwd per image |", "|---|---|---|---|---|"]
     for name, n, sec in rows:
         lines.append(f"| {name} | {n} | {sec:.3f} | {n / sec:.1f} | {sec / n / base:.2f} |")

@@ -63,7 +63,7 @@ def cmd_run(args) -> int:
     from .runner.experiment import ExperimentError, load_experiment
     from .runner.run import StrictDatasetError, run_experiment
     from .runner.runlog import run_log
-    from .store import WriterBusy
+    from .store import DatabaseRefused, WriterBusy
     try:
         exp = load_experiment(args.experiment)
     except ExperimentError as exc:
@@ -83,10 +83,13 @@ def cmd_run(args) -> int:
         with run_log(db, exp.name):
             report = run_experiment(exp, args.db, executor=args.executor, ray_address=args.ray_address,
                                     work_dir=args.work_dir, device=args.device, progress=_progress(args),
-                                    lock_timeout=args.wait)
+                                    lock_timeout=args.wait, precision=args.precision, threads=args.threads)
     except WriterBusy as exc:
         log.error("%s", exc)
         return _stop(dash, 3)
+    except DatabaseRefused as exc:  # damaged, foreign, newer or too old: refused before anything is written
+        log.error("%s", exc)
+        return _stop(dash, 2)
     except StrictDatasetError as exc:
         log.error("%s", exc)
         return _stop(dash, 1)
@@ -182,7 +185,12 @@ def cmd_status(args) -> int:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", default=queries.DEFAULT_DB, help="results database (default %(default)s)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (AMP and pinned memory on cuda)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (pinned memory on cuda)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default=None,
+                   help="compute precision: bf16 autocast or fp32 (default: the experiment's, else bf16 on cuda, "
+                        "fp32 on cpu); recorded with every model and score")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch threads per worker process (default: the experiment's, else cores // workers)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -250,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
+    if getattr(args, "threads", None) is not None and args.threads < 1:
+        log.error("--threads %d: expected a number of threads >= 1", args.threads)
+        return 2
     if (getattr(args, "device", None) or "cpu").startswith("cuda"):
         import torch
         if not torch.cuda.is_available():

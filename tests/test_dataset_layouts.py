@@ -253,14 +253,10 @@ def test_bccd_as_detection_only_data(tmp_path):
 
     from engine.data.annotations import read_voc_boxes
     from engine.data.ground_truth import read_ground_truth
-    root = shared_data("bccd") / "BCCD"
-    spec_path = tmp_path / "bccd_det.toml"
-    spec_path.write_text(f'[dataset]\nname = "bccd_det"\nroot = "{root.as_posix()}"\nlayout = "images"\n'
-                         'images_dir = "JPEGImages"\nboxes_template = "Annotations/{stem}.xml"\n'
-                         'label_from_boxes = { platelets = ["Platelets"] }\n'
-                         'box_regions = { wbc = ["WBC"], platelets = ["Platelets"] }\n')
+    shared_data("bccd")
+    spec_path = EXAMPLES / "bccd_detection.toml"
     rc, out = _check(spec_path)
-    assert rc == 0 and "dataset 'bccd_det': 364 images, 2 classes" in out, out
+    assert rc == 0 and "dataset 'bccd_platelets': 364 images, 2 classes" in out, out
     spec = _spec(spec_path)
     recs, classes = load_records(spec)
     assert classes == ("no_platelets", "platelets")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from ..store.check import database_problem
 from ..store.schema import SCHEMA_VERSION
 from . import queries, queries_compare
 from .regions import DatasetRegions, spec_regions
@@ -163,10 +164,14 @@ class Db:
 def db_state() -> Db:
     """The configured database; its ``mtime`` is None when there is no usable database.
 
-    A database written by an older schema version is reported on the page (with how to rebuild it)
-    and treated as unusable, instead of failing in a query.
+    A damaged, foreign or newer database, or one written by an older schema version, is reported on the
+    page in one sentence (with what to do) and treated as unusable, instead of failing in a query.
     """
     path = queries.db_path()
+    problem = database_problem(path)
+    if problem:
+        st.error(problem)
+        return Db(path, None)
     if not queries.database_exists(path):
         return Db(path, None)
     found = queries.schema_version(path)

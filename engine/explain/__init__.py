@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import torch
 
+from ..models.precision import autocast
 from . import attention_methods, baselines, captum_methods, gradcam, lrp  # noqa: F401  (register the methods)
 from .registry import METHODS, MethodInfo, register_method
+from .registry import method_precision as stage_precision
 from .trace import AttentionTrace, capture_trace
 from .upsample import upsample_maps
 
@@ -12,11 +14,43 @@ __all__ = ["METHODS", "AttentionTrace", "MethodInfo", "capture_trace", "explain"
            "run_methods", "upsample_maps"]
 
 
+def _trace(model, images, targets, methods, params, not_applicable, keep_needed_layers_only, precision):
+    """One forward + backward (under ``precision``) serving the trace ``methods``; None when none applies."""
+    need_grads = any(METHODS[m].needs_grads for m in methods)
+    store, handles = None, []
+    if any(METHODS[m].needs_relevance for m in methods):
+        try:
+            lrp.check_supported(model)
+            store, handles = lrp.record_activations(model)
+        except NotImplementedError as exc:
+            if not_applicable is None:
+                raise
+            for m in [m for m in methods if METHODS[m].needs_relevance]:
+                not_applicable[m] = str(exc)
+    layers: set[int] | None = set()
+    for m in methods:  # keep only the blocks some requested method reads
+        need = METHODS[m].layers(params.get(m, {})) if (METHODS[m].layers and keep_needed_layers_only) else None
+        layers = None if need is None or layers is None else layers | need
+    try:
+        with autocast(images.device, precision):
+            trace = capture_trace(model, images, targets, with_grads=need_grads, layers=layers)
+    finally:
+        for h in handles:
+            h.remove()
+    if store is not None:
+        with torch.no_grad(), autocast(images.device, "fp32"):  # the relevance pass is float32
+            trace.extras["lrp_cams"] = lrp.attention_relevances(model, store, trace.attentions, trace.targets,
+                                                                trace.logits.shape[1])
+    return trace
+
+
 def run_methods(model: torch.nn.Module, images: torch.Tensor, methods: list[str],
                 targets: torch.Tensor | None = None, params: dict[str, dict] | None = None,
-                not_applicable: dict[str, str] | None = None, keep_needed_layers_only: bool = True
+                not_applicable: dict[str, str] | None = None, keep_needed_layers_only: bool = True,
+                precision: str = "fp32", method_precision: dict[str, str] | None = None,
+                memory_budget: int | None = None
                 ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-    """Maps of several methods plus the logits and the explained targets.
+    """Maps of several methods plus the logits (float32) and the explained targets.
 
     All trace methods share one forward + one backward; Captum methods (``kind="model"``) run their
     own passes on the same images and targets.  A method that does not apply to the model raises
@@ -24,42 +58,34 @@ def run_methods(model: torch.nn.Module, images: torch.Tensor, methods: list[str]
     out of the result and its reason recorded there.  ``keep_needed_layers_only``: trace only the
     blocks the requested methods read (e.g. ``attention`` alone keeps one block; the other blocks
     stay on timm's fused attention), which saves memory and time; the maps are identical.
+
+    ``precision``: ``fp32`` or ``bf16`` (autocast around the forward/backward passes).  Under
+    ``bf16`` a method registered with ``reduced_precision=False`` (``chefer_lrp``) still runs in
+    float32, on a trace of its own; ``method_precision`` overrides the precision per method (for
+    measuring bf16-vs-fp32 agreement).  The explained targets come from the first trace (the
+    reduced-precision one) and are passed to the others, so every map explains the same class.
+    Maps are always float32.  ``memory_budget``: bytes of activations a Captum method may hold at
+    once (None: :func:`captum_methods.default_memory_budget` of the device).
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown methods {unknown}; registered: {sorted(METHODS)}")
+    if model.training:
+        raise ValueError("explanations need the model in eval mode (call model.eval())")
     params = params or {}
+    prec = {m: (method_precision or {}).get(m, stage_precision(m, precision)) for m in methods}
     trace_methods = [m for m in methods if METHODS[m].kind == "trace"]
-    if trace_methods:
-        need_grads = any(METHODS[m].needs_grads for m in trace_methods)
-        store, handles = None, []
-        if any(METHODS[m].needs_relevance for m in trace_methods):
-            try:
-                lrp.check_supported(model)
-                store, handles = lrp.record_activations(model)
-            except NotImplementedError as exc:
-                if not_applicable is None:
-                    raise
-                for m in [m for m in trace_methods if METHODS[m].needs_relevance]:
-                    not_applicable[m] = str(exc)
-        layers: set[int] | None = set()
-        for m in trace_methods:  # keep only the blocks some requested method reads
-            need = METHODS[m].layers(params.get(m, {})) if (METHODS[m].layers and keep_needed_layers_only) else None
-            layers = None if need is None or layers is None else layers | need
-        try:
-            trace = capture_trace(model, images, targets, with_grads=need_grads, layers=layers)
-        finally:
-            for h in handles:
-                h.remove()
-        if store is not None:
-            with torch.no_grad():
-                trace.extras["lrp_cams"] = lrp.attention_relevances(model, store, trace.attentions, trace.targets,
-                                                                    trace.logits.shape[1])
-        logits, targets = trace.logits, trace.targets
-    else:
-        if model.training:
-            raise ValueError("explanations need the model in eval mode (call model.eval())")
-        with torch.no_grad():
+    groups: dict[str, list[str]] = {}
+    for m in sorted(trace_methods, key=lambda m: prec[m] == "fp32"):  # reduced precision first
+        groups.setdefault(prec[m], []).append(m)
+    traces: dict[str, object] = {}
+    logits = None
+    for p, group in groups.items():
+        traces[p] = _trace(model, images, targets, group, params, not_applicable, keep_needed_layers_only, p)
+        if logits is None:
+            logits, targets = traces[p].logits, traces[p].targets
+    if logits is None:
+        with torch.no_grad(), autocast(images.device, precision):
             logits = model(images)
         targets = logits.argmax(dim=1) if targets is None else targets.to(logits.device).long()
     out = {}
@@ -69,14 +95,16 @@ def run_methods(model: torch.nn.Module, images: torch.Tensor, methods: list[str]
         info = METHODS[m]
         try:
             if info.kind == "trace":
-                out[m] = info(trace, **params.get(m, {}))
+                out[m] = info(traces[prec[m]], **params.get(m, {})).float()
             else:
-                out[m] = info(model, images, targets, **params.get(m, {}))
+                extra = {"memory_budget": memory_budget} if info.memory_bounded else {}
+                with autocast(images.device, prec[m]):
+                    out[m] = info(model, images, targets, **params.get(m, {}), **extra).float()
         except NotImplementedError as exc:
             if not_applicable is None:
                 raise
             not_applicable[m] = str(exc)
-    return out, logits.detach(), targets
+    return out, logits.detach().float(), targets
 
 
 def explain(model: torch.nn.Module, images: torch.Tensor, methods: list[str],

@@ -5,6 +5,8 @@
   images of its batch.
 * ``baseline_centre`` -- an isotropic Gaussian centred on the token grid with standard deviation
   ``sigma`` x the grid size (the centre bias every natural-image localisation benchmark warns about).
+
+Neither reads the model's outputs, so both are registered as float32 (``reduced_precision=False``).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ def _grid(model: torch.nn.Module, images: torch.Tensor) -> tuple[int, int]:
     return token_grid(model, images) if hasattr(model, "patch_embed") else tuple(images.shape[-2:])
 
 
-@register_method("baseline_random", version=1, needs_grads=False, kind="model",
+@register_method("baseline_random", version=1, needs_grads=False, kind="model", reduced_precision=False,
                  reference="uniform noise map (chance baseline)")
 def baseline_random(model, images, targets, seed: int = 0) -> torch.Tensor:
     gh, gw = _grid(model, images)
@@ -33,7 +35,7 @@ def baseline_random(model, images, targets, seed: int = 0) -> torch.Tensor:
     return torch.stack(out).to(images.device)
 
 
-@register_method("baseline_centre", version=1, needs_grads=False, kind="model",
+@register_method("baseline_centre", version=1, needs_grads=False, kind="model", reduced_precision=False,
                  reference="centred Gaussian map (centre-bias baseline)")
 def baseline_centre(model, images, targets, sigma: float = 0.25) -> torch.Tensor:
     gh, gw = _grid(model, images)

@@ -74,18 +74,19 @@ def matmul_relprop(r: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[t
 
 
 def record_activations(model: torch.nn.Module):
-    """Forward hooks that store what the relevance pass needs; returns (store, handles)."""
+    """Forward hooks that store what the relevance pass needs, as float32 (the relevance pass runs in
+    float32 even when the forward ran under bf16 autocast); returns (store, handles)."""
     store: dict = {"blocks": [dict() for _ in model.blocks]}
     handles = []
 
     def put(d, key, which):
         def hook(_m, inp, out):
-            d[key] = (inp[0] if which == "in" else out).detach()
+            d[key] = (inp[0] if which == "in" else out).detach().float()
         return hook
 
     for blk, d in zip(model.blocks, store["blocks"]):
-        handles.append(blk.register_forward_hook(lambda m, inp, out, d=d: d.update(x_in=inp[0].detach(),
-                                                                                    x_out=out.detach())))
+        handles.append(blk.register_forward_hook(lambda m, inp, out, d=d: d.update(x_in=inp[0].detach().float(),
+                                                                                    x_out=out.detach().float())))
         handles.append(blk.attn.qkv.register_forward_hook(put(d, "qkv_in", "in")))
         handles.append(blk.attn.qkv.register_forward_hook(put(d, "qkv_out", "out")))
         handles.append(blk.attn.proj.register_forward_hook(put(d, "proj_in", "in")))
@@ -162,7 +163,7 @@ def attention_relevances(model: torch.nn.Module, store: dict, attentions: list[t
     return cams
 
 
-@register_method("chefer_lrp", version=1, needs_grads=True, needs_relevance=True,
+@register_method("chefer_lrp", version=1, needs_grads=True, needs_relevance=True, reduced_precision=False,
                  reference="Chefer, Gur & Wolf, CVPR 2021, Transformer Interpretability Beyond Attention "
                            "Visualization (transformer attribution)")
 def chefer_lrp(trace: AttentionTrace, start_layer: int = 0) -> torch.Tensor:

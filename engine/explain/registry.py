@@ -5,7 +5,8 @@ explained target class) and returns raw rule values on the token grid -- no min-
 belongs to display and would couple the images of a batch.  ``METHODS[name]`` gives a
 :class:`MethodInfo`; ``version`` is part of every stored result's key, bump it when a rule's
 meaning changes.  Methods with ``kind == "model"`` (Captum attributions) take the model and the
-images instead of a trace.
+images instead of a trace.  ``reduced_precision=False`` keeps a method in float32 when the run's
+precision is ``bf16`` (see :func:`method_precision` and docs/methods.md).
 """
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ class MethodInfo:
     kind: str = "trace"  # 'trace': fn(trace, **params); 'model': fn(model, images, targets, **params)
     layers: Callable[[dict], set[int] | None] | None = None  # blocks a trace method reads (None: all)
     needs_relevance: bool = False  # needs the LRP relevance pass (trace.extras['lrp_cams'])
+    reduced_precision: bool = True  # may run under bf16 autocast when the run's precision is bf16
+    memory_bounded: bool = False  # a 'model' method taking memory_budget= (bytes of activations per pass)
 
     def __call__(self, *args, **params) -> torch.Tensor:
         return self.fn(*args, **params)
@@ -36,7 +39,8 @@ METHODS: dict[str, MethodInfo] = {}
 
 
 def register_method(name: str, *, version: int, needs_grads: bool, reference: str, kind: str = "trace",
-                    needs_relevance: bool = False, layers: Callable[[dict], set[int] | None] | None = None):
+                    needs_relevance: bool = False, layers: Callable[[dict], set[int] | None] | None = None,
+                    reduced_precision: bool = True, memory_bounded: bool = False):
     if kind not in ("trace", "model"):
         raise ValueError(f"kind {kind!r} is not 'trace' or 'model'")
 
@@ -44,9 +48,16 @@ def register_method(name: str, *, version: int, needs_grads: bool, reference: st
         if name in METHODS:
             raise ValueError(f"method {name!r} is already registered")
         METHODS[name] = MethodInfo(name=name, fn=fn, version=version, needs_grads=needs_grads, reference=reference,
-                                   kind=kind, needs_relevance=needs_relevance, layers=layers)
+                                   kind=kind, needs_relevance=needs_relevance, layers=layers,
+                                   reduced_precision=reduced_precision, memory_bounded=memory_bounded)
         return fn
     return deco
+
+
+def method_precision(name: str, precision: str) -> str:
+    """The precision ``name`` runs at in a run of ``precision``: ``fp32`` for methods registered with
+    ``reduced_precision=False`` (their maps move too far under bf16), else ``precision``."""
+    return precision if METHODS[name].reduced_precision else "fp32"
 
 
 def output_row(mat: torch.Tensor, trace: AttentionTrace) -> torch.Tensor:

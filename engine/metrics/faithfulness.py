@@ -12,7 +12,10 @@ of switched pixels in [0, 1] (RISE's equal-step rule when the steps divide the i
   convolution), finish = the image.  Higher is better.
 
 Maps must be at image resolution (B, H, W); images are the normalised model inputs.  Every step
-of every image is evaluated in batches of ``batch_size`` model inputs (images x steps mixed).
+of every image is evaluated in batches of ``batch_size`` model inputs (images x steps mixed).  The
+inputs are mixed on the images' device and the probabilities stay there until the end (one copy to
+the host per call).  ``precision`` (passed by the runner, not a metric parameter): ``bf16``
+autocasts the forwards; the softmax is taken in float32 and the curves and AUCs are float64.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from ..models.precision import autocast
 from .registry import register_metric
 
 
@@ -50,39 +54,43 @@ def step_counts(n_pixels: int, n_steps: int) -> np.ndarray:
 
 @torch.no_grad()
 def causal_curves(model, maps: torch.Tensor, start: torch.Tensor, finish: torch.Tensor, targets: torch.Tensor,
-                  n_steps: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+                  n_steps: int, batch_size: int, precision: str = "fp32") -> tuple[np.ndarray, np.ndarray]:
     """(fractions (S+1,), probabilities (B, S+1)) of the explained class along the path."""
     b, c, h, w = start.shape
     if maps.shape != (b, h, w):
         raise ValueError(f"maps {tuple(maps.shape)} must be (B, H, W) = {(b, h, w)} (upsample them first)")
     if not torch.isfinite(maps).all():
         raise ValueError("maps contain NaN or inf")
+    dev = start.device
     n_pix = h * w
-    order = torch.sort(maps.flatten(1).to(start.device), dim=1, descending=True, stable=True).indices
+    order = torch.sort(maps.flatten(1).to(dev), dim=1, descending=True, stable=True).indices
     rank = torch.empty_like(order)
-    rank.scatter_(1, order, torch.arange(n_pix, device=start.device).expand(b, n_pix))
+    rank.scatter_(1, order, torch.arange(n_pix, device=dev).expand(b, n_pix))
     counts = step_counts(n_pix, n_steps)
-    jobs = [(i, j) for i in range(n_steps + 1) for j in range(b)]
-    scores = torch.empty(b, n_steps + 1, dtype=torch.float64)
-    targets = targets.to(start.device)
-    for lo in range(0, len(jobs), batch_size):
-        chunk = jobs[lo:lo + batch_size]
-        si = torch.tensor([counts[i] for i, _ in chunk], device=start.device)
-        ii = torch.tensor([j for _, j in chunk], device=start.device)
-        switched = (rank[ii] < si[:, None]).view(-1, 1, h, w)
+    # jobs in (step, image) order: job k is step k // b of image k % b
+    job_img = torch.arange(b, device=dev).repeat(n_steps + 1)
+    job_step = torch.arange(n_steps + 1, device=dev).repeat_interleave(b)
+    job_count = torch.as_tensor(counts, device=dev)[job_step]
+    probs_out = torch.empty(len(job_img), dtype=torch.float32, device=dev)
+    targets = targets.to(dev)
+    for lo in range(0, len(job_img), batch_size):
+        ii = job_img[lo:lo + batch_size]
+        switched = (rank[ii] < job_count[lo:lo + batch_size, None]).view(-1, 1, h, w)
         x = torch.where(switched, finish[ii], start[ii])
-        probs = torch.softmax(model(x).float(), dim=1)
-        p = probs.gather(1, targets[ii][:, None])[:, 0].double().cpu()
-        for (i, j), v in zip(chunk, p.tolist()):
-            scores[j, i] = v
-    return counts / n_pix, scores.numpy()
+        with autocast(dev, precision):
+            logits = model(x)
+        probs = torch.softmax(logits.float(), dim=1)
+        probs_out[lo:lo + len(ii)] = probs.gather(1, targets[ii][:, None])[:, 0]
+    scores = probs_out.view(n_steps + 1, b).T.double().cpu().numpy()
+    return counts / n_pix, scores
 
 
 def _auc(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.sum((y[:, 1:] + y[:, :-1]) / 2 * np.diff(x)[None, :], axis=1)
 
 
-def _run(kind: str, maps, model, images, targets, n_steps: int, batch_size: int, return_curves: bool):
+def _run(kind: str, maps, model, images, targets, n_steps: int, batch_size: int, return_curves: bool,
+         precision: str = "fp32"):
     if model is None or images is None or targets is None:
         raise ValueError(f"{kind}_auc needs model=, images= (normalised) and targets=")
     model.eval()
@@ -91,7 +99,7 @@ def _run(kind: str, maps, model, images, targets, n_steps: int, batch_size: int,
         start, finish = images, torch.zeros_like(images)
     else:
         start, finish = rise_blur(images), images
-    x, y = causal_curves(model, maps, start, finish, torch.as_tensor(targets).long(), n_steps, batch_size)
+    x, y = causal_curves(model, maps, start, finish, torch.as_tensor(targets).long(), n_steps, batch_size, precision)
     auc = _auc(x, y)
     return (auc, x, y) if return_curves else auc
 
@@ -99,14 +107,14 @@ def _run(kind: str, maps, model, images, targets, n_steps: int, batch_size: int,
 @register_metric("deletion_auc", version=1, kind="faithfulness", higher_is_better=False,
                  reference="Petsiuk, Das & Saenko, BMVC 2018 (RISE CausalMetric, mode 'del')")
 def deletion_auc(maps, *, model=None, images=None, targets=None, n_steps: int = 50, batch_size: int = 64,
-                 return_curves: bool = False):
+                 return_curves: bool = False, precision: str = "fp32"):
     """AUC of the class probability while the most relevant pixels are replaced by zeros."""
-    return _run("deletion", maps, model, images, targets, n_steps, batch_size, return_curves)
+    return _run("deletion", maps, model, images, targets, n_steps, batch_size, return_curves, precision)
 
 
 @register_metric("insertion_auc", version=1, kind="faithfulness", higher_is_better=True,
                  reference="Petsiuk, Das & Saenko, BMVC 2018 (RISE CausalMetric, mode 'ins', blurred start)")
 def insertion_auc(maps, *, model=None, images=None, targets=None, n_steps: int = 50, batch_size: int = 64,
-                  return_curves: bool = False):
+                  return_curves: bool = False, precision: str = "fp32"):
     """AUC of the class probability while the most relevant pixels are inserted into a blurred image."""
-    return _run("insertion", maps, model, images, targets, n_steps, batch_size, return_curves)
+    return _run("insertion", maps, model, images, targets, n_steps, batch_size, return_curves, precision)

@@ -72,7 +72,7 @@ def _randomise(params, gen: torch.Generator) -> None:
         mean = float(p.mean())
         std = float(p.std()) if p.numel() > 1 else 0.0
         noise = torch.randn(p.shape, generator=gen, dtype=torch.float32)
-        p.copy_((mean + (std if std > 0 else 0.02) * noise).to(p.dtype))
+        p.copy_((mean + (std if std > 0 else 0.02) * noise).to(p.device, p.dtype))
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -100,17 +100,20 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def mprt(model: torch.nn.Module, images: torch.Tensor, methods: dict[str, dict], targets: torch.Tensor | None = None,
-         seed: int = 0) -> list[dict]:
-    """Rows ``{method, step, layer, image, spearman, ssim}`` for every randomisation step."""
+         seed: int = 0, precision: str = "fp32") -> list[dict]:
+    """Rows ``{method, step, layer, image, spearman, ssim}`` for every randomisation step.
+
+    ``precision``: of every explanation pass (the original and the randomised models alike); the
+    noise is drawn in float32 on the CPU and copied to each parameter's device."""
     model = model.eval()
-    base, _, targets = run_methods(model, images, list(methods), targets, methods)
+    base, _, targets = run_methods(model, images, list(methods), targets, methods, precision=precision)
     base = {k: v.detach().cpu().numpy() for k, v in base.items()}
     work = copy.deepcopy(model).eval()
     gen = torch.Generator().manual_seed(seed)
     rows = []
     for step, (layer, params) in enumerate(randomisation_groups(work), start=1):
         _randomise(params, gen)
-        maps, _, _ = run_methods(work, images, list(methods), targets, methods)
+        maps, _, _ = run_methods(work, images, list(methods), targets, methods, precision=precision)
         for name, m in maps.items():
             m = m.detach().cpu().numpy()
             for i in range(m.shape[0]):

@@ -20,21 +20,28 @@ import torch.nn.functional as F
 from scipy.stats import rankdata
 
 from .factory import ModelInfo, normalise
+from .precision import autocast, resolve_precision
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, info: ModelInfo, ds, device="cpu", batch_size: int = 128) -> dict:
-    """``{"probs": (N, K) float64, "labels": (N,), "image_ids": [...], "loss": mean cross-entropy}``."""
+def predict(model: torch.nn.Module, info: ModelInfo, ds, device="cpu", batch_size: int = 128,
+            precision: str | None = None) -> dict:
+    """``{"probs": (N, K) float64, "labels": (N,), "image_ids": [...], "loss": mean cross-entropy}``.
+
+    The model is moved to ``device`` (inputs and weights on one device); ``precision`` ``bf16``
+    autocasts the forward pass (None: the device's default); logits are cast to float32 before the
+    softmax and the loss, so probabilities are float32 / float64 whatever the precision."""
     from ..data import collate_samples
     device = torch.device(device)
-    model.eval()
+    precision = resolve_precision(precision, device)
+    model.to(device).eval()
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate_samples,
                                          num_workers=0, pin_memory=device.type == "cuda")
     probs, labels, ids, loss = [], [], [], 0.0
     for batch in loader:
         x = normalise(batch["image"].to(device, non_blocking=True), info)
         y = batch["label"].to(device)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with autocast(device, precision):
             logits = model(x)
         logits = logits.float()
         loss += F.cross_entropy(logits, y, reduction="sum").item()
@@ -113,10 +120,11 @@ def report_from_probs(labels, probs, image_ids=None, loss: float = float("nan"),
     }
 
 
-def classification_report(model: torch.nn.Module, info: ModelInfo, ds, device="cpu", batch_size: int = 128) -> dict:
+def classification_report(model: torch.nn.Module, info: ModelInfo, ds, device="cpu", batch_size: int = 128,
+                          precision: str | None = None) -> dict:
     """Metrics of ``model`` on ``ds``: accuracy, balanced_accuracy, macro_f1, auroc (macro one-vs-rest),
     auroc_per_class, confusion (rows = true), loss (mean cross-entropy), n, classes, and
     ``predictions``: one dict per image (image_id, label, pred, correct, probs)."""
-    out = predict(model, info, ds, device, batch_size)
+    out = predict(model, info, ds, device, batch_size, precision=precision)
     return report_from_probs(out["labels"], out["probs"], out["image_ids"], out["loss"],
                              getattr(ds, "classes", None))

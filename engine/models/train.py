@@ -23,6 +23,7 @@ from tqdm import tqdm
 from ..data import ImageDataset, collate_samples
 from .evaluation import balanced_accuracy, confusion_matrix, predict
 from .factory import ModelInfo, normalise
+from .precision import autocast, resolve_precision
 from .resume import load_state, save_state
 
 log = logging.getLogger(__name__)
@@ -89,9 +90,10 @@ def _loader(ds, batch_size, shuffle, gen, device):
 
 
 @torch.no_grad()
-def evaluate_accuracy(model, info: ModelInfo, ds: ImageDataset, device, batch_size: int = 128) -> tuple[float, float]:
+def evaluate_accuracy(model, info: ModelInfo, ds: ImageDataset, device, batch_size: int = 128,
+                      precision: str | None = None) -> tuple[float, float]:
     """(accuracy, mean cross-entropy) of ``model`` on ``ds``."""
-    out = predict(model, info, ds, device, batch_size)
+    out = predict(model, info, ds, device, batch_size, precision=precision)
     if not len(out["labels"]):
         return float("nan"), float("nan")
     return float((out["probs"].argmax(1) == out["labels"]).mean()), out["loss"]
@@ -127,9 +129,10 @@ def _better(value: float, best: float | None, monitor: str) -> bool:
 
 def fine_tune(model: torch.nn.Module, info: ModelInfo, train_ds: ImageDataset, val_ds: ImageDataset,
               cfg: TrainConfig, device: str | torch.device = "cpu", progress: bool = True,
-              resume: str | Path | None = None) -> TrainResult:
+              precision: str | None = None, resume: str | Path | None = None) -> TrainResult:
     """Train in place; the model ends with the weights of its best validation epoch (``cfg.monitor``).
 
+    ``precision``: ``fp32`` or ``bf16`` (autocast); None = the device's default.
     ``resume``: a file that receives the whole training state (weights, optimizer, random generators,
     history, best epoch so far) after every epoch; when it exists for the same config, training goes on
     from the epoch after the last one saved (:mod:`engine.models.resume`), and ends as an uninterrupted
@@ -140,6 +143,7 @@ def fine_tune(model: torch.nn.Module, info: ModelInfo, train_ds: ImageDataset, v
         raise ValueError(f"dataset {val_ds.spec.name!r}: no validation images (the best epoch is chosen on them)")
     t_start = time.perf_counter()
     device = torch.device(device)
+    precision = resolve_precision(precision, device)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model.to(device)
@@ -179,7 +183,7 @@ def fine_tune(model: torch.nn.Module, info: ModelInfo, train_ds: ImageDataset, v
             x = _augment(batch["image"], cfg, gen).to(device, non_blocking=True)
             x = normalise(x, info)
             y = batch["label"].to(device)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            with autocast(device, precision):
                 logits = model(x)
             loss = F.cross_entropy(logits.float(), y, weight=loss_weight, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
@@ -188,7 +192,7 @@ def fine_tune(model: torch.nn.Module, info: ModelInfo, train_ds: ImageDataset, v
             run_loss += loss.item() * len(y)
             seen += len(y)
             step += 1
-        out = predict(model, info, val_ds, device)
+        out = predict(model, info, val_ds, device, precision=precision)
         preds = out["probs"].argmax(1)
         val_acc = float((preds == out["labels"]).mean())
         val_bacc = balanced_accuracy(confusion_matrix(out["labels"], preds, info.num_classes))

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from ..data import ImageDataset, collate_samples
 from ..explain import METHODS, run_methods, upsample_maps
+from ..explain.registry import method_precision
 from ..metrics import METRICS
 from ..models import ModelInfo, normalise
 from ..store import canonical_json
@@ -27,13 +28,13 @@ from .results import Failure, first_line
 
 log = logging.getLogger(__name__)
 
-PRED_COLS = ["run_id", "dataset_id", "model_id", "image_id", "label", "pred", "confidence", "probs"]
+PRED_COLS = ["run_id", "dataset_id", "model_id", "image_id", "label", "pred", "confidence", "probs", "precision"]
 EXPL_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "image_id", "target",
-             "grid_h", "grid_w", "map"]
+             "grid_h", "grid_w", "map", "precision"]
 SCORE_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "metric",
-              "metric_version", "metric_params", "region", "image_id", "value"]
+              "metric_version", "metric_params", "region", "image_id", "value", "precision"]
 CURVE_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "metric",
-              "metric_version", "metric_params", "image_id", "x", "y"]
+              "metric_version", "metric_params", "image_id", "x", "y", "precision"]
 
 
 @dataclass
@@ -68,6 +69,7 @@ class _Batch:
     targets: torch.Tensor
     ids: list[str]
     regions: dict[str, torch.Tensor]
+    precision: str = "fp32"  # of the run: the faithfulness forwards; maps per method_precision
 
 
 def _rounds(variants: list[tuple[str, dict]]) -> list[list[tuple[str, dict]]]:
@@ -86,8 +88,13 @@ def _rounds(variants: list[tuple[str, dict]]) -> list[list[tuple[str, dict]]]:
 def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *, run_id: str, dataset_id: str,
                    model_id: str, methods: dict[str, dict] | list[tuple[str, dict]], metrics: dict[str, dict],
                    metrics_for=None, regions: list[str] | None = None, device: str = "cpu", batch_size: int = 32,
-                   progress: bool = True) -> EvalResult:
+                   progress: bool = True, precision: str = "fp32") -> EvalResult:
     """Predict, explain (predicted class) and score every image of ``ds``.
+
+    ``precision``: ``fp32`` or ``bf16``, for the explanation passes (per method: see
+    :func:`engine.explain.registry.method_precision`) and the faithfulness forwards; recorded in the
+    ``precision`` column of every row (for maps and localisation scores: the precision the map was
+    computed at; for predictions, curves and faithfulness scores: that of the forwards).
 
     ``methods``: ``{name: params}`` or a list of ``(name, params)`` variants; ``metrics``:
     ``{name: params}``; ``metrics_for(name, params) -> {metric: params}`` narrows the metrics of a
@@ -118,7 +125,7 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
             skipped: dict[str, str] = {}
             try:
                 all_maps, logits, targets = run_methods(model, x, [n for n, _ in round_], None, dict(round_),
-                                                        not_applicable=skipped)
+                                                        not_applicable=skipped, precision=precision)
             except Exception as exc:  # e.g. out of memory on this batch: record, go on with the next
                 rows.failures += [Failure(i, "explain", first_line(exc), n) for n, _ in round_ for i in ids]
                 continue
@@ -131,8 +138,8 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
                 conf, pred = probs.max(dim=1)
                 for i, image_id in enumerate(ids):
                     preds.append((run_id, dataset_id, model_id, image_id, int(batch["label"][i]), int(pred[i]),
-                                  float(conf[i]), probs[i].numpy().astype(np.float32)))
-            batch_ = _Batch(model, x, targets, ids, batch_regions)
+                                  float(conf[i]), probs[i].numpy().astype(np.float32), precision))
+            batch_ = _Batch(model, x, targets, ids, batch_regions, precision)
             for mname, mparams in round_:
                 if mname in all_maps:
                     rows.add(_score_method(all_maps[mname].cpu(), (mname, mparams), metrics_for(mname, mparams),
@@ -151,6 +158,7 @@ def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[s
     mname, mparams = variant
     ids, out = batch.ids, _Rows()
     mkey = (mname, METHODS[mname].version, canonical_json(mparams))
+    map_precision = method_precision(mname, batch.precision)
     finite = torch.isfinite(maps).flatten(1).all(1)
     for i in (~finite).nonzero().flatten().tolist():
         out.failures.append(Failure(ids[i], "explain", "map contains NaN or inf; not scored", mname))
@@ -158,7 +166,7 @@ def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[s
     for i, image_id in enumerate(ids):
         if finite[i]:
             out.explanations.append((*prefix, *mkey, image_id, int(batch.targets[i]), gh, gw,
-                                     maps[i].flatten().numpy().astype(np.float32)))
+                                     maps[i].flatten().numpy().astype(np.float32), map_precision))
     keep = finite.nonzero().flatten()
     if len(keep) == 0:
         return out
@@ -169,12 +177,13 @@ def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[s
         kkey = (metric, kinfo.version, canonical_json(kparams))
         try:
             if kinfo.kind == "faithfulness":
-                vals, xs, ys = kinfo(up, model=batch.model, images=batch.x[kdev], targets=batch.targets[kdev],
-                                     return_curves=True, **kparams)
+                vals, xs, ys = kinfo(up.to(batch.x.device), model=batch.model, images=batch.x[kdev],
+                                     targets=batch.targets[kdev], return_curves=True, precision=batch.precision,
+                                     **kparams)
                 results = {"none": vals}
                 for j, i in enumerate(keep.tolist()):
                     out.curves.append((*prefix, *mkey, *kkey, ids[i], xs.astype(np.float32),
-                                       ys[j].astype(np.float32)))
+                                       ys[j].astype(np.float32), batch.precision))
             else:
                 results = {region: kinfo(up, reg[keep], **kparams) for region, reg in batch.regions.items()}
         except Exception as exc:
@@ -183,5 +192,6 @@ def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[s
         for region, vals in results.items():
             for j, i in enumerate(keep.tolist()):
                 v = float(vals[j])
-                out.scores.append((*prefix, *mkey, *kkey, region, ids[i], None if np.isnan(v) else v))
+                out.scores.append((*prefix, *mkey, *kkey, region, ids[i], None if np.isnan(v) else v,
+                                   batch.precision if kinfo.kind == "faithfulness" else map_precision))
     return out

@@ -3,17 +3,28 @@
 ``executor.map(fn, calls)`` yields ``(index, result, error)`` as units finish; the driver writes
 each result as it arrives.  Workers only compute and return; they never open the database.
 Ray is optional: the local executor never imports it.
+
+Threads (``--threads`` / ``threads`` in the experiment file): the local executor runs one worker (this
+process) with ``threads`` intra-op threads, default every core of its affinity
+(:func:`engine.models.precision.default_threads`); each Ray task sets its own torch threads to
+``threads``, default 1, and asks Ray for as many CPUs, so the tasks Ray runs side by side never use
+more threads than the cluster has cores.
 """
 from __future__ import annotations
 
 import logging
 from typing import Callable, Iterator
 
+from ..models.precision import set_threads
+
 log = logging.getLogger(__name__)
 
 
 class LocalExecutor:
     name = "local"
+
+    def __init__(self, threads: int | None = None):
+        self.threads = set_threads(threads, workers=1)
 
     def map(self, fn: Callable, calls: list[dict]) -> Iterator[tuple[int, object, BaseException | None]]:
         for i, kwargs in enumerate(calls):
@@ -39,7 +50,7 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, address: str | None = None, device: str = "cpu", num_cpus: int | None = None,
-                 cpus_per_task: int = 1):
+                 cpus_per_task: int = 1, threads: int | None = None):
         try:
             import ray
         except ImportError:
@@ -48,12 +59,14 @@ class RayExecutor:
         self._started = not ray.is_initialized()
         if self._started:
             kw = {"address": address} if address else {"num_cpus": num_cpus}
-            ray.init(**kw, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-        self.options = {"num_gpus": 1} if device.startswith("cuda") else {"num_cpus": cpus_per_task}
+            ray.init(**kw, include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.WARNING)
+        self.threads = threads or cpus_per_task
+        self.options = {"num_gpus": 1} if device.startswith("cuda") else {"num_cpus": self.threads}
 
     def map(self, fn: Callable, calls: list[dict]) -> Iterator[tuple[int, object, BaseException | None]]:
-        remote = self.ray.remote(fn).options(max_retries=0, **self.options)
-        pending = {remote.remote(**kwargs): i for i, kwargs in enumerate(calls)}
+        remote = self.ray.remote(_with_threads).options(max_retries=0, **self.options)
+        pending = {remote.remote(fn, self.threads, kwargs): i for i, kwargs in enumerate(calls)}
         while pending:
             done, _ = self.ray.wait(list(pending), num_returns=1)
             for ref in done:
@@ -69,9 +82,15 @@ class RayExecutor:
             self.ray.shutdown()
 
 
-def make_executor(kind: str, address: str | None = None, device: str = "cpu"):
+def _with_threads(fn: Callable, threads: int, kwargs: dict):
+    """A Ray task: set this worker's torch threads, then run the unit."""
+    set_threads(threads)
+    return fn(**kwargs)
+
+
+def make_executor(kind: str, address: str | None = None, device: str = "cpu", threads: int | None = None):
     if kind == "local":
-        return LocalExecutor()
+        return LocalExecutor(threads)
     if kind == "ray":
-        return RayExecutor(address, device)
+        return RayExecutor(address, device, threads=threads)
     raise ValueError(f"executor {kind!r}; allowed: ['local', 'ray']")

@@ -6,6 +6,8 @@ work starts, with one-line errors naming the key and the allowed values::
 
     name = "my-study"
     seed = 0
+    precision = "bf16"                # fp32 | bf16 (default: bf16 on CUDA, fp32 on CPU)
+    threads = 2                       # torch threads per worker process (default: cores // workers)
     [[datasets]]                      # engine.data.DatasetSpec keys (docs/datasets.md)
     name = "wbc1"
     root = "../shared/data/wbc/Dataset 1"     # relative to this file
@@ -85,7 +87,8 @@ class SanityEntry(_Strict):
     models: Literal["trained", "all"] = "trained"
 
 
-RESERVED = {"model", "images", "targets", "return_curves"}  # passed by the runner, not by the file
+# passed by the runner, not by the file
+RESERVED = {"model", "images", "targets", "return_curves", "memory_budget", "precision"}
 
 
 def _check_params(kind: str, name: str, fn, params: dict, skip: int) -> None:
@@ -104,6 +107,8 @@ class Experiment(_Strict):
     seed: int = 0
     device: str = "cpu"
     batch_size: int = Field(32, ge=1)
+    precision: Literal["fp32", "bf16"] | None = None  # None: bf16 on CUDA, fp32 on CPU (--precision wins)
+    threads: int | None = Field(None, ge=1)     # torch threads per worker (None: cores // workers; --threads wins)
     datasets: list[dict[str, Any]] = Field(min_length=1)
     models: list[ModelEntry] = Field(min_length=1)
     methods: dict[str, ParamSets] = Field(min_length=1)
@@ -190,6 +195,11 @@ class Experiment(_Strict):
                 paths["pretrain_source"] = str(self.resolve(m.pretrain_source))
             out.append(m.model_copy(update=paths))
         return out
+
+    def resolved_precision(self, device: str | None = None, precision: str | None = None) -> str:
+        """``precision`` (the CLI's), else the file's, else the default of ``device`` (else the file's device)."""
+        from ..models.precision import resolve_precision
+        return resolve_precision(precision or self.precision, device or self.device)
 
     def resolve(self, path: str | None) -> Path | None:
         if path is None:

@@ -101,9 +101,10 @@ def fine_tuning_of(init: str | None) -> str:
 def write_model(w: ResultWriter, *, dataset_id: str, info: ModelInfo, init: str, checkpoint: str, sha256: str,
                 val_accuracy: float | None, test_accuracy: float | None, hparams: dict, history: list,
                 label: str | None = None, arch: str | None = None, strategy: str | None = None,
-                test: dict | None = None) -> str:
+                test: dict | None = None, precision: str | None = None) -> str:
     """The models row; returns its id (:func:`engine.store.model_id`).
-    ``test``: the test-split classification report (balanced accuracy, macro-F1, AUROC, confusion)."""
+    ``test``: the test-split classification report (balanced accuracy, macro-F1, AUROC, confusion);
+    ``precision``: of fine-tuning and the test predictions (fp32 / bf16)."""
     mid = identity.model_id(info.name, init, sha256, label)
     test = test or {}
     w.upsert("models", {"model_id": mid, "dataset_id": dataset_id, "name": info.name,
@@ -115,7 +116,8 @@ def write_model(w: ResultWriter, *, dataset_id: str, info: ModelInfo, init: str,
                         "pretraining": pretraining_of(strategy), "fine_tuning": fine_tuning_of(init),
                         "test_balanced_accuracy": test.get("balanced_accuracy"), "test_macro_f1": test.get("macro_f1"),
                         "test_auroc": test.get("auroc"),
-                        "confusion": canonical_json(test["confusion"]) if test.get("confusion") else None})
+                        "confusion": canonical_json(test["confusion"]) if test.get("confusion") else None,
+                        "precision": precision})
     return mid
 
 

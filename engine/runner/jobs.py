@@ -8,6 +8,9 @@ A unit of work is a *job* with a content key -- a hash of everything that determ
   metric + rule version + params, regions) -> one method's maps scored by one metric;
 * ``sanity``   (dataset fingerprint, checkpoint sha256, methods + versions + params, images, seed).
 
+Every key also covers the run's ``precision`` when it is not ``fp32`` (bf16 changes the weights,
+maps and scores; fp32 keys are unchanged from before the option existed).
+
 Keys of finished jobs are stored in the ``jobs`` table; a job whose key is there is skipped.
 Changing a parameter, a rule version, the data or the checkpoint changes the key, so exactly the
 affected jobs run again and old scores are never mixed with new ones.  Execution groups pending
@@ -29,14 +32,16 @@ from ..store import canonical_json
 from .experiment import ModelEntry
 
 
-def content_key(kind: str, *parts) -> str:
+def content_key(kind: str, *parts, precision: str = "fp32") -> str:
+    parts = parts if precision == "fp32" else (*parts, {"precision": precision})
     blob = json.dumps([kind, *parts], sort_keys=True, separators=(",", ":"), default=str)
     return f"{kind}-{hashlib.sha256(blob.encode()).hexdigest()[:24]}"
 
 
-def train_key(fp: str, entry: ModelEntry, seed: int) -> str:
+def train_key(fp: str, entry: ModelEntry, seed: int, precision: str = "fp32") -> str:
     # the display name and the methods it is explained with do not change the weights
-    return content_key("train", fp, entry.model_dump(exclude={"label", "methods"}), seed, torch.__version__)
+    return content_key("train", fp, entry.model_dump(exclude={"label", "methods"}), seed, torch.__version__,
+                       precision=precision)
 
 
 def checkpoint_path(ckpt_dir: Path, entry: ModelEntry, key: str) -> Path:
@@ -44,8 +49,8 @@ def checkpoint_path(ckpt_dir: Path, entry: ModelEntry, key: str) -> Path:
     return ckpt_dir / f"{entry.name}-{entry.init}-{key}.safetensors"
 
 
-def predict_key(fp: str, sha256: str) -> str:
-    return content_key("predict", fp, sha256)
+def predict_key(fp: str, sha256: str, precision: str = "fp32") -> str:
+    return content_key("predict", fp, sha256, precision=precision)
 
 
 def method_key(name: str, params: dict) -> tuple[str, int, str]:
@@ -56,12 +61,13 @@ def metric_key(name: str, params: dict) -> tuple[str, int, str]:
     return name, METRICS[name].version, canonical_json(params)
 
 
-def evaluate_key(fp: str, sha256: str, method: tuple, metric: tuple, regions) -> str:
-    return content_key("evaluate", fp, sha256, method, metric, sorted(regions) if regions else None)
+def evaluate_key(fp: str, sha256: str, method: tuple, metric: tuple, regions, precision: str = "fp32") -> str:
+    return content_key("evaluate", fp, sha256, method, metric, sorted(regions) if regions else None,
+                       precision=precision)
 
 
-def sanity_key(fp: str, sha256: str, methods: list[tuple], images: int, seed: int) -> str:
-    return content_key("sanity", fp, sha256, sorted(methods), images, seed)
+def sanity_key(fp: str, sha256: str, methods: list[tuple], images: int, seed: int, precision: str = "fp32") -> str:
+    return content_key("sanity", fp, sha256, sorted(methods), images, seed, precision=precision)
 
 
 @dataclass
@@ -91,7 +97,7 @@ class Chunk:
 
 
 def plan_chunks(fp: str, sha256: str, variants: list[tuple[str, dict]], metrics: dict[str, dict], regions,
-                done: set[str]) -> tuple[list[Chunk], int]:
+                done: set[str], precision: str = "fp32") -> tuple[list[Chunk], int]:
     """Pending evaluate jobs of one (dataset, model), grouped into chunks; also the number skipped.
 
     The grouping depends only on the experiment (never on what is done), so a resumed run computes
@@ -105,7 +111,7 @@ def plan_chunks(fp: str, sha256: str, variants: list[tuple[str, dict]], metrics:
         if target is not trace:
             chunks.append(target)
         for metric, kparams in metrics.items():
-            key = evaluate_key(fp, sha256, method_key(name, params), metric_key(metric, kparams), regions)
+            key = evaluate_key(fp, sha256, method_key(name, params), metric_key(metric, kparams), regions, precision)
             if key in done:
                 skipped += 1
             else:

@@ -26,12 +26,13 @@ def job_grid(exp: Experiment, db: Path, work_dir: str | Path | None = None,
     work = Path(work_dir) if work_dir else exp.resolve(exp.work_dir)
     ckpt_dir = (work / exp.checkpoints).resolve()
     done = done_job_keys(db)
+    prec = exp.resolved_precision()
     rows = []
     for d in prepare(exp, work, progress=False, failed=stopped):
         for e in exp.model_entries(d.block):
             variants = exp.method_variants(e)
             n_eval = len(variants) * len(exp.metrics)
-            key = train_key(d.fingerprint, e, exp.seed)
+            key = train_key(d.fingerprint, e, exp.seed, prec)
             res = units.reuse_checkpoint(str(checkpoint_path(ckpt_dir, e, key)))
             row = {"dataset": d.spec.name, "model": e.key, "images scored": len(d.scored),
                    "train": "done" if res else ("run" if e.init == "trained" else "build")}
@@ -40,10 +41,11 @@ def job_grid(exp: Experiment, db: Path, work_dir: str | Path | None = None,
                 pending_variants = set(range(len(variants)))
                 faith = [k for _ in variants for k in exp.metrics if METRICS[k].kind == "faithfulness"]
             else:
-                chunks, n_done = plan_chunks(d.fingerprint, res.sha256, variants, exp.metrics, exp.regions, done)
+                chunks, n_done = plan_chunks(d.fingerprint, res.sha256, variants, exp.metrics, exp.regions, done,
+                                             prec)
                 jobs = [j for c in chunks for j in c.jobs]
                 pending = len(jobs)
-                pred = "done" if predict_key(d.fingerprint, res.sha256) in done else "run"
+                pred = "done" if predict_key(d.fingerprint, res.sha256, prec) in done else "run"
                 pending_variants = {(j.method, str(j.method_params)) for j in jobs}
                 faith = [j.metric for j in jobs if METRICS[j.metric].kind == "faithfulness"]
             steps = sum(exp.metrics[k].get("n_steps", 50) + 1 for k in faith)  # forwards per image and curve

@@ -52,8 +52,9 @@ class RunReport:
 
 class _Driver:
     def __init__(self, exp: Experiment, w: ResultWriter, executor, work_dir: Path, device: str, progress: bool,
-                 live: RunProgress | None = None):
+                 precision: str = "fp32", live: RunProgress | None = None):
         self.exp, self.w, self.ex, self.device, self.progress = exp, w, executor, device, progress
+        self.precision = precision
         self.live = live
         self.ckpt_dir = (work_dir / exp.checkpoints).resolve()
         self.report = RunReport()
@@ -124,7 +125,7 @@ class _Driver:
         A checkpoint already in the checkpoint folder under the same train key is re-used even by a
         new database (the key covers everything that determines the weights)."""
         entries = self.exp.model_entries(self.blocks[d.dataset_id])
-        keys = [train_key(d.fingerprint, e, self.exp.seed) for e in entries]
+        keys = [train_key(d.fingerprint, e, self.exp.seed, self.precision) for e in entries]
         paths = [str(checkpoint_path(self.ckpt_dir, e, k)) for e, k in zip(entries, keys)]
         results: list = [units.reuse_checkpoint(p) for p in paths]
         out: dict[int, tuple] = {}
@@ -139,7 +140,7 @@ class _Driver:
                 out[i] = (entries[i], res, self._finish_train(d, entries[i], keys[i], res, utc_now()))
         todo = [i for i, r in enumerate(results) if r is None]
         calls = [dict(spec_json=d.spec_json, entry=entries[i], seed=self.exp.seed, ckpt_path=paths[i],
-                      device=self.device, progress=self.progress) for i in todo]
+                      device=self.device, progress=self.progress, precision=self.precision) for i in todo]
         started = utc_now()
         if todo and self.live is not None:
             self.live.working_on(entries[todo[0]].key)
@@ -168,11 +169,12 @@ class _Driver:
         return write_model(self.w, dataset_id=d.dataset_id, info=res.info, init=_init(entry, res),
                            checkpoint=res.checkpoint, sha256=res.sha256,
                            val_accuracy=res.meta.metrics.get("val_accuracy"), test_accuracy=test.get("accuracy"),
-                           hparams=res.meta.hparams, history=res.meta.history, label=entry.label,
-                           arch=res.info.arch, strategy=res.meta.strategy, test=test)
+                           hparams=res.meta.hparams, history=res.meta.history,
+                           label=entry.label, arch=res.info.arch, strategy=res.meta.strategy, test=test,
+                           precision=self.precision)
 
     def predict(self, d: PreparedDataset, entry: ModelEntry, res: TrainResult, model_id: str) -> None:
-        key = predict_key(d.fingerprint, res.sha256)
+        key = predict_key(d.fingerprint, res.sha256, self.precision)
         if key in self.done:
             self._skip()
             return
@@ -180,7 +182,7 @@ class _Driver:
             self.live.working_on(model_id)
         started = utc_now()
         call = dict(spec_json=d.spec_json, ckpt=res.checkpoint, sha256=res.sha256, ids=d.scored,
-                    device=self.device, batch_size=self.exp.batch_size)
+                    device=self.device, batch_size=self.exp.batch_size, precision=self.precision)
         for _, out, exc in self.ex.map(units.predict_unit, [call]):
             if exc is not None:
                 self._unit_failed(key, "predict", started, exc, d.dataset_id, model_id)
@@ -203,13 +205,15 @@ class _Driver:
         if not metrics:
             return
         variants = self.exp.method_variants(entry)
-        chunks, skipped = plan_chunks(d.fingerprint, res.sha256, variants, metrics, self.exp.regions, self.done)
+        chunks, skipped = plan_chunks(d.fingerprint, res.sha256, variants, metrics, self.exp.regions, self.done,
+                                      self.precision)
         self._skip(skipped)
         if chunks and self.live is not None:
             self.live.working_on(model_id)
         calls = [dict(spec_json=d.spec_json, ckpt=res.checkpoint, sha256=res.sha256, ids=d.scored, chunk=c,
                       metrics=metrics, regions=self.exp.regions, device=self.device,
-                      batch_size=self.exp.batch_size, progress=self.progress) for c in chunks]
+                      batch_size=self.exp.batch_size, progress=self.progress, precision=self.precision)
+                 for c in chunks]
         started = utc_now()
         for i, out, exc in self.ex.map(units.chunk_unit, calls):
             self._write_chunk(d, model_id, chunks[i], out, exc, started)
@@ -253,7 +257,7 @@ class _Driver:
         variants = list({n: (n, p) for n, p in reversed(variants)}.values())[::-1]  # first variant per method
         ids = tuple(r.image_id for r in d.records if r.image_id in set(d.scored))[:cfg.images]
         key = sanity_key(d.fingerprint, res.sha256, [method_key(n, p) for n, p in variants], len(ids),
-                         self.exp.seed)
+                         self.exp.seed, self.precision)
         if key in self.done:
             self._skip()
             return
@@ -261,7 +265,7 @@ class _Driver:
             self.live.working_on(model_id)
         started = utc_now()
         call = dict(spec_json=d.spec_json, ckpt=res.checkpoint, sha256=res.sha256, ids=ids, variants=variants,
-                    seed=self.exp.seed, device=self.device)
+                    seed=self.exp.seed, device=self.device, precision=self.precision)
         for _, out, exc in self.ex.map(units.sanity_unit, [call]):
             if exc is not None:
                 self._unit_failed(key, "sanity", started, exc, d.dataset_id, model_id)
@@ -301,22 +305,27 @@ def _trials(trials: list[dict], dataset_id: str, entry: ModelEntry, key: str, ru
 
 def run_experiment(exp: Experiment, db: str | Path, *, executor: str = "local", ray_address: str | None = None,
                    work_dir: str | Path | None = None, device: str | None = None, progress: bool = True,
-                   lock_timeout: float = 0.0) -> RunReport:
+                   lock_timeout: float = 0.0, precision: str | None = None, threads: int | None = None) -> RunReport:
     """Bring ``db`` up to date with ``exp``; returns what was done, skipped and failed.
 
-    Datasets are generated and run one after another in file order; per dataset every model is
-    trained and predicted, then scored by the localisation metrics, then by the faithfulness metrics,
-    then sanity-checked, so the first dataset's localisation results are in the database early.
-    Progress goes to ``<db>.progress.json`` (and a bar per stage when ``progress``)."""
+    ``precision`` / ``threads``: the CLI's; they win over the experiment file's (see
+    :mod:`engine.models.precision` for the defaults).  Datasets are generated and run one after another
+    in file order; per dataset every model is trained and predicted, then scored by the localisation
+    metrics, then by the faithfulness metrics, then sanity-checked, so the first dataset's localisation
+    results are in the database early.  Progress goes to ``<db>.progress.json`` (and a bar per stage
+    when ``progress``)."""
     t0 = time.monotonic()
     work = Path(work_dir) if work_dir else exp.resolve(exp.work_dir)
     device = device or exp.device
+    precision = exp.resolved_precision(device, precision)
+    threads = threads or exp.threads
     with ResultWriter(db, lock_timeout=lock_timeout) as w:
         live = RunProgress(db, exp.name, planned_jobs(exp), bars=progress)
-        ex = make_executor(executor, ray_address, device)
-        drv = _Driver(exp, w, ex, work, device, progress, live)
+        ex = make_executor(executor, ray_address, device, threads)
+        drv = _Driver(exp, w, ex, work, device, progress, precision, live)
         drv.report.run_id = start_run(w, "run", {"experiment": exp.model_dump(), "executor": executor,
-                                                 "device": device, "db": str(db)})
+                                                 "device": device, "precision": precision,
+                                                 "threads": ex.threads, "db": str(db)})
         w.commit()  # the run is visible as running from the start
         live.set_run(drv.report.run_id)
         status = "failed"

@@ -19,6 +19,7 @@ import torch
 
 from ..data import DatasetError, DatasetSpec, ImageDataset, collate_samples, fingerprint, load_records
 from ..explain import METHODS
+from ..explain.registry import method_precision
 from ..metrics.sanity import mprt
 from ..models import (
     ImageSource,
@@ -105,7 +106,7 @@ def check_input_size(spec: DatasetSpec, name: str) -> None:
 
 
 def train_unit(spec_json: str, entry: ModelEntry, seed: int, ckpt_path: str, device: str,
-               progress: bool) -> TrainResult:
+               progress: bool, precision: str = "fp32") -> TrainResult:
     """Build (and unless ``init == 'random'`` fine-tune) one model; write its checkpoint."""
     t0 = time.monotonic()
     spec, records, classes = _dataset(spec_json)
@@ -137,14 +138,14 @@ def train_unit(spec_json: str, entry: ModelEntry, seed: int, ckpt_path: str, dev
         resume = str(path) + ".train-state"  # per-epoch state: an interrupted run resumes from its last epoch
         if entry.grid:  # the best trial's model is kept (not retrained on train + val)
             found = grid_search(build, train_ds, val_ds, cfg, entry.grid, device=device, progress=progress,
-                                resume=resume)
+                                precision=precision, resume=resume)
             model, info, cfg, result, trials = found.model, found.info, found.config, found.result, found.trials
         else:
             torch.manual_seed(seed)
             model, info = build()
             result = fine_tune(model, info, train_ds, val_ds, cfg, device=device, progress=progress,
-                               resume=resume)
-        hparams = {**cfg.to_dict(), **({"pretraining": pretraining} if pretraining else {})}
+                               precision=precision, resume=resume)
+        hparams = {**cfg.to_dict(), "precision": precision, **({"pretraining": pretraining} if pretraining else {})}
         meta = TrainMeta(init="trained", strategy=info.strategy, hparams=hparams,
                          metrics={"val_accuracy": result.best_val_accuracy, "best_epoch": result.best_epoch},
                          history=result.history)
@@ -198,18 +199,18 @@ def reuse_checkpoint(ckpt_path: str) -> TrainResult | None:
 
 
 def predict_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], device: str,
-                 batch_size: int) -> PredictResult:
+                 batch_size: int, precision: str = "fp32") -> PredictResult:
     """Class probabilities for the test split plus the scored images; test-split classification metrics."""
     spec, records, classes = _dataset(spec_json)
     model, info, _ = _checkpoint(ckpt, sha256)
     wanted = tuple(sorted({r.image_id for r in records if r.split == "test"} | set(ids)))
     ds, failures = _subset(spec_json, wanted, None)
-    out = predict(model, info, ds, device, batch_size)
+    out = predict(model, info, ds, device, batch_size, precision=precision)
     probs = out["probs"]
     df = pd.DataFrame({"image_id": out["image_ids"], "label": out["labels"].astype(int),
                        "pred": probs.argmax(1).astype(int) if len(probs) else [],
                        "confidence": probs.max(1) if len(probs) else [],
-                       "probs": [p.astype(np.float32) for p in probs]})
+                       "probs": [p.astype(np.float32) for p in probs], "precision": precision})
     test = np.array([r.split == "test" for r in ds.records], dtype=bool)
     metrics = {}
     if test.any():
@@ -219,18 +220,19 @@ def predict_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], d
 
 
 def chunk_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], chunk: Chunk, metrics: dict,
-               regions: list[str] | None, device: str, batch_size: int, progress: bool) -> ChunkResult:
+               regions: list[str] | None, device: str, batch_size: int, progress: bool,
+               precision: str = "fp32") -> ChunkResult:
     """Explain the scored images with the chunk's methods and score the chunk's (method, metric) jobs."""
     model, info, _ = _checkpoint(ckpt, sha256)
     ds, _ = _subset(spec_json, ids, None)  # load failures are reported once, by the predict unit
     res = evaluate_model(model, info, ds, run_id="", dataset_id="", model_id="", methods=chunk.variants(),
                          metrics=metrics, metrics_for=chunk.metrics_for, regions=regions, device=device,
-                         batch_size=batch_size, progress=progress)
+                         batch_size=batch_size, progress=progress, precision=precision)
     return ChunkResult(res.explanations, res.scores, res.curves, res.failures, len(ds))
 
 
 def sanity_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], variants: list[tuple[str, dict]],
-                seed: int, device: str) -> SanityResult:
+                seed: int, device: str, precision: str = "fp32") -> SanityResult:
     """MPRT (cascading randomisation) of each method on the given images."""
     model, info, _ = _checkpoint(ckpt, sha256)
     ds, _ = _subset(spec_json, ids, None)
@@ -241,13 +243,14 @@ def sanity_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], va
     params = {name: p for name, p in variants}
     failures = []
     try:
-        rows = mprt(model.to(device), x, params, seed=seed)
+        rows = mprt(model.to(device), x, params, seed=seed, precision=precision)
     except Exception as exc:
         rows = []
         failures.append(Failure("*", "sanity", first_line(exc)))
     df = pd.DataFrame([{"method": r["method"], "method_version": METHODS[r["method"]].version,
                         "method_params": canonical_json(params[r["method"]]), "step": r["step"], "layer": r["layer"],
                         "image_id": batch["image_id"][r["image"]],
-                        "spearman": None if np.isnan(r["spearman"]) else r["spearman"], "ssim": r["ssim"]}
+                        "spearman": None if np.isnan(r["spearman"]) else r["spearman"], "ssim": r["ssim"],
+                        "precision": method_precision(r["method"], precision)}
                        for r in rows])
     return SanityResult(df, failures)

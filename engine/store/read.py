@@ -7,14 +7,36 @@ from pathlib import Path
 
 import duckdb
 
+from .db import connect
+from .shards import FOLDER_KEY, MANIFEST_KEY, Manifest, locate, scan_sql, shard_dir
+
 
 @contextlib.contextmanager
 def read_only(path: str | Path):
-    con = duckdb.connect(str(path), read_only=True)
+    """A read-only connection to the catalog of ``path`` (replacement scans and extension loading off)."""
+    con = connect(path)
     try:
+        _follow_moved_shards(con, Path(path))
         yield con
     finally:
         con.close()
+
+
+def _follow_moved_shards(con, path: Path) -> None:
+    """A database moved together with its ``.shards`` folder: its views still name the old folder, so this
+    connection gets temporary views over the files beside it (the next run rewrites the views)."""
+    try:
+        row = con.execute("SELECT value FROM meta WHERE key = ?", [FOLDER_KEY]).fetchone()
+    except duckdb.Error:
+        return   # no meta table (an older or foreign file): nothing to follow
+    local = shard_dir(path.resolve())
+    if not row or Path(row[0]) == local or not local.is_dir():
+        return
+    manifest = Manifest.from_json(con.execute("SELECT value FROM meta WHERE key = ?", [MANIFEST_KEY]).fetchone()[0])
+    if locate(path.resolve(), manifest, row[0]) != local:
+        return
+    for table, shards in manifest.tables.items():
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS {scan_sql(table, local, shards)}")
 
 
 def database_exists(path: str | Path) -> bool:

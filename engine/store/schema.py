@@ -1,7 +1,11 @@
 """The published DuckDB schema (documented in docs/schema.md).  Bump SCHEMA_VERSION on change."""
 from __future__ import annotations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
+
+# tables stored as immutable Parquet shards behind a view (engine/store/shards.py), not inside the DuckDB file;
+# one row per image (or per image and method / metric), so they hold nearly all of a study's bytes
+SHARDED: tuple[str, ...] = ("images", "predictions", "explanations", "scores", "curves", "sanity")
 
 TABLES: dict[str, str] = {
     "meta": """
@@ -62,8 +66,9 @@ TABLES: dict[str, str] = {
         confusion JSON,             -- test confusion matrix, rows = true class, columns = predicted
         hparams JSON,
         history JSON,
-        pretraining VARCHAR,        -- before fine-tuning: none / supervised / dino / mae / hub:<tag> / ... (v5)
-        fine_tuning VARCHAR         -- trained (fine-tuned here) / untrained (random-weights baseline) (v5)""",
+        precision VARCHAR,          -- fp32 / bf16: training and test predictions (NULL before version 5)
+        pretraining VARCHAR,        -- before fine-tuning: none / supervised / dino / mae / hub:<tag> / ... (v6)
+        fine_tuning VARCHAR         -- trained (fine-tuned here) / untrained (random-weights baseline) (v6)""",
     "methods": """
         method VARCHAR PRIMARY KEY,
         version INTEGER,
@@ -83,7 +88,8 @@ TABLES: dict[str, str] = {
         label INTEGER,
         pred INTEGER,
         confidence DOUBLE,          -- softmax probability of pred
-        probs FLOAT[]""",
+        probs FLOAT[],
+        precision VARCHAR           -- fp32 / bf16 of the forward pass""",
     "explanations": """
         run_id VARCHAR,
         dataset_id VARCHAR,
@@ -95,7 +101,8 @@ TABLES: dict[str, str] = {
         target INTEGER,             -- explained class
         grid_h INTEGER,
         grid_w INTEGER,
-        map FLOAT[]                 -- row-major (grid_h * grid_w) raw values""",
+        map FLOAT[],                -- row-major (grid_h * grid_w) raw values
+        precision VARCHAR           -- fp32 / bf16 the map was computed at""",
     "scores": """
         run_id VARCHAR,
         dataset_id VARCHAR,
@@ -108,7 +115,8 @@ TABLES: dict[str, str] = {
         metric_params VARCHAR,
         region VARCHAR,             -- box / mask / box_from_mask / ... ; 'none' for faithfulness
         image_id VARCHAR,
-        value DOUBLE                -- NULL where undefined (e.g. empty region)""",
+        value DOUBLE,               -- NULL where undefined (e.g. empty region)
+        precision VARCHAR           -- fp32 / bf16: of the map (localisation) or of the forwards (faithfulness)""",
     "curves": """
         run_id VARCHAR,
         dataset_id VARCHAR,
@@ -121,7 +129,8 @@ TABLES: dict[str, str] = {
         metric_params VARCHAR,
         image_id VARCHAR,
         x FLOAT[],                  -- fraction of pixels switched
-        y FLOAT[]                   -- softmax probability of the explained class""",
+        y FLOAT[],                  -- softmax probability of the explained class
+        precision VARCHAR           -- fp32 / bf16 of the forwards""",
     "sanity": """
         run_id VARCHAR,
         dataset_id VARCHAR,
@@ -133,7 +142,8 @@ TABLES: dict[str, str] = {
         layer VARCHAR,              -- the group randomised at this step (cumulative)
         image_id VARCHAR,
         spearman DOUBLE,            -- rank correlation with the original map (NULL for a constant map)
-        ssim DOUBLE""",
+        ssim DOUBLE,
+        precision VARCHAR           -- fp32 / bf16 of the explanation passes""",
     "summary": """
         dataset_id VARCHAR,
         model_id VARCHAR,
@@ -236,10 +246,12 @@ def columns(table: str) -> list[tuple[str, str]]:
     return out
 
 
-def create_schema(con) -> None:
-    """Create missing tables, and add columns that a database from an older version lacks (the
-    migration is additive: old rows get NULL in new columns)."""
+def create_schema(con, skip: tuple[str, ...] = ()) -> None:
+    """Create missing tables (but those in ``skip``), and add columns that a database from an older
+    version lacks (the migration is additive: old rows get NULL in new columns)."""
     for name, cols in TABLES.items():
+        if name in skip:
+            continue
         con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({cols}\n)")
         have = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
                                           "WHERE table_name = ?", [name]).fetchall()}

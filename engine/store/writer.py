@@ -1,14 +1,24 @@
 """The only code that writes the results database.
 
-DuckDB allows one writer *or* readers on a file, across processes.  To keep the dashboard and a
-batch run out of each other's way the writer never opens the live file for writing:
+Layout (docs/schema.md): ``<db>`` is a small DuckDB *catalog* holding the bookkeeping and summary
+tables and one view per large per-image table (``SHARDED``) over immutable Parquet files in
+``<db>.shards/`` (engine/store/shards.py).  DuckDB allows one writer *or* readers on a file, so the
+writer never opens the live catalog for writing:
 
-1. it takes an exclusive lock on ``<db>.lock`` (a second writer waits up to ``lock_timeout`` s,
-   then refuses with a clear message);
-2. it copies the live file (if any) to ``<db>.staging-<pid>`` and writes there;
-3. :meth:`ResultWriter.commit` checkpoints, closes, fsyncs and atomically renames the staging
-   file over the live one.  Readers that hold the old file keep reading it; new connections see
-   the new one.  A crash before the rename leaves the live file untouched.
+1. it resolves ``--db`` once (a symbolic link is followed to the real file: the lock, the catalog and
+   the shards all live beside the real file), takes an exclusive lock on ``<db>.lock`` (a second writer
+   waits up to ``lock_timeout`` s, then is refused), refuses a damaged, foreign, newer or too-old file
+   (engine/store/check.py) before writing anything, and marks runs left ``running`` by a dead process
+   as ``interrupted``;
+2. it loads the catalog (kilobytes to a few megabytes) into memory; rows of the sharded tables wait in
+   memory until the commit;
+3. :meth:`ResultWriter.commit` writes each sharded table's new rows as one new Parquet file (fsynced),
+   merges files when a level holds ``FAN_IN`` of them, points the views at the new file list, then
+   writes the catalog to ``<db>.staging-<pid>`` (16 KiB blocks), fsyncs it and atomically renames it
+   over the live one.
+   Readers that opened the old catalog keep their snapshot (its files are kept ``GRACE_S`` seconds);
+   a crash before the rename leaves the live database as it was.  A commit with nothing new writes
+   nothing.
 """
 from __future__ import annotations
 
@@ -23,10 +33,31 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from .check import DatabaseRefused, DbInfo, check_database
+from .db import connect, sql_str
 from .identity import utc_now
-from .schema import REPLACE_KEYS, columns, create_schema
+from .schema import REPLACE_KEYS, SCHEMA_VERSION, SHARDED, TABLES, columns, create_schema
+from .shards import (
+    FOLDER_KEY,
+    MANIFEST_KEY,
+    Manifest,
+    Shard,
+    _fsync,
+    collect_garbage,
+    group_hash_sql,
+    key_condition,
+    plan_merges,
+    scan_sql,
+    shard_dir,
+    write_shard,
+)
 
 log = logging.getLogger(__name__)
+
+CATALOG_BLOCK_SIZE = 16384   # the catalog is small: 16 KiB blocks instead of DuckDB's 256 KiB
+LEGACY_LEVEL = 9             # a table moved out of a version <= 4 file: never merged with commit-sized files
+
+__all__ = ["ResultWriter", "WriterBusy", "DatabaseRefused", "canonical_json"]
 
 
 class WriterBusy(RuntimeError):
@@ -37,69 +68,229 @@ def canonical_json(obj) -> str:
     return json.dumps(obj or {}, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def primary_key(table: str) -> str | None:
+    for line in TABLES[table].splitlines():
+        if "PRIMARY KEY" in line.split("--")[0]:
+            return line.split()[0]
+    return None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class ResultWriter:
     def __init__(self, db_path: str | Path, lock_timeout: float = 0.0):
-        self.db_path = Path(db_path)
+        self.db_path = Path(os.path.realpath(db_path))   # resolved once: lock and publish on the real file
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.folder = shard_dir(self.db_path)
         self.lock_timeout = lock_timeout
         self._lock_fh = None
+        # the new catalog is written here, then renamed over the live one
         self.staging = self.db_path.with_name(f"{self.db_path.name}.staging-{os.getpid()}")
         self.con: duckdb.DuckDBPyConnection | None = None
+        self.manifest = Manifest()
+        self.interrupted_runs: list[str] = []
+        self._dirty = False            # something to publish at the next commit
+        self._unpublished: set[str] = set()   # shard files written in this session, not yet in a live catalog
+        self._superseded: list[str] = []      # live files the next catalog no longer lists
+        self._runs_at_open: list = []
 
     # -- lifecycle ---------------------------------------------------------------------------
     def open(self) -> "ResultWriter":
+        self._lock()
+        try:
+            info = check_database(self.db_path)   # before anything is written
+            for stale in self.db_path.parent.glob(f"{self.db_path.name}.staging-*"):
+                log.info("removing %s left by an interrupted run", stale)
+                stale.unlink(missing_ok=True)
+            self._open_catalog(info)
+        except BaseException:
+            if self.con is not None:
+                self.con.close()
+                self.con = None
+            self.staging.unlink(missing_ok=True)
+            self._unlock()
+            raise
+        return self
+
+    def _lock(self) -> None:
         self._lock_fh = open(str(self.db_path) + ".lock", "a+")
         deadline = time.monotonic() + self.lock_timeout
         while True:
             try:
                 fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                return
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     self._lock_fh.close()
+                    self._lock_fh = None
                     raise WriterBusy(f"{self.db_path}: another run is writing to this database; "
                                      f"wait for it to finish or use another --db") from None
                 time.sleep(0.5)
-        # we hold the lock, so staging files here belong to runs that died (kill -9, power loss)
-        for stale in self.db_path.parent.glob(f"{self.db_path.name}.staging-*"):
-            log.info("removing %s left by an interrupted run", stale)
-            stale.unlink(missing_ok=True)
-        if self.db_path.exists():
-            shutil.copyfile(self.db_path, self.staging)
-        self.con = duckdb.connect(str(self.staging))
-        create_schema(self.con)
-        return self
 
-    def _publish(self, keep_open: bool) -> None:
-        """Checkpoint, close and fsync the staging file, then rename it over the live database."""
-        self.con.execute("CHECKPOINT")
-        self.con.close()
-        self.con = None
-        with open(self.staging, "rb+") as fh:
-            os.fsync(fh.fileno())
-        if keep_open:  # the published file is renamed away, so writing goes on in a copy of it
-            shutil.copyfile(self.staging, str(self.staging) + ".next")
-        os.replace(self.staging, self.db_path)
-        if keep_open:
-            os.replace(str(self.staging) + ".next", self.staging)
-            self.con = duckdb.connect(str(self.staging))
-
-    def commit(self) -> None:
-        """Publish everything written so far atomically; the writer stays open for more."""
-        self._publish(keep_open=True)
-
-    def close(self, commit: bool = True) -> None:
-        if self.con is not None:
-            if commit:
-                self._publish(keep_open=False)
-            else:
-                self.con.close()
-                self.staging.unlink(missing_ok=True)
-            self.con = None
+    def _unlock(self) -> None:
         if self._lock_fh is not None:
             fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
             self._lock_fh.close()
             self._lock_fh = None
+
+    def _open_catalog(self, info: DbInfo) -> None:
+        self.folder.mkdir(exist_ok=True)
+        self.con = connect()
+        self.con.execute("ATTACH ':memory:' AS cat")   # the catalog is small: it is edited in memory
+        self.con.execute("USE cat")
+        if info.sharded:
+            self.con.execute(f"ATTACH {sql_str(self.db_path)} AS src (READ_ONLY)")
+            self.con.execute("COPY FROM DATABASE src TO cat")
+            self.con.execute("DETACH src")
+            self.manifest = info.manifest
+            if info.folder != self.folder:   # a catalog copied without its folder: bring the files beside it
+                log.info("%s: copying its %d shard files from %s", self.db_path, len(self.manifest.files()),
+                         info.folder)
+                for name in self.manifest.files():
+                    shutil.copyfile(info.folder / name, self.folder / name)
+                    self._unpublished.add(name)
+                self._dirty = True
+            if collect_garbage(self.folder, self.manifest):
+                log.info("removed superseded shard files of %s", self.db_path)
+        else:   # a new database, or one of schema version <= 4 (every table inside the DuckDB file)
+            collect_garbage(self.folder, self.manifest)
+            self._dirty = True
+        create_schema(self.con, skip=SHARDED)
+        if info.exists and not info.sharded:
+            self._migrate_legacy()
+        for t in SHARDED:
+            cols = ", ".join(f"{c} {typ}" for c, typ in columns(t))
+            self.con.execute(f"CREATE TABLE memory.main.stage_{t} ({cols})")
+        self._refresh_views()
+        if info.version != SCHEMA_VERSION:
+            self._dirty = True
+        self.interrupted_runs = [r[0] for r in self.con.execute(
+            "UPDATE runs SET status = 'interrupted', finished_at = coalesce(finished_at, ?) "
+            "WHERE status = 'running' RETURNING run_id", [utc_now()]).fetchall()]
+        if self.interrupted_runs:
+            log.warning("marked %d run(s) interrupted (their process died): %s", len(self.interrupted_runs),
+                        ", ".join(self.interrupted_runs))
+            self._dirty = True
+        self._runs_at_open = self._runs()
+
+    def _migrate_legacy(self) -> None:
+        """Move the tables of a schema <= 4 file into this catalog: the sharded ones into one Parquet
+        file each, the others row by row (columns the old file lacks stay NULL)."""
+        log.info("%s: moving the per-image tables into Parquet shards (schema %d)", self.db_path, SCHEMA_VERSION)
+        self.con.execute(f"ATTACH {sql_str(self.db_path)} AS src (READ_ONLY)")
+        try:
+            have = {r[0] for r in self.con.execute("SELECT table_name FROM information_schema.tables "
+                                                   "WHERE table_catalog = 'src' AND table_schema = 'main'").fetchall()}
+            for t in TABLES:
+                if t not in have:
+                    continue
+                old = {r[0] for r in self.con.execute("SELECT column_name FROM information_schema.columns WHERE "
+                                                      "table_catalog = 'src' AND table_name = ?", [t]).fetchall()}
+                cols = [(c, typ) for c, typ in columns(t)]
+                sel = ", ".join(c if c in old else f"CAST(NULL AS {typ}) AS {c}" for c, typ in cols)
+                if t in SHARDED:
+                    shard = write_shard(self.con, t, self.folder, f"SELECT {sel} FROM src.main.{t}", LEGACY_LEVEL)
+                    if shard:
+                        self.manifest.tables[t].append(shard)
+                        self._unpublished.add(shard.file)
+                elif t != "meta":
+                    names = ", ".join(c for c, _ in cols)
+                    verb = "INSERT OR REPLACE" if primary_key(t) else "INSERT"
+                    self.con.execute(f"{verb} INTO cat.main.{t} ({names}) SELECT {sel} FROM src.main.{t}")
+        finally:
+            self.con.execute("DETACH src")
+
+    def _runs(self) -> list:
+        return self.con.execute("SELECT * FROM runs ORDER BY run_id").fetchall()
+
+    def _refresh_views(self) -> None:
+        """The session's views of the sharded tables: this session's file list plus the rows waiting in
+        memory (temporary views shadow the catalog's, so SQL on ``self.con`` sees what is written)."""
+        for t in SHARDED:
+            names = ", ".join(c for c, _ in columns(t))
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {t} AS {scan_sql(t, self.folder, self.manifest.tables[t])}"
+                             f" UNION ALL SELECT {names} FROM memory.main.stage_{t}")
+
+    def _flush(self) -> None:
+        """Staged rows -> one new file per table; merge levels that are full."""
+        for t in SHARDED:
+            shard = write_shard(self.con, t, self.folder, f"SELECT * FROM memory.main.stage_{t}")
+            if shard:
+                self.manifest.tables[t].append(shard)
+                self._unpublished.add(shard.file)
+                self.con.execute(f"DELETE FROM memory.main.stage_{t}")
+            while merges := plan_merges(self.manifest.tables[t]):
+                for group in merges:
+                    merged = write_shard(self.con, t, self.folder, scan_sql(t, self.folder, group), group[0].level + 1)
+                    self._swap(t, group, merged)
+
+    def _swap(self, table: str, old: list[Shard], new: Shard | None) -> None:
+        """Replace files ``old`` of ``table`` by ``new`` (None: they are gone) in this session's list."""
+        shards = self.manifest.tables[table]
+        at = shards.index(old[0])
+        names = {s.file for s in old}
+        kept = [s for s in shards if s.file not in names]
+        if new is not None:
+            kept.insert(min(at, len(kept)), new)
+            self._unpublished.add(new.file)
+        self.manifest.tables[table] = kept
+        for name in names:
+            if name in self._unpublished:   # never published: nobody can be reading it
+                (self.folder / name).unlink(missing_ok=True)
+                self._unpublished.discard(name)
+            else:
+                self._superseded.append(name)
+
+    def _publish(self) -> None:
+        """Write the new files, point the views at them and rename the new catalog over the live one."""
+        self._flush()
+        now = time.time()
+        self.manifest.garbage += [(name, now) for name in self._superseded]
+        for t in SHARDED:
+            view = scan_sql(t, self.folder, self.manifest.tables[t])
+            self.con.execute(f"CREATE OR REPLACE VIEW cat.main.{t} AS {view}")
+        self.con.execute("INSERT OR REPLACE INTO cat.main.meta VALUES ('schema_version', ?), (?, ?), (?, ?)",
+                         [str(SCHEMA_VERSION), MANIFEST_KEY, self.manifest.to_json(), FOLDER_KEY, str(self.folder)])
+        _fsync_dir(self.folder)
+        self.staging.unlink(missing_ok=True)
+        self.con.execute(f"ATTACH {sql_str(self.staging)} AS out (BLOCK_SIZE {CATALOG_BLOCK_SIZE})")
+        try:
+            self.con.execute("COPY FROM DATABASE cat TO out")
+        finally:
+            self.con.execute("DETACH out")
+        _fsync(self.staging)
+        os.replace(self.staging, self.db_path)
+        _fsync_dir(self.db_path.parent)
+        self._unpublished.clear()
+        self._superseded.clear()
+        self._dirty = False
+        self._runs_at_open = self._runs()
+
+    def commit(self) -> None:
+        """Publish everything written so far atomically; the writer stays open for more.  Nothing new
+        (only this run's own ``runs`` row changed): nothing is written."""
+        if self._dirty:
+            self._publish()
+
+    def close(self, commit: bool = True) -> None:
+        try:
+            if self.con is not None:
+                if commit and (self._dirty or self._runs() != self._runs_at_open):
+                    self._publish()
+                self.con.close()
+                self.con = None
+        finally:
+            for name in self._unpublished:   # written by a session that ends without publishing them
+                (self.folder / name).unlink(missing_ok=True)
+            self._unpublished.clear()
+            self.staging.unlink(missing_ok=True)
+            self._unlock()
 
     def __enter__(self) -> "ResultWriter":
         return self.open()
@@ -110,24 +301,32 @@ class ResultWriter:
     # -- writes ------------------------------------------------------------------------------
     def upsert(self, table: str, row: dict) -> None:
         """Insert or replace one row of a table with a primary key (runs, datasets, models, ...)."""
+        pk = primary_key(table)
+        if pk is None:
+            raise ValueError(f"{table} has no primary key")
         cols = [c for c in row]
         vals = [canonical_json(v) if isinstance(v, dict) else v for v in row.values()]
+        select = f"SELECT * FROM {table} WHERE {pk} IS NOT DISTINCT FROM ?"
+        before = self.con.execute(select, [row.get(pk)]).fetchall()
         self.con.execute(f"INSERT OR REPLACE INTO {table} ({', '.join(cols)}) "
                          f"VALUES ({', '.join('?' for _ in cols)})", vals)
+        # this run's own row is published with the next real change (or at close): not a change by itself
+        if table != "runs" and self.con.execute(select, [row.get(pk)]).fetchall() != before:
+            self._dirty = True
 
     def finish_run(self, run_id: str, status: str, counts: dict | None = None) -> None:
-        """Close a ``runs`` row: its final status, finish time (now) and job / item counts."""
+        """Close a ``runs`` row: its final status, finish time (now) and job / item counts (bookkeeping:
+        published with the next change, or when the writer closes)."""
         self.con.execute("UPDATE runs SET status = ?, finished_at = ?, counts = ? WHERE run_id = ?",
                          [status, utc_now(), json.dumps(counts or {}, sort_keys=True, separators=(", ", ": ")),
                           run_id])
 
     def clear_failures(self, job_key: str) -> None:
         """Forget the failures recorded for a job (a rerun of it replaces its old reasons)."""
-        self.con.execute("DELETE FROM failures WHERE job_key = ?", [job_key])
+        self.delete("failures", job_key=job_key)
 
-    # -- reads of the staged file --------------------------------------------------------------
     def done_job_keys(self) -> set[str]:
-        """Keys of the jobs recorded as done in the staged database."""
+        """Keys of the jobs recorded as done (published, or written in this session)."""
         return {r[0] for r in self.con.execute("SELECT job_key FROM jobs WHERE status = 'done'").fetchall()}
 
     def has_pairwise(self, dataset_id: str, model_id: str, metrics: list[str]) -> bool:
@@ -136,36 +335,80 @@ class ResultWriter:
             "SELECT count(*) FROM pairwise WHERE dataset_id = ? AND model_id = ? AND list_contains(?, metric)",
             [dataset_id, model_id, list(metrics)]).fetchone()[0])
 
+    def delete(self, table: str, **where) -> None:
+        """Delete the rows of a catalog table matching every ``column=value`` given."""
+        if table in SHARDED or not where:
+            raise ValueError(f"delete: {table} with {where!r}")
+        known = {c for c, _ in columns(table)}
+        cond = " AND ".join(f"{c} IS NOT DISTINCT FROM ?" for c in where if c in known)
+        n = self.con.execute(f"DELETE FROM {table} WHERE {cond}", list(where.values())).fetchone()[0]
+        self._dirty |= n > 0
+
     def scores_of(self, dataset_id: str, model_id: str, wanted: list[str]) -> pd.DataFrame:
-        """The staged ``scores`` rows of one (dataset, model), for the summaries the runner recomputes."""
+        """The ``scores`` rows of one (dataset, model) written so far, for the summaries the runner recomputes."""
         known = {name for name, _ in columns("scores")}
         cols = ", ".join(c for c in wanted if c in known)
         return self.con.execute(f"SELECT {cols} FROM scores WHERE dataset_id = ? AND model_id = ?",
                                 [dataset_id, model_id]).df()
 
     def replace_rows(self, table: str, df: pd.DataFrame) -> int:
-        """Insert ``df``; rows with the same result key (REPLACE_KEYS) are replaced, never duplicated."""
+        """Insert ``df``; rows with the same result key (REPLACE_KEYS) are replaced, never duplicated.
+        Rows identical to the ones already stored change nothing (and make nothing to publish)."""
         if table not in REPLACE_KEYS:
             raise ValueError(f"{table} has no replace key")
         if df.empty:
             return 0
-        keys = REPLACE_KEYS[table]
         cols = [c for c, _ in columns(table)]
         missing = [c for c in cols if c not in df.columns]
         if missing:
             raise ValueError(f"{table}: missing columns {missing}")
         self.con.register("_incoming", df[cols])
         try:
-            self.con.execute("BEGIN")
-            cond = " AND ".join(f"t.{k} IS NOT DISTINCT FROM i.{k}" for k in keys)
-            self.con.execute(f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM _incoming i WHERE {cond})")
+            typed = ", ".join(f"CAST({c} AS {typ}) AS {c}" for c, typ in columns(table))
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE _in AS SELECT {typed} FROM _incoming")
+        finally:
+            self.con.unregister("_incoming")
+        try:
+            if table in SHARDED:
+                self._replace_sharded(table, len(df))
+            else:
+                self._replace_catalog(table, cols)
+        finally:
+            self.con.execute("DROP TABLE IF EXISTS temp._in")
+        return len(df)
+
+    def _replace_catalog(self, table: str, cols: list[str]) -> None:
+        cond = key_condition(table, "t", "i")
+        self.con.execute("BEGIN")
+        try:
+            self.con.execute(f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM temp._in i WHERE {cond})")
             names = ", ".join(cols)  # by name: a migrated table has its new columns at the end
-            self.con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _incoming")
+            self.con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM temp._in")
             self.con.execute("COMMIT")
         except Exception:
             self.con.execute("ROLLBACK")
             raise
-        finally:
-            self.con.unregister("_incoming")
-        return len(df)
+        self._dirty = True
 
+    def _replace_sharded(self, table: str, n: int) -> None:
+        cond = key_condition(table, "t", "i")
+        hit = f"EXISTS (SELECT 1 FROM temp._in i WHERE {cond})"
+        staged = self.con.execute(f"DELETE FROM memory.main.stage_{table} t WHERE {hit}").fetchone()[0]
+        groups = {r[0] for r in self.con.execute(f"SELECT DISTINCT {group_hash_sql(table)} FROM temp._in").fetchall()}
+        candidates = [s for s in self.manifest.tables[table] if groups.intersection(s.groups)]
+        holding = [s for s in candidates if self.con.execute(
+            f"SELECT count(*) FROM ({scan_sql(table, self.folder, [s])}) t WHERE {hit}").fetchone()[0]]
+        if holding and not staged:
+            old = f"SELECT * FROM ({scan_sql(table, self.folder, holding)}) t WHERE {hit}"
+            same = self.con.execute(f"SELECT (SELECT count(*) FROM ({old})) = {n} AND NOT EXISTS "
+                                    f"(SELECT * FROM temp._in EXCEPT ALL {old})").fetchone()[0]
+            if same:
+                return   # the very rows stored already: nothing changes
+        for s in holding:   # copy-on-write of the files holding replaced keys
+            kept = write_shard(self.con, table, self.folder,
+                               f"SELECT * FROM ({scan_sql(table, self.folder, [s])}) t WHERE NOT {hit}", s.level)
+            self._swap(table, [s], kept)
+        self.con.execute(f"INSERT INTO memory.main.stage_{table} SELECT * FROM temp._in")
+        self._dirty = True
+        if holding:
+            self._refresh_views()

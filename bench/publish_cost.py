@@ -1,0 +1,182 @@
+"""What a publish costs: bytes written over a run, a no-op run, and the latency of one commit into a large store.
+
+1. *run*: a synthetic run shaped like the quick demo (per (dataset, model): images, predictions, then one
+   commit per method chunk with its explanations (14 x 14 maps), scores and curves, jobs and summary rows),
+   ``--commits`` commits in all.  Bytes written = the process's ``write_bytes`` (/proc/self/io: what it
+   sent to the storage layer, copies included), compared with the final size (catalog + shard folder).
+2. *no-op*: the same writes again (identical rows): bytes written and whether the live file changed.
+3. *latency*: a store of ``--rows`` score rows (built through the writer in 1 M-row commits), then the wall
+   time of one commit of 10 k new score rows (replace_rows + commit), median of ``--repeat``.
+
+    nice .venv/bin/python bench/publish_cost.py [--commits 53] [--rows 10000000] [--dir /tmp/publish_bench]
+
+Runs against whatever ``engine.store`` is importable, so the same script measures an older writer too
+(PYTHONPATH=<old checkout>).
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from engine.store import ResultWriter  # noqa: E402
+
+METHODS = ["attention", "rollout", "chefer_gae", "gradcam_attn", "saliency", "integrated_gradients",
+           "baseline_random", "baseline_centre"]
+METRICS = [("pointing_game", "mask"), ("pointing_game", "box"), ("iou_top5", "mask"), ("iou_top5", "box"),
+           ("insertion_auc", "none"), ("deletion_auc", "none")]
+
+
+def write_bytes() -> int:
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("write_bytes:"):
+            return int(line.split()[1])
+    raise RuntimeError("no write_bytes in /proc/self/io")
+
+
+def size_of(db: Path) -> int:
+    total = db.stat().st_size if db.exists() else 0
+    folder = db.with_name(db.name + ".shards")
+    if folder.is_dir():
+        total += sum(f.stat().st_size for f in folder.iterdir())
+    return total
+
+
+def _base(dataset, model, method):
+    return dict(run_id="bench", dataset_id=dataset, model_id=model, method=method, method_version=1, method_params="{}")
+
+
+def chunk_frames(rng, dataset, model, method, images):
+    ex = pd.DataFrame([dict(**_base(dataset, model, method), image_id=i, target=1, grid_h=14, grid_w=14,
+                            map=rng.random(196, dtype=np.float32)) for i in images])
+    sc = pd.DataFrame([dict(**_base(dataset, model, method), metric=m, metric_version=1, metric_params="{}", region=r,
+                            image_id=i, value=float(rng.random())) for i in images for m, r in METRICS])
+    cu = pd.DataFrame([dict(**_base(dataset, model, method), metric=m, metric_version=1, metric_params="{}",
+                            image_id=i, x=np.linspace(0, 1, 17, dtype=np.float32), y=rng.random(17, dtype=np.float32))
+                       for i in images for m, r in METRICS if r == "none"])
+    return ex, sc, cu
+
+
+def run(db: Path, commits: int, images: int = 48, seed: int = 0) -> int:
+    """Write a demo-shaped run; returns the number of commits made."""
+    ids = [f"img{i:04d}" for i in range(images)]
+    n = 0
+    with ResultWriter(db) as w:
+        w.upsert("runs", {"run_id": f"bench-{time.time_ns()}", "status": "running"})
+        w.replace_rows("images", pd.DataFrame([dict(dataset_id="d", image_id=i, split="test", label=0, label_name="a",
+                                                    path=f"{i}.png", mask_path=None, boxes_path=None, width=64,
+                                                    height=64, regions=["mask"]) for i in ids]))
+        w.commit()
+        n += 1
+        model = 0
+        while n < commits:
+            m = f"model{model}"
+            w.replace_rows("predictions", pd.DataFrame([dict(run_id="bench", dataset_id="d", model_id=m, image_id=i,
+                                                             label=0, pred=0, confidence=0.9, probs=[0.9, 0.1])
+                                                        for i in ids]))
+            w.commit()
+            n += 1
+            for method in METHODS:
+                if n >= commits:
+                    break
+                ex, sc, cu = chunk_frames(np.random.default_rng([seed, model, METHODS.index(method)]), "d", m, method,
+                                          ids)
+                w.replace_rows("explanations", ex)
+                w.replace_rows("scores", sc)
+                w.replace_rows("curves", cu)
+                w.upsert("jobs", {"job_key": f"{m}-{method}", "run_id": "bench", "status": "done"})
+                w.commit()
+                n += 1
+            model += 1
+    return n
+
+
+def bench_run(folder: Path, commits: int, images: int = 48) -> dict:
+    db = folder / "run.duckdb"
+    b0 = write_bytes()
+    n = run(db, commits, images)
+    written = write_bytes() - b0
+    final = size_of(db)
+    b1 = write_bytes()
+    mtime = db.stat().st_mtime_ns
+    run(db, commits, images)  # identical rows again: a no-op run (its runs row aside)
+    noop = write_bytes() - b1
+    return {"commits": n, "written": written, "final": final, "noop_written": noop,
+            "noop_changed_file": db.stat().st_mtime_ns != mtime}
+
+
+def bench_latency(folder: Path, rows: int, repeat: int) -> dict:
+    db = folder / "big.duckdb"
+    per_image = len(METRICS)
+    images = 840
+    t0 = time.monotonic()
+    written = 0
+    with ResultWriter(db) as w:
+        k = 0
+        while written < rows:
+            batch = []
+            while sum(len(b) for b in batch) < min(1_000_000, rows - written):
+                m, meth = divmod(k, len(METHODS))
+                batch.append(pd.DataFrame({"run_id": "bench", "dataset_id": "d", "model_id": f"m{m}",
+                                           "method": METHODS[meth], "method_version": 1, "method_params": "{}",
+                                           "metric": np.repeat([x for x, _ in METRICS], images),
+                                           "metric_version": 1, "metric_params": "{}",
+                                           "region": np.repeat([r for _, r in METRICS], images),
+                                           "image_id": np.tile([f"img{i:04d}" for i in range(images)], per_image),
+                                           "value": np.random.default_rng(k).random(images * per_image)}))
+                k += 1
+            df = pd.concat(batch, ignore_index=True)
+            w.replace_rows("scores", df)
+            w.commit()
+            written += len(df)
+    build_s = time.monotonic() - t0
+    times = []
+    for r in range(repeat):
+        df = pd.DataFrame({"run_id": "bench", "dataset_id": "d", "model_id": f"new{r}", "method": "attention",
+                           "method_version": 1, "method_params": "{}", "metric": "pointing_game", "metric_version": 1,
+                           "metric_params": "{}", "region": "mask", "image_id": [f"img{i:05d}" for i in range(10_000)],
+                           "value": np.random.default_rng(r).random(10_000)})
+        with ResultWriter(db) as w:
+            t = time.monotonic()
+            w.replace_rows("scores", df)
+            w.commit()
+            times.append(time.monotonic() - t)
+    return {"rows": written, "build_s": build_s, "size": size_of(db), "publish_10k_s": statistics.median(times),
+            "publish_10k_all": times}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dir", type=Path, default=Path("/tmp/publish_bench"))
+    ap.add_argument("--commits", type=int, default=53)
+    ap.add_argument("--images", type=int, default=48, help="test images per chunk (the quick demo: 48)")
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--skip-latency", action="store_true")
+    args = ap.parse_args(argv)
+    shutil.rmtree(args.dir, ignore_errors=True)
+    args.dir.mkdir(parents=True)
+    r = bench_run(args.dir, args.commits, args.images)
+    mb = 1e6
+    print(f"run: {r['commits']} commits of {args.images} images each, final size {r['final'] / mb:.1f} MB, "
+          f"bytes written {r['written'] / mb:.1f} MB "
+          f"({r['written'] / r['final']:.2f}x the final size)")
+    print(f"no-op run: bytes written {r['noop_written'] / mb:.2f} MB, live catalog replaced: {r['noop_changed_file']}")
+    if not args.skip_latency:
+        lat = bench_latency(args.dir, args.rows, args.repeat)
+        print(f"store of {lat['rows']:,} score rows ({lat['size'] / mb:.0f} MB, built in {lat['build_s']:.0f} s): "
+              f"one commit of 10 k new rows: median {lat['publish_10k_s']:.2f} s "
+              f"({', '.join(f'{t:.2f}' for t in lat['publish_10k_all'])})")
+    shutil.rmtree(args.dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
