@@ -42,10 +42,12 @@ def status_text(db: Path, full: bool = False) -> str:
         coverage = per.groupby("method").agg(models=("models", "max"), metrics=("metric", "nunique"),
                                              images=("n", "sum")).reset_index().astype({"images": "int64"})
     sanity = queries.sanity_summary(db)
-    survivors = pd.DataFrame(
-        [{"model_id": m, "methods": len(g), "survive_randomisation": int(g["survives_randomisation"].sum()),
-          "which": ", ".join(g.loc[g["survives_randomisation"].astype(bool), "method"]) or "–"}
-         for m, g in sanity.groupby("model_id")]) if len(sanity) else sanity
+    survivors = sanity
+    if len(sanity):  # undefined (NULL) correlations count as not surviving
+        ok = sanity["survives_randomisation"].astype("boolean").fillna(False).astype(bool)
+        survivors = pd.DataFrame(
+            [{"model_id": m, "methods": len(g), "survive_randomisation": int(ok[g.index].sum()),
+              "which": ", ".join(g.loc[ok[g.index], "method"]) or "–"} for m, g in sanity.groupby("model_id")])
     fails = queries_compare.failures(db, limit=5)[["failed_at", "stage", "method", "item", "reason"]]
     out += ["", "last runs:", _table(runs),
             "", "datasets:", _table(queries.datasets(db)[["name", "n_images", "classes"]]),
