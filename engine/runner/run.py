@@ -221,9 +221,10 @@ class _Driver:
         # the paired tests (Holm over every method) once per model and pass, not after every chunk; also when
         # a run stopped between its last chunk and this point
         if chunks or (len(variants) > 1 and not self.w.has_pairwise(d.dataset_id, model_id, list(metrics))):
-            refresh_summaries(self.w, d.dataset_id, model_id, seed=self.exp.seed, methods=set(),
-                              pairwise_metrics=set(metrics))
+            _, n_pairs = refresh_summaries(self.w, d.dataset_id, model_id, seed=self.exp.seed, methods=set(),
+                                           pairwise_metrics=set(metrics))
             self.w.commit()
+            log.info("%s %s: %d paired tests (%s)", d.spec.name, model_id, n_pairs, ", ".join(metrics))
 
     def _write_chunk(self, d: PreparedDataset, model_id: str, chunk: Chunk, out: ChunkResult | None,
                      exc: BaseException | None, started: dt.datetime) -> None:

@@ -271,6 +271,7 @@ class ResultWriter:
         self._superseded.clear()
         self._dirty = False
         self._runs_at_open = self._runs()
+        self._refresh_views()  # the session's views over the files just written (else it loses those rows)
 
     def commit(self) -> None:
         """Publish everything written so far atomically; the writer stays open for more.  Nothing new
