@@ -334,7 +334,7 @@ class ResultWriter:
         """Whether the staged ``pairwise`` table holds any paired test of one (dataset, model) for ``metrics``."""
         return bool(self.con.execute(
             "SELECT count(*) FROM pairwise WHERE dataset_id = ? AND model_id = ? AND list_contains(?, metric)",
-            [dataset_id, model_id, list(metrics)]).fetchone()[0])
+            [dataset_id, model_id, list(metrics)]).fetchall()[0][0])  # fetchall: leaves no open result
 
     def delete(self, table: str, **where) -> None:
         """Delete the rows of a catalog table matching every ``column=value`` given."""
