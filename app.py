@@ -3,7 +3,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.dashboard import db_state, md, no_database, show_table
+from engine.dashboard import (
+    database_message,
+    db_state,
+    live_panel,
+    live_run,
+    md,
+    merge_coinciding,
+    no_database,
+    show_table,
+)
 
 st.set_page_config(page_title="ViT heatmaps vs. ground truth", layout="wide")
 st.title("Do the heatmaps point where the disease is?")
@@ -13,15 +22,18 @@ st.caption(f"Results database: {md(db.path)} (set `XAI_DB` to use another)")
 
 if not db.ready:
     no_database(db.path)
+view = live_run(db.path)
+if view is not None and view.running:
+    live_panel(db.path)
 
 counts = dict(db.table_counts().itertuples(index=False))
 cols = st.columns(5)
 for col, table in zip(cols, ["datasets", "models", "explanations", "scores", "failures"]):
     col.metric(table.capitalize(), f"{int(counts.get(table, 0)):,}")
 
-if counts.get("scores", 0) == 0:
-    st.info("The database holds no scores yet. Add some with `.venv/bin/python -m engine demo` or "
-            "`.venv/bin/python -m engine run EXPERIMENT.toml`, then reload this page.")
+message = database_message(db.path, True, counts.get("scores", 0) > 0, view)
+if message:
+    st.info(message)
 
 st.subheader("Datasets")
 st.dataframe(db.datasets().drop(columns=["root"]), hide_index=True, width="stretch")
@@ -33,9 +45,11 @@ models = db.models()
 show_table(models, hide_index=True)
 
 st.subheader("Methods × metrics")
-st.caption("Per method, metric and region: models scored, images scored (n, summed over models) and the mean "
-           "of the models' mean scores")
-st.dataframe(db.method_summary(), hide_index=True, width="stretch",
+st.caption("Per method, metric, region and fine-tuning state (fine-tuned models and untrained random-weights "
+           "baselines are never averaged together): models scored, images scored (n, summed over models) and the "
+           "mean of the models' mean scores. `energy_pg` and `mass_accuracy` are the same number on a non-negative "
+           "map: where they coincide they are one row, `energy_pg = mass_accuracy` (docs/metrics.md)")
+st.dataframe(merge_coinciding(db.method_summary()), hide_index=True, width="stretch",
              column_config={"mean_of_model_means": st.column_config.NumberColumn(format="%.3f")})
 
 st.subheader("Last runs")

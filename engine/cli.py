@@ -28,15 +28,34 @@ def _setup_logging(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
 
-def serve(db: Path, port: int = 8501) -> int:
-    """Run the dashboard on 127.0.0.1 pointed at ``db`` (blocks until interrupted)."""
+def _dashboard_cmd(db: Path, port: int) -> tuple[list[str], dict]:
     env = {**os.environ, "XAI_DB": str(db.resolve())}
     cmd = [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"), "--server.address", "127.0.0.1",
            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    log.info("dashboard on http://127.0.0.1:%d (database %s); Ctrl+C stops it", port, db)
+    return cmd, env
+
+
+def start_dashboard(db: Path, port: int) -> subprocess.Popen:
+    """Start the dashboard in the background (it shows whatever the run has committed, and the run's
+    progress, while the run goes on); its output goes to ``<db folder>/logs/dashboard.log``."""
+    cmd, env = _dashboard_cmd(db, port)
+    logs = db.resolve().parent / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / "dashboard.log", "ab") as out:
+        return subprocess.Popen(cmd, env=env, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+
+
+def _wait_dashboard(proc: subprocess.Popen, url: str) -> int:
+    print(f"dashboard still serving at {url}; Ctrl+C stops it", flush=True)
     try:
-        return subprocess.call(cmd, env=env, cwd=PROJECT_ROOT)
+        return proc.wait()
     except KeyboardInterrupt:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
         return 0
 
 
@@ -121,46 +140,75 @@ def _run_locked(args, lock) -> int:
         except (DatasetError, ValueError, OSError) as exc:
             fail(f"{args.experiment}: {exc}")
             return 2
+    t0, db = time.monotonic(), Path(args.db)
+    dash, url = None, f"http://127.0.0.1:{args.port}"
+    if getattr(args, "serve", False):  # the dashboard first: it fills in as the run commits
+        db.parent.mkdir(parents=True, exist_ok=True)
+        dash = start_dashboard(db, args.port)
+        print(f"dashboard: {url} (database {db}); it shows the run's progress and fills in as results land",
+              flush=True)
     work = Path(args.work_dir).resolve() if args.work_dir else exp.resolve(exp.work_dir)
     try:  # everything checked (datasets as check-data checks them) before the run log or the database
         prepared = validate_run(exp, work, _progress(args))
     except BadInput as exc:
         fail(f"{args.experiment}: {exc}")
-        return 2
+        return _stop(dash, 2)
     try:
-        with run_log(Path(args.db), exp.name) as log_path:
+        with run_log(db, exp.name) as log_path:
             report = run_experiment(exp, args.db, executor=args.executor, ray_address=args.ray_address,
                                     work_dir=work, device=args.device, progress=_progress(args), lock=lock,
                                     prepared=prepared, precision=args.precision, threads=args.threads)
             if not getattr(args, "no_report", False):
-                write_run_report(Path(args.db), log_path)
+                write_run_report(db, log_path)
     except DatabaseRefused as exc:  # damaged, foreign, newer or too old: refused before anything is written
         fail(exc)
-        return 2
+        return _stop(dash, 2)
     except StrictDatasetError as exc:
         log.error("%s", exc)
-        return 1
-    print(f"run {report.run_id}: {_counts(report)}"
-          + ("" if report.ok else f" (see `python -m engine status --db {args.db}`)"))
-    return 0 if report.ok else 1
+        return _stop(dash, 1)
+    except BaseException:
+        _stop(dash, 1)
+        raise
+    rc = 0 if report.ok else 1
+    if getattr(args, "summary", None):
+        args.summary(db)
+    print(end_summary(report, time.monotonic() - t0, db, url if dash else None))
+    if dash is not None:
+        return _wait_dashboard(dash, url) or rc
+    return rc
+
+
+def _stop(dash: subprocess.Popen | None, rc: int) -> int:
+    if dash is not None:
+        dash.terminate()
+    return rc
+
+
+def end_summary(report, seconds: float, db: Path, url: str | None) -> str:
+    """What a run prints at the end: jobs, failures, time, where to look."""
+    lines = [f"run {report.run_id}: {_counts(report)}, {seconds:.0f} s"]
+    if not report.ok:
+        lines.append(f"failures: `python -m engine status --db {db}` or the dashboard's Runs page")
+    lines.append(f"dashboard: {url}" if url else f"dashboard: `python -m engine demo --serve --db {db}` or "
+                 f"`XAI_DB={db} streamlit run app.py`")
+    lines.append(f"report: `python -m engine report --db {db}` (each run also writes one beside its log)")
+    return "\n".join(lines)
+
+
+def _demo_models(db: Path) -> None:
+    from .dashboard import queries
+    for m in queries.models(db).itertuples():
+        acc = "–" if m.test_accuracy is None or m.test_accuracy != m.test_accuracy else f"{m.test_accuracy:.3f}"
+        print(f"{m.model_id}  test accuracy {acc}")
 
 
 def cmd_demo(args) -> int:
-    args.experiment = str(EXPERIMENTS / ("demo_quick.toml" if args.quick else "demo.toml"))
+    name = "demo_quick.toml" if args.quick else "demo_full.toml" if args.full else "demo.toml"
+    args.experiment = str(EXPERIMENTS / name)
     args.dry_run, args.executor, args.ray_address, args.wait = False, "local", None, 0.0
     args.work_dir = args.data_dir
-    t0 = time.monotonic()
-    rc = cmd_run(args)
-    if rc not in (0, 1):
-        return rc
-    log.info("demo finished in %.0f s; results in %s", time.monotonic() - t0, args.db)
-    from .dashboard import queries
-    for m in queries.models(Path(args.db)).itertuples():
-        print(f"{m.model_id}  test accuracy {m.test_accuracy:.3f}")
-    print(queries.method_summary(Path(args.db)).to_string(index=False))
-    if args.serve:
-        return serve(Path(args.db), args.port)
-    return rc
+    args.summary = _demo_models
+    return cmd_run(args)
 
 
 def cmd_check_data(args) -> int:
@@ -202,19 +250,13 @@ def cmd_schedule(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from .dashboard import queries, queries_compare
+    from .dashboard import queries
+    from .dashboard.status import status_text
     db = Path(args.db)
     if not queries.database_exists(db):
         print(f"{db}: no results database here; create one with `python -m engine demo --db {db}`")
         return 1
-    print(f"database {db}")
-    print(queries.table_counts(db).to_string(index=False))
-    for title, df in (("runs", queries.runs(db)), ("datasets", queries.datasets(db)),
-                      ("models", queries.models(db)), ("scores", queries.method_summary(db)),
-                      ("sanity (MPRT, after full randomisation)", queries.sanity_summary(db)),
-                      ("failures (latest first)", queries_compare.failures(db, limit=50))):
-        print(f"\n{title}:")
-        print(df.to_string(index=False) if len(df) else "  (none)")
+    print(status_text(db, full=args.all))
     return 0
 
 
@@ -229,6 +271,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--serve", action="store_true", help="start the dashboard on http://127.0.0.1:PORT first; "
+                   "it shows the run's progress and fills in as results land, and keeps serving afterwards")
+    p.add_argument("--port", type=int, default=8501, help="dashboard port (default %(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m engine",
                                 description="Do the heatmaps of your vision transformers point where the disease is?")
@@ -236,11 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     d = sub.add_parser("demo", help="generate the demo data, fine-tune, explain, score, write the database")
-    d.add_argument("--quick", action="store_true", help="small version for CI (fewer images and epochs)")
-    d.add_argument("--serve", action="store_true", help="then serve the dashboard on http://127.0.0.1:8501")
+    size = d.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small version for CI (fewer images and epochs)")
+    size.add_argument("--full", action="store_true", help="the study-sized demo (data/experiments/demo_full.toml; "
+                      "hours on a laptop CPU)")
     d.add_argument("--data-dir", default=None,
                    help="where demo images and checkpoints go (default: the project's data/)")
-    d.add_argument("--port", type=int, default=8501)
+    _serve_args(d)
     _common(d)
     d.set_defaults(fn=cmd_demo)
 
@@ -254,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "checkpoints)")
     r.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="if another run holds the database, wait this long before giving up (default: refuse)")
+    _serve_args(r)
     _common(r)
     r.set_defaults(fn=cmd_run, device=None)
 
@@ -279,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("status", help="what is in the database")
     s.add_argument("--db", default=DEFAULT_DB, help="results database (default %(default)s)")
+    s.add_argument("--all", action="store_true", help="every run, model, score summary, MPRT row and failure")
     s.set_defaults(fn=cmd_status)
     return p
 

@@ -17,6 +17,7 @@ from engine.dashboard import (
     leaderboard_higher_is_better,
     leaderboard_table,
     md,
+    model_labels,
     near_chance_warning,
     open_page,
     ordered_regions,
@@ -111,6 +112,8 @@ else:
     err = {"error_y": "err_hi", "error_y_minus": "err_lo"}
     what = "mean of model means, bars from lowest to highest model"
 n_max = int(shown["n"].max()) if len(shown) else 0
+if gcol == "model_id":  # the legend names models by label, not by checkpoint hash
+    plot = plot.assign(model_id=plot["model_id"].map(model_labels(plot["model_id"])))
 fig = px.bar(plotly_frame(plot), x="method", y="mean", color=gcol, barmode="group", **err,
              text="signif" if "signif" in plot else None,
              labels={"mean": plotly_text(f"{metric} ({region}), score 0–1"), "method": "method", gcol: group},

@@ -14,6 +14,8 @@ from engine.dashboard import (
     OUTCOMES,
     UnsafePath,
     best_model,
+    card_choice,
+    card_score,
     default_region,
     figure_downloads,
     legend,
@@ -75,6 +77,9 @@ if fchoice != NO_FILTER:
     fm, fr = fchoice.split(" · ")
     metric_filter = (fm, fr, lo, hi)
 misses = f"pointing_game · {default_region(here[here.metric == 'pointing_game'].region, regions)}"
+card_choices = fchoices[1:]
+card = pick("Score on the cards", card_choices, "cscore",
+            prefer=card_choice(card_choices, fchoice, misses)) if card_choices else None
 st.sidebar.button("Show the pointing-game misses", on_click=show_misses, args=(misses,),
                   disabled=misses not in fchoices, help=f"filter on {misses} between 0 and 0")
 sorts = list(GALLERY_SORTS)
@@ -117,8 +122,7 @@ for k, row in enumerate(rows.to_dict("records")):
             st.warning(f"{md(row['image_id'])}: {md(exc)}")
             continue
         ok = "✓" if row["pred"] == row["label"] else "✗"
-        scores = "  \n".join(map(md, row["scores"])) if row["scores"] is not None and len(row["scores"]) else \
-            "not scored"
+        scores = md(card_score(row["scores"], card))  # the chosen metric and region only (Image: every score)
         st.caption(f"**{md(row['image_id'])}**  \ntrue {md(names_[row['label']])} · pred {md(names_[row['pred']])} "
                    f"{ok} (p = {row['confidence']:.2f})  \n{scores}")
         link = urlencode({"dataset": dataset_id, "model": model_id, "image": row["image_id"], "cmap": cmap,

@@ -14,6 +14,7 @@ from engine.dashboard import (
     depth_rows,
     labelled,
     md,
+    model_labels,
     near_chance_warning,
     open_page,
     ordered_regions,
@@ -22,6 +23,7 @@ from engine.dashboard import (
     plotly_text,
     region_pairs,
     show_table,
+    strategy_dataset,
     strategy_means,
     strategy_models,
     url_selectbox,
@@ -44,7 +46,7 @@ def pick(label: str, values, key: str, prefer=None, fmt=str):
 
 view = pick("Comparison", list(VIEWS), "view", fmt=VIEWS.get)
 names = dict(zip(models.dataset_id, models.dataset))
-dataset_id = pick("Dataset", sorted(models.dataset_id.unique()), "dataset",
+dataset_id = pick("Dataset", sorted(models.dataset_id.unique()), "dataset", prefer=strategy_dataset(models),
                   fmt=lambda d: f"{names[d]} ({d.split('@')[-1]})")
 sub = opts[opts.dataset_id == dataset_id]
 regions = db.dataset_regions(dataset_id)
@@ -68,8 +70,9 @@ if view == "strategy":
     metric, region = pick_metric_region()
     df = labelled(db.strategy_comparison(dataset_id, metric, region))
     agg = strategy_means(df)
-    st.caption(f"{md(metric)} on {md(region)} regions: per pretraining strategy (models.strategy, else the init) the "
-               f"mean of its models' mean scores; bars span the lowest to highest model; n = images summed over models")
+    st.caption(f"{md(metric)} on {md(region)} regions: per strategy (pretraining · fine-tuning state: an untrained "
+               f"random-weights model is never averaged with a fine-tuned one) the mean "
+               f"of its models' mean scores; bars span the lowest to highest model; n = images summed over models")
     fig = px.bar(plotly_frame(agg.assign(up=agg.hi - agg["mean"], down=agg["mean"] - agg.lo)), x="method", y="mean",
                  color="strategy", barmode="group", error_y="up", error_y_minus="down",
                  labels={"mean": plotly_text(f"{metric} ({region}), mean score 0–1"), "method": "method"},
@@ -99,6 +102,7 @@ elif view == "agreement":
                          title=plotly_text(f"Per image: {a} vs {b}, one panel per method (n = "
                                            f"{pairs.image_id.nunique()} images)"))
         fig.for_each_annotation(lambda t: t.update(text=t.text.split("=")[-1]))
+        fig.update_layout(margin={"t": 90})  # the title above the facet titles, not over them
         st.plotly_chart(fig, width="stretch")
         st.caption(f"Spearman correlation of {md(a)} and {md(b)} across images, per method (undefined where a metric "
                    f"is constant)")
@@ -196,7 +200,10 @@ else:  # confounders
         shown = df.drop(columns=["method_params"]).round(3)
         st.dataframe(shown, hide_index=True, width="stretch",
                      column_config={"flagged": st.column_config.CheckboxColumn("looks at the marker")})
-        fig = px.bar(plotly_frame(pd.DataFrame(shown)), x="method", y="mean", color="model_id", barmode="group",
+        bars = pd.DataFrame(shown).assign(model=lambda f: f["model_id"].map(model_labels(f["model_id"])))
+        fig = px.bar(plotly_frame(bars), x="method", y="mean", color="model", barmode="group",
                      facet_row="metric", labels={"mean": "mass on marker (mean share, 0–1)"},
                      title=f"Mass on the marker region; n ≤ {int(shown['n'].max())} images per bar")
+        fig.for_each_annotation(lambda t: t.update(text=t.text.split("=")[-1]))  # facet titles: the metric only
+        fig.update_layout(margin={"t": 80})
         st.plotly_chart(fig, width="stretch")

@@ -86,7 +86,8 @@ def fixture_db(tmp_path_factory, smear_spec) -> Path:
             w.replace_rows("scores", res.scores)
             w.replace_rows("curves", res.curves)
             refresh_summaries(w, dataset_id, model_id)
-            w.con.execute("UPDATE models SET arch = 'vit', strategy = ?, test_balanced_accuracy = 0.25, "
+            w.con.execute("UPDATE models SET arch = 'vit', strategy = ?, pretraining = strategy, "
+                          "test_balanced_accuracy = 0.25, "
                           "test_macro_f1 = 0.2, test_auroc = 0.5 WHERE model_id = ?", [strategy, model_id])
             _fixture_sanity(w, model, info, test_ds, run_id, dataset_id, model_id)
             _fixture_jobs(w, run_id, dataset_id, model_id)

@@ -61,6 +61,7 @@ def test_overview(dashboard_db, monkeypatch):
     models = at.dataframe[1].value
     assert {"strategy", "arch", "test_balanced_accuracy", "test_macro_f1", "test_auroc"} <= set(models.columns)
     assert set(models.strategy) == {"supervised", "dino"}
+    assert set(models.pretraining) == {"supervised", "dino"} and set(models.fine_tuning) == {"trained", "untrained"}
     assert len(at.dataframe[3].value) == 2  # runs, the failed one included
     assert any("failed items" in w.value for w in at.warning)
     assert "python -m engine run EXPERIMENT.toml" in texts(at)
@@ -90,8 +91,8 @@ def test_leaderboard_filters_change_rows(dashboard_db, monkeypatch):
 def test_leaderboard_grouped_by_strategy(dashboard_db, monkeypatch):
     at = run_page("pages/1_Leaderboard.py", dashboard_db, monkeypatch, {"group": "strategy"})
     assert at.sidebar.selectbox(key="lb_group").value == "strategy"
-    pivot = at.dataframe[0].value
-    assert set(pivot.columns) == {"supervised", "dino"}
+    pivot = at.dataframe[0].value  # pretraining and fine-tuning state together: never averaged across states
+    assert set(pivot.columns) == {"supervised · untrained", "dino · trained"}
     detail = at.dataframe[1].value
     assert "models" in detail.columns and (detail["models"] == 1).all()
 
@@ -186,11 +187,11 @@ def test_compare_confounders_flag_and_threshold(dashboard_db, monkeypatch):
 
 def test_compare_strategy_groups(dashboard_db, monkeypatch):
     at = run_page("pages/4_Compare.py", dashboard_db, monkeypatch, {"view": "strategy", "metric": "iou_top5"})
-    assert set(at.dataframe[0].value.columns) == {"supervised", "dino"}
+    dino, sup = "dino · trained", "supervised · untrained"  # pretraining · fine-tuning state
+    assert set(at.dataframe[0].value.columns) == {sup, dino}
     models = at.dataframe[1].value.set_index("strategy")
-    assert models.loc["dino", "pretrain_collapse"] == "uniform" and models.loc["dino", "pretrain_final_loss"] == 5.5
-    assert models.loc["supervised", "pretrain_collapse"] is None or \
-        pd.isna(models.loc["supervised", "pretrain_collapse"])
+    assert models.loc[dino, "pretrain_collapse"] == "uniform" and models.loc[dino, "pretrain_final_loss"] == 5.5
+    assert models.loc[sup, "pretrain_collapse"] is None or pd.isna(models.loc[sup, "pretrain_collapse"])
     assert at.sidebar.selectbox(key="cmp_metric").value == "iou_top5"
 
 

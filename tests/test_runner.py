@@ -152,7 +152,7 @@ def test_schedule_prints_cron_and_systemd(tmp_path):
 
 
 def test_presets_validate():
-    for name in ("demo.toml", "demo_quick.toml", "study1.toml", "study2.toml"):
+    for name in ("demo.toml", "demo_quick.toml", "demo_full.toml", "study1.toml", "study2.toml"):
         exp = load_experiment(PROJECT_ROOT / "data" / "experiments" / name)
         assert exp.methods and exp.metrics and exp.models
 

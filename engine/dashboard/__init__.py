@@ -10,14 +10,18 @@ from __future__ import annotations
 import importlib
 
 from ..metrics.summaries import method_label
-from .compare import depth_rows, strategy_means, strategy_models
+from .compare import depth_rows, strategy_dataset, strategy_means, strategy_models
 from .export import paper_table, to_csv, to_latex
+from .gallery import card_choice, card_score
 from .guards import NEAR_CHANCE, headlines, with_guards
 from .images import UnsafePath, load_row_sample
+from .labels import model_labels
 from .leaderboard import GROUPS as LEADERBOARD_GROUPS
 from .leaderboard import group_column as leaderboard_group_column
 from .leaderboard import higher_is_better as leaderboard_higher_is_better
 from .leaderboard import leaderboard_table
+from .live import database_message, live_run, live_view
+from .overview import merge_coinciding
 from .queries import GALLERY_SORTS, OUTCOMES, labelled, map_array
 from .queries_compare import CONFOUNDER_METRICS, best_model, per_method_spearman
 from .regions import DatasetRegions, default_region, ordered_regions, region_pairs, spec_regions
@@ -25,17 +29,17 @@ from .safe import csv_bytes, csv_safe, md, plotly_frame, plotly_text
 from .viz import COLORMAPS, legend, render_sample
 
 _STREAMLIT_BOUND = {"Db": "cache", "db_state": "cache", **{n: "widgets" for n in (
-    "no_database", "open_page", "requested_page", "show_table", "url_page", "url_range", "url_selectbox",
+    "live_panel", "no_database", "open_page", "requested_page", "show_table", "url_page", "url_range", "url_selectbox",
     "url_slider")}, "near_chance_warning": "guard_widgets", "figure_downloads": "guard_widgets"}
 
 __all__ = [
     "COLORMAPS", "CONFOUNDER_METRICS", "DatasetRegions", "GALLERY_SORTS", "LEADERBOARD_GROUPS", "NEAR_CHANCE",
-    "OUTCOMES",
-    "headlines", "paper_table", "to_csv", "to_latex", "with_guards",
-    "UnsafePath", "best_model", "csv_bytes", "csv_safe", "default_region", "depth_rows", "labelled",
-    "leaderboard_group_column", "leaderboard_higher_is_better", "leaderboard_table", "legend", "load_row_sample",
-    "map_array", "md", "method_label", "ordered_regions", "per_method_spearman", "plotly_frame", "plotly_text",
-    "region_pairs", "render_sample", "spec_regions", "strategy_means",
+    "OUTCOMES", "UnsafePath", "best_model", "card_choice", "card_score", "csv_bytes", "csv_safe", "database_message",
+    "default_region", "depth_rows", "headlines", "labelled", "leaderboard_group_column", "leaderboard_higher_is_better",
+    "leaderboard_table", "legend", "live_run", "live_view", "load_row_sample", "map_array", "md", "merge_coinciding",
+    "method_label", "model_labels", "ordered_regions", "paper_table", "per_method_spearman", "plotly_frame",
+    "plotly_text", "region_pairs", "render_sample", "spec_regions", "strategy_dataset", "strategy_means",
+    "to_csv", "to_latex", "with_guards",
     "strategy_models", *_STREAMLIT_BOUND,
 ]
 

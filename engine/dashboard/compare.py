@@ -22,6 +22,19 @@ def strategy_models(df: pd.DataFrame) -> pd.DataFrame:
         **{c: (c, "first") for c in PRETRAINING_COLUMNS}).reset_index()
 
 
+def strategy_dataset(models: pd.DataFrame) -> str | None:
+    """The dataset the Compare page opens on: the one whose fine-tuned models have the most distinct
+    pretraining strategies (:func:`.queries_compare.model_options` rows), the first on a tie; None
+    without rows."""
+    if models.empty:
+        return None
+    tuned = models[models["fine_tuning"] == "trained"] if "fine_tuning" in models else models
+    if tuned.empty or "pretraining" not in tuned:
+        return str(models["dataset_id"].iloc[0])
+    counts = tuned.groupby("dataset_id", sort=True)["pretraining"].nunique()
+    return str(counts.idxmax())
+
+
 def depth_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The depth-ablation rows to plot: the localisation metrics (:data:`DEPTH_METRICS`) when there are any,
     else every metric."""

@@ -38,6 +38,8 @@ def prepare(board: pd.DataFrame) -> pd.DataFrame:
     board["label"] = [method_label(m, p) for m, p in zip(board["method"], board["method_params"])]
     board["strategy"] = board["strategy"].fillna(board["init"]).fillna("unknown")
     board["arch"] = board["arch"].fillna(board["model"]).fillna("unknown")
+    if "fine_tuning" in board:  # an architecture's group never mixes fine-tuned and untrained models
+        board["arch"] = board["arch"] + " · " + board["fine_tuning"].fillna("unknown")
     board["baseline"] = board["method"].str.startswith("baseline_")
     return board
 

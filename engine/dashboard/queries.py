@@ -18,6 +18,13 @@ from ..metrics.sanity import SURVIVES
 from ..metrics.summaries import method_label
 from ..store.read import DEFAULT_DB, database_exists, read_only, schema_version  # noqa: F401  (part of this read API)
 
+# the strategy every view groups by: pretraining and fine-tuning state together, so no view averages a
+# fine-tuned model with an untrained one (a database before v5 lacks the two columns: derived from strategy / init)
+PRETRAINING_SQL = ("coalesce(m.pretraining, CASE WHEN coalesce(m.strategy, 'random') = 'random' THEN 'none' "
+                   "ELSE m.strategy END)")
+FINE_TUNING_SQL = "coalesce(m.fine_tuning, CASE WHEN m.init = 'random' THEN 'untrained' ELSE 'trained' END)"
+STRATEGY_SQL = f"{PRETRAINING_SQL} || ' · ' || {FINE_TUNING_SQL}"
+
 
 def db_path() -> str:
     return os.environ.get("XAI_DB", DEFAULT_DB)
@@ -72,9 +79,11 @@ def dataset_spec(path, dataset_id: str) -> str | None:
 
 
 def models(path) -> pd.DataFrame:
-    return _df(path, "SELECT model_id, dataset_id, name, arch, strategy, init, timm_name, val_accuracy, "
-                     "test_accuracy, test_balanced_accuracy, test_macro_f1, test_auroc, grid_h, grid_w "
-                     "FROM models ORDER BY dataset_id, name, init")
+    """One row per model; ``pretraining`` and ``fine_tuning`` are the two fields a strategy is made of."""
+    return _df(path, f"SELECT model_id, dataset_id, name, arch, {PRETRAINING_SQL} AS pretraining, "
+                     f"{FINE_TUNING_SQL} AS fine_tuning, test_accuracy, test_balanced_accuracy, test_macro_f1, "
+                     "test_auroc, val_accuracy, strategy, init, timm_name, grid_h, grid_w "
+                     "FROM models m ORDER BY dataset_id, fine_tuning, name, init")
 
 
 def classes(path, dataset_id: str) -> list[str]:
@@ -99,15 +108,19 @@ def method_options(path, dataset_id: str, model_id: str) -> pd.DataFrame:
 
 
 def method_summary(path) -> pd.DataFrame:
-    return _df(path, "SELECT method, metric, region, count(DISTINCT model_id) AS models, sum(n) AS n, "
-                     "avg(mean) AS mean_of_model_means FROM summary GROUP BY ALL ORDER BY ALL")
+    """Per method, metric, region and fine-tuning state (never averaging a fine-tuned with an untrained
+    model): models, images scored and the mean of the models' means."""
+    return _df(path, f"SELECT s.method, s.metric, s.region, {FINE_TUNING_SQL} AS fine_tuning, "
+                     "count(DISTINCT s.model_id) AS models, sum(s.n) AS n, avg(s.mean) AS mean_of_model_means "
+                     "FROM summary s LEFT JOIN models m USING (model_id) GROUP BY ALL ORDER BY ALL")
 
 
 def leaderboard(path, dataset_id: str, metric: str, region: str) -> pd.DataFrame:
     """Per (model, method): mean, 95 % bootstrap CI and n of ``metric`` (precomputed at ingest), best first
     within each model.  Unranked: the rank (baselines excluded) is :func:`.leaderboard.rank_within`'s."""
-    return _df(path, """
-        SELECT s.model_id, m.name AS model, m.init, m.arch, m.strategy, s.method, s.method_params, s.mean, s.ci_low,
+    return _df(path, f"""
+        SELECT s.model_id, m.name AS model, m.init, m.arch, {STRATEGY_SQL} AS strategy,
+               {FINE_TUNING_SQL} AS fine_tuning, s.method, s.method_params, s.mean, s.ci_low,
                s.ci_high, s.n, s.n_undefined, coalesce(mt.higher_is_better, true) AS higher_is_better,
                s.metric_params, s.n_degenerate, s.substrate, me.baseline AS method_baseline, s.gap_random,
                s.p_random, s.gap_centre, s.p_centre, q.near_chance
@@ -121,10 +134,12 @@ def leaderboard(path, dataset_id: str, metric: str, region: str) -> pd.DataFrame
 
 def pairwise(path, dataset_id: str, metric: str, region: str) -> pd.DataFrame:
     """Wilcoxon signed-rank tests between methods (same model, same images), Holm-adjusted."""
-    return _df(path, """
+    from ..metrics.summaries import relabel
+    df = _df(path, """
         SELECT model_id, method_a, method_b, n, mean_diff, p_value, p_holm FROM pairwise
         WHERE dataset_id = ? AND metric = ? AND region = ? ORDER BY model_id, method_a, method_b""",
-               [dataset_id, metric, region])
+             [dataset_id, metric, region])
+    return df.assign(method_a=df["method_a"].map(relabel), method_b=df["method_b"].map(relabel))
 
 
 OUTCOMES = ("all", "correct", "misclassified")

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .queries import _df
+from .queries import FINE_TUNING_SQL, PRETRAINING_SQL, STRATEGY_SQL, _df
 
 CONFOUNDER_METRICS = ("energy_pg", "mass_accuracy")
 
@@ -14,8 +14,8 @@ CONFOUNDER_METRICS = ("energy_pg", "mass_accuracy")
 def strategy_comparison(path, dataset_id: str, metric: str, region: str) -> pd.DataFrame:
     """Method means of every model of a dataset with its pretraining strategy and architecture
     (strategy falls back to the init when a database predates the column)."""
-    return _df(path, """
-        SELECT coalesce(m.strategy, m.init, 'unknown') AS strategy, coalesce(m.arch, m.name) AS arch, s.model_id,
+    return _df(path, f"""
+        SELECT {STRATEGY_SQL} AS strategy, coalesce(m.arch, m.name) AS arch, s.model_id,
                m.test_accuracy, m.test_balanced_accuracy, m.val_accuracy,
                json_extract_string(m.hparams, '$.pretraining.steps') AS pretrain_steps,
                CAST(json_extract_string(m.hparams, '$.pretraining.loss_last') AS DOUBLE) AS pretrain_final_loss,
@@ -81,9 +81,9 @@ def confounders(path, threshold: float) -> pd.DataFrame:
     the mean share reaches ``threshold`` times the random-map baseline's share for the same model (what a
     map blind to the marker puts there, i.e. about the marker's area share); not flagged without that
     baseline."""
-    return _df(path, """
+    return _df(path, f"""
         WITH mk AS (
-            SELECT s.dataset_id, d.name AS dataset, s.model_id, coalesce(m.strategy, m.init) AS strategy, s.method,
+            SELECT s.dataset_id, d.name AS dataset, s.model_id, {STRATEGY_SQL} AS strategy, s.method,
                    s.method_params, s.metric, s.mean, s.ci_low, s.ci_high, s.n
             FROM summary s JOIN datasets d USING (dataset_id) JOIN models m USING (model_id)
             WHERE s.region = 'marker' AND s.metric IN (?, ?))
@@ -96,9 +96,11 @@ def confounders(path, threshold: float) -> pd.DataFrame:
 
 
 def model_options(path) -> pd.DataFrame:
-    """Every (dataset, model) with results and the model's test accuracy, for the pickers."""
-    return _df(path, """
-        SELECT DISTINCT s.dataset_id, d.name AS dataset, s.model_id, m.test_accuracy
+    """Every (dataset, model) with results, the model's test accuracy and its pretraining and fine-tuning
+    state, for the pickers."""
+    return _df(path, f"""
+        SELECT DISTINCT s.dataset_id, d.name AS dataset, s.model_id, m.test_accuracy,
+               {PRETRAINING_SQL} AS pretraining, {FINE_TUNING_SQL} AS fine_tuning
         FROM summary s JOIN datasets d USING (dataset_id) LEFT JOIN models m USING (model_id) ORDER BY ALL""")
 
 

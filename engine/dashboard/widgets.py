@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from .cache import Db, db_state
+from .urlparams import choice_note, number_note, range_note
 
 
 def url_selectbox(label: str, values, key: str, widget_prefix: str, prefer=None, fmt=str, where=None):
@@ -17,10 +18,19 @@ def url_selectbox(label: str, values, key: str, widget_prefix: str, prefer=None,
     values = list(values)
     current = st.query_params.get(key)
     index = values.index(current) if current in values else values.index(prefer) if prefer in values else 0
+    first = f"{widget_prefix}{key}" not in st.session_state  # the URL came from outside, not from this widget
     choice = (where or st.sidebar).selectbox(label, values, index=index, key=f"{widget_prefix}{key}",
                                              format_func=fmt)
+    if first:
+        _note(choice_note(key, current, values, choice))
     st.query_params[key] = choice
     return choice
+
+
+def _note(text: str | None) -> None:
+    """A URL parameter that does not apply, said once (the widget then writes a valid value to the URL)."""
+    if text:
+        st.warning(text)
 
 
 def _float(text, default: float) -> float:
@@ -35,6 +45,8 @@ def url_range(label: str, key: str, widget_prefix: str, lo: float, hi: float, st
               where=None, help: str | None = None) -> tuple[float, float]:
     """A two-handle slider over [lo, hi]; the URL holds ``key=low~high``."""
     raw = st.query_params.get(key, "")
+    if f"{widget_prefix}{key}" not in st.session_state:
+        _note(range_note(key, raw, lo, hi))
     parts = raw.split("~") if "~" in raw else []
     a = min(max(_float(parts[0] if parts else None, lo), lo), hi)
     b = min(max(_float(parts[1] if parts else None, hi), lo), hi)
@@ -51,6 +63,8 @@ def url_range(label: str, key: str, widget_prefix: str, lo: float, hi: float, st
 def url_slider(label: str, key: str, widget_prefix: str, lo: float, hi: float, default: float,
                step: float = 0.05, where=None, help: str | None = None) -> float:
     """A one-handle slider whose value is ``st.query_params[key]``."""
+    if f"{widget_prefix}{key}" not in st.session_state:
+        _note(number_note(key, st.query_params.get(key), lo, hi))
     v = min(max(_float(st.query_params.get(key), default), lo), hi)
     v = float((where or st.sidebar).slider(label, lo, hi, v, step, key=f"{widget_prefix}{key}", help=help))
     st.query_params[key] = f"{v:g}"
@@ -82,13 +96,53 @@ def url_page(label: str, key: str, widget_prefix: str, pages: int, where=None) -
 
 
 def no_database(path: str, what: str = "results") -> None:
-    """The message every page shows instead of an error when there is nothing to show yet."""
-    from .safe import md
-    st.info(f"No usable {what} in the database at {md(path)}. Create one with the embedded demo: "
-            f"`.venv/bin/python -m engine demo` (or `--quick` for a small one; `--db PATH` to write elsewhere, "
-            f"then `XAI_DB=PATH streamlit run app.py`), or run your own experiment with "
-            f"`.venv/bin/python -m engine run EXPERIMENT.toml`; then reload this page.")
+    """The message every page shows instead of an error when there is nothing to show yet: one
+    sentence for a missing database, an empty one, or one a run is writing for the first time
+    (then the live run panel too, which refreshes the page as results land)."""
+    from ..store.read import database_exists
+    from . import live
+    view = live.live_run(path)
+    msg = live.database_message(path, database_exists(path), False, view)
+    st.info(msg + ("" if what == "results" else f" (This page needs {what}.)"))
+    if view is not None and view.running:
+        live_panel(path)
     st.stop()
+
+
+def live_panel(path: str, every: float = 3.0) -> None:
+    """The run writing ``path`` now (stage, jobs, dataset / model, time, failures), refreshed every
+    ``every`` seconds; the whole page reruns when the database changes or the run ends."""
+    import os
+
+    from . import live
+
+    def mtime():
+        try:
+            return os.path.getmtime(path)
+        except OSError:
+            return None
+
+    seen = mtime()
+
+    @st.fragment(run_every=every)
+    def _panel():
+        view = live.live_run(path)
+        if view is None:
+            return
+        if not view.running:
+            if st.session_state.get("_live_was_running"):
+                st.session_state["_live_was_running"] = False
+                st.rerun()
+            return
+        st.session_state["_live_was_running"] = True
+        if mtime() != seen:
+            st.rerun()
+        with st.container(border=True):
+            st.markdown(f"**{view.headline}**")
+            st.progress(view.fraction)
+            st.caption(" · ".join(view.details))
+
+    _panel()
 
 
 def open_page(title: str, heading: str, options: Callable[[Db], pd.DataFrame] = Db.score_options,

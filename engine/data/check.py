@@ -145,6 +145,8 @@ def check_dataset(spec: DatasetSpec) -> DatasetReport:
             continue
         for m in gt.problems:
             report.problems.append(Problem("warning", *_split_message(m)))
+        for m in gt.notes:
+            report.problems.append(Problem("note", *_split_message(m)))
         if spec.mask_template and r.mask_path is None:
             report.problems.append(Problem("note", r.image_path, f"no file matches mask_template "
                                                                  f"{spec.mask_template!r}: no mask region"))

@@ -19,14 +19,35 @@ METHOD_KEY = ["method", "method_version", "method_params"]
 BASELINES = {"random": "baseline_random", "centre": "baseline_centre"}
 
 
-def method_label(method: str, params: str) -> str:
-    return method if params in ("{}", "", None) else f"{method} {params}"
+def method_label(method: str, params: str | dict | None) -> str:
+    """How a (method, parameters) variant reads everywhere: ``integrated_gradients (n_steps=8)``,
+    ``attention (layer=-1)``; the bare name without parameters."""
+    if params in ("{}", "", None):
+        return method
+    try:
+        values = json.loads(params) if isinstance(params, str) else params
+    except ValueError:
+        return f"{method} {params}"
+    if not isinstance(values, dict) or not values:
+        return method
+    return f"{method} ({', '.join(f'{k}={_value(v)}' for k, v in sorted(values.items()))})"
+
+
+def _value(v) -> str:
+    return v if isinstance(v, str) else json.dumps(v, separators=(",", ":"))
+
+
+def relabel(stored: str) -> str:
+    """A label as older databases stored it (``name {json}``) in today's form (same text otherwise)."""
+    name, sep, params = str(stored).partition(" ")
+    return method_label(name, params) if sep and params.startswith("{") else stored
 
 
 SCORE_COLUMNS = [*GROUP, "image_id", "value"]
 DEGENERATE_COLUMNS = [*METHOD_KEY, "image_id", "kind"]
 SUMMARY_COLUMNS = ["dataset_id", "model_id", *GROUP, "n", "n_undefined", "mean", "ci_low", "ci_high", "n_degenerate",
                    "substrate", "gap_random", "p_random", "gap_centre", "p_centre"]
+GAP_COLUMNS = ["gap_random", "p_random", "gap_centre", "p_centre"]
 PAIRWISE_COLUMNS = ["dataset_id", "model_id", "metric", "metric_version", "metric_params", "region", "method_a",
                     "method_b", "n", "mean_diff", "p_value", "p_holm"]
 
@@ -66,14 +87,18 @@ def _gap(pairwise: pd.DataFrame, label: str, base: str | None) -> tuple[float | 
 
 def summarise(scores: pd.DataFrame, dataset_id: str, model_id: str, seed: int = 0,
               methods: set[tuple[str, str]] | None = None, degenerate: pd.DataFrame | None = None,
-              previous: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+              previous: pd.DataFrame | None = None,
+              pairwise_metrics: set[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(summary, pairwise)`` rows of one (dataset, model) from its per-image ``scores`` (``SCORE_COLUMNS``).
 
     ``degenerate``: the model's degenerate maps (``DEGENERATE_COLUMNS``); their NULL scores are counted in
     ``n_degenerate``, not in ``n_undefined``.  ``methods``: only bootstrap the summaries of these
     ``(method, canonical params)``; the other methods' rows are returned too, with their CI taken from
     ``previous`` (the stored summary rows) when it has them, so the baseline gaps of every row follow the
-    paired tests, which always cover every method (the Holm family)."""
+    paired tests, which always cover every method (the Holm family).  ``pairwise_metrics``: only the paired
+    tests of these metrics (None: every metric; an empty set: none) -- the runner tests once per model and
+    pass, after all of its chunks, instead of after every chunk; a row whose metric is not tested here keeps
+    the baseline gaps of ``previous``."""
     df = scores.copy()
     if df.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS), pd.DataFrame(columns=PAIRWISE_COLUMNS)
@@ -82,13 +107,18 @@ def summarise(scores: pd.DataFrame, dataset_id: str, model_id: str, seed: int = 
     degenerate = degenerate if degenerate is not None else pd.DataFrame(columns=DEGENERATE_COLUMNS)
     bad = {tuple(r) for r in degenerate[[*METHOD_KEY, "image_id"]].itertuples(index=False)}
     n_bad = degenerate.groupby(METHOD_KEY).image_id.nunique().to_dict() if len(degenerate) else {}
-    old = {}
+    old, old_gaps = {}, {}
     if previous is not None and len(previous):
         old = {tuple(r[:len(GROUP)]): (r[-2], r[-1]) for r in
                previous[[*GROUP, "ci_low", "ci_high"]].itertuples(index=False)}
+        if set(GAP_COLUMNS) <= set(previous.columns):
+            old_gaps = {tuple(r[:len(GROUP)]): [None if x != x else x for x in r[len(GROUP):]]
+                        for r in previous[[*GROUP, *GAP_COLUMNS]].itertuples(index=False)}
 
     pairs = []
     for (metric, mver, mparams, region), g in df.groupby(["metric", "metric_version", "metric_params", "region"]):
+        if pairwise_metrics is not None and metric not in pairwise_metrics:
+            continue
         wide = g.pivot_table(index="image_id", columns="label", values="value", aggfunc="first", dropna=False)
         labels = sorted(wide.columns)
         family = []
@@ -113,7 +143,10 @@ def summarise(scores: pd.DataFrame, dataset_id: str, model_id: str, seed: int = 
                         & (pairwise.metric_params == key[5]) & (pairwise.region == key[6])]
         label = method_label(key[0], key[2])
         labels = set(g["label"]) | set(here.method_a) | set(here.method_b)
-        gaps = [x for kind in ("random", "centre") for x in _gap(here, label, baseline_label(labels, kind))]
+        if pairwise_metrics is not None and key[3] not in pairwise_metrics:  # not tested in this call
+            gaps = old_gaps.get(key, [None] * len(GAP_COLUMNS))
+        else:
+            gaps = [x for kind in ("random", "centre") for x in _gap(here, label, baseline_label(labels, kind))]
         rows.append((dataset_id, model_id, *key, int(len(defined)), int(len(v) - len(defined) - degenerate_here),
                      float(defined.mean()) if len(defined) else None, lo, hi, int(n_bad.get(key[:3], 0)),
                      substrate_of(key[3], key[5]), *gaps))

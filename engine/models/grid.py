@@ -57,13 +57,14 @@ def _rank_key(trial: dict) -> tuple:
 
 def grid_search(build_model: Callable[[], tuple[torch.nn.Module, ModelInfo]], train_ds, val_ds, base: TrainConfig,
                 grid: dict[str, list], device: str | torch.device = "cpu", progress: bool = True,
-                precision: str | None = None) -> GridResult:
+                precision: str | None = None, resume: str | None = None) -> GridResult:
     """Fine-tune ``build_model()`` once per combination of ``grid`` on ``base``; keep the best.
 
     ``build_model`` returns a fresh ``(model, info)``; it is called after ``torch.manual_seed(base.seed)``
     so every trial starts from the same weights.  Each trial dict has: ``trial`` (index), ``params``,
     ``best_epoch``, ``val_loss``, ``val_accuracy``, ``val_balanced_accuracy`` (all at the best epoch),
     ``selected``, ``seconds``, ``stopped_early`` and ``history`` (per-epoch curves).
+    ``resume``: each trial keeps its per-epoch training state in ``<resume>.trial<i>`` (see fine_tune).
     """
     combos = expand_grid(grid)
     trials: list[dict] = []
@@ -74,7 +75,8 @@ def grid_search(build_model: Callable[[], tuple[torch.nn.Module, ModelInfo]], tr
         model, info = build_model()
         t0 = time.perf_counter()
         log.info("grid trial %d/%d: %s", i + 1, len(combos), params)
-        res = fine_tune(model, info, train_ds, val_ds, cfg, device=device, progress=progress, precision=precision)
+        res = fine_tune(model, info, train_ds, val_ds, cfg, device=device, progress=progress, precision=precision,
+                        resume=f"{resume}.trial{i}" if resume else None)
         trial = {"trial": i, "params": dict(params), "best_epoch": res.best_epoch, "val_loss": res.best_val_loss,
                  "val_accuracy": res.best_val_accuracy, "val_balanced_accuracy": res.best_val_balanced_accuracy,
                  "selected": False, "seconds": time.perf_counter() - t0, "stopped_early": res.stopped_early,

@@ -14,6 +14,7 @@ import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,7 @@ from ..data import ImageDataset, collate_samples
 from .evaluation import balanced_accuracy, confusion_matrix, predict
 from .factory import ModelInfo, normalise
 from .precision import autocast, resolve_precision
+from .resume import load_state, save_state
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +129,14 @@ def _better(value: float, best: float | None, monitor: str) -> bool:
 
 def fine_tune(model: torch.nn.Module, info: ModelInfo, train_ds: ImageDataset, val_ds: ImageDataset,
               cfg: TrainConfig, device: str | torch.device = "cpu", progress: bool = True,
-              precision: str | None = None) -> TrainResult:
+              precision: str | None = None, resume: str | Path | None = None) -> TrainResult:
     """Train in place; the model ends with the weights of its best validation epoch (``cfg.monitor``).
 
-    ``precision``: ``fp32`` or ``bf16`` (autocast); None = the device's default."""
+    ``precision``: ``fp32`` or ``bf16`` (autocast); None = the device's default.
+    ``resume``: a file that receives the whole training state (weights, optimizer, random generators,
+    history, best epoch so far) after every epoch; when it exists for the same config, training goes on
+    from the epoch after the last one saved (:mod:`engine.models.resume`), and ends as an uninterrupted
+    run would.  The caller deletes it once the model is saved."""
     if len(train_ds) == 0:
         raise ValueError(f"dataset {train_ds.spec.name!r}: no training images")
     if len(val_ds) == 0:
@@ -158,7 +164,15 @@ def fine_tune(model: torch.nn.Module, info: ModelInfo, train_ds: ImageDataset, v
         return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
 
     best_state, best_value, best, history, step, stale = None, None, None, [], 0, 0
-    bar = tqdm(range(cfg.epochs), desc=f"fine-tune {info.name}", disable=not progress, unit="epoch")
+    first = 0
+    saved = load_state(resume, cfg, model, opt, gen, device) if resume else None
+    if saved is not None:
+        first, step, history, best_state, best_value, best, stale = saved
+        log.info("resuming fine-tuning of %s at epoch %d from %s", info.name, first, resume)
+        if cfg.patience and stale >= cfg.patience:
+            first = cfg.epochs  # it had stopped early
+    bar = tqdm(range(first, cfg.epochs), desc=f"fine-tune {info.name}", disable=not progress, unit="epoch",
+               initial=first, total=cfg.epochs)
     for epoch in bar:
         model.train()
         run_loss, seen = 0.0, 0
@@ -193,9 +207,11 @@ def fine_tune(model: torch.nn.Module, info: ModelInfo, train_ds: ImageDataset, v
             best_state = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
         else:
             stale += 1
-            if cfg.patience and stale >= cfg.patience:
-                log.info("early stop after epoch %d: %s has not improved for %d epochs", epoch, cfg.monitor, stale)
-                break
+        if resume:
+            save_state(resume, cfg, model, opt, gen, epoch, step, history, best_state, best_value, best, stale)
+        if cfg.patience and stale >= cfg.patience:
+            log.info("early stop after epoch %d: %s has not improved for %d epochs", epoch, cfg.monitor, stale)
+            break
     if best_state is None:  # every validation value was NaN: keep the last epoch
         best = history[-1]
     else:

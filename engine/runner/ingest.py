@@ -89,6 +89,16 @@ def write_dataset(w: ResultWriter, spec: DatasetSpec, records: list[Record], cla
     return did
 
 
+def pretraining_of(strategy: str | None) -> str:
+    """The pretraining field: what the backbone was before fine-tuning ('none' for random weights)."""
+    return "none" if strategy in (None, "", "random") else strategy
+
+
+def fine_tuning_of(init: str | None) -> str:
+    """The fine-tuning field: 'untrained' for a random-weights model, else 'trained'."""
+    return "untrained" if init == "random" else "trained"
+
+
 def write_model(w: ResultWriter, *, dataset_id: str, info: ModelInfo, init: str, checkpoint: str, sha256: str,
                 val_accuracy: float | None, test_accuracy: float | None, hparams: dict, history: list,
                 label: str | None = None, arch: str | None = None, strategy: str | None = None,
@@ -104,6 +114,7 @@ def write_model(w: ResultWriter, *, dataset_id: str, info: ModelInfo, init: str,
                         "num_prefix_tokens": info.num_prefix_tokens, "val_accuracy": val_accuracy,
                         "test_accuracy": test_accuracy, "hparams": {**hparams, "model": asdict(info)},
                         "history": {"epochs": history}, "arch": arch, "strategy": strategy,
+                        "pretraining": pretraining_of(strategy), "fine_tuning": fine_tuning_of(init),
                         "test_balanced_accuracy": test.get("balanced_accuracy"), "test_macro_f1": test.get("macro_f1"),
                         "test_auroc": test.get("auroc"),
                         "confusion": canonical_json(test["confusion"]) if test.get("confusion") else None,
@@ -112,10 +123,12 @@ def write_model(w: ResultWriter, *, dataset_id: str, info: ModelInfo, init: str,
 
 
 def refresh_summaries(w: ResultWriter, dataset_id: str, model_id: str, seed: int = 0,
-                      methods: set[tuple[str, str]] | None = None) -> tuple[int, int]:
-    """Rewrite the summary + pairwise rows of one (dataset, model) from its scores; returns their counts."""
+                      methods: set[tuple[str, str]] | None = None,
+                      pairwise_metrics: set[str] | None = None) -> tuple[int, int]:
+    """Rewrite the summary + pairwise rows of one (dataset, model) from its scores; returns their counts
+    (``methods``, ``pairwise_metrics``: see :func:`~engine.metrics.summaries.summarise`)."""
     summary, pairwise = summarise(w.scores_of(dataset_id, model_id, SCORE_COLUMNS), dataset_id, model_id,
-                                  seed=seed, methods=methods,
+                                  seed=seed, methods=methods, pairwise_metrics=pairwise_metrics,
                                   degenerate=w.rows_of("degenerate_maps", dataset_id, DEGENERATE_COLUMNS, model_id),
                                   previous=w.rows_of("summary", dataset_id, SUMMARY_COLUMNS, model_id))
     if summary.empty and pairwise.empty:

@@ -26,6 +26,7 @@ from .executors import make_executor
 from .experiment import Experiment, ModelEntry
 from .ingest import finish_run, refresh_quality, refresh_summaries, start_run, write_dataset, write_model
 from .jobs import Chunk, checkpoint_path, method_key, metric_key, plan_chunks, predict_key, sanity_key, train_key
+from .progress import RunProgress, planned_jobs, stage_totals
 from .results import ChunkResult, Failure, TrainResult, first_line
 
 log = logging.getLogger(__name__)
@@ -53,9 +54,10 @@ class RunReport:
 
 class _Driver:
     def __init__(self, exp: Experiment, w: ResultWriter, executor, work_dir: Path, device: str, progress: bool,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", live: RunProgress | None = None):
         self.exp, self.w, self.ex, self.device, self.progress = exp, w, executor, device, progress
         self.precision = precision
+        self.live = live
         self.ckpt_dir = (work_dir / exp.checkpoints).resolve()
         self.report = RunReport()
         self.done = w.done_job_keys()
@@ -77,6 +79,13 @@ class _Driver:
             self.report.done += 1
         else:
             self.report.failed_jobs += 1
+        if self.live is not None:
+            self.live.advance(done=int(status == "done"), failed=int(status != "done"))
+
+    def _skip(self, n: int = 1) -> None:
+        self.report.skipped += n
+        if self.live is not None and n:
+            self.live.advance(skipped=n)
 
     def _failures(self, key: str, failures: list[Failure], dataset_id: str | None = None,
                   model_id: str | None = None, count: bool = True) -> None:
@@ -89,6 +98,8 @@ class _Driver:
         self.w.replace_rows("failures", df.drop_duplicates(["job_key", "item", "stage", "method"]))
         if count:
             self.report.failed_items += len(df)
+            if self.live is not None:
+                self.live.state["items_failed"] = self.report.failed_items
 
     def _unit_failed(self, key, kind, started, exc, dataset_id=None, model_id=None, method=None):
         """Record a failed unit and go on -- unless it is a bad image of a ``strict = true`` dataset."""
@@ -102,12 +113,12 @@ class _Driver:
             raise StrictDatasetError(f"{reason} (strict = true: run stopped; fix the file or set strict = false)")
 
     # -- stages --------------------------------------------------------------------------------
-    def datasets(self, prepared: list[PreparedDataset]) -> None:
-        self.strict_ids = {d.dataset_id for d in prepared if d.spec.strict}
-        self.blocks = {d.dataset_id: d.block for d in prepared}
-        for d in prepared:
-            write_dataset(self.w, d.spec, d.records, d.classes, d.fingerprint)
-            self.report.datasets.append(d.dataset_id)
+    def dataset(self, d: PreparedDataset) -> None:
+        if d.spec.strict:
+            self.strict_ids.add(d.dataset_id)
+        self.blocks[d.dataset_id] = d.block
+        write_dataset(self.w, d.spec, d.records, d.classes, d.fingerprint)
+        self.report.datasets.append(d.dataset_id)
         self.w.commit()
 
     def train(self, d: PreparedDataset) -> list[tuple[ModelEntry, TrainResult, str]]:
@@ -125,7 +136,7 @@ class _Driver:
                 continue
             log.info("re-using checkpoint %s", res.checkpoint)
             if keys[i] in self.done:
-                self.report.skipped += 1
+                self._skip()
                 out[i] = (entries[i], res, _model_id(entries[i], res))
             else:  # cached by an earlier run into another database
                 out[i] = (entries[i], res, self._finish_train(d, entries[i], keys[i], res, utc_now()))
@@ -133,8 +144,12 @@ class _Driver:
         calls = [dict(spec_json=d.spec_json, entry=entries[i], seed=self.exp.seed, ckpt_path=paths[i],
                       device=self.device, progress=self.progress, precision=self.precision) for i in todo]
         started = utc_now()
+        if todo and self.live is not None:
+            self.live.working_on(entries[todo[0]].key)
         for j, res, exc in self.ex.map(units.train_unit, calls):
             i = todo[j]
+            if self.live is not None and j + 1 < len(todo):
+                self.live.working_on(entries[todo[j + 1]].key)
             if exc is not None:
                 self._unit_failed(keys[i], "train", started, exc, d.dataset_id)
             else:
@@ -163,8 +178,10 @@ class _Driver:
     def predict(self, d: PreparedDataset, entry: ModelEntry, res: TrainResult, model_id: str) -> None:
         key = predict_key(d.fingerprint, res.sha256, self.precision)
         if key in self.done:
-            self.report.skipped += 1
+            self._skip()
             return
+        if self.live is not None:
+            self.live.working_on(model_id)
         started = utc_now()
         call = dict(spec_json=d.spec_json, ckpt=res.checkpoint, sha256=res.sha256, ids=d.scored,
                     device=self.device, batch_size=self.exp.batch_size, precision=self.precision)
@@ -181,19 +198,35 @@ class _Driver:
             self.report.models[model_id] = {"init": res.meta.init, **out.test}
             self.w.commit()
 
-    def evaluate(self, d: PreparedDataset, model_id: str, entry: ModelEntry, res: TrainResult) -> None:
+    def evaluate(self, d: PreparedDataset, model_id: str, entry: ModelEntry, res: TrainResult,
+                 kind: str | None = None) -> None:
+        """The evaluate jobs of one model; ``kind``: only the metrics of that kind (localisation /
+        faithfulness), so the cheap localisation scores of every model land before the curves."""
+        from ..metrics import METRICS
+        metrics = {k: v for k, v in self.exp.metrics.items() if kind is None or METRICS[k].kind == kind}
+        if not metrics:
+            return
         variants = self.exp.method_variants(entry)
-        chunks, skipped = plan_chunks(d.fingerprint, res.sha256, variants, self.exp.metrics, self.exp.regions,
-                                      self.done, self.precision)
-        self.report.skipped += skipped
+        chunks, skipped = plan_chunks(d.fingerprint, res.sha256, variants, metrics, self.exp.regions, self.done,
+                                      self.precision)
+        self._skip(skipped)
+        if chunks and self.live is not None:
+            self.live.working_on(model_id)
         calls = [dict(spec_json=d.spec_json, ckpt=res.checkpoint, sha256=res.sha256, ids=d.scored, chunk=c,
-                      metrics=self.exp.metrics, regions=self.exp.regions, device=self.device,
+                      metrics=metrics, regions=self.exp.regions, device=self.device,
                       batch_size=self.exp.batch_size, progress=self.progress, precision=self.precision)
                  for c in chunks]
         started = utc_now()
         for i, out, exc in self.ex.map(units.chunk_unit, calls):
             self._write_chunk(d, model_id, chunks[i], out, exc, started)
             started = utc_now()
+        # the paired tests (Holm over every method) once per model and pass, not after every chunk; also when
+        # a run stopped between its last chunk and this point
+        if chunks or (len(variants) > 1 and not self.w.has_pairwise(d.dataset_id, model_id, list(metrics))):
+            _, n_pairs = refresh_summaries(self.w, d.dataset_id, model_id, seed=self.exp.seed, methods=set(),
+                                           pairwise_metrics=set(metrics))
+            self.w.commit()
+            log.info("%s %s: %d paired tests (%s)", d.spec.name, model_id, n_pairs, ", ".join(metrics))
 
     def _write_chunk(self, d: PreparedDataset, model_id: str, chunk: Chunk, out: ChunkResult | None,
                      exc: BaseException | None, started: dt.datetime) -> None:
@@ -218,7 +251,7 @@ class _Driver:
                       metrics={j.metric: {"version": metric_key(j.metric, j.metric_params)[1],
                                           "params": j.metric_params}},
                       n_items=out.n_items, n_failed=len({f.item for f in mine}))
-        refresh_summaries(self.w, d.dataset_id, model_id, seed=self.exp.seed,
+        refresh_summaries(self.w, d.dataset_id, model_id, seed=self.exp.seed, pairwise_metrics=set(),
                           methods={(j.method, canonical_json(j.method_params)) for j in chunk.jobs})
         self.w.commit()
         log.info("%s %s: %s done (%d jobs)", d.spec.name, model_id, chunk.name, len(chunk.jobs))
@@ -233,8 +266,10 @@ class _Driver:
         key = sanity_key(d.fingerprint, res.sha256, [method_key(n, p) for n, p in variants], len(ids),
                          self.exp.seed, self.precision)
         if key in self.done:
-            self.report.skipped += 1
+            self._skip()
             return
+        if self.live is not None:
+            self.live.working_on(model_id)
         started = utc_now()
         call = dict(spec_json=d.spec_json, ckpt=res.checkpoint, sha256=res.sha256, ids=ids, variants=variants,
                     seed=self.exp.seed, device=self.device, precision=self.precision)
@@ -309,7 +344,12 @@ def run_experiment(exp: Experiment, db: str | Path, *, executor: str = "local", 
     ``lock_timeout`` seconds.  Bad input raises :class:`BadInput` before the database is touched
     (``prepared``: what :func:`validate_run` returned, when the caller validated already).  An interrupt
     (SIGTERM, Ctrl-C: a ``KeyboardInterrupt``) marks the run ``interrupted`` with its counts, removes the
-    staging copy and re-raises with ``report`` attached."""
+    staging copy and re-raises with ``report`` attached.
+
+    Datasets run one after another in file order; per dataset every model is trained and predicted, then
+    scored by the localisation metrics, then by the faithfulness metrics, then sanity-checked, so the first
+    dataset's localisation results are in the database early.  Progress goes to ``<db>.progress.json``
+    (and a bar per stage when ``progress``)."""
     t0 = time.monotonic()
     work = Path(work_dir) if work_dir else exp.resolve(exp.work_dir)
     device = device or exp.device
@@ -333,24 +373,25 @@ def run_experiment(exp: Experiment, db: str | Path, *, executor: str = "local", 
 def _run(exp, db, prepared, stopped, work, executor, ray_address, device, progress, lock, precision,
          threads) -> RunReport:
     with ResultWriter(db, lock=lock) as w:
+        live = RunProgress(db, exp.name, planned_jobs(exp), bars=progress)
         ex = make_executor(executor, ray_address, device, threads)
-        drv = _Driver(exp, w, ex, work, device, progress, precision)
+        drv = _Driver(exp, w, ex, work, device, progress, precision, live)
         drv.report.run_id = start_run(w, "run", {"experiment": exp.model_dump(), "executor": executor,
                                                  "device": device, "precision": precision,
                                                  "threads": ex.threads, "db": str(db)})
         w.own_runs.add(drv.report.run_id)
         w.commit()  # the run is visible as 'running' from its start
+        live.set_run(drv.report.run_id)
         status = "failed"
         try:
-            for name, exc in stopped:  # recorded as a failed job, with the reason
+            by_name = {d.spec.name: d for d in prepared}
+            for name, exc in stopped:  # recorded as a failed job, with the reason; its jobs leave the plan
                 drv._unit_failed(f"dataset:{name}", "dataset", utc_now(), exc)
-            drv.datasets(prepared)
-            for d in prepared:
-                for entry, res, model_id in drv.train(d):
-                    drv.predict(d, entry, res, model_id)
-                    refresh_quality(w, d.dataset_id, seed=exp.seed)  # published with the model's first chunk
-                    drv.evaluate(d, model_id, entry, res)
-                    drv.sanity(d, model_id, entry, res)
+            for block in exp.datasets:
+                if block["name"] in by_name:
+                    _run_dataset(drv, live, by_name[block["name"]], block)
+                else:
+                    live.state["jobs_total"] -= sum(stage_totals(exp, block).values())
             status = "finished" if drv.report.ok else "finished with failures"
         except BaseException as exc:  # an error, or SIGTERM / Ctrl-C (Interrupted), however it surfaced
             with signals_deferred():  # drop the unit in flight: every finished unit is already published
@@ -373,4 +414,39 @@ def _run(exp, db, prepared, stopped, work, executor, ray_address, device, progre
                 finish_run(w, r.run_id, status, {"done": r.done, "skipped": r.skipped, "failed_jobs": r.failed_jobs,
                                                  "failed_items": r.failed_items})
                 w.close(commit=True)  # the run's row is published whatever ended it
+            live.finish(status)
     return drv.report
+
+
+def _run_dataset(drv: _Driver, live: RunProgress, d: PreparedDataset, block: dict) -> None:
+    name, totals = d.spec.name, stage_totals(drv.exp, block)
+    live.stage(f"{name}: data", 0, name)
+    drv.dataset(d)
+    live.stage(f"{name}: train", totals["train"], name)
+    trained = drv.train(d)
+    lost = [e for e in drv.exp.model_entries(block) if e.key not in {t[0].key for t in trained}]
+    if lost:  # a model that failed to train has no later jobs: take them out of the plan
+        live.state["jobs_total"] -= sum(_later_jobs(drv.exp, e) for e in lost)
+    live.stage(f"{name}: predict", len(trained), name)
+    for entry, res, model_id in trained:
+        drv.predict(d, entry, res, model_id)
+    refresh_quality(drv.w, d.dataset_id, seed=drv.exp.seed)  # published with the first chunk that follows
+    for kind in ("localisation", "faithfulness"):
+        live.stage(f"{name}: {kind}", totals[kind] - sum(_later_jobs(drv.exp, e, kind) for e in lost), name)
+        for entry, res, model_id in trained:
+            drv.evaluate(d, model_id, entry, res, kind)
+    live.stage(f"{name}: sanity (MPRT)", totals["sanity"] - sum(_later_jobs(drv.exp, e, "sanity") for e in lost),
+               name)
+    for entry, res, model_id in trained:
+        drv.sanity(d, model_id, entry, res)
+
+
+def _later_jobs(exp: Experiment, entry: dict, stage: str | None = None) -> int:
+    """The jobs after training of one model entry (of one stage: predict, localisation, faithfulness, sanity)."""
+    from ..metrics import METRICS
+    n_var = len(exp.method_variants(entry))
+    cfg = exp.sanity
+    per = {"predict": 1, "sanity": int(bool(cfg.images) and (cfg.models == "all" or entry.init == "trained"))}
+    for kind in ("localisation", "faithfulness"):
+        per[kind] = n_var * sum(1 for m in exp.metrics if METRICS[m].kind == kind)
+    return per[stage] if stage else sum(per.values())

@@ -137,21 +137,24 @@ def train_unit(spec_json: str, entry: ModelEntry, seed: int, ckpt_path: str, dev
         def build():
             return create_model(entry.name, len(classes), **kwargs)
 
+        resume = str(path) + ".train-state"  # per-epoch state: an interrupted run resumes from its last epoch
         if entry.grid:  # the best trial's model is kept (not retrained on train + val)
             found = grid_search(build, train_ds, val_ds, cfg, entry.grid, device=device, progress=progress,
-                                precision=precision)
+                                precision=precision, resume=resume)
             model, info, cfg, result, trials = found.model, found.info, found.config, found.result, found.trials
         else:
             torch.manual_seed(seed)
             model, info = build()
             result = fine_tune(model, info, train_ds, val_ds, cfg, device=device, progress=progress,
-                               precision=precision)
+                               precision=precision, resume=resume)
         hparams = {**cfg.to_dict(), "precision": precision, **({"pretraining": pretraining} if pretraining else {})}
         meta = TrainMeta(init="trained", strategy=info.strategy, hparams=hparams,
                          metrics={"val_accuracy": result.best_val_accuracy, "best_epoch": result.best_epoch},
                          history=result.history)
     sidecar = {**meta.to_dict(), "entry": {**entry.model_dump(), "key": entry.key}}
     sha = save_checkpoint(path, model.cpu(), info, sidecar)
+    for state in path.parent.glob(f"{path.name}.train-state*"):  # the model is saved: no resuming needed
+        state.unlink(missing_ok=True)
     return TrainResult(str(path), sha, info, meta, trials, failures, time.monotonic() - t0)
 
 

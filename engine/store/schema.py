@@ -51,7 +51,7 @@ TABLES: dict[str, str] = {
         timm_name VARCHAR,
         init VARCHAR,               -- trained / random / ...
         arch VARCHAR,               -- vit / deit / swin / ... (for grouping)
-        strategy VARCHAR,           -- pretraining: random / supervised / dino / mae / hub:<tag> / ...
+        strategy VARCHAR,           -- the weights' origin as timm / the zoo names it: random / supervised / dino / ...
         checkpoint VARCHAR,
         sha256 VARCHAR,
         input_size INTEGER,
@@ -66,7 +66,9 @@ TABLES: dict[str, str] = {
         confusion JSON,             -- test confusion matrix, rows = true class, columns = predicted
         hparams JSON,
         history JSON,
-        precision VARCHAR           -- fp32 / bf16: training and test predictions (NULL before version 5)""",
+        precision VARCHAR,          -- fp32 / bf16: training and test predictions (NULL before version 5)
+        pretraining VARCHAR,        -- before fine-tuning: none / supervised / dino / mae / hub:<tag> / ... (v6)
+        fine_tuning VARCHAR         -- trained (fine-tuned here) / untrained (random-weights baseline) (v6)""",
     "methods": """
         method VARCHAR PRIMARY KEY,
         version INTEGER,

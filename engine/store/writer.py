@@ -325,6 +325,12 @@ class ResultWriter:
         """Keys of the jobs recorded as done (published, or written in this session)."""
         return {r[0] for r in self.con.execute("SELECT job_key FROM jobs WHERE status = 'done'").fetchall()}
 
+    def has_pairwise(self, dataset_id: str, model_id: str, metrics: list[str]) -> bool:
+        """Whether the staged ``pairwise`` table holds any paired test of one (dataset, model) for ``metrics``."""
+        return bool(self.con.execute(
+            "SELECT count(*) FROM pairwise WHERE dataset_id = ? AND model_id = ? AND list_contains(?, metric)",
+            [dataset_id, model_id, list(metrics)]).fetchall()[0][0])  # fetchall: leaves no open result
+
     def delete(self, table: str, **where) -> None:
         """Delete the rows of a catalog table matching every ``column=value`` given."""
         if table in SHARDED or not where:

@@ -1,0 +1,98 @@
+"""A run under way, as the pages show it: read from ``<db>.progress.json`` (never from the database,
+which a running batch publishes only at commits), so reading it never waits for or blocks the writer.
+
+:func:`live_view` is pure: the progress state and the clock in, the lines a page shows out.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..store.progress import read_progress
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    m, s = divmod(seconds, 60)
+    if m < 60:
+        return f"{m} min {s:02d} s"
+    h, m = divmod(m, 60)
+    return f"{h} h {m:02d} min"
+
+
+@dataclass(frozen=True)
+class LiveView:
+    running: bool            # a run is writing this database now
+    headline: str            # one sentence: what the run is doing
+    details: list[str]       # stage, current dataset / model, failures
+    fraction: float          # jobs accounted for / planned (0..1)
+    elapsed_s: float
+    remaining_s: float | None  # a rough estimate from the jobs so far (None before the first job)
+
+
+def live_view(state: dict | None, now: float | None = None) -> LiveView | None:
+    """What to show of a progress state (:func:`engine.runner.progress.read_progress`); None when
+    there is no run to speak of (no file, or a run that ended without a final status is not shown
+    as running)."""
+    if not state:
+        return None
+    now = time.time() if now is None else now
+    total = max(int(state.get("jobs_total") or 0), 0)
+    done, skipped, failed = (int(state.get(k) or 0) for k in ("jobs_done", "jobs_skipped", "jobs_failed"))
+    counted = done + skipped + failed
+    end = state.get("finished") or (now if state.get("alive") else state.get("updated") or now)
+    elapsed = max(0.0, float(end) - float(state.get("started") or end))
+    fraction = min(counted / total, 1.0) if total else 0.0
+    running = bool(state.get("alive")) and state.get("status") == "running"
+    remaining = None
+    if running and counted and total > counted:
+        remaining = elapsed * (total - counted) / counted
+    name = state.get("experiment") or "?"
+    jobs = f"{counted:,} of {total:,} jobs" + (f" ({skipped:,} already in the database)" if skipped else "")
+    if running:
+        rest = f"; about {_duration(remaining)} left (rough estimate from the jobs so far)" if remaining else ""
+        headline = f"Run `{name}` is under way: {jobs}, {_duration(elapsed)} elapsed{rest}."
+    elif state.get("status") == "running":
+        headline = (f"Run `{name}` stopped without finishing after {jobs} (its process is gone); "
+                    f"run the same command again to pick up where it stopped.")
+    else:
+        headline = f"Last run `{name}` {state.get('status')}: {jobs} in {_duration(elapsed)}."
+    details = []
+    if running:
+        details.append(f"Stage: {state.get('stage')}" + (f" ({int(state.get('stage_done') or 0):,} of "
+                                                          f"{int(state.get('stage_total') or 0):,} jobs)"
+                                                          if state.get("stage_total") else ""))
+        if state.get("dataset") or state.get("model"):
+            details.append(f"Now: dataset {state.get('dataset') or '–'}, model {state.get('model') or '–'}")
+    items = int(state.get("items_failed") or 0)
+    details.append(f"Failures so far: {failed:,} jobs, {items:,} items" if (failed or items)
+                   else "Failures so far: none")
+    return LiveView(running, headline, details, fraction, elapsed, remaining)
+
+
+def live_run(db: str | Path, now: float | None = None) -> LiveView | None:
+    return live_view(read_progress(db), now)
+
+
+def database_message(db: str | Path, exists: bool, has_scores: bool, view: LiveView | None) -> str | None:
+    """The one sentence (with the command to run) a page shows for a missing, empty or first-time-written
+    database; None when the database holds scores."""
+    if view is not None and view.running:
+        if not exists:
+            return (f"A run is writing `{db}` for the first time: the first results appear here when its first "
+                    f"unit is committed (this page refreshes itself). Watch it in the terminal that runs it, or "
+                    f"`python -m engine status --db {db}`.")
+        if not has_scores:
+            return ("A run is under way and has not committed any scores yet: they appear here as each unit "
+                    "finishes (this page refreshes itself).")
+        return None
+    if not exists:
+        return (f"There is no results database at `{db}` yet. Create one with `python -m engine demo --serve` "
+                f"(or `python -m engine run EXPERIMENT.toml --db {db}`).")
+    if not has_scores:
+        return (f"The database `{db}` holds no scores yet. Add some with `python -m engine demo --db {db}` "
+                f"or `python -m engine run EXPERIMENT.toml --db {db}`.")
+    return None

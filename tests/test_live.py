@@ -1,0 +1,79 @@
+"""The live run: the progress file the runner writes, what the pages make of it, and the one sentence a
+missing, empty or first-time-written database gets."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+
+from engine.dashboard.live import database_message, live_view
+from engine.runner.progress import RunProgress
+from engine.store.progress import progress_path, read_progress
+
+
+def _state(**kw):
+    base = {"experiment": "demo", "pid": os.getpid(), "host": platform.node(), "status": "running",
+            "stage": "demo_blood_smear: localisation", "dataset": "demo_blood_smear", "model": "vit_demo:trained@ab",
+            "jobs_total": 100, "jobs_done": 20, "jobs_skipped": 5, "jobs_failed": 0, "items_failed": 0,
+            "stage_done": 3, "stage_total": 10, "started": 1000.0, "updated": 1100.0, "finished": None, "alive": True}
+    return {**base, **kw}
+
+
+def test_live_view_of_a_running_run():
+    v = live_view(_state(), now=1100.0)
+    assert v.running and v.fraction == 0.25
+    assert v.elapsed_s == 100.0 and v.remaining_s == 300.0  # 25 jobs in 100 s, 75 to go
+    assert "25 of 100 jobs (5 already in the database)" in v.headline and "about 5 min 00 s left" in v.headline
+    assert "Stage: demo_blood_smear: localisation (3 of 10 jobs)" in v.details
+    assert "Now: dataset demo_blood_smear, model vit_demo:trained@ab" in v.details
+    assert "Failures so far: none" in v.details
+    v = live_view(_state(jobs_failed=2, items_failed=7), now=1100.0)
+    assert "Failures so far: 2 jobs, 7 items" in v.details
+
+
+def test_live_view_of_a_finished_and_a_dead_run():
+    v = live_view(_state(status="finished", alive=False, finished=1500.0, jobs_done=95), now=9999.0)
+    assert not v.running and v.remaining_s is None and v.elapsed_s == 500.0
+    assert v.headline.startswith("Last run `demo` finished: 100 of 100 jobs")
+    dead = live_view(_state(alive=False), now=5000.0)  # says running, but its process is gone
+    assert not dead.running and "stopped without finishing" in dead.headline
+    assert live_view(None) is None and live_view({}) is None
+    fresh = live_view(_state(jobs_done=0, jobs_skipped=0), now=1010.0)
+    assert fresh.running and fresh.remaining_s is None and "left" not in fresh.headline
+
+
+def test_database_message_for_every_state(tmp_path):
+    db = tmp_path / "r.duckdb"
+    running, done = live_view(_state()), live_view(_state(status="finished", alive=False, finished=1200.0))
+    assert "for the first time" in database_message(db, False, False, running)
+    assert "has not committed any scores yet" in database_message(db, True, False, running)
+    assert database_message(db, True, True, running) is None
+    for view in (None, done):
+        missing = database_message(db, False, False, view)
+        assert "no results database" in missing and "python -m engine demo" in missing
+        empty = database_message(db, True, False, view)
+        assert "holds no scores yet" in empty and "engine demo" in empty
+        assert database_message(db, True, True, view) is None
+
+
+def test_run_progress_file_is_replaced_whole(tmp_path):
+    db = tmp_path / "r.duckdb"
+    p = RunProgress(db, "exp", total=4, bars=False, min_interval=0.0)
+    p.set_run("run-1")
+    p.stage("d: train", 2, "d")
+    p.working_on("m1")
+    p.advance(done=1)
+    p.advance(skipped=1)
+    s = read_progress(db)
+    assert s["alive"] and s["run_id"] == "run-1" and s["model"] == "m1"
+    assert (s["jobs_done"], s["jobs_skipped"], s["stage_done"], s["stage_total"]) == (1, 1, 2, 2)
+    assert [f.name for f in tmp_path.iterdir()] == [progress_path(db).name]  # no temporary left behind
+    p.advance(failed=1)
+    p.finish("finished with failures")
+    s = read_progress(db)
+    assert s["status"] == "finished with failures" and not s["alive"] and s["jobs_failed"] == 1
+    progress_path(db).write_text("{not json")
+    assert read_progress(db) is None
+    dead = {**s, "status": "running", "pid": 2 ** 22 + 12345}  # no such process
+    progress_path(db).write_text(json.dumps(dead))
+    assert read_progress(db)["alive"] is False
