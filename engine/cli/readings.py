@@ -6,14 +6,14 @@ import logging
 import sys
 from pathlib import Path
 
-from .store.read import DEFAULT_DB
+from ..store.read import DEFAULT_DB
 
 log = logging.getLogger("engine")
 
 
 def write_run_report(db: Path, log_path: Path) -> Path | None:
     """The run's report (Markdown) next to its log; a failure to write it is logged, never fatal."""
-    from .dashboard.report import build_report
+    from ..dashboard.report import build_report
     out = log_path.with_suffix(".report.md")
     try:
         out.write_text(build_report(db), encoding="utf-8")
@@ -25,7 +25,7 @@ def write_run_report(db: Path, log_path: Path) -> Path | None:
 
 
 def cmd_report(args) -> int:
-    from .dashboard.report import build_report
+    from ..dashboard.report import build_report
     try:
         text = build_report(Path(args.db), args.dataset, args.format)
     except (FileNotFoundError, ValueError) as exc:
@@ -40,15 +40,15 @@ def cmd_report(args) -> int:
 
 
 def _dataset_id(db: Path, dataset: str) -> str | None:
-    from .dashboard import queries
+    from ..dashboard import queries
     ds = queries.datasets(db)
     hit = ds[(ds.name == dataset) | (ds.dataset_id == dataset)].sort_values("dataset_id")
     return None if hit.empty else str(hit.dataset_id.iloc[-1])
 
 
 def cmd_table(args) -> int:
-    from .dashboard import queries
-    from .dashboard.export import paper_table, to_csv, to_latex
+    from ..dashboard import queries
+    from ..dashboard.export import paper_table, to_csv, to_latex
     db = Path(args.db)
     if not queries.database_exists(db):
         log.error("%s: no results database here", db)
@@ -73,9 +73,9 @@ def cmd_table(args) -> int:
 
 
 def cmd_figure(args) -> int:
-    from .dashboard import queries
-    from .dashboard.figure import figure_panels, method_titles, render_png, render_svg
-    from .dashboard.images import UnsafePath
+    from ..dashboard import queries
+    from ..dashboard.figure import figure_panels, method_titles, render_png, render_svg
+    from ..dashboard.images import UnsafePath
     db = Path(args.db)
     if not queries.database_exists(db):
         log.error("%s: no results database here", db)

@@ -16,9 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from . import PROJECT_ROOT
-from .cli_readings import add_reading_parsers, write_run_report
-from .store.read import DEFAULT_DB
+from .. import PROJECT_ROOT
+from .readings import add_reading_parsers, write_run_report
+from ..store.read import DEFAULT_DB
 
 log = logging.getLogger("engine")
 
@@ -79,7 +79,7 @@ def _counts(report) -> str:
 
 def cmd_run(args) -> int:
     """Lock the database, then import, validate (exit 2) and run; SIGTERM / Ctrl-C exit 143 / 130."""
-    from .store.lock import Interrupted, RunLock, WriterBusy, install_signal_handlers, interrupt_signal
+    from ..store.lock import Interrupted, RunLock, WriterBusy, install_signal_handlers, interrupt_signal
     install_signal_handlers()
     lock = None
     try:
@@ -110,10 +110,10 @@ def cmd_run(args) -> int:
 
 
 def _run_locked(args, lock) -> int:
-    from .runner.experiment import ExperimentError, load_experiment
-    from .runner.run import BadInput, StrictDatasetError, run_experiment, validate_run
-    from .runner.runlog import run_log
-    from .store import DatabaseRefused
+    from ..runner.experiment import ExperimentError, load_experiment
+    from ..runner.run import BadInput, StrictDatasetError, run_experiment, validate_run
+    from ..runner.runlog import run_log
+    from ..store import DatabaseRefused
     try:
         exp = load_experiment(args.experiment)
     except ExperimentError as exc:
@@ -126,15 +126,15 @@ def _run_locked(args, lock) -> int:
             fail(f"device {device!r} asked for (--device or the experiment's device), but CUDA is not available "
                  f"here")
             return 2
-    from .store import check_database
+    from ..store import check_database
     try:  # a damaged, foreign, newer or too-old database: refused before any work (the writer reads it fully)
         check_database(Path(args.db), deep=False)
     except DatabaseRefused as exc:
         fail(exc)
         return 2
     if args.dry_run:
-        from .data import DatasetError
-        from .runner.plan import dry_run
+        from ..data import DatasetError
+        from ..runner.plan import dry_run
         try:
             return dry_run(exp, Path(args.db), work_dir=args.work_dir)
         except (DatasetError, ValueError, OSError) as exc:
@@ -196,7 +196,7 @@ def end_summary(report, seconds: float, db: Path, url: str | None) -> str:
 
 
 def _demo_models(db: Path) -> None:
-    from .dashboard import queries
+    from ..dashboard import queries
     for m in queries.models(db).itertuples():
         acc = "–" if m.test_accuracy is None or m.test_accuracy != m.test_accuracy else f"{m.test_accuracy:.3f}"
         print(f"{m.model_id}  test accuracy {acc}")
@@ -215,16 +215,16 @@ def cmd_check_data(args) -> int:
     """Dataset files are checked as they are; an experiment file's generated demo sets are written first."""
     import tomllib
 
-    from .data.check import check_data_command, report_datasets
+    from ..data.check import check_data_command, report_datasets
     try:
         is_experiment = "models" in tomllib.loads(Path(args.config).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         is_experiment = False  # check_data_command reports the file's problem
     if not is_experiment:
         return check_data_command(args.config, fail_on=args.fail_on, splits_out=args.splits_out)
-    from .data import DatasetError
-    from .runner.datasets import spec_for
-    from .runner.experiment import ExperimentError, load_experiment
+    from ..data import DatasetError
+    from ..runner.datasets import spec_for
+    from ..runner.experiment import ExperimentError, load_experiment
     try:
         exp = load_experiment(args.config)
         work = exp.resolve(exp.work_dir)
@@ -232,7 +232,7 @@ def cmd_check_data(args) -> int:
     except (ExperimentError, DatasetError, ValueError, OSError) as exc:
         fail(exc if isinstance(exc, ExperimentError) else f"{args.config}: {exc}")
         return 2
-    from .runner.units import check_input_size
+    from ..runner.units import check_input_size
     errors = []  # a dataset's input_size that its models cannot take: the run would refuse it
     for block, spec in zip(exp.datasets, specs):
         for entry in exp.model_entries(block):
@@ -244,14 +244,14 @@ def cmd_check_data(args) -> int:
 
 
 def cmd_schedule(args) -> int:
-    from .runner.schedule import schedule_text
+    from ..runner.schedule import schedule_text
     print(schedule_text(Path(args.experiment), Path(args.db), args.every, systemd=args.systemd))
     return 0
 
 
 def cmd_status(args) -> int:
-    from .dashboard import queries
-    from .dashboard.status import status_text
+    from ..dashboard import queries
+    from ..dashboard.status import status_text
     db = Path(args.db)
     if not queries.database_exists(db):
         print(f"{db}: no results database here; create one with `python -m engine demo --db {db}`")
