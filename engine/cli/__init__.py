@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from .. import PROJECT_ROOT
-from .readings import add_reading_parsers, write_run_report
 from ..store.read import DEFAULT_DB
+from .readings import add_reading_parsers, write_run_report
 
 log = logging.getLogger("engine")
 
