@@ -26,7 +26,7 @@ def test_leaderboard_shows_every_guard(guards_db, monkeypatch):
         assert (f"{model_id} — {NEAR_CHANCE}" in warned) is near
     detail = at.dataframe[1].value
     assert {"n degenerate", "vs random map", "vs centre map", "warning"} <= set(detail.columns)
-    dead = detail[detail.method == 'baseline_centre {"sigma":1000000.0}']
+    dead = detail[detail.method == 'baseline_centre (sigma=1000000.0)']
     assert len(dead) == 2 and (dead["n degenerate"] == 12).all() and (dead["n"] == 0).all()
     assert detail["vs centre map"].str.contains(r", (beats|below|n\.s\.)\)$").any()
     heads = [m.value for m in at.markdown if m.value.startswith("**")]

@@ -8,6 +8,7 @@ import numpy as np
 from test_pages import run_page, texts
 
 from engine.dashboard import queries
+from engine.dashboard.guards import NEAR_CHANCE
 from engine.dashboard.images import load_row_sample
 from engine.data import DatasetSpec, ImageDataset, load_sample
 
@@ -68,7 +69,9 @@ def test_pages_use_the_datasets_region_names(layout_run, monkeypatch):
     at = run_page("pages/2_Gallery.py", db, monkeypatch, {"dataset": ids["smear_yolo"]})
     assert "outline: cyan = wbc, lime = platelets" in page_text(at)
     at = run_page("pages/3_Image.py", db, monkeypatch, {"dataset": ids["breast_us"], "image": "benign/b000.png"})
-    assert "outline: cyan = tumour, lime = box_from_mask" in page_text(at) and not at.warning
+    # the tiny model is (rightly) flagged near chance; no other warning (e.g. a region that cannot be drawn)
+    others = [w.value for w in at.warning if NEAR_CHANCE not in w.value.replace("\\", "")]
+    assert "outline: cyan = tumour, lime = box_from_mask" in page_text(at) and not others
     at = run_page("pages/4_Compare.py", db, monkeypatch, {"dataset": ids["breast_us"], "view": "regions"})
     assert at.sidebar.selectbox(key="cmp_pair").value == "tumour vs box_from_mask"
     assert "method means on box_from_mask vs tumour" in page_text(at)

@@ -52,7 +52,7 @@ def test_report_flags_present_where_they_should_be_and_absent_where_not(guards_d
     other = next(m for m in flags if "random-b" in m)
     assert re.search(rf"\*\*{re.escape(other)}\*\*.*no baseline map was run", board)
     # degenerate maps beside n; the centre prior; the substrate warning only where baseline = substrate
-    assert re.search(r"\| baseline \| baseline_centre \{\"sigma\":1000000.0\} \| – \[–, –\] \| 0 \| 12 \|", board)
+    assert re.search(r"\| baseline \| baseline_centre \(sigma=1000000.0\) \| – \[–, –\] \| 0 \| 12 \|", board)
     assert "Regions covering the image centre" in text
     zero = _section(text, "### deletion_auc on none, substrate zero")
     ig = [ln for ln in zero.splitlines() if "| integrated_gradients" in ln]
