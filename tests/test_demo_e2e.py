@@ -132,8 +132,11 @@ def check_e2e_database(db) -> int:
         faith = [m for m in E2E_METRICS if METRICS[m].kind == "faithfulness"]
         assert len(per) == 2 * n_methods * ((len(E2E_METRICS) - len(faith)) * 2 + len(faith))
         assert all(r[4] == n_test for r in per)
-        # a whole insertion and deletion curve per (model, method, image)
-        assert q("SELECT count(*), min(len(y)) FROM curves WHERE {D}") == [(2 * n_methods * n_test * 2, 5)]
+        # a whole insertion and deletion curve per (model, method, image) whose map is not degenerate
+        # (all-zero / constant maps are counted in degenerate_maps and never scored: docs/metrics.md)
+        n_degenerate = q("SELECT count(*) FROM degenerate_maps WHERE {D}")[0][0]
+        assert q("SELECT count(*), min(len(y)) FROM curves WHERE {D}") == [((2 * n_methods * n_test - n_degenerate) * 2,
+                                                                            5)]
         assert q("SELECT count(*) FROM scores WHERE value IS NOT NULL AND (value < 0 OR value > 1)") == [(0,)]
         # summaries with CIs for every (model, method, metric, region); MPRT rows for the trained model
         assert q("SELECT count(*) FROM summary WHERE {D}")[0][0] == len(per)
