@@ -89,6 +89,9 @@ def test_every_page_in_chromium(served, dashboard_db, tmp_path):
             page.goto(served + "/", wait_until="domcontentloaded")
             page.get_by_text("Do the heatmaps point where the disease is?").wait_for(timeout=60000)
             page.get_by_text("python -m engine run EXPERIMENT.toml", exact=False).first.wait_for(timeout=30000)
+            nav = page.locator('[data-testid="stSidebarNav"]')
+            nav.get_by_text("Overview", exact=True).wait_for(timeout=30000)  # the first page's name, not "app"
+            assert nav.get_by_text("app", exact=True).count() == 0
             shot(page, "overview")
 
             page.goto(served + "/Leaderboard?metric=iou_top5&region=box&group=strategy", wait_until="domcontentloaded")
