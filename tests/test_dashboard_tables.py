@@ -45,9 +45,10 @@ def test_by_model_hand_computed():
     assert t.loc[("m1", "baseline_random"), "vs random"] == pytest.approx(0.0)
     # sorted by model, baselines last, then rank
     assert list(t.loc["m1"].index) == ["attention", "gradcam", "chefer_gae", "lrp", "baseline_random"]
-    assert list(t.columns) == ["strategy", "arch", "rank", "mean", "ci_low", "ci_high", "n", "n degenerate",
-                               "n_undefined", "vs random", "vs random map", "vs centre map", "p vs best (Holm)",
-                               "signif", "warning", "baseline"]
+    # key columns first (issue 16: rank, score, p and the flags were off-screen at 1,400 px)
+    assert list(t.columns) == ["rank", "mean", "ci_low", "ci_high", "p vs best (Holm)", "signif", "vs random map",
+                               "vs centre map", "warning", "n", "n degenerate", "n_undefined", "vs random",
+                               "strategy", "arch", "baseline"]
 
 
 def test_lower_is_better_ranks_the_lowest_first():
@@ -80,7 +81,7 @@ def test_unknown_group_and_empty_board():
     with pytest.raises(ValueError, match="group 'x'"):
         lb.leaderboard_table(BOARD, PAIRS, "x")
     empty = lb.leaderboard_table(BOARD.iloc[:0], PAIRS.iloc[:0], "model")
-    assert empty.empty and list(empty.columns)[:4] == ["model_id", "strategy", "arch", "rank"]
+    assert empty.empty and list(empty.columns)[:4] == ["model_id", "rank", "method", "mean"]
     assert lb.higher_is_better(BOARD.iloc[:0])
 
 

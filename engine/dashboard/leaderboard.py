@@ -14,9 +14,11 @@ from ..metrics.summaries import method_label
 # group key -> its name on the page
 GROUPS = {"model": "model", "strategy": "pretraining strategy", "arch": "architecture"}
 RANDOM_BASELINE = "baseline_random"
-BY_MODEL_COLUMNS = ["model_id", "strategy", "arch", "rank", "label", "mean", "ci_low", "ci_high", "n", "n degenerate",
-                    "n_undefined", "vs random", "vs random map", "vs centre map", "p vs best (Holm)", "signif",
-                    "warning", "baseline"]
+# the columns a reader needs first (rank, score with CI, significance, the baseline verdicts, warnings), so
+# that they are on screen at 1,400 px; counts and descriptors after them
+BY_MODEL_COLUMNS = ["model_id", "rank", "label", "mean", "ci_low", "ci_high", "p vs best (Holm)", "signif",
+                    "vs random map", "vs centre map", "warning", "n", "n degenerate", "n_undefined", "vs random",
+                    "strategy", "arch", "baseline"]
 
 
 def group_column(group_key: str) -> str:
