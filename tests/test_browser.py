@@ -180,3 +180,35 @@ def test_layout_outlines_and_region_names_in_chromium(served_layouts, layout_run
     if shots:  # keep them for a look by eye
         for f in tmp_path.glob("*.png"):
             shutil.copy(f, shots)
+
+
+@pytest.fixture
+def served_live(dashboard_db, tmp_path):
+    """The dashboard over a copy of the fixture database while a run is under way (its progress file names
+    this test's own process, so the run reads as alive)."""
+    from test_pages_live import _running
+    db = tmp_path / "live.duckdb"
+    shutil.copyfile(dashboard_db, db)
+    _running(db)
+    yield from _serve(db)
+
+
+def test_live_overview_in_chromium(served_live, tmp_path):
+    """The Overview in a real browser while a run is under way: the live panel with the job count, the
+    stage and the model, and no 'add some' hint."""
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(served_live + "/", wait_until="domcontentloaded")
+            page.get_by_text("is under way: 13 of 80 jobs", exact=False).first.wait_for(timeout=60000)
+            page.get_by_text("Stage: demo_blood_smear: localisation", exact=False).first.wait_for(timeout=30000)
+            page.get_by_text("vit_demo:trained@abc", exact=False).first.wait_for(timeout=30000)
+            assert page.get_by_text("holds no scores yet", exact=False).count() == 0
+            page.screenshot(path=str(tmp_path / "live_overview.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "live_overview.png").stat().st_size > 10_000
