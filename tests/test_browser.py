@@ -60,6 +60,13 @@ def _serve(db):
         proc.wait(20)
 
 
+def _launch(playwright):
+    """Debian's chromium, headless, with the flags this machine's closed network needs."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"])
+
+
 def _wait_images(page, n: int) -> None:
     page.wait_for_function(
         "n => [...document.querySelectorAll('[data-testid=\"stImage\"] img')]"
@@ -81,9 +88,7 @@ def test_every_page_in_chromium(served, dashboard_db, tmp_path):
         page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+        browser = _launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
             page.goto(served + "/", wait_until="domcontentloaded")
@@ -154,9 +159,7 @@ def test_layout_outlines_and_region_names_in_chromium(served_layouts, layout_run
     with duckdb.connect(str(layout_run[0]), read_only=True) as con:
         ids = dict(con.execute("SELECT name, dataset_id FROM datasets").fetchall())
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+        browser = _launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
             page.goto(served_layouts + f"/Gallery?dataset={quote(ids['breast_us'])}", wait_until="domcontentloaded")
@@ -198,9 +201,7 @@ def test_live_overview_in_chromium(served_live, tmp_path):
     stage and the model, and no 'add some' hint."""
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+        browser = _launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
             page.goto(served_live + "/", wait_until="domcontentloaded")

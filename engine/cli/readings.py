@@ -40,22 +40,26 @@ def cmd_report(args) -> int:
 
 
 def _dataset_id(db: Path, dataset: str) -> str | None:
+    """The id of ``dataset`` (a name or an id) in ``db``; None, with the reason logged, when there is no
+    results database there or no such dataset in it."""
     from ..dashboard import queries
+    if not queries.database_exists(db):
+        log.error("%s: no results database here", db)
+        return None
     ds = queries.datasets(db)
     hit = ds[(ds.name == dataset) | (ds.dataset_id == dataset)].sort_values("dataset_id")
-    return None if hit.empty else str(hit.dataset_id.iloc[-1])
+    if hit.empty:
+        log.error("%s: no dataset %r", db, dataset)
+        return None
+    return str(hit.dataset_id.iloc[-1])
 
 
 def cmd_table(args) -> int:
     from ..dashboard import queries
     from ..dashboard.export import paper_table, to_csv, to_latex
     db = Path(args.db)
-    if not queries.database_exists(db):
-        log.error("%s: no results database here", db)
-        return 2
     dataset_id = _dataset_id(db, args.dataset)
     if dataset_id is None:
-        log.error("%s: no dataset %r", db, args.dataset)
         return 2
     board = queries.leaderboard(db, dataset_id, args.metric, args.region)
     if board.empty:
@@ -77,12 +81,8 @@ def cmd_figure(args) -> int:
     from ..dashboard.figure import figure_panels, method_titles, render_png, render_svg
     from ..dashboard.images import UnsafePath
     db = Path(args.db)
-    if not queries.database_exists(db):
-        log.error("%s: no results database here", db)
-        return 2
     dataset_id = _dataset_id(db, args.dataset)
     if dataset_id is None:
-        log.error("%s: no dataset %r", db, args.dataset)
         return 2
     methods = [(m, "{}") for m in args.methods.split(",") if m]
     ids = [i for i in (args.images or "").split(",") if i]
