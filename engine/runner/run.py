@@ -46,6 +46,9 @@ class RunReport:
     models: dict = field(default_factory=dict)   # model_id -> {init, test metrics}
     datasets: list = field(default_factory=list)
     status: str = "running"
+    db_publishes: int = 0       # atomic publishes of the database (engine/store/writer.py)
+    db_written: int = 0         # bytes the writer wrote (shard files and catalogs), copies and merges included
+    db_size: int = 0            # bytes of the published database at the end
 
     @property
     def ok(self) -> bool:
@@ -367,6 +370,8 @@ def run_experiment(exp: Experiment, db: str | Path, *, executor: str = "local", 
     log.info("run %s %s in %.0f s: %d jobs done, %d skipped (already in the database), %d failed jobs, "
              "%d failed items", report.run_id, report.status, time.monotonic() - t0, report.done,
              report.skipped, report.failed_jobs, report.failed_items)
+    log.info("database: %d publishes wrote %.1f MB for a database of %.1f MB (%.2fx)", report.db_publishes,
+             report.db_written / 1e6, report.db_size / 1e6, report.db_written / max(report.db_size, 1))
     return report
 
 
@@ -414,6 +419,7 @@ def _run(exp, db, prepared, stopped, work, executor, ray_address, device, progre
                 finish_run(w, r.run_id, status, {"done": r.done, "skipped": r.skipped, "failed_jobs": r.failed_jobs,
                                                  "failed_items": r.failed_items})
                 w.close(commit=True)  # the run's row is published whatever ended it
+                r.db_publishes, r.db_written, r.db_size = w.publishes, w.bytes_written, w.size()
             live.finish(status)
     return drv.report
 

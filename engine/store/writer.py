@@ -99,6 +99,8 @@ class ResultWriter:
         self._unpublished: set[str] = set()   # shard files written in this session, not yet in a live catalog
         self._superseded: list[str] = []      # live files the next catalog no longer lists
         self._runs_at_open: list = []
+        self.bytes_written = 0         # shard files and catalogs written by this writer (bench/publish_cost.py)
+        self.publishes = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
     def open(self) -> "ResultWriter":
@@ -142,7 +144,7 @@ class ResultWriter:
                          info.folder)
                 for name in self.manifest.files():
                     shutil.copyfile(info.folder / name, self.folder / name)
-                    self._unpublished.add(name)
+                    self._new_file(name)
                 self._dirty = True
             if collect_garbage(self.folder, self.manifest):
                 log.info("removed superseded shard files of %s", self.db_path)
@@ -187,7 +189,7 @@ class ResultWriter:
                     shard = write_shard(self.con, t, self.folder, f"SELECT {sel} FROM src.main.{t}", LEGACY_LEVEL)
                     if shard:
                         self.manifest.tables[t].append(shard)
-                        self._unpublished.add(shard.file)
+                        self._new_file(shard.file)
                 elif t != "meta":
                     names = ", ".join(c for c, _ in cols)
                     verb = "INSERT OR REPLACE" if primary_key(t) else "INSERT"
@@ -212,7 +214,7 @@ class ResultWriter:
             shard = write_shard(self.con, t, self.folder, f"SELECT * FROM memory.main.stage_{t}")
             if shard:
                 self.manifest.tables[t].append(shard)
-                self._unpublished.add(shard.file)
+                self._new_file(shard.file)
                 self.con.execute(f"DELETE FROM memory.main.stage_{t}")
             while merges := plan_merges(self.manifest.tables[t]):
                 for group in merges:
@@ -227,7 +229,7 @@ class ResultWriter:
         kept = [s for s in shards if s.file not in names]
         if new is not None:
             kept.insert(min(at, len(kept)), new)
-            self._unpublished.add(new.file)
+            self._new_file(new.file)
         self.manifest.tables[table] = kept
         for name in names:
             if name in self._unpublished:   # never published: nobody can be reading it
@@ -235,6 +237,15 @@ class ResultWriter:
                 self._unpublished.discard(name)
             else:
                 self._superseded.append(name)
+
+    def _new_file(self, name: str) -> None:
+        self._unpublished.add(name)
+        self.bytes_written += (self.folder / name).stat().st_size
+
+    def size(self) -> int:
+        """Bytes of the published database: the catalog and the shard files it lists."""
+        live = self.db_path.stat().st_size if self.db_path.exists() else 0
+        return live + sum(s.bytes for ss in self.manifest.tables.values() for s in ss)
 
     def _publish(self) -> None:
         """Write the new files, point the views at them and rename the new catalog over the live one
@@ -259,6 +270,8 @@ class ResultWriter:
         finally:
             self.con.execute("DETACH out")
         _fsync(self.staging)
+        self.bytes_written += self.staging.stat().st_size
+        self.publishes += 1
         os.replace(self.staging, self.db_path)
         _fsync_dir(self.db_path.parent)
         self._unpublished.clear()
