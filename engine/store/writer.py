@@ -22,6 +22,7 @@ writer never opens the live catalog for writing:
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -32,11 +33,22 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from . import held
 from .check import DatabaseRefused, DbInfo, check_database
 from .db import connect, sql_str
 from .identity import utc_now
 from .lock import RunLock, WriterBusy, signals_deferred
-from .schema import REPLACE_KEYS, SCHEMA_VERSION, SHARDED, TABLES, columns, create_schema
+from .schema import (
+    HELD,
+    PARQUET,
+    REPLACE_KEYS,
+    SCHEMA_VERSION,
+    SHARDED,
+    TABLES,
+    columns,
+    create_schema,
+    primary_key,
+)
 from .shards import (
     FOLDER_KEY,
     MANIFEST_KEY,
@@ -62,13 +74,6 @@ __all__ = ["ResultWriter", "WriterBusy", "DatabaseRefused", "canonical_json"]
 
 def canonical_json(obj) -> str:
     return json.dumps(obj or {}, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def primary_key(table: str) -> str | None:
-    for line in TABLES[table].splitlines():
-        if "PRIMARY KEY" in line.split("--")[0]:
-            return line.split()[0]
-    return None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -132,12 +137,15 @@ class ResultWriter:
     def _open_catalog(self, info: DbInfo) -> None:
         self.folder.mkdir(exist_ok=True)
         self.con = connect()
+        # the new catalog is written straight into its file at its one commit, without a write-ahead log (the
+        # file is fsynced and renamed into place afterwards, so the log's guarantee is not needed; it doubled
+        # the bytes of every publish)
+        self.con.execute("SET checkpoint_threshold = '0b'")
+        self.con.execute("SET auto_checkpoint_skip_wal_threshold = 0")
         self.con.execute("ATTACH ':memory:' AS cat")   # the catalog is small: it is edited in memory
         self.con.execute("USE cat")
+        create_schema(self.con, skip=SHARDED)
         if info.sharded:
-            self.con.execute(f"ATTACH {sql_str(self.db_path)} AS src (READ_ONLY)")
-            self.con.execute("COPY FROM DATABASE src TO cat")
-            self.con.execute("DETACH src")
             self.manifest = info.manifest
             if info.folder != self.folder:   # a catalog copied without its folder: bring the files beside it
                 log.info("%s: copying its %d shard files from %s", self.db_path, len(self.manifest.files()),
@@ -146,12 +154,14 @@ class ResultWriter:
                     shutil.copyfile(info.folder / name, self.folder / name)
                     self._new_file(name)
                 self._dirty = True
+            self._load_sharded_catalog()
             if collect_garbage(self.folder, self.manifest):
                 log.info("removed superseded shard files of %s", self.db_path)
         else:   # a new database, or one of schema version <= 4 (every table inside the DuckDB file)
             collect_garbage(self.folder, self.manifest)
+            for t in HELD:
+                held.load(self.con, t, None, published=False)
             self._dirty = True
-        create_schema(self.con, skip=SHARDED)
         if info.exists and not info.sharded:
             self._migrate_legacy()
         for t in SHARDED:
@@ -170,6 +180,30 @@ class ResultWriter:
             self._dirty = True
         self._runs_at_open = self._runs()
 
+    def _load_sharded_catalog(self) -> None:
+        """Load ``meta`` and the held tables of a catalog of version >= 5: from their Parquet files (version
+        7), or from the tables inside the catalog file (versions 5 and 6; written as files at the next
+        publish).  Columns an older file lacks stay NULL."""
+        self.con.execute(f"ATTACH {sql_str(self.db_path)} AS src (READ_ONLY)")
+        try:
+            kinds = dict(self.con.execute("SELECT table_name, table_type FROM information_schema.tables "
+                                          "WHERE table_catalog = 'src' AND table_schema = 'main'").fetchall())
+            self.con.execute("INSERT OR REPLACE INTO cat.main.meta SELECT key, value FROM src.main.meta")
+            for t in HELD:
+                if kinds.get(t) == "BASE TABLE":
+                    held.load(self.con, t, self._old_columns_sql(t), published=False)
+                else:
+                    held.load(self.con, t, scan_sql(t, self.folder, self.manifest.tables[t]), published=True)
+        finally:
+            self.con.execute("DETACH src")
+
+    def _old_columns_sql(self, table: str) -> str:
+        """SELECT of ``table``'s declared columns from the attached older file ``src`` (NULL where it lacks one)."""
+        old = {r[0] for r in self.con.execute("SELECT column_name FROM information_schema.columns WHERE "
+                                              "table_catalog = 'src' AND table_name = ?", [table]).fetchall()}
+        sel = ", ".join(c if c in old else f"CAST(NULL AS {typ}) AS {c}" for c, typ in columns(table))
+        return f"SELECT {sel} FROM src.main.{table}"
+
     def _migrate_legacy(self) -> None:
         """Move the tables of a schema <= 4 file into this catalog: the sharded ones into one Parquet
         file each, the others row by row (columns the old file lacks stay NULL)."""
@@ -179,21 +213,18 @@ class ResultWriter:
             have = {r[0] for r in self.con.execute("SELECT table_name FROM information_schema.tables "
                                                    "WHERE table_catalog = 'src' AND table_schema = 'main'").fetchall()}
             for t in TABLES:
-                if t not in have:
+                if t not in have or t == "meta":
                     continue
-                old = {r[0] for r in self.con.execute("SELECT column_name FROM information_schema.columns WHERE "
-                                                      "table_catalog = 'src' AND table_name = ?", [t]).fetchall()}
-                cols = [(c, typ) for c, typ in columns(t)]
-                sel = ", ".join(c if c in old else f"CAST(NULL AS {typ}) AS {c}" for c, typ in cols)
                 if t in SHARDED:
-                    shard = write_shard(self.con, t, self.folder, f"SELECT {sel} FROM src.main.{t}", LEGACY_LEVEL)
+                    shard = write_shard(self.con, t, self.folder, self._old_columns_sql(t), LEGACY_LEVEL)
                     if shard:
                         self.manifest.tables[t].append(shard)
                         self._new_file(shard.file)
-                elif t != "meta":
-                    names = ", ".join(c for c, _ in cols)
+                else:
+                    names = ", ".join(c for c, _ in columns(t))
                     verb = "INSERT OR REPLACE" if primary_key(t) else "INSERT"
-                    self.con.execute(f"{verb} INTO cat.main.{t} ({names}) SELECT {sel} FROM src.main.{t}")
+                    self.con.execute(f"{verb} INTO cat.main.{t} ({names}) "
+                                     f"SELECT {names} FROM ({self._old_columns_sql(t)})")
         finally:
             self.con.execute("DETACH src")
 
@@ -209,17 +240,38 @@ class ResultWriter:
                              f" UNION ALL SELECT {names} FROM memory.main.stage_{t}")
 
     def _flush(self) -> None:
-        """Staged rows -> one new file per table; merge levels that are full."""
+        """Staged rows -> one new file per table; the changed rows of the held tables -> one new file each
+        (files holding replaced rows rewritten without them); merge levels that are full."""
         for t in SHARDED:
             shard = write_shard(self.con, t, self.folder, f"SELECT * FROM memory.main.stage_{t}")
             if shard:
                 self.manifest.tables[t].append(shard)
                 self._new_file(shard.file)
                 self.con.execute(f"DELETE FROM memory.main.stage_{t}")
+        for t in HELD:
+            self._flush_held(t)
+        for t in PARQUET:
             while merges := plan_merges(self.manifest.tables[t]):
                 for group in merges:
                     merged = write_shard(self.con, t, self.folder, scan_sql(t, self.folder, group), group[0].level + 1)
                     self._swap(t, group, merged)
+
+    def _flush_held(self, table: str) -> None:
+        try:
+            n_new, n_out = held.changes(self.con, table)
+            if not n_new and not n_out:
+                return
+            if n_out:
+                for s in held.holding(self.con, table, self.folder, self.manifest.tables[table]):
+                    kept = write_shard(self.con, table, self.folder, held.without_out(table, self.folder, s), s.level)
+                    self._swap(table, [s], kept)
+            shard = write_shard(self.con, table, self.folder, "SELECT * FROM temp._chg")
+            if shard:
+                self.manifest.tables[table].append(shard)
+                self._new_file(shard.file)
+            held.advance(self.con, table)
+        finally:
+            held.drop_temp(self.con)
 
     def _swap(self, table: str, old: list[Shard], new: Shard | None) -> None:
         """Replace files ``old`` of ``table`` by ``new`` (None: they are gone) in this session's list."""
@@ -257,16 +309,22 @@ class ResultWriter:
         self._flush()
         now = time.time()
         self.manifest.garbage += [(name, now) for name in self._superseded]
-        for t in SHARDED:
-            view = scan_sql(t, self.folder, self.manifest.tables[t])
-            self.con.execute(f"CREATE OR REPLACE VIEW cat.main.{t} AS {view}")
         self.con.execute("INSERT OR REPLACE INTO cat.main.meta VALUES ('schema_version', ?), (?, ?), (?, ?)",
                          [str(SCHEMA_VERSION), MANIFEST_KEY, self.manifest.to_json(), FOLDER_KEY, str(self.folder)])
         _fsync_dir(self.folder)
         self.staging.unlink(missing_ok=True)
+        # the catalog: meta (no key index: nobody writes it in place) and one view per table over its files
         self.con.execute(f"ATTACH {sql_str(self.staging)} AS out (BLOCK_SIZE {CATALOG_BLOCK_SIZE})")
         try:
-            self.con.execute("COPY FROM DATABASE cat TO out")
+            self.con.execute("BEGIN")   # one commit: one checkpoint of the new file
+            self.con.execute("CREATE TABLE out.main.meta AS SELECT key, value FROM cat.main.meta ORDER BY key")
+            for t in PARQUET:
+                self.con.execute(f"CREATE VIEW out.main.{t} AS {scan_sql(t, self.folder, self.manifest.tables[t])}")
+            self.con.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):   # a failed COMMIT has already rolled back
+                self.con.execute("ROLLBACK")
+            raise
         finally:
             self.con.execute("DETACH out")
         _fsync(self.staging)
