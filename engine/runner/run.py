@@ -403,6 +403,8 @@ def _run(exp, db, prepared, stopped, work, executor, ray_address, device, progre
                 if w.in_unit:  # a unit's rows were being written: drop them (units finished since the last
                     w.close(commit=False)  # publish go with them, and are redone by the next run)
                     w.open()
+                    for k, v in w.run_counts(drv.report.run_id).items():  # report what the database holds
+                        setattr(drv.report, k, v)
             signum = interrupt_signal(exc)
             if signum is None:
                 raise

@@ -375,6 +375,15 @@ class ResultWriter(GroupCommit):
         return {r[0] for r in self.con.execute("SELECT job_key FROM jobs WHERE status = 'done'").fetchall()}
 
     @serialised
+    def run_counts(self, run_id: str) -> dict[str, int]:
+        """Jobs done and failed, and failed items, recorded for one run (published, or written in this session)."""
+        done, failed = self.con.execute("SELECT count(*) FILTER (status = 'done'), count(*) FILTER (status <> 'done') "
+                                        "FROM jobs WHERE run_id = ?", [run_id]).fetchone()
+        items = self.con.execute("SELECT count(*) FROM failures WHERE run_id = ? AND item <> '*'",
+                                 [run_id]).fetchone()[0]
+        return {"done": done, "failed_jobs": failed, "failed_items": items}
+
+    @serialised
     def has_pairwise(self, dataset_id: str, model_id: str, metrics: list[str]) -> bool:
         """Whether the staged ``pairwise`` table holds any paired test of one (dataset, model) for ``metrics``."""
         return bool(self.con.execute(
