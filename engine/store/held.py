@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .schema import columns, row_key
+from .schema import columns, primary_key, row_key
 from .shards import Shard, scan_sql
 
 
@@ -37,8 +37,9 @@ def load(con, table: str, source_sql: str | None, published: bool) -> None:
     Parquet files (``published``), empty otherwise (rows moved from an older catalog are written at the
     next publish)."""
     names = ", ".join(c for c, _ in columns(table))
-    if source_sql is not None:
-        con.execute(f"INSERT INTO cat.main.{table} ({names}) SELECT {names} FROM ({source_sql})")
+    if source_sql is not None:   # OR REPLACE: a key repeated across files cannot make the database unopenable
+        verb = "INSERT OR REPLACE" if primary_key(table) else "INSERT"
+        con.execute(f"{verb} INTO cat.main.{table} ({names}) SELECT {names} FROM ({source_sql})")
     cols = ", ".join(f"{c} {typ}" for c, typ in columns(table))
     con.execute(f"CREATE OR REPLACE TABLE {snapshot(table)} ({cols})")
     if published:
