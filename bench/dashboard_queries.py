@@ -133,7 +133,9 @@ def build(path: Path, images: int = IMAGES) -> None:
         FROM mo, me, range(1, 15) r(s), range({MPRT_IMAGES}) r2(i)""")
     log.info("curves and sanity in %.1f s", time.perf_counter() - t)
     t = time.perf_counter()
-    con.execute("""INSERT INTO summary SELECT dataset_id, model_id, method, method_version, method_params, metric,
+    con.execute("""INSERT INTO summary (dataset_id, model_id, method, method_version, method_params, metric,
+        metric_version, metric_params, region, n, n_undefined, mean, ci_low, ci_high)
+        SELECT dataset_id, model_id, method, method_version, method_params, metric,
         metric_version, metric_params, region, count(value), count(*) - count(value), avg(value),
         avg(value) - 1.96 * stddev_samp(value) / sqrt(count(value)),
         avg(value) + 1.96 * stddev_samp(value) / sqrt(count(value))

@@ -18,27 +18,30 @@ def read_only(path: str | Path):
     """A read-only connection to the catalog of ``path`` (replacement scans and extension loading off)."""
     con = connect(path)
     try:
-        _follow_moved_shards(con, Path(path))
+        for sql in moved_shard_views(con, Path(path)):
+            con.execute(sql)
         yield con
     finally:
         con.close()
 
 
-def _follow_moved_shards(con, path: Path) -> None:
-    """A database moved together with its ``.shards`` folder: its views still name the old folder, so this
-    connection gets temporary views over the files beside it (the next run rewrites the views)."""
+def moved_shard_views(con, path: Path) -> list[str]:
+    """A database moved together with its ``.shards`` folder: its views still name the old folder, so a
+    connection to it needs temporary views over the files beside it (the next run rewrites the views).
+    The ``CREATE TEMP VIEW`` statements to run on each connection (a temporary view belongs to the one
+    connection, or cursor, that created it); none for a database in place or without shards."""
     try:
         row = con.execute("SELECT value FROM meta WHERE key = ?", [FOLDER_KEY]).fetchone()
     except duckdb.Error:
-        return   # no meta table (an older or foreign file): nothing to follow
+        return []   # no meta table (an older or foreign file): nothing to follow
     local = shard_dir(path.resolve())
     if not row or Path(row[0]) == local or not local.is_dir():
-        return
+        return []
     manifest = Manifest.from_json(con.execute("SELECT value FROM meta WHERE key = ?", [MANIFEST_KEY]).fetchone()[0])
     if locate(path.resolve(), manifest, row[0]) != local:
-        return
-    for table, shards in manifest.tables.items():
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS {scan_sql(table, local, shards)}")
+        return []
+    return [f"CREATE OR REPLACE TEMP VIEW {table} AS {scan_sql(table, local, shards)}"
+            for table, shards in manifest.tables.items()]
 
 
 def database_exists(path: str | Path) -> bool:
