@@ -10,8 +10,9 @@ Why a long-lived instance is safe with the batch writer (engine/store/writer.py)
 opens the live catalog; it writes a new catalog file and renames it over ``<db>``.  An instance holds
 the file it attached (its inode), never the name, so it neither blocks the writer nor sees a torn state:
 it reads one published version, whose shard files are immutable and kept ``GRACE_S`` (1 h) after a
-newer catalog supersedes them.  Held for more than that, an instance of a superseded catalog could name
-deleted files, so it is never used for a new query: every query first stats ``<db>`` and uses the
+newer catalog supersedes them.  Queried more than an hour after that, an instance of a superseded catalog
+could name deleted files (the query fails with DuckDB's "no such file" error, never with wrong rows), so
+it is never used for a new query: every query first stats ``<db>`` and uses the
 instance only if the file is still the one it attached (same resolved path, inode, mtime and size).
 Otherwise the next query opens a new instance and the old one is retired: closed as soon as the queries
 still running on it end (they finish on their snapshot).  At most ``MAX_INSTANCES`` are kept (least

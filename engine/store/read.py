@@ -1,5 +1,6 @@
 """What the runner reads back from a published database: whether it exists, its schema version and
-the keys of finished jobs.  Short-lived read-only connections, so a reader never blocks the writer."""
+the keys of finished jobs, on short-lived read-only connections (the dashboard keeps one instance per
+catalog version instead: engine/dashboard/reader.py); and the views a moved database needs."""
 from __future__ import annotations
 
 import contextlib
