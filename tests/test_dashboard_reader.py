@@ -167,3 +167,20 @@ def test_safe_settings_hold_on_every_cursor(tmp_path, opened):
                 "'autoinstall_known_extensions', 'autoload_known_extensions', 'parquet_metadata_cache')").fetchall())
     assert settings == {"python_enable_replacements": "false", "autoinstall_known_extensions": "false",
                         "autoload_known_extensions": "false", "parquet_metadata_cache": "true"}
+
+
+def test_db_state_checks_through_the_reader_and_refuses_a_damaged_file_in_one_sentence(tmp_path, opened,
+                                                                                       monkeypatch):
+    from engine.dashboard import cache, db_state
+    db = tmp_path / "r.duckdb"
+    _publish(db, 0, 2)
+    monkeypatch.setenv("XAI_DB", str(db))
+    shown = []
+    monkeypatch.setattr(cache.st, "error", shown.append)
+    assert db_state().ready and db_state().ready
+    assert len(opened) == 1 and reader.cached() == {str(db.resolve()): reader.version(db)}   # no new connection
+    _publish(db, 2)
+    assert db_state().ready and len(opened) == 2 and opened[0].closed
+    db.write_bytes(db.read_bytes()[:5000])
+    assert not db_state().ready
+    assert len(shown) == 1 and shown[0].startswith(f"{db}: damaged results database (") and "\n" not in shown[0]

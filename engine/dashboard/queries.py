@@ -17,7 +17,8 @@ from scipy.stats import spearmanr
 
 from ..metrics.sanity import SURVIVES
 from ..metrics.summaries import method_label
-from ..store.read import DEFAULT_DB, database_exists, schema_version  # noqa: F401  (part of this read API)
+from ..store import read
+from ..store.read import DEFAULT_DB
 from .reader import cursor
 
 # the strategy every view groups by: pretraining and fine-tuning state together, so no view averages a
@@ -30,6 +31,15 @@ STRATEGY_SQL = f"{PRETRAINING_SQL} || ' · ' || {FINE_TUNING_SQL}"
 
 def db_path() -> str:
     return os.environ.get("XAI_DB", DEFAULT_DB)
+
+
+def database_exists(path) -> bool:
+    """:func:`engine.store.read.database_exists` through the shared reader (every page's rerun asks)."""
+    return read.database_exists(path, connection=cursor)
+
+
+def schema_version(path) -> int:
+    return read.schema_version(path, connection=cursor)
 
 
 def _df(src, sql: str, params: list | dict | None = None) -> pd.DataFrame:

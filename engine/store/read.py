@@ -45,21 +45,22 @@ def moved_shard_views(con, path: Path) -> list[str]:
             for table, shards in manifest.tables.items()]
 
 
-def database_exists(path: str | Path) -> bool:
-    """A readable DuckDB file holding the results schema (its ``scores`` table)."""
+def database_exists(path: str | Path, connection=read_only) -> bool:
+    """A readable DuckDB file holding the results schema (its ``scores`` table).  ``connection``: a context
+    manager giving a read-only connection to a path (the dashboard passes its shared reader's cursor)."""
     p = Path(path)
     if not p.is_file():
         return False
     try:
-        with read_only(p) as con:
+        with connection(p) as con:
             return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'scores'"
                                ).fetchone()[0] == 1
     except duckdb.Error:
         return False
 
 
-def schema_version(path: str | Path) -> int:
-    with read_only(path) as con:
+def schema_version(path: str | Path, connection=read_only) -> int:
+    with connection(path) as con:
         row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     return int(row[0]) if row else 0
 
