@@ -17,9 +17,10 @@ How each query reaches the database (``--mode``):
 * ``fresh``: each call on its own short-lived read-only connection (the dashboard before the shared
   reader; ``engine.store.read.read_only``).
 
-``--compare OTHER`` times every query interleaved (same process, same load) as: ``OTHER`` fresh (e.g. the
+``--compare OTHER`` times every page interleaved (same process, same load) as: ``OTHER`` fresh (e.g. the
 all-in-DuckDB layout, built without ``--shards``, as the dashboard read it before), then ``--db`` fresh,
-cold and warm, and prints one table of medians.
+cold, ``publish`` (the page's first view after a publish: a new instance for its first query only) and
+warm, each page starting with the checks ``db_state`` runs on every rerun; it prints one table of medians.
 
     nice .venv/bin/python bench/dashboard_queries.py --db /tmp/bench.duckdb [--rebuild] [--repeat 7]
     nice .venv/bin/python bench/dashboard_queries.py --db /tmp/bench.duckdb --check-pages   # AppTest every page
@@ -247,8 +248,9 @@ def connections(mode: str):
 
 
 def _timed(fn, before) -> float:
-    before()
+    """Seconds of ``before(); fn()``: a cold query also closes the instance of the catalog it supersedes."""
     t = time.perf_counter()
+    before()
     fn()
     return time.perf_counter() - t
 
@@ -275,24 +277,31 @@ def time_pages(path: Path, repeat: int, mode: str = "warm"
     return out, medians
 
 
+WAYS = ("fresh", "fresh", "cold", "publish", "warm")   # the first on --compare's database, the others on --db
+
+
 def compare(path: Path, other: Path, repeat: int) -> list[tuple[str, str, list[float]]]:
-    """(page, query, [median ms of ``other`` fresh, ``path`` fresh, cold, warm]), every query timed in each
-    of the four ways in turn, ``repeat`` rounds."""
-    ways = [(other, "fresh"), (path, "fresh"), (path, "cold"), (path, "warm")]
-    table = [(db, cases(db)) for db, _ in ways]
+    """(page, query, [median ms of ``other`` fresh, ``path`` fresh, cold, publish, warm]), ``repeat`` rounds
+    of every page timed in each way in turn.  ``publish``: the page's first view after a publish (a new
+    instance for its first query, the page's other queries on it).  Each page starts with the checks
+    ``db_state`` runs on every rerun (existence, schema version)."""
+    ways = [(other if k == 0 else path, mode) for k, mode in enumerate(WAYS)]
+    table = [{page: [("db_state checks", lambda db=db: (q.database_exists(db), q.schema_version(db))), *fns]
+              for page, fns in cases(db).items()} for db, _ in ways]
     per: dict[tuple[str, str, int], list[float]] = {}
     for _ in range(repeat):
-        for k, ((db, mode), (_, calls)) in enumerate(zip(ways, table)):
-            with connections(mode) as before:
+        for k, ((db, mode), calls) in enumerate(zip(ways, table)):
+            with connections("warm" if mode == "publish" else mode) as before:
                 if mode == "warm":
                     for fns in calls.values():
                         for _, fn in fns:
                             fn()
                 for page, fns in calls.items():
-                    for name, fn in fns:
-                        per.setdefault((page, name, k), []).append(_timed(fn, before))
+                    for j, (name, fn) in enumerate(fns):
+                        first = reader.clear if mode == "publish" and j == 0 else before
+                        per.setdefault((page, name, k), []).append(_timed(fn, first))
     return [(page, name, [statistics.median(per[(page, name, k)]) * 1e3 for k in range(len(ways))])
-            for page, fns in table[0][1].items() for name, _ in fns]
+            for page, fns in table[0].items() for name, _ in fns]
 
 
 def check_pages(path: Path) -> int:
@@ -363,14 +372,15 @@ def main(argv=None) -> int:
           f"all of a page's queries, uncached by the pages, connections: {args.mode}; load average "
           f"{os.getloadavg()[0]:.1f}\n")
     if args.compare:
-        print(f"| page | query | {args.compare.name} fresh (ms) | {path.name} fresh | cold | warm |\n"
-              "|---|---|---:|---:|---:|---:|")
+        print(f"| page | query | {args.compare.name} fresh (ms) | {path.name} fresh | cold | publish | warm |\n"
+              "|---|---|---:|---:|---:|---:|---:|")
         rows = compare(path, args.compare, args.repeat)
         for page, name, ms in rows:
             print(f"| {page} | {name} | " + " | ".join(f"{v:.0f}" for v in ms) + " |")
-        print("\n| page (sum of its queries' medians) | fresh (ms) | fresh | cold | warm |\n|---|---:|---:|---:|---:|")
+        print("\n| page (sum of its queries' medians) | fresh (ms) | fresh | cold | publish | warm |\n"
+              "|---|---:|---:|---:|---:|---:|")
         for page in dict.fromkeys(r[0] for r in rows):
-            sums = [sum(r[2][k] for r in rows if r[0] == page) for k in range(4)]
+            sums = [sum(r[2][k] for r in rows if r[0] == page) for k in range(len(WAYS))]
             print(f"| {page} | " + " | ".join(f"{v:.0f}" for v in sums) + " |")
         print(f"\nload average after: {os.getloadavg()[0]:.1f}")
         return 0
