@@ -184,3 +184,16 @@ def test_db_state_checks_through_the_reader_and_refuses_a_damaged_file_in_one_se
     db.write_bytes(db.read_bytes()[:5000])
     assert not db_state().ready
     assert len(shown) == 1 and shown[0].startswith(f"{db}: damaged results database (") and "\n" not in shown[0]
+
+
+def test_a_symlink_and_its_target_share_one_instance_and_a_repointed_link_reads_the_new_target(tmp_path, opened):
+    a, b, link = tmp_path / "a.duckdb", tmp_path / "b.duckdb", tmp_path / "link.duckdb"
+    _publish(a, 0, 2)
+    _publish(b, 0, 5)
+    link.symlink_to(a)
+    assert _count(link) == _count(a) == (2, 1.0) and len(opened) == 1
+    _publish(link, 2)                      # the writer publishes on the real file
+    assert _count(a) == _count(link) == (3, 3.0) and len(opened) == 2
+    link.unlink()
+    link.symlink_to(b)
+    assert _count(link) == (5, 10.0) and len(opened) == 3
