@@ -1,5 +1,10 @@
 """What a publish costs: bytes written over a run, a no-op run, and the latency of one commit into a large store.
 
+0. *demo* (``--demo quick|default``): the real demo experiment, run from scratch (data generation and
+   training included) into a new database, once per ``--publish-every`` value (the experiment's group-commit
+   interval; 0 = one publish per finished unit).  Bytes written = what the results writer wrote (shard
+   files and catalogs, merges and copies included: ``RunReport.db_written``), against the final database
+   (catalog + the shard files it lists).
 1. *run*: a synthetic run shaped like the quick demo (per (dataset, model): images, predictions, then one
    commit per method chunk with its explanations (14 x 14 maps), scores and curves, jobs and summary rows),
    ``--commits`` commits in all.  Bytes written = the process's ``write_bytes`` (/proc/self/io: what it
@@ -9,6 +14,9 @@
    time of one commit of 10 k new score rows (replace_rows + commit), median of ``--repeat``.
 
     nice .venv/bin/python bench/publish_cost.py [--commits 53] [--rows 10000000] [--dir /tmp/publish_bench]
+    nice .venv/bin/python bench/publish_cost.py --demo quick --publish-every 0 10 --skip-run --skip-latency
+    nice .venv/bin/python bench/publish_cost.py --store /tmp/bench_dashboard.duckdb --skip-run   # latency only,
+        into a copy of an existing store (catalog + .shards folder)
 
 Runs against whatever ``engine.store`` is importable, so the same script measures an older writer too
 (PYTHONPATH=<old checkout>).
@@ -119,8 +127,43 @@ def bench_run(folder: Path, commits: int, images: int = 48) -> dict:
             "noop_changed_file": db.stat().st_mtime_ns != mtime}
 
 
-def bench_latency(folder: Path, rows: int, repeat: int) -> dict:
+def bench_demo(folder: Path, size: str, publish_every: float) -> dict:
+    """Run the demo experiment (``quick`` or ``default``) from scratch into ``folder``."""
+    import logging
+
+    from engine import PROJECT_ROOT
+    from engine.runner.experiment import load_experiment
+    from engine.runner.run import run_experiment
+    logging.basicConfig(level=logging.WARNING)
+    name = "demo_quick.toml" if size == "quick" else "demo.toml"
+    exp = load_experiment(PROJECT_ROOT / "data" / "experiments" / name)
+    exp = exp.model_copy(update={"publish_every": publish_every})
+    work = folder / f"demo-{publish_every:g}"
+    t = time.monotonic()
+    r = run_experiment(exp, work / "results.duckdb", work_dir=work, progress=False)
+    return {"publish_every": publish_every, "status": r.status, "jobs": r.done, "wall_s": time.monotonic() - t,
+            "publishes": r.db_publishes, "written": r.db_written, "final": r.db_size}
+
+
+def copy_store(src: Path, dst: Path) -> None:
+    """A copy of a results database (catalog and shard folder) at ``dst``."""
+    shutil.copyfile(src, dst)
+    shard_src = src.with_name(src.name + ".shards")
+    if shard_src.is_dir():
+        shutil.copytree(shard_src, dst.with_name(dst.name + ".shards"))
+
+
+def bench_latency(folder: Path, rows: int, repeat: int, store: Path | None = None) -> dict:
     db = folder / "big.duckdb"
+    if store is not None:   # an existing store: its first writer session moves it to this schema (untimed)
+        copy_store(store, db)
+        with ResultWriter(db):
+            pass
+        return _time_commits(db, repeat, 0.0, 0)
+    return _build_and_time(db, rows, repeat)
+
+
+def _build_and_time(db: Path, rows: int, repeat: int) -> dict:
     per_image = len(METRICS)
     images = 840
     t0 = time.monotonic()
@@ -143,7 +186,14 @@ def bench_latency(folder: Path, rows: int, repeat: int) -> dict:
             w.replace_rows("scores", complete("scores", df))
             w.commit()
             written += len(df)
-    build_s = time.monotonic() - t0
+    return _time_commits(db, repeat, time.monotonic() - t0, written)
+
+
+def _time_commits(db: Path, repeat: int, build_s: float, written: int) -> dict:
+    """Median wall time of one commit of 10 k new score rows into ``db`` (``repeat`` commits)."""
+    import duckdb
+    with duckdb.connect(str(db), read_only=True) as con:
+        written = written or con.execute("SELECT count(*) FROM scores").fetchone()[0]
     times = []
     for r in range(repeat):
         df = pd.DataFrame({"run_id": "bench", "dataset_id": "d", "model_id": f"new{r}", "method": "attention",
@@ -167,17 +217,29 @@ def main(argv=None) -> int:
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--skip-latency", action="store_true")
+    ap.add_argument("--skip-run", action="store_true", help="skip the synthetic demo-shaped run")
+    ap.add_argument("--demo", choices=["quick", "default"], help="run the real demo experiment from scratch")
+    ap.add_argument("--publish-every", type=float, nargs="+", default=[10.0],
+                    help="group-commit intervals (s) for --demo, one run each (0: one publish per unit)")
+    ap.add_argument("--store", type=Path, help="time the 10 k-row commit into a copy of this database")
     args = ap.parse_args(argv)
     shutil.rmtree(args.dir, ignore_errors=True)
     args.dir.mkdir(parents=True)
-    r = bench_run(args.dir, args.commits, args.images)
     mb = 1e6
-    print(f"run: {r['commits']} commits of {args.images} images each, final size {r['final'] / mb:.1f} MB, "
-          f"bytes written {r['written'] / mb:.1f} MB "
-          f"({r['written'] / r['final']:.2f}x the final size)")
-    print(f"no-op run: bytes written {r['noop_written'] / mb:.2f} MB, live catalog replaced: {r['noop_changed_file']}")
+    for every in (args.publish_every if args.demo else []):
+        d = bench_demo(args.dir, args.demo, every)
+        print(f"{args.demo} demo, publish_every {every:g} s: {d['jobs']} jobs, {d['wall_s']:.0f} s, {d['publishes']} "
+              f"publishes wrote {d['written'] / mb:.1f} MB for a database of {d['final'] / mb:.1f} MB "
+              f"({d['written'] / d['final']:.2f}x the final size)")
+    if not args.skip_run:
+        r = bench_run(args.dir, args.commits, args.images)
+        print(f"run: {r['commits']} commits of {args.images} images each, final size {r['final'] / mb:.1f} MB, "
+              f"bytes written {r['written'] / mb:.1f} MB "
+              f"({r['written'] / r['final']:.2f}x the final size)")
+        print(f"no-op run: bytes written {r['noop_written'] / mb:.2f} MB, live catalog replaced: "
+              f"{r['noop_changed_file']}")
     if not args.skip_latency:
-        lat = bench_latency(args.dir, args.rows, args.repeat)
+        lat = bench_latency(args.dir, args.rows, args.repeat, args.store)
         print(f"store of {lat['rows']:,} score rows ({lat['size'] / mb:.0f} MB, built in {lat['build_s']:.0f} s): "
               f"one commit of 10 k new rows: median {lat['publish_10k_s']:.2f} s "
               f"({', '.join(f'{t:.2f}' for t in lat['publish_10k_all'])})")

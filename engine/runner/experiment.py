@@ -8,6 +8,7 @@ work starts, with one-line errors naming the key and the allowed values::
     seed = 0
     precision = "bf16"                # fp32 | bf16 (default: bf16 on CUDA, fp32 on CPU)
     threads = 2                       # torch threads per worker process (default: cores // workers)
+    publish_every = 10                # seconds: at most one publish of the database per interval (0: per unit)
     [[datasets]]                      # engine.data.DatasetSpec keys (docs/datasets.md)
     name = "wbc1"
     root = "../shared/data/wbc/Dataset 1"     # relative to this file
@@ -126,6 +127,8 @@ class Experiment(_Strict):
     batch_size: int = Field(32, ge=1)
     precision: Literal["fp32", "bf16"] | None = None  # None: bf16 on CUDA, fp32 on CPU (--precision wins)
     threads: int | None = Field(None, ge=1)     # torch threads per worker (None: cores // workers; --threads wins)
+    # at most one publish of the database per this many seconds (group commit; 0: one per finished unit)
+    publish_every: float = Field(10.0, ge=0, le=3600)
     datasets: list[dict[str, Any]] = Field(min_length=1)
     models: list[ModelEntry] = Field(min_length=1)
     methods: dict[str, ParamSets] = Field(min_length=1)

@@ -377,7 +377,7 @@ def run_experiment(exp: Experiment, db: str | Path, *, executor: str = "local", 
 
 def _run(exp, db, prepared, stopped, work, executor, ray_address, device, progress, lock, precision,
          threads) -> RunReport:
-    with ResultWriter(db, lock=lock) as w:
+    with ResultWriter(db, lock=lock, publish_every=exp.publish_every) as w:
         live = RunProgress(db, exp.name, planned_jobs(exp), bars=progress)
         ex = make_executor(executor, ray_address, device, threads)
         drv = _Driver(exp, w, ex, work, device, progress, precision, live)
@@ -385,7 +385,7 @@ def _run(exp, db, prepared, stopped, work, executor, ray_address, device, progre
                                                  "device": device, "precision": precision,
                                                  "threads": ex.threads, "db": str(db)})
         w.own_runs.add(drv.report.run_id)
-        w.commit()  # the run is visible as 'running' from its start
+        w.commit(now=True)  # the run is visible as 'running' from its start
         live.set_run(drv.report.run_id)
         status = "failed"
         try:
@@ -399,9 +399,12 @@ def _run(exp, db, prepared, stopped, work, executor, ray_address, device, progre
                     live.state["jobs_total"] -= sum(stage_totals(exp, block).values())
             status = "finished" if drv.report.ok else "finished with failures"
         except BaseException as exc:  # an error, or SIGTERM / Ctrl-C (Interrupted), however it surfaced
-            with signals_deferred():  # drop the unit in flight: every finished unit is already published
-                w.close(commit=False)
-                w.open()
+            with signals_deferred():
+                if w.in_unit:  # a unit's rows were being written: drop them (units finished since the last
+                    w.close(commit=False)  # publish go with them, and are redone by the next run)
+                    w.open()
+                    for k, v in w.run_counts(drv.report.run_id).items():  # report what the database holds
+                        setattr(drv.report, k, v)
             signum = interrupt_signal(exc)
             if signum is None:
                 raise
@@ -436,7 +439,8 @@ def _run_dataset(drv: _Driver, live: RunProgress, d: PreparedDataset, block: dic
     live.stage(f"{name}: predict", len(trained), name)
     for entry, res, model_id in trained:
         drv.predict(d, entry, res, model_id)
-    refresh_quality(drv.w, d.dataset_id, seed=drv.exp.seed)  # published with the first chunk that follows
+    refresh_quality(drv.w, d.dataset_id, seed=drv.exp.seed)
+    drv.w.commit()
     for kind in ("localisation", "faithfulness"):
         live.stage(f"{name}: {kind}", totals[kind] - sum(_later_jobs(drv.exp, e, kind) for e in lost), name)
         for entry, res, model_id in trained:

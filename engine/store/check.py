@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 
 from .db import connect
-from .schema import REPLACE_KEYS, SCHEMA_VERSION, SHARDED, TABLES, columns
+from .schema import REPLACE_KEYS, SCHEMA_VERSION, TABLES, columns
 from .shards import FOLDER_KEY, MANIFEST_KEY, Manifest, locate
 
 DUCKDB_MAGIC = b"DUCK"   # bytes 8..12 of every DuckDB file
@@ -103,14 +103,12 @@ def _inspect(con, p: Path, deep: bool) -> DbInfo:
         except (ValueError, TypeError, json.JSONDecodeError) as exc:
             raise damaged(p, f"unreadable shard list: {exc}") from None
         info.folder = locate(p, info.manifest, meta.get(FOLDER_KEY))
-    for table in sorted(ours):
-        if info.sharded and table in SHARDED:
-            continue
+    stored = sorted(t for t in ours if have[t] != "VIEW")   # tables inside the file (views: over shard files)
+    for table in stored:
         _check_migratable(con, p, table)
     if deep:
-        for table in sorted(ours):
-            if not (info.sharded and table in SHARDED):
-                con.execute(f"SELECT max(hash(t)) FROM {table} t").fetchone()
+        for table in stored:
+            con.execute(f"SELECT max(hash(t)) FROM {table} t").fetchone()
         if info.sharded:
             folder = info.folder
             for table, shards in info.manifest.tables.items():

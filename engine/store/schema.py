@@ -1,7 +1,7 @@
 """The published DuckDB schema (documented in docs/schema.md).  Bump SCHEMA_VERSION on change."""
 from __future__ import annotations
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # tables stored as immutable Parquet shards behind a view (engine/store/shards.py), not inside the DuckDB file;
 # one row per image (or per image and method / metric), so they hold nearly all of a study's bytes
@@ -276,6 +276,28 @@ REPLACE_KEYS: dict[str, tuple[str, ...]] = {
     "pairwise": ("dataset_id", "model_id", "metric", "metric_version", "metric_params", "region", "method_a",
                  "method_b"),
 }
+
+
+# every other table but ``meta`` (bookkeeping and summaries: runs, jobs, models, summary, pairwise, ...) is also
+# published as Parquet files behind a view since version 7, so the catalog file holds only ``meta`` and views; the
+# writer keeps these tables whole in memory and writes, per publish, only the rows that changed (writer.py)
+HELD: tuple[str, ...] = tuple(t for t in TABLES if t not in SHARDED and t != "meta")
+PARQUET: tuple[str, ...] = SHARDED + HELD
+
+
+def primary_key(table: str) -> str | None:
+    for line in TABLES[table].splitlines():
+        if "PRIMARY KEY" in line.split("--")[0]:
+            return line.split()[0]
+    return None
+
+
+def row_key(table: str) -> tuple[str, ...]:
+    """The columns that identify a row of ``table``: its replace key, else its primary key, else every column."""
+    if table in REPLACE_KEYS:
+        return REPLACE_KEYS[table]
+    pk = primary_key(table)
+    return (pk,) if pk else tuple(c for c, _ in columns(table))
 
 
 def columns(table: str) -> list[tuple[str, str]]:

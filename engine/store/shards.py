@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .db import sql_str
-from .schema import REPLACE_KEYS, SHARDED, columns
+from .schema import PARQUET, REPLACE_KEYS, SHARDED, columns
 
 MANIFEST_KEY = "shards"
 FOLDER_KEY = "shard_dir"   # meta: the absolute folder the views point into
@@ -47,23 +47,32 @@ class Shard:
 
 @dataclass
 class Manifest:
-    tables: dict[str, list[Shard]] = field(default_factory=lambda: {t: [] for t in SHARDED})
+    tables: dict[str, list[Shard]] = field(default_factory=lambda: {t: [] for t in PARQUET})
     garbage: list[tuple[str, float]] = field(default_factory=list)   # (file, superseded at, unix time)
 
     def to_json(self) -> str:
-        def row(s: Shard) -> dict:   # by hand: dataclasses.asdict deep-copies every group hash (slow)
-            return {"file": s.file, "rows": s.rows, "bytes": s.bytes, "level": s.level, "columns": s.columns,
-                    "groups": s.groups}
-        return json.dumps({"tables": {t: [row(s) for s in ss] for t, ss in self.tables.items()},
-                           "garbage": self.garbage}, separators=(",", ":"))
+        """The manifest as compact JSON: a file's columns are written only where they differ from its table's
+        declared columns (listed once per table), and group hashes only for the per-image tables."""
+        declared = {t: [c for c, _ in columns(t)] if t in PARQUET else [] for t in self.tables}
+
+        def row(s: Shard, cols: list[str]) -> dict:   # by hand: dataclasses.asdict deep-copies every hash (slow)
+            out = {"file": s.file, "rows": s.rows, "bytes": s.bytes, "level": s.level}
+            if s.columns != cols:
+                out["columns"] = s.columns
+            if s.groups:
+                out["groups"] = s.groups
+            return out
+        tables = {t: [row(s, declared[t]) for s in ss] for t, ss in self.tables.items()}
+        return json.dumps({"tables": tables, "columns": declared, "garbage": self.garbage}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str | None) -> "Manifest":
         m = cls()
         if text:
             raw = json.loads(text)
+            declared = raw.get("columns", {})   # a file listed without columns has its table's (since version 7)
             for t, ss in raw.get("tables", {}).items():
-                m.tables[t] = [Shard(**s) for s in ss]
+                m.tables[t] = [Shard(**{"columns": declared.get(t, []), **s}) for s in ss]
             m.garbage = [tuple(g) for g in raw.get("garbage", [])]
         return m
 
@@ -128,7 +137,9 @@ def new_name(table: str) -> str:
 
 
 def write_shard(con, table: str, folder: Path, select_sql: str, level: int = 0) -> Shard | None:
-    """Write the rows of ``select_sql`` (declared columns of ``table``) as a new file; None when empty."""
+    """Write the rows of ``select_sql`` (declared columns of ``table``) as a new file; None when empty.
+    The group hashes are recorded for the per-image tables (``SHARDED``) only: the writer holds the
+    other tables in memory and finds the files of a changed row by scanning that table's few files."""
     n = con.execute(f"SELECT count(*) FROM ({select_sql})").fetchone()[0]
     if n == 0:
         return None
@@ -138,7 +149,8 @@ def write_shard(con, table: str, folder: Path, select_sql: str, level: int = 0) 
                 f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP.get(table, 122880)})")
     _fsync(path)
     groups = sorted(r[0] for r in con.execute(
-        f"SELECT DISTINCT {group_hash_sql(table)} FROM read_parquet({sql_str(path)})").fetchall())
+        f"SELECT DISTINCT {group_hash_sql(table)} FROM read_parquet({sql_str(path)})").fetchall()) \
+        if table in SHARDED else []
     return Shard(file=name, rows=int(n), bytes=path.stat().st_size, level=level,
                  columns=[c for c, _ in columns(table)], groups=groups)
 

@@ -22,6 +22,7 @@ writer never opens the live catalog for writing:
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -32,11 +33,22 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from . import held, migrate
 from .check import DatabaseRefused, DbInfo, check_database
 from .db import connect, sql_str
+from .group_commit import GroupCommit, serialised, writes
 from .identity import utc_now
 from .lock import RunLock, WriterBusy, signals_deferred
-from .schema import REPLACE_KEYS, SCHEMA_VERSION, SHARDED, TABLES, columns, create_schema
+from .schema import (
+    HELD,
+    PARQUET,
+    REPLACE_KEYS,
+    SCHEMA_VERSION,
+    SHARDED,
+    columns,
+    create_schema,
+    primary_key,
+)
 from .shards import (
     FOLDER_KEY,
     MANIFEST_KEY,
@@ -55,20 +67,12 @@ from .shards import (
 log = logging.getLogger(__name__)
 
 CATALOG_BLOCK_SIZE = 16384   # the catalog is small: 16 KiB blocks instead of DuckDB's 256 KiB
-LEGACY_LEVEL = 9             # a table moved out of a version <= 4 file: never merged with commit-sized files
 
 __all__ = ["ResultWriter", "WriterBusy", "DatabaseRefused", "canonical_json"]
 
 
 def canonical_json(obj) -> str:
     return json.dumps(obj or {}, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def primary_key(table: str) -> str | None:
-    for line in TABLES[table].splitlines():
-        if "PRIMARY KEY" in line.split("--")[0]:
-            return line.split()[0]
-    return None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -79,10 +83,17 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class ResultWriter:
-    def __init__(self, db_path: str | Path, lock_timeout: float = 0.0, lock: RunLock | None = None):
+class ResultWriter(GroupCommit):
+    def __init__(self, db_path: str | Path, lock_timeout: float = 0.0, lock: RunLock | None = None,
+                 publish_every: float = 0.0):
         """``lock``: the database's :class:`RunLock`, already held by the caller (who releases it);
-        without it the writer takes the lock itself, waiting up to ``lock_timeout`` seconds."""
+        without it the writer takes the lock itself, waiting up to ``lock_timeout`` seconds.
+
+        ``publish_every``: at most one publish per this many seconds (group commit).  0: every
+        :meth:`commit` publishes.  Otherwise a commit within the interval only marks the end of a unit,
+        and a timer thread publishes every unit finished so far once the interval has passed (never in
+        the middle of a unit's writes): readers see a finished unit at most ``publish_every`` seconds
+        late, and a ``kill -9`` loses at most the units of that last interval (the next run redoes them)."""
         self.db_path = Path(os.path.realpath(db_path))   # resolved once: lock and publish on the real file
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self.folder = shard_dir(self.db_path)
@@ -99,12 +110,15 @@ class ResultWriter:
         self._unpublished: set[str] = set()   # shard files written in this session, not yet in a live catalog
         self._superseded: list[str] = []      # live files the next catalog no longer lists
         self._runs_at_open: list = []
+        self._live_meta: dict | None = None   # meta of the live catalog (an unchanged one is not rewritten)
         self.bytes_written = 0         # shard files and catalogs written by this writer (bench/publish_cost.py)
         self.publishes = 0
+        self._init_group_commit(publish_every)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def open(self) -> "ResultWriter":
         self._lock()
+        self._last_publish = time.monotonic()
         try:
             info = check_database(self.db_path)   # before anything is written
             for stale in self.db_path.parent.glob(f"{self.db_path.name}.staging-*"):
@@ -132,12 +146,15 @@ class ResultWriter:
     def _open_catalog(self, info: DbInfo) -> None:
         self.folder.mkdir(exist_ok=True)
         self.con = connect()
+        # the new catalog is written straight into its file at its one commit, without a write-ahead log (the
+        # file is fsynced and renamed into place afterwards, so the log's guarantee is not needed; it doubled
+        # the bytes of every publish)
+        self.con.execute("SET checkpoint_threshold = '0b'")
+        self.con.execute("SET auto_checkpoint_skip_wal_threshold = 0")
         self.con.execute("ATTACH ':memory:' AS cat")   # the catalog is small: it is edited in memory
         self.con.execute("USE cat")
+        create_schema(self.con, skip=SHARDED)
         if info.sharded:
-            self.con.execute(f"ATTACH {sql_str(self.db_path)} AS src (READ_ONLY)")
-            self.con.execute("COPY FROM DATABASE src TO cat")
-            self.con.execute("DETACH src")
             self.manifest = info.manifest
             if info.folder != self.folder:   # a catalog copied without its folder: bring the files beside it
                 log.info("%s: copying its %d shard files from %s", self.db_path, len(self.manifest.files()),
@@ -146,14 +163,16 @@ class ResultWriter:
                     shutil.copyfile(info.folder / name, self.folder / name)
                     self._new_file(name)
                 self._dirty = True
+            migrate.load_catalog(self)
             if collect_garbage(self.folder, self.manifest):
                 log.info("removed superseded shard files of %s", self.db_path)
         else:   # a new database, or one of schema version <= 4 (every table inside the DuckDB file)
             collect_garbage(self.folder, self.manifest)
+            for t in HELD:
+                held.load(self.con, t, None, published=False)
             self._dirty = True
-        create_schema(self.con, skip=SHARDED)
         if info.exists and not info.sharded:
-            self._migrate_legacy()
+            migrate.migrate_legacy(self)
         for t in SHARDED:
             cols = ", ".join(f"{c} {typ}" for c, typ in columns(t))
             self.con.execute(f"CREATE TABLE memory.main.stage_{t} ({cols})")
@@ -170,33 +189,6 @@ class ResultWriter:
             self._dirty = True
         self._runs_at_open = self._runs()
 
-    def _migrate_legacy(self) -> None:
-        """Move the tables of a schema <= 4 file into this catalog: the sharded ones into one Parquet
-        file each, the others row by row (columns the old file lacks stay NULL)."""
-        log.info("%s: moving the per-image tables into Parquet shards (schema %d)", self.db_path, SCHEMA_VERSION)
-        self.con.execute(f"ATTACH {sql_str(self.db_path)} AS src (READ_ONLY)")
-        try:
-            have = {r[0] for r in self.con.execute("SELECT table_name FROM information_schema.tables "
-                                                   "WHERE table_catalog = 'src' AND table_schema = 'main'").fetchall()}
-            for t in TABLES:
-                if t not in have:
-                    continue
-                old = {r[0] for r in self.con.execute("SELECT column_name FROM information_schema.columns WHERE "
-                                                      "table_catalog = 'src' AND table_name = ?", [t]).fetchall()}
-                cols = [(c, typ) for c, typ in columns(t)]
-                sel = ", ".join(c if c in old else f"CAST(NULL AS {typ}) AS {c}" for c, typ in cols)
-                if t in SHARDED:
-                    shard = write_shard(self.con, t, self.folder, f"SELECT {sel} FROM src.main.{t}", LEGACY_LEVEL)
-                    if shard:
-                        self.manifest.tables[t].append(shard)
-                        self._new_file(shard.file)
-                elif t != "meta":
-                    names = ", ".join(c for c, _ in cols)
-                    verb = "INSERT OR REPLACE" if primary_key(t) else "INSERT"
-                    self.con.execute(f"{verb} INTO cat.main.{t} ({names}) SELECT {sel} FROM src.main.{t}")
-        finally:
-            self.con.execute("DETACH src")
-
     def _runs(self) -> list:
         return self.con.execute("SELECT * FROM runs ORDER BY run_id").fetchall()
 
@@ -209,17 +201,38 @@ class ResultWriter:
                              f" UNION ALL SELECT {names} FROM memory.main.stage_{t}")
 
     def _flush(self) -> None:
-        """Staged rows -> one new file per table; merge levels that are full."""
+        """Staged rows -> one new file per table; the changed rows of the held tables -> one new file each
+        (files holding replaced rows rewritten without them); merge levels that are full."""
         for t in SHARDED:
             shard = write_shard(self.con, t, self.folder, f"SELECT * FROM memory.main.stage_{t}")
             if shard:
                 self.manifest.tables[t].append(shard)
                 self._new_file(shard.file)
                 self.con.execute(f"DELETE FROM memory.main.stage_{t}")
+        for t in HELD:
+            self._flush_held(t)
+        for t in PARQUET:
             while merges := plan_merges(self.manifest.tables[t]):
                 for group in merges:
                     merged = write_shard(self.con, t, self.folder, scan_sql(t, self.folder, group), group[0].level + 1)
                     self._swap(t, group, merged)
+
+    def _flush_held(self, table: str) -> None:
+        try:
+            n_new, n_out = held.changes(self.con, table)
+            if not n_new and not n_out:
+                return
+            if n_out:
+                for s in held.holding(self.con, table, self.folder, self.manifest.tables[table]):
+                    kept = write_shard(self.con, table, self.folder, held.without_out(table, self.folder, s), s.level)
+                    self._swap(table, [s], kept)
+            shard = write_shard(self.con, table, self.folder, "SELECT * FROM temp._chg")
+            if shard:
+                self.manifest.tables[table].append(shard)
+                self._new_file(shard.file)
+            held.advance(self.con, table)
+        finally:
+            held.drop_temp(self.con)
 
     def _swap(self, table: str, old: list[Shard], new: Shard | None) -> None:
         """Replace files ``old`` of ``table`` by ``new`` (None: they are gone) in this session's list."""
@@ -242,6 +255,7 @@ class ResultWriter:
         self._unpublished.add(name)
         self.bytes_written += (self.folder / name).stat().st_size
 
+    @serialised
     def size(self) -> int:
         """Bytes of the published database: the catalog and the shard files it lists."""
         live = self.db_path.stat().st_size if self.db_path.exists() else 0
@@ -257,16 +271,26 @@ class ResultWriter:
         self._flush()
         now = time.time()
         self.manifest.garbage += [(name, now) for name in self._superseded]
-        for t in SHARDED:
-            view = scan_sql(t, self.folder, self.manifest.tables[t])
-            self.con.execute(f"CREATE OR REPLACE VIEW cat.main.{t} AS {view}")
-        self.con.execute("INSERT OR REPLACE INTO cat.main.meta VALUES ('schema_version', ?), (?, ?), (?, ?)",
-                         [str(SCHEMA_VERSION), MANIFEST_KEY, self.manifest.to_json(), FOLDER_KEY, str(self.folder)])
+        meta = {"schema_version": str(SCHEMA_VERSION), MANIFEST_KEY: self.manifest.to_json(),
+                FOLDER_KEY: str(self.folder)}
+        if meta == self._live_meta and self.db_path.is_file():   # rows rewritten as they were: no new catalog
+            self._published()
+            return
+        self.con.executemany("INSERT OR REPLACE INTO cat.main.meta VALUES (?, ?)", list(meta.items()))
         _fsync_dir(self.folder)
         self.staging.unlink(missing_ok=True)
+        # the catalog: meta (no key index: nobody writes it in place) and one view per table over its files
         self.con.execute(f"ATTACH {sql_str(self.staging)} AS out (BLOCK_SIZE {CATALOG_BLOCK_SIZE})")
         try:
-            self.con.execute("COPY FROM DATABASE cat TO out")
+            self.con.execute("BEGIN")   # one commit: one checkpoint of the new file
+            self.con.execute("CREATE TABLE out.main.meta AS SELECT key, value FROM cat.main.meta ORDER BY key")
+            for t in PARQUET:
+                self.con.execute(f"CREATE VIEW out.main.{t} AS {scan_sql(t, self.folder, self.manifest.tables[t])}")
+            self.con.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):   # a failed COMMIT has already rolled back
+                self.con.execute("ROLLBACK")
+            raise
         finally:
             self.con.execute("DETACH out")
         _fsync(self.staging)
@@ -274,32 +298,41 @@ class ResultWriter:
         self.publishes += 1
         os.replace(self.staging, self.db_path)
         _fsync_dir(self.db_path.parent)
+        self._live_meta = meta
+        self._published()
+
+    def _published(self) -> None:
+        """Bookkeeping after a publish: the session's files are live, its views point at them."""
         self._unpublished.clear()
         self._superseded.clear()
         self._dirty = False
+        self._last_publish = time.monotonic()
+        self._cancel_timer()
         self._runs_at_open = self._runs()
         self._refresh_views()  # the session's views over the files just written (else it loses those rows)
 
-    def commit(self) -> None:
-        """Publish everything written so far atomically; the writer stays open for more.  Nothing new
-        (only this run's own ``runs`` row changed): nothing is written."""
-        if self._dirty:
-            self._publish()
-
     def close(self, commit: bool = True) -> None:
-        try:
-            if self.con is not None:
-                if commit and (self._dirty or self._runs() != self._runs_at_open):
-                    self._publish()
-                self.con.close()
-                self.con = None
-        finally:
-            with signals_deferred():
-                for name in self._unpublished:   # written by a session that ends without publishing them
-                    (self.folder / name).unlink(missing_ok=True)
-                self._unpublished.clear()
-                self.staging.unlink(missing_ok=True)
-                self._unlock()
+        """Publish what is written (``commit``; an error of the publish timer is raised first), or drop
+        everything not yet published; release the lock."""
+        with self._mutex:
+            self._cancel_timer()
+            try:
+                if self.con is not None:
+                    if commit:
+                        self._raise_timer_error()
+                        if self._dirty or self._runs() != self._runs_at_open:
+                            self._publish()
+                    self.con.close()
+                    self.con = None
+            finally:
+                self._timer_error = None
+                self.in_unit = False
+                with signals_deferred():
+                    for name in self._unpublished:   # written by a session that ends without publishing them
+                        (self.folder / name).unlink(missing_ok=True)
+                    self._unpublished.clear()
+                    self.staging.unlink(missing_ok=True)
+                    self._unlock()
 
     def __enter__(self) -> "ResultWriter":
         return self.open()
@@ -308,6 +341,7 @@ class ResultWriter:
         self.close(commit=exc_type is None)
 
     # -- writes ------------------------------------------------------------------------------
+    @writes
     def upsert(self, table: str, row: dict) -> None:
         """Insert or replace one row of a table with a primary key (runs, datasets, models, ...)."""
         pk = primary_key(table)
@@ -323,6 +357,7 @@ class ResultWriter:
         if table != "runs" and self.con.execute(select, [row.get(pk)]).fetchall() != before:
             self._dirty = True
 
+    @writes
     def finish_run(self, run_id: str, status: str, counts: dict | None = None) -> None:
         """Close a ``runs`` row: its final status, finish time (now) and job / item counts (bookkeeping:
         published with the next change, or when the writer closes)."""
@@ -334,16 +369,28 @@ class ResultWriter:
         """Forget the failures recorded for a job (a rerun of it replaces its old reasons)."""
         self.delete("failures", job_key=job_key)
 
+    @serialised
     def done_job_keys(self) -> set[str]:
         """Keys of the jobs recorded as done (published, or written in this session)."""
         return {r[0] for r in self.con.execute("SELECT job_key FROM jobs WHERE status = 'done'").fetchall()}
 
+    @serialised
+    def run_counts(self, run_id: str) -> dict[str, int]:
+        """Jobs done and failed, and failed items, recorded for one run (published, or written in this session)."""
+        done, failed = self.con.execute("SELECT count(*) FILTER (status = 'done'), count(*) FILTER (status <> 'done') "
+                                        "FROM jobs WHERE run_id = ?", [run_id]).fetchone()
+        items = self.con.execute("SELECT count(*) FROM failures WHERE run_id = ? AND item <> '*'",
+                                 [run_id]).fetchone()[0]
+        return {"done": done, "failed_jobs": failed, "failed_items": items}
+
+    @serialised
     def has_pairwise(self, dataset_id: str, model_id: str, metrics: list[str]) -> bool:
         """Whether the staged ``pairwise`` table holds any paired test of one (dataset, model) for ``metrics``."""
         return bool(self.con.execute(
             "SELECT count(*) FROM pairwise WHERE dataset_id = ? AND model_id = ? AND list_contains(?, metric)",
             [dataset_id, model_id, list(metrics)]).fetchall()[0][0])  # fetchall: leaves no open result
 
+    @writes
     def delete(self, table: str, **where) -> None:
         """Delete the rows of a catalog table matching every ``column=value`` given."""
         if table in SHARDED or not where:
@@ -353,10 +400,12 @@ class ResultWriter:
         n = self.con.execute(f"DELETE FROM {table} WHERE {cond}", list(where.values())).fetchone()[0]
         self._dirty |= n > 0
 
+    @serialised
     def scores_of(self, dataset_id: str, model_id: str, wanted: list[str]) -> pd.DataFrame:
         """The ``scores`` rows of one (dataset, model) written so far, for the summaries the runner recomputes."""
         return self.rows_of("scores", dataset_id, wanted, model_id)
 
+    @serialised
     def rows_of(self, table: str, dataset_id: str, wanted: list[str], model_id: str | None = None) -> pd.DataFrame:
         """The rows of ``table`` (a schema table) of one dataset (and model) written so far, columns ``wanted``."""
         known = {name for name, _ in columns(table)}  # KeyError for a table not in the schema
@@ -365,6 +414,7 @@ class ResultWriter:
         return self.con.execute(f"SELECT {cols} FROM {table} WHERE {where}",
                                 [dataset_id] + ([model_id] if model_id is not None else [])).df()
 
+    @writes
     def replace_rows(self, table: str, df: pd.DataFrame) -> int:
         """Insert ``df``; rows with the same result key (REPLACE_KEYS) are replaced, never duplicated.
         Rows identical to the ones already stored change nothing (and make nothing to publish)."""
