@@ -19,10 +19,10 @@ from engine.store.lock import RunLock
 
 
 def _jobs_done(db) -> int:
+    """Jobs the live run has finished (its progress file: units are published up to ``publish_every`` later)."""
     try:
-        with duckdb.connect(str(db), read_only=True) as con:
-            return con.execute("SELECT count(*) FROM jobs WHERE status = 'done'").fetchone()[0]
-    except duckdb.Error:  # not published yet
+        return json.loads(db.with_name(db.name + ".progress.json").read_text())["jobs_done"]
+    except (OSError, ValueError, KeyError):  # not written yet
         return 0
 
 
@@ -68,7 +68,7 @@ def test_signal_ends_the_run_cleanly(tmp_path, sig):
                                 [run_id]).fetchone()[0]
     counts = json.loads(counts)
     assert status == "interrupted" and run_id in last
-    assert counts["done"] >= 1 and done_here >= 1
+    assert counts["done"] >= 1 and done_here == counts["done"]   # every unit finished before the signal is published
     assert f"{counts['done']} jobs done" in last
     left = [p.name for p in tmp_path.iterdir() if "staging" in p.name or p.name.endswith((".next", ".tmp"))]
     assert not left, f"staging copies left behind: {left}"
