@@ -1,6 +1,6 @@
 """Dashboard query benchmark: a synthetic results database the size of a large study, and the median
-time of every page's queries on it (each call opens its own read-only connection, as the pages do
-before the cache holds the result).
+time of every page's queries on it, uncached by ``st.cache_data`` (what a page pays before its cache
+holds the result).
 
 Shape: 10 datasets x 10 models x 12 methods x 10 (metric, region) pairs x 840 test images = 10.08 M
 score rows, generated inside DuckDB with ``range()`` in ingest order (one (dataset, model) after the
@@ -8,12 +8,28 @@ other), plus the matching images, predictions, explanations (14 x 14 maps), curv
 pairwise, runs, jobs and failures rows.  Summary CIs are a normal approximation here: the benchmark
 times the reads, the bootstrap happens at ingest.
 
+How each query reaches the database (``--mode``):
+
+* ``warm``: as the pages do now, a cursor of the shared reader's instance of the catalog
+  (engine/dashboard/reader.py), already open;
+* ``cold``: the first query after a publish: the reader opens a new instance for it (attach the catalog,
+  bind the views, read the Parquet footers);
+* ``fresh``: each call on its own short-lived read-only connection (the dashboard before the shared
+  reader; ``engine.store.read.read_only``).
+
+``--compare OTHER`` times every page interleaved (same process, same load) as: ``OTHER`` fresh (e.g. the
+all-in-DuckDB layout, built without ``--shards``, as the dashboard read it before), then ``--db`` fresh,
+cold, ``publish`` (the page's first view after a publish: a new instance for its first query only) and
+warm, each page starting with the checks ``db_state`` runs on every rerun; it prints one table of medians.
+
     nice .venv/bin/python bench/dashboard_queries.py --db /tmp/bench.duckdb [--rebuild] [--repeat 7]
     nice .venv/bin/python bench/dashboard_queries.py --db /tmp/bench.duckdb --check-pages   # AppTest every page
+    nice .venv/bin/python bench/dashboard_queries.py --db /tmp/sharded.duckdb --shards --compare /tmp/tables.duckdb
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
@@ -25,8 +41,10 @@ from pathlib import Path
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from engine.dashboard import guards, reader  # noqa: E402
 from engine.dashboard import queries as q  # noqa: E402
 from engine.dashboard import queries_compare as qc  # noqa: E402
+from engine.store.read import read_only  # noqa: E402
 from engine.store.schema import create_schema  # noqa: E402
 
 log = logging.getLogger("bench.dashboard")
@@ -133,7 +151,9 @@ def build(path: Path, images: int = IMAGES) -> None:
         FROM mo, me, range(1, 15) r(s), range({MPRT_IMAGES}) r2(i)""")
     log.info("curves and sanity in %.1f s", time.perf_counter() - t)
     t = time.perf_counter()
-    con.execute("""INSERT INTO summary SELECT dataset_id, model_id, method, method_version, method_params, metric,
+    con.execute("""INSERT INTO summary (dataset_id, model_id, method, method_version, method_params, metric,
+        metric_version, metric_params, region, n, n_undefined, mean, ci_low, ci_high)
+        SELECT dataset_id, model_id, method, method_version, method_params, metric,
         metric_version, metric_params, region, count(value), count(*) - count(value), avg(value),
         avg(value) - 1.96 * stddev_samp(value) / sqrt(count(value)),
         avg(value) + 1.96 * stddev_samp(value) / sqrt(count(value))
@@ -207,23 +227,81 @@ GOALS = {"leaderboard with CIs (leaderboard_view)": ("Leaderboard", "leaderboard
                                                                   "gallery_view", 500)}
 
 
-def time_pages(path: Path, repeat: int) -> tuple[list[tuple[str, float, str]], dict[tuple[str, str], float]]:
+MODES = ("warm", "cold", "fresh")
+
+
+@contextlib.contextmanager
+def connections(mode: str):
+    """Route the dashboard's queries as ``mode`` says (module docstring); yields what to call before each
+    timed query."""
+    reader.clear()
+    if mode != "fresh":
+        yield reader.clear if mode == "cold" else (lambda: None)
+        reader.clear()
+        return
+    saved = q.cursor, guards.cursor
+    q.cursor = guards.cursor = read_only   # the dashboard's queries before the shared reader
+    try:
+        yield lambda: None
+    finally:
+        q.cursor, guards.cursor = saved
+
+
+def _timed(fn, before) -> float:
+    """Seconds of ``before(); fn()``: a cold query also closes the instance of the catalog it supersedes."""
+    t = time.perf_counter()
+    before()
+    fn()
+    return time.perf_counter() - t
+
+
+def time_pages(path: Path, repeat: int, mode: str = "warm"
+               ) -> tuple[list[tuple[str, float, str]], dict[tuple[str, str], float]]:
     """(page, median ms of all its queries together, slowest query) per page, and the median ms of
     every (page, query)."""
     out, medians = [], {}
     for page, calls in cases(path).items():
         totals, per = [], {name: [] for name, _ in calls}
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            for name, fn in calls:
-                t = time.perf_counter()
-                fn()
-                per[name].append(time.perf_counter() - t)
-            totals.append(time.perf_counter() - t0)
+        with connections(mode) as before:
+            if mode == "warm":
+                for _, fn in calls:
+                    fn()   # open the instance and read the footers once, untimed
+            for _ in range(repeat):
+                took = [(name, _timed(fn, before)) for name, fn in calls]
+                for name, sec in took:
+                    per[name].append(sec)
+                totals.append(sum(sec for _, sec in took))
         slow = max(per, key=lambda k: statistics.median(per[k]))
         out.append((page, statistics.median(totals) * 1e3, f"{slow} {statistics.median(per[slow]) * 1e3:.0f} ms"))
         medians.update({(page, k): statistics.median(v) * 1e3 for k, v in per.items()})
     return out, medians
+
+
+WAYS = ("fresh", "fresh", "cold", "publish", "warm")   # the first on --compare's database, the others on --db
+
+
+def compare(path: Path, other: Path, repeat: int) -> list[tuple[str, str, list[float]]]:
+    """(page, query, [median ms of ``other`` fresh, ``path`` fresh, cold, publish, warm]), ``repeat`` rounds
+    of every page timed in each way in turn.  ``publish``: the page's first view after a publish (a new
+    instance for its first query, the page's other queries on it).  Each page starts with the checks
+    ``db_state`` runs on every rerun (existence, schema version)."""
+    ways = [(other if k == 0 else path, mode) for k, mode in enumerate(WAYS)]
+    table = [{page: [("db_state checks", lambda db=db: (q.database_exists(db), q.schema_version(db))), *fns]
+              for page, fns in cases(db).items()} for db, _ in ways]
+    per: dict[tuple[str, str, int], list[float]] = {}
+    for _ in range(repeat):
+        for k, ((db, mode), calls) in enumerate(zip(ways, table)):
+            with connections("warm" if mode == "publish" else mode) as before:
+                if mode == "warm":
+                    for fns in calls.values():
+                        for _, fn in fns:
+                            fn()
+                for page, fns in calls.items():
+                    for j, (name, fn) in enumerate(fns):
+                        first = reader.clear if mode == "publish" and j == 0 else before
+                        per.setdefault((page, name, k), []).append(_timed(fn, first))
+    return [(page, name, [statistics.median(per[(page, name, k)]) * 1e3 for k in range(len(ways))])
+            for page, fns in table[0].items() for name, _ in fns]
 
 
 def check_pages(path: Path) -> int:
@@ -267,6 +345,9 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=int, default=IMAGES, help="test images per dataset (840: 10.08 M scores)")
     ap.add_argument("--repeat", type=int, default=7, help="timed repetitions per page (median reported)")
     ap.add_argument("--check-pages", action="store_true", help="also run every page once with AppTest")
+    ap.add_argument("--mode", choices=MODES, default="warm", help="how each query connects (module docstring)")
+    ap.add_argument("--compare", type=Path, help="another built database (e.g. without --shards): a table of "
+                                                 "its fresh medians beside --db's fresh, cold and warm ones")
     ap.add_argument("--shards", action="store_true",
                     help="store the per-image tables as Parquet shards (schema 5 layout) before timing: the results "
                          "writer moves them out of the built file, as it does for any schema <= 4 database")
@@ -288,8 +369,22 @@ def main(argv=None) -> int:
     size = path.stat().st_size + (sum(f.stat().st_size for f in shards.iterdir()) if shards.is_dir() else 0)
     layout = ", Parquet shards" if shards.is_dir() else ""
     print(f"{n:,} score rows in {path} ({size / 1e9:.2f} GB{layout}); median of {args.repeat} runs, "
-          f"all of a page's queries, uncached, each on its own read-only connection\n")
-    pages, medians = time_pages(path, args.repeat)
+          f"all of a page's queries, uncached by the pages, connections: {args.mode}; load average "
+          f"{os.getloadavg()[0]:.1f}\n")
+    if args.compare:
+        print(f"| page | query | {args.compare.name} fresh (ms) | {path.name} fresh | cold | publish | warm |\n"
+              "|---|---|---:|---:|---:|---:|---:|")
+        rows = compare(path, args.compare, args.repeat)
+        for page, name, ms in rows:
+            print(f"| {page} | {name} | " + " | ".join(f"{v:.0f}" for v in ms) + " |")
+        print("\n| page (sum of its queries' medians) | fresh (ms) | fresh | cold | publish | warm |\n"
+              "|---|---:|---:|---:|---:|---:|")
+        for page in dict.fromkeys(r[0] for r in rows):
+            sums = [sum(r[2][k] for r in rows if r[0] == page) for k in range(len(WAYS))]
+            print(f"| {page} | " + " | ".join(f"{v:.0f}" for v in sums) + " |")
+        print(f"\nload average after: {os.getloadavg()[0]:.1f}")
+        return 0
+    pages, medians = time_pages(path, args.repeat, args.mode)
     print("| goal | median (ms) | target (ms) |\n|---|---:|---:|")
     for goal, (page, query, target) in GOALS.items():
         print(f"| {goal} | {medians[(page, query)]:.0f} | ≤ {target} |")

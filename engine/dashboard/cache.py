@@ -2,8 +2,9 @@
 
 A ``Db`` is one version of the database file: its path and modification time.  Every query is a
 method with a signature, cached by ``st.cache_data`` on (the query, the ``Db``, its arguments), so a
-database swapped in by a finished batch (new mtime) is read afresh on the next rerun, while a page never
-holds a connection open.  The SQL lives in :mod:`.queries`, :mod:`.queries_compare` and :mod:`.guards`.
+database swapped in by a finished batch (new mtime) is read afresh on the next rerun.  Below this cache,
+queries run on cursors of :mod:`.reader` (one DuckDB instance per catalog version, never one the writer
+waits for).  The SQL lives in :mod:`.queries`, :mod:`.queries_compare` and :mod:`.guards`.
 """
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ import pandas as pd
 
 from ..metrics.quality import ALPHA, NEAR_CHANCE, headline, quality_note, verdict
 from ..metrics.summaries import method_label
-from .queries import _df, read_only
+from .queries import _df
+from .reader import cursor
 
 __all__ = ["NEAR_CHANCE", "quality_note"]
 
@@ -23,7 +24,7 @@ def _has(src, table: str) -> bool:
 
 def model_quality(path, dataset_id: str | None = None) -> pd.DataFrame:
     """The stored quality rows (one per model) with the model's init; empty for an older database."""
-    with read_only(path) as con:
+    with cursor(path) as con:
         if not _has(con, "model_quality"):
             return pd.DataFrame(columns=["dataset_id", "model_id", "near_chance"])
         return _df(con, """
@@ -39,7 +40,7 @@ def near_chance_models(path, dataset_id: str | None = None) -> set[str]:
 def centre_share(path, dataset_id: str) -> pd.DataFrame:
     """Per region type: images with a non-empty region and the share of those regions covering the image
     centre (the strength of the centre prior on this dataset)."""
-    with read_only(path) as con:
+    with cursor(path) as con:
         if not _has(con, "region_stats"):
             return pd.DataFrame(columns=["region", "images", "covers_centre", "mean_area"])
         return _df(con, """

@@ -1,8 +1,9 @@
-"""The only code the dashboard calls: parameterised SQL over short-lived read-only connections.
+"""The only code the dashboard calls: parameterised SQL, each query on a read-only cursor of its own.
 
-Every function opens the database read-only, runs its query with bound parameters (never string
-formatting of user values) and closes the connection before returning a DataFrame, so the
-dashboard never holds a lock that would block the batch writer.
+Every function takes a cursor on the live version of the database (:func:`.reader.cursor`: one shared
+DuckDB instance per catalog version, safe beside the batch writer, which only renames new catalogs over
+the file), runs its query with bound parameters (never string formatting of user values) and returns a
+DataFrame.  The ``*_view`` functions run a page's few queries on one cursor: one snapshot.
 """
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from scipy.stats import spearmanr
 
 from ..metrics.sanity import SURVIVES
 from ..metrics.summaries import method_label
-from ..store.read import DEFAULT_DB, database_exists, read_only, schema_version  # noqa: F401  (part of this read API)
+from ..store import read
+from ..store.read import DEFAULT_DB
+from .reader import cursor
 
 # the strategy every view groups by: pretraining and fine-tuning state together, so no view averages a
 # fine-tuned model with an untrained one (a database before v5 lacks the two columns: derived from strategy / init)
@@ -30,19 +33,28 @@ def db_path() -> str:
     return os.environ.get("XAI_DB", DEFAULT_DB)
 
 
+def database_exists(path) -> bool:
+    """:func:`engine.store.read.database_exists` through the shared reader (every page's rerun asks)."""
+    return read.database_exists(path, connection=cursor)
+
+
+def schema_version(path) -> int:
+    return read.schema_version(path, connection=cursor)
+
+
 def _df(src, sql: str, params: list | dict | None = None) -> pd.DataFrame:
-    """Run one query on ``src``: a database path (a connection of its own) or an open connection (several
+    """Run one query on ``src``: a database path (a cursor of its own) or an open cursor / connection (several
     queries of one page view share it: see the ``*_view`` functions)."""
     if isinstance(src, duckdb.DuckDBPyConnection):
         return src.execute(sql, params or []).df()
-    with read_only(src) as con:
+    with cursor(src) as con:
         return con.execute(sql, params or []).df()
 
 
 def table_counts(path) -> pd.DataFrame:
     tables = ["runs", "datasets", "images", "models", "methods", "metrics", "predictions", "explanations", "scores",
               "curves", "summary", "pairwise", "sanity", "trials", "jobs", "failures"]
-    with read_only(path) as con:  # an older database may lack the newer tables
+    with cursor(path) as con:  # an older database may lack the newer tables
         have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         sql = " UNION ALL ".join(f"SELECT '{t}' AS table_name, count(*) AS rows FROM {t}" for t in tables if t in have)
         return _df(con, sql)
@@ -52,7 +64,7 @@ def runs(path, limit: int = 1000) -> pd.DataFrame:
     """Run history, newest first: ``seconds`` = the run's wall time (finished - started; NULL while running)
     and ``job_seconds`` = the time of its jobs summed (larger than the wall time when jobs run in
     parallel or share a chunk; NULL without jobs)."""
-    with read_only(path) if not isinstance(path, duckdb.DuckDBPyConnection) else _same(path) as con:
+    with cursor(path) if not isinstance(path, duckdb.DuckDBPyConnection) else _same(path) as con:
         jobs = _df(con, "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'jobs'")["n"].iloc[0]
         job_seconds = "(SELECT sum(j.seconds) FROM jobs j WHERE j.run_id = r.run_id)" if jobs else "NULL::DOUBLE"
         return _df(con, f"""
@@ -214,16 +226,16 @@ def gallery(path, dataset_id: str, model_id: str, method: str, outcome: str = "a
 
 
 def leaderboard_view(path, dataset_id: str, metric: str, region: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """:func:`leaderboard` and :func:`pairwise` over one short-lived connection."""
-    with read_only(path) as con:
+    """:func:`leaderboard` and :func:`pairwise` on one cursor (one snapshot)."""
+    with cursor(path) as con:
         return leaderboard(con, dataset_id, metric, region), pairwise(con, dataset_id, metric, region)
 
 
 def gallery_view(path, dataset_id: str, model_id: str, method: str, outcome: str, limit: int, offset: int,
                  sort: str = "image id", **filters) -> tuple[int, pd.DataFrame]:
-    """(:func:`gallery_count`, :func:`gallery` page) over one short-lived connection; ``offset`` is clamped
+    """(:func:`gallery_count`, :func:`gallery` page) on one cursor (one snapshot); ``offset`` is clamped
     to the last page."""
-    with read_only(path) as con:
+    with cursor(path) as con:
         total = gallery_count(con, dataset_id, model_id, method, outcome, **filters)
         offset = max(0, min(int(offset), (max(total, 1) - 1) // int(limit) * int(limit)))
         return total, gallery(con, dataset_id, model_id, method, outcome, limit, offset, sort=sort, **filters)
@@ -247,9 +259,9 @@ def image_detail(path, dataset_id: str, model_id: str, image_id: str) -> pd.Data
 
 
 def image_view(path, dataset_id: str, model_id: str, image_id: str) -> tuple[pd.DataFrame, ...]:
-    """(:func:`image_detail`, :func:`image_maps`, :func:`image_scores`, :func:`image_curves`) over one
-    short-lived connection."""
-    with read_only(path) as con:
+    """(:func:`image_detail`, :func:`image_maps`, :func:`image_scores`, :func:`image_curves`) on one cursor
+    (one snapshot)."""
+    with cursor(path) as con:
         return tuple(f(con, dataset_id, model_id, image_id) for f in (image_detail, image_maps, image_scores,
                                                                         image_curves))
 

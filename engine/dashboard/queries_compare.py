@@ -1,5 +1,5 @@
 """Read-only queries of the Compare and Runs pages (same rules as :mod:`engine.dashboard.queries`:
-parameterised SQL, one short-lived read-only connection per call)."""
+parameterised SQL, a read-only cursor of the shared reader per call)."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,6 @@
 """What the runner reads back from a published database: whether it exists, its schema version and
-the keys of finished jobs.  Short-lived read-only connections, so a reader never blocks the writer."""
+the keys of finished jobs, on short-lived read-only connections (the dashboard keeps one instance per
+catalog version instead: engine/dashboard/reader.py); and the views a moved database needs."""
 from __future__ import annotations
 
 import contextlib
@@ -18,44 +19,48 @@ def read_only(path: str | Path):
     """A read-only connection to the catalog of ``path`` (replacement scans and extension loading off)."""
     con = connect(path)
     try:
-        _follow_moved_shards(con, Path(path))
+        for sql in moved_shard_views(con, Path(path)):
+            con.execute(sql)
         yield con
     finally:
         con.close()
 
 
-def _follow_moved_shards(con, path: Path) -> None:
-    """A database moved together with its ``.shards`` folder: its views still name the old folder, so this
-    connection gets temporary views over the files beside it (the next run rewrites the views)."""
+def moved_shard_views(con, path: Path) -> list[str]:
+    """A database moved together with its ``.shards`` folder: its views still name the old folder, so a
+    connection to it needs temporary views over the files beside it (the next run rewrites the views).
+    The ``CREATE TEMP VIEW`` statements to run on each connection (a temporary view belongs to the one
+    connection, or cursor, that created it); none for a database in place or without shards."""
     try:
         row = con.execute("SELECT value FROM meta WHERE key = ?", [FOLDER_KEY]).fetchone()
     except duckdb.Error:
-        return   # no meta table (an older or foreign file): nothing to follow
+        return []   # no meta table (an older or foreign file): nothing to follow
     local = shard_dir(path.resolve())
     if not row or Path(row[0]) == local or not local.is_dir():
-        return
+        return []
     manifest = Manifest.from_json(con.execute("SELECT value FROM meta WHERE key = ?", [MANIFEST_KEY]).fetchone()[0])
     if locate(path.resolve(), manifest, row[0]) != local:
-        return
-    for table, shards in manifest.tables.items():
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS {scan_sql(table, local, shards)}")
+        return []
+    return [f"CREATE OR REPLACE TEMP VIEW {table} AS {scan_sql(table, local, shards)}"
+            for table, shards in manifest.tables.items()]
 
 
-def database_exists(path: str | Path) -> bool:
-    """A readable DuckDB file holding the results schema (its ``scores`` table)."""
+def database_exists(path: str | Path, connection=read_only) -> bool:
+    """A readable DuckDB file holding the results schema (its ``scores`` table).  ``connection``: a context
+    manager giving a read-only connection to a path (the dashboard passes its shared reader's cursor)."""
     p = Path(path)
     if not p.is_file():
         return False
     try:
-        with read_only(p) as con:
+        with connection(p) as con:
             return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'scores'"
                                ).fetchone()[0] == 1
     except duckdb.Error:
         return False
 
 
-def schema_version(path: str | Path) -> int:
-    with read_only(path) as con:
+def schema_version(path: str | Path, connection=read_only) -> int:
+    with connection(path) as con:
         row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     return int(row[0]) if row else 0
 
