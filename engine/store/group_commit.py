@@ -43,8 +43,6 @@ def writes(method):
     return run
 
 
-
-
 class GroupCommit:
     """The publishing side of :class:`~engine.store.writer.ResultWriter` (which provides ``con``,
     ``_dirty``, ``_publish`` and ``_publish_now``)."""
@@ -80,7 +78,8 @@ class GroupCommit:
         publishes then, the interval having passed).  No signal deferral here: signals go to the main
         thread, whose interrupt path waits on the mutex until this publish is complete."""
         with self._mutex:
-            self._timer = None
+            if self._timer is threading.current_thread():   # (not a newer timer scheduled meanwhile)
+                self._timer = None
             if self.con is None or not self._dirty or self.in_unit:
                 return
             try:

@@ -1,24 +1,24 @@
 """The only code that writes the results database.
 
-Layout (docs/schema.md): ``<db>`` is a small DuckDB *catalog* holding the bookkeeping and summary
-tables and one view per large per-image table (``SHARDED``) over immutable Parquet files in
-``<db>.shards/`` (engine/store/shards.py).  DuckDB allows one writer *or* readers on a file, so the
-writer never opens the live catalog for writing:
+Layout (docs/schema.md, schema 7): ``<db>`` is a small DuckDB *catalog* holding ``meta`` and one view
+per table over immutable Parquet files in ``<db>.shards/`` (engine/store/shards.py).  DuckDB allows one
+writer *or* readers on a file, so the writer never opens the live catalog for writing:
 
 1. it resolves ``--db`` once (a symbolic link is followed to the real file: the lock, the catalog and
    the shards all live beside the real file), takes an exclusive lock on ``<db>.lock`` (a second writer
    waits up to ``lock_timeout`` s, then is refused), refuses a damaged, foreign, newer or too-old file
    (engine/store/check.py) before writing anything, and marks runs left ``running`` by a dead process
    as ``interrupted``;
-2. it loads the catalog (kilobytes to a few megabytes) into memory; rows of the sharded tables wait in
-   memory until the commit;
-3. :meth:`ResultWriter.commit` writes each sharded table's new rows as one new Parquet file (fsynced),
-   merges files when a level holds ``FAN_IN`` of them, points the views at the new file list, then
-   writes the catalog to ``<db>.staging-<pid>`` (16 KiB blocks), fsyncs it and atomically renames it
-   over the live one.
+2. it loads the bookkeeping tables (``HELD``: runs, jobs, summary, ...) into memory (engine/store/migrate.py
+   for older layouts); rows of the per-image tables (``SHARDED``) wait in memory until the publish;
+3. a publish (:meth:`commit`, at most once per ``publish_every`` seconds: engine/store/group_commit.py)
+   writes each per-image table's new rows as one new Parquet file and each held table's changed rows as
+   another (engine/store/held.py), all fsynced, merges files when a level holds ``FAN_IN`` of them, then
+   writes the catalog (``meta`` and the views over the new file lists) to ``<db>.staging-<pid>`` in one
+   commit without a write-ahead log, fsyncs it and atomically renames it over the live one.
    Readers that opened the old catalog keep their snapshot (its files are kept ``GRACE_S`` seconds);
    a crash before the rename leaves the live database as it was.  A commit with nothing new writes
-   nothing.
+   nothing, and a publish that would produce the same catalog writes no new one.
 """
 from __future__ import annotations
 
@@ -63,6 +63,7 @@ from .shards import (
     shard_dir,
     write_shard,
 )
+from .writer_reads import WriterReads
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class ResultWriter(GroupCommit):
+class ResultWriter(GroupCommit, WriterReads):
     def __init__(self, db_path: str | Path, lock_timeout: float = 0.0, lock: RunLock | None = None,
                  publish_every: float = 0.0):
         """``lock``: the database's :class:`RunLock`, already held by the caller (who releases it);
@@ -369,27 +370,6 @@ class ResultWriter(GroupCommit):
         """Forget the failures recorded for a job (a rerun of it replaces its old reasons)."""
         self.delete("failures", job_key=job_key)
 
-    @serialised
-    def done_job_keys(self) -> set[str]:
-        """Keys of the jobs recorded as done (published, or written in this session)."""
-        return {r[0] for r in self.con.execute("SELECT job_key FROM jobs WHERE status = 'done'").fetchall()}
-
-    @serialised
-    def run_counts(self, run_id: str) -> dict[str, int]:
-        """Jobs done and failed, and failed items, recorded for one run (published, or written in this session)."""
-        done, failed = self.con.execute("SELECT count(*) FILTER (status = 'done'), count(*) FILTER (status <> 'done') "
-                                        "FROM jobs WHERE run_id = ?", [run_id]).fetchone()
-        items = self.con.execute("SELECT count(*) FROM failures WHERE run_id = ? AND item <> '*'",
-                                 [run_id]).fetchone()[0]
-        return {"done": done, "failed_jobs": failed, "failed_items": items}
-
-    @serialised
-    def has_pairwise(self, dataset_id: str, model_id: str, metrics: list[str]) -> bool:
-        """Whether the staged ``pairwise`` table holds any paired test of one (dataset, model) for ``metrics``."""
-        return bool(self.con.execute(
-            "SELECT count(*) FROM pairwise WHERE dataset_id = ? AND model_id = ? AND list_contains(?, metric)",
-            [dataset_id, model_id, list(metrics)]).fetchall()[0][0])  # fetchall: leaves no open result
-
     @writes
     def delete(self, table: str, **where) -> None:
         """Delete the rows of a catalog table matching every ``column=value`` given."""
@@ -399,20 +379,6 @@ class ResultWriter(GroupCommit):
         cond = " AND ".join(f"{c} IS NOT DISTINCT FROM ?" for c in where if c in known)
         n = self.con.execute(f"DELETE FROM {table} WHERE {cond}", list(where.values())).fetchone()[0]
         self._dirty |= n > 0
-
-    @serialised
-    def scores_of(self, dataset_id: str, model_id: str, wanted: list[str]) -> pd.DataFrame:
-        """The ``scores`` rows of one (dataset, model) written so far, for the summaries the runner recomputes."""
-        return self.rows_of("scores", dataset_id, wanted, model_id)
-
-    @serialised
-    def rows_of(self, table: str, dataset_id: str, wanted: list[str], model_id: str | None = None) -> pd.DataFrame:
-        """The rows of ``table`` (a schema table) of one dataset (and model) written so far, columns ``wanted``."""
-        known = {name for name, _ in columns(table)}  # KeyError for a table not in the schema
-        cols = ", ".join(c for c in wanted if c in known)
-        where = "dataset_id = ?" + (" AND model_id = ?" if model_id is not None else "")
-        return self.con.execute(f"SELECT {cols} FROM {table} WHERE {where}",
-                                [dataset_id] + ([model_id] if model_id is not None else [])).df()
 
     @writes
     def replace_rows(self, table: str, df: pd.DataFrame) -> int:
