@@ -27,6 +27,10 @@ def test_live_view_of_a_running_run():
     assert "Stage: demo_blood_smear: localisation (3 of 10 jobs)" in v.details
     assert "Now: dataset demo_blood_smear, model vit_demo:trained@ab" in v.details
     assert "Failures so far: none" in v.details
+    assert not any("published every" in d for d in v.details)   # a progress file without the key (older runs)
+    grouped = live_view(_state(publish_every=10.0), now=1100.0)
+    assert "Results are published every 10 s: the tables can be up to 10 s behind the job counts above." \
+        in grouped.details
     v = live_view(_state(jobs_failed=2, items_failed=7), now=1100.0)
     assert "Failures so far: 2 jobs, 7 items" in v.details
 
@@ -47,6 +51,7 @@ def test_database_message_for_every_state(tmp_path):
     running, done = live_view(_state()), live_view(_state(status="finished", alive=False, finished=1200.0))
     assert "for the first time" in database_message(db, False, False, running)
     assert "has not committed any scores yet" in database_message(db, True, False, running)
+    assert "within about 10 s of each unit" in database_message(db, True, False, live_view(_state(publish_every=10)))
     assert database_message(db, True, True, running) is None
     for view in (None, done):
         missing = database_message(db, False, False, view)

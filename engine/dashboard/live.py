@@ -31,6 +31,7 @@ class LiveView:
     fraction: float          # jobs accounted for / planned (0..1)
     elapsed_s: float
     remaining_s: float | None  # a rough estimate from the jobs so far (None before the first job)
+    publish_every: float = 0.0  # the run publishes finished units at most this often (s; 0: each as it ends)
 
 
 def live_view(state: dict | None, now: float | None = None) -> LiveView | None:
@@ -51,6 +52,7 @@ def live_view(state: dict | None, now: float | None = None) -> LiveView | None:
     if running and counted and total > counted:
         remaining = elapsed * (total - counted) / counted
     name = state.get("experiment") or "?"
+    every = float(state.get("publish_every") or 0.0)
     jobs = f"{counted:,} of {total:,} jobs" + (f" ({skipped:,} already in the database)" if skipped else "")
     if running:
         rest = f"; about {_duration(remaining)} left (rough estimate from the jobs so far)" if remaining else ""
@@ -67,10 +69,13 @@ def live_view(state: dict | None, now: float | None = None) -> LiveView | None:
                                                           if state.get("stage_total") else ""))
         if state.get("dataset") or state.get("model"):
             details.append(f"Now: dataset {state.get('dataset') or '–'}, model {state.get('model') or '–'}")
+        if every:
+            details.append(f"Results are published every {every:g} s: the tables can be up to {every:g} s behind "
+                           f"the job counts above.")
     items = int(state.get("items_failed") or 0)
     details.append(f"Failures so far: {failed:,} jobs, {items:,} items" if (failed or items)
                    else "Failures so far: none")
-    return LiveView(running, headline, details, fraction, elapsed, remaining)
+    return LiveView(running, headline, details, fraction, elapsed, remaining, every)
 
 
 def live_run(db: str | Path, now: float | None = None) -> LiveView | None:
@@ -86,8 +91,10 @@ def database_message(db: str | Path, exists: bool, has_scores: bool, view: LiveV
                     f"unit is committed (this page refreshes itself). Watch it in the terminal that runs it, or "
                     f"`python -m engine status --db {db}`.")
         if not has_scores:
-            return ("A run is under way and has not committed any scores yet: they appear here as each unit "
-                    "finishes (this page refreshes itself).")
+            when = (f"within about {view.publish_every:g} s of each unit finishing" if view.publish_every
+                    else "as each unit finishes")
+            return (f"A run is under way and has not committed any scores yet: they appear here {when} "
+                    f"(this page refreshes itself).")
         return None
     if not exists:
         return (f"There is no results database at `{db}` yet. Create one with `python -m engine demo --serve` "

@@ -26,14 +26,15 @@ log = logging.getLogger(__name__)
 class RunProgress:
     """Counts jobs against the planned total, draws a bar per stage and keeps the progress file current."""
 
-    def __init__(self, db: str | Path, experiment: str, total: int, bars: bool = True, min_interval: float = 0.5):
+    def __init__(self, db: str | Path, experiment: str, total: int, bars: bool = True, min_interval: float = 0.5,
+                 publish_every: float = 0.0):
         self.path = progress_path(db)
         self.bars, self.min_interval = bars, min_interval
         self.state = {"run_id": None, "experiment": experiment, "pid": os.getpid(), "host": platform.node(),
                       "status": "running", "stage": "starting", "dataset": None, "model": None,
                       "jobs_total": int(total), "jobs_done": 0, "jobs_skipped": 0, "jobs_failed": 0, "items_failed": 0,
                       "stage_done": 0, "stage_total": 0, "started": time.time(), "updated": time.time(),
-                      "finished": None}
+                      "finished": None, "publish_every": float(publish_every)}
         self._bar: tqdm | None = None
         self._last_write = 0.0
         self.write(force=True)
