@@ -195,3 +195,32 @@ def test_close_without_commit_drops_the_deferred_units(tmp_path):
     w.close(commit=False)
     assert [k for k, _ in _jobs(db)] == ["kept"]
     assert sorted(p.name.split("-")[0] for p in (tmp_path / "r.duckdb.shards").iterdir()) == ["jobs"]
+
+
+def test_a_signal_during_a_units_writes_waits_for_its_commit(tmp_path):
+    """SIGTERM while a unit's rows are being written is raised by the unit's commit, so no unit is ever
+    half written when the run stops, and every finished unit is published by the close."""
+    import os
+    import signal
+
+    import pytest
+
+    from engine.store.lock import Interrupted, install_signal_handlers
+    db = tmp_path / "r.duckdb"
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    install_signal_handlers()
+    try:
+        w = ResultWriter(db, publish_every=60).open()
+        w.upsert("jobs", _job("finished"))
+        w.commit()                                  # deferred: published only by the close below
+        w.upsert("jobs", _job("half"))              # a unit's first write holds signals back
+        os.kill(os.getpid(), signal.SIGTERM)
+        w.upsert("jobs", _job("half-2"))            # ... so its writes go on
+        with pytest.raises(Interrupted):
+            w.commit()                              # and the signal surfaces at its end
+        assert not w.in_unit
+        w.close(commit=True)                        # what the runner does after an interrupt
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
+    assert [k for k, _ in _jobs(db)] == ["finished", "half", "half-2"]

@@ -20,6 +20,8 @@ import logging
 import threading
 import time
 
+from .lock import hold_signals, release_signals
+
 log = logging.getLogger(__name__)
 
 
@@ -38,7 +40,7 @@ def writes(method):
     def run(self, *args, **kwargs):
         with self._mutex:
             self._raise_timer_error()
-            self.in_unit = True
+            self._open_unit()
             return method(self, *args, **kwargs)
     return run
 
@@ -54,6 +56,25 @@ class GroupCommit:
         self._timer_error: BaseException | None = None
         self._last_publish = time.monotonic()
         self.in_unit = False           # a unit's rows are being written (since the last commit)
+        self._holding = False          # this unit holds SIGTERM / SIGINT back until its commit
+
+    def _open_unit(self) -> None:
+        """The first write of a unit.  In the main thread, signals are held back until the unit's commit,
+        so an interrupt never finds half a unit written (the unit's remaining writes -- at most its
+        summaries -- take a moment) and every finished unit is published before the run exits."""
+        if self.in_unit:
+            return
+        self.in_unit = True
+        if threading.current_thread() is threading.main_thread():
+            hold_signals()
+            self._holding = True
+
+    def _close_unit(self) -> None:
+        """The unit is complete; a signal held back meanwhile is raised now (after the publish decision)."""
+        self.in_unit = False
+        if self._holding:
+            self._holding = False
+            release_signals()
 
     def commit(self, now: bool = False) -> None:
         """The end of a unit: everything written so far is complete.  Published at once (atomically)
@@ -61,17 +82,19 @@ class GroupCommit:
         otherwise by the timer when it has.  Nothing new (only this run's own ``runs`` row changed):
         nothing is written."""
         with self._mutex:
-            self._raise_timer_error()
-            self.in_unit = False
-            if not self._dirty:
-                return
-            wait = self.publish_every - (time.monotonic() - self._last_publish)
-            if now or wait <= 0:
-                self._publish()
-            elif self._timer is None:
-                self._timer = threading.Timer(wait, self._on_timer)
-                self._timer.daemon = True
-                self._timer.start()
+            try:
+                self._raise_timer_error()
+                if not self._dirty:
+                    return
+                wait = self.publish_every - (time.monotonic() - self._last_publish)
+                if now or wait <= 0:
+                    self._publish()
+                elif self._timer is None:
+                    self._timer = threading.Timer(wait, self._on_timer)
+                    self._timer.daemon = True
+                    self._timer.start()
+            finally:
+                self._close_unit()
 
     def _on_timer(self) -> None:
         """The timer thread: publish the finished units, unless a unit is being written (its commit

@@ -113,15 +113,25 @@ def raise_if_interrupted(exc: BaseException) -> None:
         raise (exc if isinstance(exc, Interrupted) else Interrupted(signum)) from exc
 
 
+def hold_signals() -> None:
+    """Start holding SIGTERM / SIGINT back (nests); :func:`release_signals` ends it."""
+    _State.depth += 1
+
+
+def release_signals() -> None:
+    """End one :func:`hold_signals`; a signal that arrived meanwhile is raised when the last hold ends."""
+    _State.depth = max(_State.depth - 1, 0)
+    if _State.depth == 0 and _State.pending is not None:
+        signum, _State.pending = _State.pending, None
+        if signal.getsignal(signal.SIGTERM) is _handler:
+            raise Interrupted(signum)
+
+
 @contextlib.contextmanager
 def signals_deferred():
     """Hold SIGTERM / SIGINT back while the block runs; one that arrived is raised when it ends."""
-    _State.depth += 1
+    hold_signals()
     try:
         yield
     finally:
-        _State.depth -= 1
-        if _State.depth == 0 and _State.pending is not None:
-            signum, _State.pending = _State.pending, None
-            if signal.getsignal(signal.SIGTERM) is _handler:
-                raise Interrupted(signum)
+        release_signals()

@@ -327,8 +327,8 @@ class ResultWriter(GroupCommit, WriterReads):
                     self.con = None
             finally:
                 self._timer_error = None
-                self.in_unit = False
                 with signals_deferred():
+                    self._close_unit()   # a signal held back by an unfinished unit: raised after the cleanup
                     for name in self._unpublished:   # written by a session that ends without publishing them
                         (self.folder / name).unlink(missing_ok=True)
                     self._unpublished.clear()
