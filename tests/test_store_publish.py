@@ -224,3 +224,23 @@ def test_a_signal_during_a_units_writes_waits_for_its_commit(tmp_path):
         for s, h in before.items():
             signal.signal(s, h)
     assert [k for k, _ in _jobs(db)] == ["finished", "half", "half-2"]
+
+
+def test_a_version_6_catalog_moved_with_its_folder_still_reads_its_tables(tmp_path):
+    """A v6 catalog keeps its bookkeeping tables inside the file: the views over the moved folder must not
+    shadow them (they read as empty before the fix), for the CLI's reads and the dashboard's alike."""
+    import shutil
+
+    from engine.dashboard import queries
+    from engine.store.read import read_only
+    db = tmp_path / "a" / "r.duckdb"
+    with ResultWriter(db) as w:
+        w.upsert("jobs", _job("a"))
+        w.upsert("datasets", {"dataset_id": "d@1", "name": "d"})
+    _downgrade_to_v6(db)
+    shutil.move(tmp_path / "a", tmp_path / "moved")
+    moved = tmp_path / "moved" / "r.duckdb"
+    with read_only(moved) as con:
+        assert con.execute("SELECT job_key FROM jobs").fetchall() == [("a",)]
+    counts = dict(queries.table_counts(moved).itertuples(index=False))
+    assert counts["jobs"] == 1 and counts["datasets"] == 1

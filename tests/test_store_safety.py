@@ -252,7 +252,12 @@ def test_database_copied_alone_or_moved_with_its_folder(tmp_path):
     moved = tmp_path / "moved"
     shutil.move(tmp_path / "a", moved)  # file and folder together: the old folder is gone
     from engine.dashboard import queries
+    from engine.store import read
     assert dict(queries.table_counts(moved / "r.duckdb").itertuples(index=False))["scores"] == 1
+    # the dashboard's and the CLI's first question (the views over the moved folder shadow the catalog's)
+    assert queries.database_exists(moved / "r.duckdb") and read.database_exists(moved / "r.duckdb")
+    status = run_cli("status", "--db", moved / "r.duckdb")
+    assert status.returncode == 0 and "scores 1" in status.stdout, status.stdout + status.stderr
     with ResultWriter(moved / "r.duckdb") as w:
         w.replace_rows("scores", _scores({"c": 3.0}))
     assert _rows(moved / "r.duckdb") == [("m", "a", 1.0), ("m", "c", 3.0)]

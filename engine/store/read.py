@@ -41,8 +41,11 @@ def moved_shard_views(con, path: Path) -> list[str]:
     manifest = Manifest.from_json(con.execute("SELECT value FROM meta WHERE key = ?", [MANIFEST_KEY]).fetchone()[0])
     if locate(path.resolve(), manifest, row[0]) != local:
         return []
+    views = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables WHERE table_type = 'VIEW' "
+                                       "AND table_catalog = current_database()").fetchall()}
+    # only the catalog's views over files: a table stored inside an older catalog (version 5, 6) stays as it is
     return [f"CREATE OR REPLACE TEMP VIEW {table} AS {scan_sql(table, local, shards)}"
-            for table, shards in manifest.tables.items()]
+            for table, shards in manifest.tables.items() if table in views]
 
 
 def database_exists(path: str | Path, connection=read_only) -> bool:
@@ -53,8 +56,9 @@ def database_exists(path: str | Path, connection=read_only) -> bool:
         return False
     try:
         with connection(p) as con:
+            # >= 1: a database moved with its folder has a temporary view of that name over the moved files too
             return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'scores'"
-                               ).fetchone()[0] == 1
+                               ).fetchone()[0] >= 1
     except duckdb.Error:
         return False
 
