@@ -18,17 +18,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .db import sql_str
 from .schema import columns, primary_key, row_key
-from .shards import Shard, scan_sql
+from .shards import Shard, key_condition, scan_sql
 
 
 def snapshot(table: str) -> str:
     return f"memory.main.pub_{table}"
-
-
-def _key_match(table: str, left: str, right: str) -> str:
-    keys = row_key(table)
-    return " AND ".join(f"{left}.{k} IS NOT DISTINCT FROM {right}.{k}" for k in keys)
 
 
 def load(con, table: str, source_sql: str | None, published: bool) -> None:
@@ -62,25 +58,27 @@ def changes(con, table: str) -> tuple[int, int]:
 
 
 def holding(con, table: str, folder: Path, shards: list[Shard]) -> list[Shard]:
-    """The files of ``table`` that hold a row whose key is in ``_out``."""
-    hit = []
-    for s in shards:
-        if con.execute(f"SELECT count(*) FROM ({scan_sql(table, folder, [s])}) t "
-                       f"WHERE EXISTS (SELECT 1 FROM _out o WHERE {_key_match(table, 't', 'o')})").fetchone()[0]:
-            hit.append(s)
-    return hit
+    """The files of ``table`` that hold a row whose key is in ``_out`` (one scan of the key columns of
+    every file; key columns are in every file, so no column reconciliation is needed)."""
+    if not shards:
+        return []
+    files = ", ".join(sql_str(folder / s.file) for s in shards)
+    hit = {r[0] for r in con.execute(
+        f"SELECT DISTINCT filename FROM read_parquet([{files}], filename = true, union_by_name = true) t "
+        f"WHERE EXISTS (SELECT 1 FROM _out o WHERE {key_condition(table, 't', 'o')})").fetchall()}
+    return [s for s in shards if str(folder / s.file) in hit]
 
 
 def without_out(table: str, folder: Path, shard: Shard) -> str:
     """SELECT of the rows of ``shard`` whose key is not in ``_out`` (what a copy-on-write keeps)."""
     return (f"SELECT * FROM ({scan_sql(table, folder, [shard])}) t "
-            f"WHERE NOT EXISTS (SELECT 1 FROM _out o WHERE {_key_match(table, 't', 'o')})")
+            f"WHERE NOT EXISTS (SELECT 1 FROM _out o WHERE {key_condition(table, 't', 'o')})")
 
 
 def advance(con, table: str) -> None:
     """The snapshot becomes what was just published."""
     pub = snapshot(table)
-    con.execute(f"DELETE FROM {pub} p WHERE EXISTS (SELECT 1 FROM _out o WHERE {_key_match(table, 'p', 'o')})")
+    con.execute(f"DELETE FROM {pub} p WHERE EXISTS (SELECT 1 FROM _out o WHERE {key_condition(table, 'p', 'o')})")
     con.execute(f"INSERT INTO {pub} SELECT * FROM _chg")
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .db import sql_str
-from .schema import PARQUET, REPLACE_KEYS, SHARDED, columns
+from .schema import PARQUET, REPLACE_KEYS, SHARDED, columns, row_key
 
 MANIFEST_KEY = "shards"
 FOLDER_KEY = "shard_dir"   # meta: the absolute folder the views point into
@@ -107,7 +107,8 @@ def group_hash_sql(table: str, alias: str = "") -> str:
 
 
 def key_condition(table: str, left: str, right: str) -> str:
-    return " AND ".join(f"{left}.{k} IS NOT DISTINCT FROM {right}.{k}" for k in REPLACE_KEYS[table])
+    """SQL: rows ``left`` and ``right`` of ``table`` have the same key (its replace key, else its primary key)."""
+    return " AND ".join(f"{left}.{k} IS NOT DISTINCT FROM {right}.{k}" for k in row_key(table))
 
 
 def scan_sql(table: str, folder: Path, shards: list[Shard]) -> str:
