@@ -9,6 +9,10 @@ process) with ``threads`` intra-op threads, default every core of its affinity
 (:func:`engine.models.precision.default_threads`); each Ray task sets its own torch threads to
 ``threads``, default 1, and asks Ray for as many CPUs, so the tasks Ray runs side by side never use
 more threads than the cluster has cores.
+
+Plugins (:mod:`engine.runner.plugins`): the driver imported them when it validated the experiment, which
+serves the local executor; each Ray task imports the same modules before its unit runs (a Ray worker is a
+fresh process; a module imported already is not imported again).
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from typing import Callable, Iterator
 
 from ..models.precision import set_threads
 from ..store.lock import raise_if_interrupted
+from .plugins import import_plugins
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +57,7 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, address: str | None = None, device: str = "cpu", num_cpus: int | None = None,
-                 cpus_per_task: int = 1, threads: int | None = None):
+                 cpus_per_task: int = 1, threads: int | None = None, plugins: tuple[str, ...] = ()):
         try:
             import ray
         except ImportError:
@@ -64,11 +69,12 @@ class RayExecutor:
             ray.init(**kw, include_dashboard=False, log_to_driver=False,
                      logging_level=logging.WARNING)
         self.threads = threads or cpus_per_task
+        self.plugins = tuple(plugins)
         self.options = {"num_gpus": 1} if device.startswith("cuda") else {"num_cpus": self.threads}
 
     def map(self, fn: Callable, calls: list[dict]) -> Iterator[tuple[int, object, BaseException | None]]:
         remote = self.ray.remote(_with_threads).options(max_retries=0, **self.options)
-        pending = {remote.remote(fn, self.threads, kwargs): i for i, kwargs in enumerate(calls)}
+        pending = {remote.remote(fn, self.threads, kwargs, self.plugins): i for i, kwargs in enumerate(calls)}
         while pending:
             done, _ = self.ray.wait(list(pending), num_returns=1)
             for ref in done:
@@ -85,15 +91,18 @@ class RayExecutor:
             self.ray.shutdown()
 
 
-def _with_threads(fn: Callable, threads: int, kwargs: dict):
-    """A Ray task: set this worker's torch threads, then run the unit."""
+def _with_threads(fn: Callable, threads: int, kwargs: dict, plugins: tuple[str, ...] = ()):
+    """A Ray task: import the plugins, set this worker's torch threads, then run the unit."""
+    import_plugins(plugins)
     set_threads(threads)
     return fn(**kwargs)
 
 
-def make_executor(kind: str, address: str | None = None, device: str = "cpu", threads: int | None = None):
+def make_executor(kind: str, address: str | None = None, device: str = "cpu", threads: int | None = None,
+                  plugins: tuple[str, ...] = ()):
+    """``plugins``: the modules each Ray task imports first (:meth:`Experiment.plugin_modules`)."""
     if kind == "local":
         return LocalExecutor(threads)
     if kind == "ray":
-        return RayExecutor(address, device, threads=threads)
+        return RayExecutor(address, device, threads=threads, plugins=plugins)
     raise ValueError(f"executor {kind!r}; allowed: ['local', 'ray']")

@@ -9,6 +9,7 @@ work starts, with one-line errors naming the key and the allowed values::
     precision = "bf16"                # fp32 | bf16 (default: bf16 on CUDA, fp32 on CPU)
     threads = 2                       # torch threads per worker process (default: cores // workers)
     publish_every = 10                # seconds: at most one publish of the database per interval (0: per unit)
+    plugins = ["my_pkg.my_methods"]   # modules registering methods / metrics of your own (docs/plugins.md)
     [[datasets]]                      # engine.data.DatasetSpec keys (docs/datasets.md)
     name = "wbc1"
     root = "../shared/data/wbc/Dataset 1"     # relative to this file
@@ -38,6 +39,7 @@ from ..explain import METHODS
 from ..metrics import METRICS
 from ..metrics.sanity import MPRT
 from ..models import PretrainConfig, TrainConfig
+from .plugins import PluginError, load_plugins, plugin_modules
 from .validate import check_config, check_params
 
 GENERATORS = ("blood_smear", "ultrasound", "confounded")
@@ -129,6 +131,9 @@ class Experiment(_Strict):
     threads: int | None = Field(None, ge=1)     # torch threads per worker (None: cores // workers; --threads wins)
     # at most one publish of the database per this many seconds (group commit; 0: one per finished unit)
     publish_every: float = Field(10.0, ge=0, le=3600)
+    # modules registering methods / metrics (engine.runner.plugins), imported before [methods] and [metrics]
+    # are checked; the entry-point group's modules are imported too
+    plugins: list[str] = Field(default_factory=list, validate_default=True)
     datasets: list[dict[str, Any]] = Field(min_length=1)
     models: list[ModelEntry] = Field(min_length=1)
     methods: dict[str, ParamSets] = Field(min_length=1)
@@ -152,6 +157,15 @@ class Experiment(_Strict):
     def _device(cls, v):
         if not DEVICE.match(v):
             raise ValueError(f"{v!r} is not a device; use 'cpu', 'cuda', 'cuda:N' or 'mps'")
+        return v
+
+    @field_validator("plugins")
+    @classmethod
+    def _plugins(cls, v):
+        try:
+            load_plugins(v)
+        except PluginError as exc:
+            raise ValueError(str(exc)) from None
         return v
 
     @field_validator("methods")
@@ -211,6 +225,10 @@ class Experiment(_Strict):
             if bad:
                 raise ValueError(f"sanity.methods {bad} are not in [methods]")
         return self
+
+    def plugin_modules(self) -> list[str]:
+        """The plugin modules every worker imports before its units: the entry points', then ``plugins``."""
+        return plugin_modules(self.plugins)
 
     def method_variants(self, entry: ModelEntry | None = None) -> list[tuple[str, dict]]:
         """(method, params) for every configured variant (of one model entry's ``methods``), in file order."""

@@ -379,7 +379,7 @@ def _run(exp, db, prepared, stopped, work, executor, ray_address, device, progre
          threads) -> RunReport:
     with ResultWriter(db, lock=lock, publish_every=exp.publish_every) as w:
         live = RunProgress(db, exp.name, planned_jobs(exp), bars=progress, publish_every=exp.publish_every)
-        ex = make_executor(executor, ray_address, device, threads)
+        ex = make_executor(executor, ray_address, device, threads, plugins=tuple(exp.plugin_modules()))
         drv = _Driver(exp, w, ex, work, device, progress, precision, live)
         drv.report.run_id = start_run(w, "run", {"experiment": exp.model_dump(), "executor": executor,
                                                  "device": device, "precision": precision,
