@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 from conftest import PROJECT_ROOT
+from plugin_fixtures import experiment, plugin_folder, write  # noqa: F401  (the fixture plugin_dir)
 
 from engine.explain import METHODS
 from engine.metrics import METRICS
@@ -32,55 +31,6 @@ def hit(maps, regions, k: int = 1):
     import numpy as np
     return np.ones(len(maps))
 '''
-
-EXPERIMENT = '''
-name = "plug"
-work_dir = "work"
-plugins = {plugins}
-
-[[datasets]]
-name = "smear"
-generate = "blood_smear"
-params = {{ n_train = 8, n_val = 4, n_test = 4 }}
-
-[[models]]
-name = "vit_demo"
-init = "random"
-
-[methods]
-{methods}
-
-[metrics]
-{metrics}
-'''
-
-
-def experiment(folder: Path, plugins: list[str], methods: str = "attention = {}",
-               metrics: str = "pointing_game = {}") -> Path:
-    path = folder / "exp.toml"
-    path.write_text(EXPERIMENT.format(plugins=repr(plugins).replace("'", '"'), methods=methods, metrics=metrics))
-    return path
-
-
-@pytest.fixture
-def plugin_dir(tmp_path, monkeypatch):
-    """A folder on sys.path for plugin modules; the registries and sys.modules are restored afterwards."""
-    methods, metrics, modules = dict(METHODS), dict(METRICS), set(sys.modules)
-    folder = tmp_path / "plugins"
-    folder.mkdir()
-    monkeypatch.syspath_prepend(str(folder))
-    yield folder
-    METHODS.clear()
-    METHODS.update(methods)
-    METRICS.clear()
-    METRICS.update(metrics)
-    for name in set(sys.modules) - modules:
-        del sys.modules[name]
-
-
-def write(folder: Path, name: str, text: str) -> None:
-    (folder / f"{name}.py").write_text(textwrap.dedent(text))
-
 
 def test_the_experiment_names_a_plugin_and_accepts_its_names(plugin_dir, tmp_path):
     write(plugin_dir, "plug_good", GOOD.format(prefix="pg"))

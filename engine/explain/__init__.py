@@ -48,7 +48,7 @@ def run_methods(model: torch.nn.Module, images: torch.Tensor, methods: list[str]
                 targets: torch.Tensor | None = None, params: dict[str, dict] | None = None,
                 not_applicable: dict[str, str] | None = None, keep_needed_layers_only: bool = True,
                 precision: str = "fp32", method_precision: dict[str, str] | None = None,
-                memory_budget: int | None = None
+                memory_budget: int | None = None, failed: dict[str, str] | None = None
                 ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
     """Maps of several methods plus the logits (float32) and the explained targets.
 
@@ -66,6 +66,10 @@ def run_methods(model: torch.nn.Module, images: torch.Tensor, methods: list[str]
     reduced-precision one) and are passed to the others, so every map explains the same class.
     Maps are always float32.  ``memory_budget``: bytes of activations a Captum method may hold at
     once (None: :func:`captum_methods.default_memory_budget` of the device).
+
+    A method that raises, or returns anything but one map per image (a ``(B, h, w)`` tensor: the call
+    contract, :mod:`engine.explain.registry`), raises -- or, when a ``failed`` dict is given, is left out
+    of the result with the reason recorded there, and the other methods' maps are kept.
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -95,16 +99,31 @@ def run_methods(model: torch.nn.Module, images: torch.Tensor, methods: list[str]
         info = METHODS[m]
         try:
             if info.kind == "trace":
-                out[m] = info(traces[prec[m]], **params.get(m, {})).float()
+                maps = info(traces[prec[m]], **params.get(m, {}))
             else:
                 extra = {"memory_budget": memory_budget} if info.memory_bounded else {}
                 with autocast(images.device, prec[m]):
-                    out[m] = info(model, images, targets, **params.get(m, {}), **extra).float()
+                    maps = info(model, images, targets, **params.get(m, {}), **extra)
+            out[m] = _one_map_per_image(m, maps, images.shape[0])
         except NotImplementedError as exc:
             if not_applicable is None:
                 raise
             not_applicable[m] = str(exc)
+        except Exception as exc:
+            if failed is None:
+                raise
+            failed[m] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
     return out, logits.detach().float(), targets
+
+
+def _one_map_per_image(name: str, maps, batch: int) -> torch.Tensor:
+    """``maps`` as float32, when it is a ``(batch, h, w)`` tensor (the call contract); ValueError otherwise."""
+    if not torch.is_tensor(maps):
+        raise ValueError(f"method {name!r} returned {type(maps).__name__}, not a tensor of shape ({batch}, h, w)")
+    if maps.ndim != 3 or maps.shape[0] != batch or 0 in maps.shape or maps.is_complex() or maps.dtype == torch.bool:
+        raise ValueError(f"method {name!r} returned a {maps.dtype} tensor of shape {tuple(maps.shape)}; the call "
+                         f"contract is one real map per image, ({batch}, h, w)")
+    return maps.float()
 
 
 def explain(model: torch.nn.Module, images: torch.Tensor, methods: list[str],

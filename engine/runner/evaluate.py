@@ -138,13 +138,15 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
         predicted = False
         for round_ in _rounds(variants):
             skipped: dict[str, str] = {}
+            failed: dict[str, str] = {}  # a method that raised or broke its call contract on this batch
             try:
                 all_maps, logits, targets = run_methods(model, x, [n for n, _ in round_], None, dict(round_),
-                                                        not_applicable=skipped,
+                                                        not_applicable=skipped, failed=failed,
                                                         precision=stage_precision("explain", precision))
             except Exception as exc:  # e.g. out of memory on this batch: record, go on with the next
                 rows.failures += [Failure(i, "explain", first_line(exc), n) for n, _ in round_ for i in ids]
                 continue
+            rows.failures += [Failure(i, "explain", why, n) for n, why in failed.items() for i in ids]
             for mname, why in skipped.items():
                 if not any(f.method == mname and f.item == "*" for f in rows.failures):
                     rows.failures.append(Failure("*", "explain", f"not applicable: {why}", mname))
@@ -206,6 +208,7 @@ def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[s
         return out
     up = upsample_maps(maps[keep], tuple(batch.x.shape[-2:]))
     kdev = keep.to(batch.x.device)
+    kept = keep.tolist()
     for metric, kparams in metrics.items():
         kinfo = METRICS[metric]
         kkey = (metric, kinfo.version, canonical_json(kparams))
@@ -214,18 +217,42 @@ def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[s
                 vals, xs, ys = kinfo(up.to(batch.x.device), model=batch.model, images=batch.x[kdev],
                                      targets=batch.targets[kdev], return_curves=True, precision=faith_precision,
                                      **kparams)
-                results = {"none": vals}
-                for j, i in enumerate(keep.tolist()):
-                    out.curves.append((*prefix, *mkey, *kkey, ids[i], xs.astype(np.float32),
-                                       ys[j].astype(np.float32), faith_precision))
+                results = {"none": checked_values(kinfo, vals, len(kept))}
+                xs, ys = np.asarray(xs, dtype=np.float32), np.asarray(ys, dtype=np.float32)
+                if xs.ndim != 1 or ys.shape != (len(kept), len(xs)):
+                    raise ValueError(f"returned curves of shapes {xs.shape} and {ys.shape}; the call contract is "
+                                     f"(S,) and ({len(kept)}, S)")
+                for j, i in enumerate(kept):
+                    out.curves.append((*prefix, *mkey, *kkey, ids[i], xs, ys[j], faith_precision))
             else:
-                results = {region: kinfo(up, reg[keep], **kparams) for region, reg in batch.regions.items()}
+                results = {region: checked_values(kinfo, kinfo(up, reg[keep], **kparams), len(kept), reg[keep])
+                           for region, reg in batch.regions.items()}
         except Exception as exc:
-            out.failures += [Failure(ids[i], "score", f"{metric}: {first_line(exc)}", mname) for i in keep.tolist()]
+            out.failures += [Failure(ids[i], "score", f"{metric}: {first_line(exc)}", mname) for i in kept]
             continue
-        for region, vals in results.items():
-            for j, i in enumerate(keep.tolist()):
+        for region, (vals, broken) in results.items():
+            for j, i in enumerate(kept):
+                if broken[j]:
+                    out.failures.append(Failure(ids[i], "score", f"{metric}: returned NaN where there was something "
+                                                f"to score (region {region!r})", mname))
+                    continue
                 v = float(vals[j])
                 out.scores.append((*prefix, *mkey, *kkey, region, ids[i], None if np.isnan(v) else v,
                                    faith_precision if kinfo.kind == "faithfulness" else map_precision))
     return out
+
+
+def checked_values(kinfo, vals, n: int, regions: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A metric's values as float64 ``(n,)`` and which of them break the call contract (engine.metrics.registry):
+    ValueError for another shape or an inf; for a plugin, a NaN where the region is not empty (or any NaN of
+    a faithfulness metric) is broken -- a failure, not 'not scored' (built-ins keep their documented NaN)."""
+    vals = np.asarray(vals.detach().cpu() if torch.is_tensor(vals) else vals, dtype=np.float64)
+    if vals.shape != (n,):
+        raise ValueError(f"returned shape {vals.shape}; the call contract is one value per image, ({n},)")
+    if np.isinf(vals).any():
+        raise ValueError("returned inf; the call contract is finite values (NaN: not scored)")
+    broken = np.zeros(n, dtype=bool)
+    if not kinfo.builtin:
+        filled = np.ones(n, dtype=bool) if regions is None else regions.reshape(n, -1).any(dim=1).cpu().numpy()
+        broken = np.isnan(vals) & filled
+    return vals, broken

@@ -8,6 +8,10 @@ A unit of work is a *job* with a content key -- a hash of everything that determ
   metric + rule version + params, regions) -> one method's maps scored by one metric;
 * ``sanity``   (dataset fingerprint, checkpoint sha256, methods + versions + params, images, seed).
 
+A method or metric registered by a plugin (:mod:`engine.runner.plugins`) adds the sha256 of its module's
+file to the keys of its evaluate and sanity jobs (built-ins are keyed by their rule version alone, so
+their keys are unchanged by the option): editing a plugin re-runs exactly the jobs that use it.
+
 Every key also covers the run's ``precision`` when it is not ``fp32`` (bf16 changes the weights,
 maps and scores; fp32 keys are unchanged from before the option existed).
 
@@ -61,13 +65,24 @@ def metric_key(name: str, params: dict) -> tuple[str, int, str]:
     return name, METRICS[name].version, canonical_json(params)
 
 
+def plugin_sources(methods=(), metrics=()) -> dict[str, str]:
+    """``{'method:name' | 'metric:name': source sha256}`` of the plugins among ``methods`` / ``metrics`` (names);
+    empty for built-ins."""
+    out = {f"method:{m}": METHODS[m].source for m in methods if METHODS[m].source}
+    out.update({f"metric:{m}": METRICS[m].source for m in metrics if METRICS[m].source})
+    return out
+
+
 def evaluate_key(fp: str, sha256: str, method: tuple, metric: tuple, regions, precision: str = "fp32") -> str:
+    code = plugin_sources([method[0]], [metric[0]])
     return content_key("evaluate", fp, sha256, method, metric, sorted(regions) if regions else None,
-                       precision=precision)
+                       *([{"plugins": code}] if code else []), precision=precision)
 
 
 def sanity_key(fp: str, sha256: str, methods: list[tuple], images: int, seed: int, precision: str = "fp32") -> str:
-    return content_key("sanity", fp, sha256, sorted(methods), images, seed, precision=precision)
+    code = plugin_sources([m[0] for m in methods])
+    return content_key("sanity", fp, sha256, sorted(methods), images, seed, *([{"plugins": code}] if code else []),
+                       precision=precision)
 
 
 @dataclass

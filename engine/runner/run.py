@@ -245,10 +245,11 @@ class _Driver:
                 self.w.replace_rows(table, rows.assign(**ids))
         if out.region_stats is not None:
             self.w.replace_rows("region_stats", out.region_stats.assign(dataset_id=d.dataset_id))
-        for j in chunk.jobs:
-            mine = [f for f in out.failures if f.method == j.method]
-            self._failures(j.key, mine if j is _first_job_of(chunk, j.method, j.method_params) else [],
-                           d.dataset_id, model_id)
+        for j in chunk.jobs:  # a metric's failures go to its own job, the map's to the method's first job
+            first = j is _first_job_of(chunk, j.method, j.method_params)
+            mine = [f for f in out.failures if f.method == j.method
+                    and (f.reason.startswith(f"{j.metric}: ") if f.stage == "score" else first)]
+            self._failures(j.key, mine, d.dataset_id, model_id)
             self._job(j.key, "evaluate", started, dataset_id=d.dataset_id, model_id=model_id,
                       method=method_key(j.method, j.method_params),
                       metrics={j.metric: {"version": metric_key(j.metric, j.metric_params)[1],
