@@ -3,10 +3,12 @@ else); a plugin that raises, returns the wrong shape or NaN gives failure rows a
 from __future__ import annotations
 
 import importlib
+import json
 
 import duckdb
 from plugin_fixtures import experiment, plugin_folder, write  # noqa: F401  (the fixture plugin_dir)
 
+from engine.explain import METHODS
 from engine.runner.experiment import load_experiment
 from engine.runner.run import run_experiment
 
@@ -55,6 +57,10 @@ def test_editing_a_plugin_reruns_its_jobs_and_nothing_else(plugin_dir, tmp_path)
     db = tmp_path / "r.duckdb"
     first = _run(path, db)
     assert (first.done, first.skipped) == (6, 0)  # train, predict, 2 methods x 2 metrics
+    with duckdb.connect(str(db), read_only=True) as con:
+        config = json.loads(con.execute("SELECT config FROM runs").fetchone()[0])
+    assert config["plugins"]["method:pm_ramp"] == {"module": "plug_m", "version": 1,  # the run records its plugins
+                                                   "source": METHODS["pm_ramp"].source}
     before = _scores(db, "pm_ramp")
     assert before and all(v is not None for *_, v in before if _[0] == "pk_mass")
     again = _run(path, db)

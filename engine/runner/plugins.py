@@ -21,6 +21,9 @@ import importlib
 import importlib.metadata
 import re
 
+from ..explain import METHODS
+from ..metrics import METRICS
+
 ENTRY_POINT_GROUP = "vit_heatmap_check.plugins"
 MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -68,3 +71,13 @@ def load_plugins(listed: list[str] | tuple[str, ...] = ()) -> list[str]:
     modules = plugin_modules(listed)
     import_plugins(modules)
     return modules
+
+
+def registered_plugins() -> dict[str, dict]:
+    """What plugins registered, for a run's record: ``{'method:name' | 'metric:name': {module, version, source}}``."""
+    out = {}
+    for kind, registry in (("method", METHODS), ("metric", METRICS)):
+        for info in registry.values():
+            if not info.builtin:
+                out[f"{kind}:{info.name}"] = {"module": info.module, "version": info.version, "source": info.source}
+    return dict(sorted(out.items()))

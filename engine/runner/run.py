@@ -26,6 +26,7 @@ from .executors import make_executor
 from .experiment import Experiment, ModelEntry
 from .ingest import finish_run, refresh_quality, refresh_summaries, start_run, write_dataset, write_model
 from .jobs import Chunk, checkpoint_path, method_key, metric_key, plan_chunks, predict_key, sanity_key, train_key
+from .plugins import registered_plugins
 from .progress import RunProgress, planned_jobs, stage_totals
 from .results import ChunkResult, Failure, TrainResult, first_line
 
@@ -384,7 +385,8 @@ def _run(exp, db, prepared, stopped, work, executor, ray_address, device, progre
         drv = _Driver(exp, w, ex, work, device, progress, precision, live)
         drv.report.run_id = start_run(w, "run", {"experiment": exp.model_dump(), "executor": executor,
                                                  "device": device, "precision": precision,
-                                                 "threads": ex.threads, "db": str(db)})
+                                                 "threads": ex.threads, "db": str(db),
+                                                 "plugins": registered_plugins()})
         w.own_runs.add(drv.report.run_id)
         w.commit(now=True)  # the run is visible as 'running' from its start
         live.set_run(drv.report.run_id)
