@@ -47,8 +47,25 @@ def test_by_model_hand_computed():
     assert list(t.loc["m1"].index) == ["attention", "gradcam", "chefer_gae", "lrp", "baseline_random"]
     # key columns first (issue 16: rank, score, p and the flags were off-screen at 1,400 px)
     assert list(t.columns) == ["rank", "mean", "ci_low", "ci_high", "p vs best (Holm)", "signif", "vs random map",
-                               "vs centre map", "warning", "n", "n degenerate", "n_undefined", "vs random",
-                               "strategy", "arch", "baseline"]
+                               "vs centre map", "warning", "n", "n ranked", "mean ranked", "n degenerate",
+                               "n_undefined", "vs random", "strategy", "arch", "baseline"]
+
+
+def test_rank_uses_the_mean_over_the_shared_images():
+    # 'sparse' has the best own mean (0.9 over 4 images; 6 of its 10 maps degenerate) but over the 4 shared
+    # images 'steady' is better (0.95 vs 0.9): steady ranks first, sparse is marked, the cells say n differs
+    b = board_rows([("m1", "s", "sparse", 0.9, 4), ("m1", "s", "steady", 0.7, 10),
+                    ("m1", "s", "baseline_random", 0.2, 10)])
+    b = b.assign(n_common=4, mean_common=[0.9, 0.95, 0.25], n_degenerate=[6, 0, 0])
+    t = lb.leaderboard_table(b, PAIRS.iloc[:0], "model").set_index(["model_id", "method"])
+    assert t.loc[("m1", "steady"), "rank"] == 1 and t.loc[("m1", "sparse"), "rank"] == 2
+    assert t.loc[("m1", "steady"), "mean ranked"] == 0.95 and t.loc[("m1", "steady"), "n ranked"] == 4
+    assert "degenerate maps on 60% of images (> 10%)" in t.loc[("m1", "sparse"), "warning"]
+    assert t.loc[("m1", "steady"), "warning"] == ""
+    # a version-7 row (no shared mean stored) ranks by its own mean
+    old = b.assign(n_common=None, mean_common=None)
+    t = lb.leaderboard_table(old, PAIRS.iloc[:0], "model").set_index(["model_id", "method"])
+    assert t.loc[("m1", "sparse"), "rank"] == 1
 
 
 def test_lower_is_better_ranks_the_lowest_first():

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..metrics.sanity import SURVIVES
+from ..metrics.sanity import mprt_verdict
 from . import queries
-from .guards import NEAR_CHANCE, centre_share, headlines, model_quality, with_guards
+from .guards import NEAR_CHANCE, centre_share, degenerate_mark, headlines, model_quality, with_guards
 from .leaderboard import rank_within
 from .queries import _df
 
@@ -45,7 +45,8 @@ def _groups(path, dataset_id: str) -> pd.DataFrame:
 def _sanity(path, dataset_id: str) -> pd.DataFrame:
     return _df(path, """
         WITH last AS (SELECT model_id, method, max(step) AS step FROM sanity WHERE dataset_id = ? GROUP BY ALL)
-        SELECT s.model_id, s.method, count(*) AS images, avg(s.spearman) AS mean_spearman, avg(s.ssim) AS mean_ssim
+        SELECT s.model_id, s.method, count(s.spearman) AS images, count(*) AS images_tried,
+               avg(s.spearman) AS mean_spearman, avg(s.ssim) AS mean_ssim
         FROM sanity s JOIN last USING (model_id, method, step) WHERE s.dataset_id = ?
         GROUP BY ALL ORDER BY s.model_id, s.method""", [dataset_id, dataset_id])
 
@@ -106,8 +107,8 @@ def _dataset_blocks(path, d) -> list[tuple]:
     else:
         out.append(("table", sanity.assign(
             mean_spearman=[_num(v) for v in sanity.mean_spearman], mean_ssim=[_num(v) for v in sanity.mean_ssim],
-            verdict=["FAILS: the map survives randomisation (it ignores the model)" if s == s and s > SURVIVES else
-                     "passes" if s == s else "undefined (constant maps)" for s in sanity.mean_spearman])))
+            verdict=[mprt_verdict(m, int(n), s, int(t)) for m, n, s, t in
+                     zip(sanity.method, sanity.images, sanity.mean_spearman, sanity.images_tried)])))
     fails = _failures(path, d.dataset_id)
     out.append(("h", 3, "Failures"))
     out.append(("table", fails) if len(fails) else ("p", "None recorded."))
@@ -130,7 +131,7 @@ def _one_board(board: pd.DataFrame, metric: str, region: str, params: str) -> li
     out: list[tuple] = [("h", 3, f"{what} ({'higher' if higher else 'lower'} is better)")]
     heads = headlines(board)
     for model_id, g in board.groupby("model_id", sort=True):
-        g = g.assign(rank=rank_within(g, "model_id", higher))
+        g = g.assign(rank=rank_within(g, "model_id", higher, value="rank_mean"))
         g = g.sort_values(["baseline", "rank", "label"])
         flag = f" — **{NEAR_CHANCE}**" if bool(g.near_chance.iloc[0]) else ""
         out.append(("p", f"**{model_id}**{flag}: {heads[model_id]}."))
@@ -138,11 +139,17 @@ def _one_board(board: pd.DataFrame, metric: str, region: str, params: str) -> li
             "rank": ["baseline" if b else f"{r:.0f}" if r == r else "–" for b, r in zip(g["baseline"], g["rank"])],
             "method": g.label, "mean [95 % CI]": [_ci(m, lo, hi, 3) for m, lo, hi in zip(g["mean"], g.ci_low,
                                                                                           g.ci_high)],
-            "n": g.n, "n degenerate": g.n_degenerate,
+            "n": g.n, "n ranked": [_count(v) for v in g.n_common],
+            "mean ranked": [_num(v) for v in g.rank_mean], "n degenerate": g.n_degenerate,
             "vs random map": [_verdict(x, p, v) for x, p, v in zip(g.gap_random, g.p_random, g.vs_random)],
             "vs centre map": [_verdict(x, p, v) for x, p, v in zip(g.gap_centre, g.p_centre, g.vs_centre)],
-            "warning": g.warning})))
+            "warning": ["; ".join(w for w in (r["warning"], degenerate_mark(r)) if w)
+                        for r in g.to_dict("records")]})))
     return out
+
+
+def _count(v) -> str:
+    return "–" if v is None or v != v else str(int(v))
 
 
 def _verdict(gap, p, v) -> str:

@@ -1,7 +1,7 @@
 """The published DuckDB schema (documented in docs/schema.md).  Bump SCHEMA_VERSION on change."""
 from __future__ import annotations
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 # tables stored as immutable Parquet shards behind a view (engine/store/shards.py), not inside the DuckDB file;
 # one row per image (or per image and method / metric), so they hold nearly all of a study's bytes
@@ -165,7 +165,9 @@ TABLES: dict[str, str] = {
         gap_random DOUBLE,          -- mean paired difference to the random map (NULL without it)
         p_random DOUBLE,            -- its Holm-adjusted Wilcoxon p (the pairwise family)
         gap_centre DOUBLE,          -- the same against the centre map
-        p_centre DOUBLE""",
+        p_centre DOUBLE,
+        n_common INTEGER,           -- shared images: every ranked method of this (model, metric, region) scored
+        mean_common DOUBLE          -- this method's mean over them: what the rank and the bold mark use""",
     "pairwise": """
         dataset_id VARCHAR,
         model_id VARCHAR,
