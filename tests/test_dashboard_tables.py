@@ -153,3 +153,21 @@ def test_depth_rows_prefers_localisation_metrics():
     assert list(depth_rows(df).metric) == ["pointing_game", "iou_top5"]
     only = df[df.metric == "insertion_auc"]
     assert list(depth_rows(only).metric) == ["insertion_auc"]
+
+
+def test_the_twins_gap_is_shown_beside_the_models_and_flagged():
+    # issue 23: IG's gap to the centre map +0.085 [0.06, 0.11] trained, +0.070 on its random-weights twin
+    b = board_rows([("trained", "s", "integrated_gradients", 0.5, 10), ("trained", "s", "baseline_centre", 0.4, 10),
+                    ("twin", "s", "integrated_gradients", 0.45, 10), ("twin", "s", "baseline_centre", 0.38, 10)])
+    b = b.assign(gap_centre=[0.085, None, 0.070, None], p_centre=[1e-6, None, 1e-5, None],
+                 gap_centre_ci_low=[0.06, None, 0.05, None], gap_centre_ci_high=[0.11, None, 0.09, None],
+                 twin_model_id=["twin", "twin", None, None])
+    t = lb.leaderboard_table(b, PAIRS.iloc[:0], "model").set_index(["model_id", "method"])
+    ig = t.loc[("trained", "integrated_gradients")]
+    assert ig["vs centre map"] == "+0.085 (p 1e-06, beats) / twin +0.070"
+    assert "the random-weights twin gains as much (vs the centre map)" in ig["warning"]
+    assert "twin" not in t.loc[("twin", "integrated_gradients"), "vs centre map"]
+    # a twin well below the trained model's CI is not flagged
+    b2 = b.assign(gap_centre=[0.085, None, 0.01, None])
+    t2 = lb.leaderboard_table(b2, PAIRS.iloc[:0], "model").set_index(["model_id", "method"])
+    assert "twin gains" not in t2.loc[("trained", "integrated_gradients"), "warning"]

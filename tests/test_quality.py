@@ -20,6 +20,7 @@ from engine.metrics.quality import (
     random_twin,
     verdict,
 )
+from engine.metrics.stats import bootstrap_ci
 from engine.metrics.summaries import (
     DEGENERATE_COLUMNS,
     SCORE_COLUMNS,
@@ -210,6 +211,15 @@ def test_summarise_degenerate_and_baseline_gaps():
     assert s.loc["good", "gap_random"] == pytest.approx(1.0 - 1 / 9)
     assert s.loc["good", "gap_centre"] == pytest.approx(1.0 - 1 / 9)
     assert set(s["n_common"]) == {9}
+    # the gap's CI: the bootstrap interval of the same paired differences (8 hits vs the random map's 1 of 9)
+    diffs = [1.0] * 7 + [0.0, 1.0]
+    assert (s.loc["good", "gap_random_ci_low"], s.loc["good", "gap_random_ci_high"]) == bootstrap_ci(diffs, seed=0)
+    assert s.loc["good", "gap_random_ci_low"] <= s.loc["good", "gap_random"] <= s.loc["good", "gap_random_ci_high"]
+    assert pd.isna(s.loc["baseline_random", "gap_random_ci_low"])  # no gap to itself, no interval
+    # a call that does not test this metric keeps the stored gaps and their intervals
+    kept, _ = summarise(_scores(vals), "d", "m", degenerate=deg, previous=summary, pairwise_metrics=set())
+    kept = kept.set_index("method")
+    assert kept.loc["good", "gap_random_ci_high"] == s.loc["good", "gap_random_ci_high"]
     p = pairwise[(pairwise.method_a == "baseline_random") & (pairwise.method_b == "good")].p_holm.iloc[0]
     assert s.loc["good", "p_random"] == pytest.approx(p)
     # the direction follows method - baseline whichever way the pair is stored

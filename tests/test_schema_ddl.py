@@ -1,6 +1,6 @@
 """engine/store/schema.py declares its tables as data and generates the DDL: the generated DDL of schema 8
-less what version 8 added creates the same tables (columns in order, types, primary keys) as the hand-written DDL it replaced
-(tests/fixtures/schema_v7.sql, kept verbatim), and the keys are the same."""
+less what version 8 added creates the same tables (columns in order, types, primary keys) as the
+hand-written DDL it replaced (tests/fixtures/schema_v7.sql, kept verbatim), and the keys are the same."""
 from __future__ import annotations
 
 import json

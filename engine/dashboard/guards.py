@@ -12,6 +12,7 @@ from ..metrics.quality import ALPHA, NEAR_CHANCE, headline, quality_note, verdic
 from ..metrics.summaries import MAX_DEGENERATE_SHARE, degenerate_share, is_baseline, method_label
 from .queries import _df
 from .reader import cursor
+from .twin import twin_warning, with_twin
 
 __all__ = ["NEAR_CHANCE", "quality_note"]
 
@@ -94,7 +95,7 @@ def with_guards(board: pd.DataFrame) -> pd.DataFrame:
     b["vs_centre"] = [verdict(_gap(g), _gap(p), h) for g, p, h in zip(b.gap_centre, b.p_centre, b.higher_is_better)]
     b["warning"] = [substrate_warning(r) for r in b.to_dict("records")]
     b["near_chance"] = b["near_chance"].fillna(False).astype(bool)
-    return with_shared(b)
+    return with_twin(with_shared(b))
 
 
 def with_shared(b: pd.DataFrame) -> pd.DataFrame:
@@ -114,6 +115,12 @@ def with_shared(b: pd.DataFrame) -> pd.DataFrame:
     b["mostly_degenerate"] = [not is_baseline(m) and s == s and s > MAX_DEGENERATE_SHARE
                               for m, s in zip(b["method"], b["degenerate_share"])]
     return b
+
+
+def guard_warning(row) -> str:
+    """Every warning of one :func:`with_guards` row, '; '-joined: baseline = substrate, mostly degenerate
+    maps, the random-weights twin gaining as much."""
+    return "; ".join(w for w in (row.get("warning", ""), degenerate_mark(row), twin_warning(row)) if w)
 
 
 def degenerate_mark(row) -> str:
@@ -157,13 +164,15 @@ def _params_name(g: pd.DataFrame) -> str:
 
 def guard_columns(board: pd.DataFrame) -> pd.DataFrame:
     """The guard columns as a page shows them (from :func:`with_guards`)."""
-    def fmt(g, p, v):
-        return "–" if v is None or v != v else f"{g:+.3f} (p {_p(p)}, {v})"
+    def fmt(g, p, v, t):
+        twin = "" if t is None or t != t else f" / twin {t:+.3f}"
+        return "–" if v is None or v != v else f"{g:+.3f} (p {_p(p)}, {v}){twin}"
     return pd.DataFrame({
         "n degenerate": board["n_degenerate"],
-        "vs random map": [fmt(g, p, v) for g, p, v in zip(board.gap_random, board.p_random, board.vs_random)],
-        "vs centre map": [fmt(g, p, v) for g, p, v in zip(board.gap_centre, board.p_centre, board.vs_centre)],
-        "warning": ["; ".join(w for w in (r.get("warning", ""), degenerate_mark(r)) if w)
-                    for r in board.to_dict("records")],
+        "vs random map": [fmt(*r) for r in zip(board.gap_random, board.p_random, board.vs_random,
+                                               board.twin_gap_random)],
+        "vs centre map": [fmt(*r) for r in zip(board.gap_centre, board.p_centre, board.vs_centre,
+                                               board.twin_gap_centre)],
+        "warning": [guard_warning(r) for r in board.to_dict("records")],
         "n ranked": board["n_common"],
     }, index=board.index)

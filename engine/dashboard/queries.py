@@ -135,7 +135,9 @@ def leaderboard(path, dataset_id: str, metric: str, region: str) -> pd.DataFrame
                {FINE_TUNING_SQL} AS fine_tuning, s.method, s.method_params, s.mean, s.ci_low,
                s.ci_high, s.n, s.n_undefined, coalesce(mt.higher_is_better, true) AS higher_is_better,
                s.metric_params, s.n_degenerate, s.substrate, me.baseline AS method_baseline, s.gap_random,
-               s.p_random, s.gap_centre, s.p_centre, q.near_chance, s.n_common, s.mean_common
+               s.p_random, s.gap_centre, s.p_centre, q.near_chance, s.n_common, s.mean_common,
+               s.gap_random_ci_low, s.gap_random_ci_high, s.gap_centre_ci_low, s.gap_centre_ci_high,
+               q.twin_model_id
         FROM summary s JOIN models m USING (model_id) LEFT JOIN metrics mt ON mt.metric = s.metric
              LEFT JOIN methods me ON me.method = s.method
              LEFT JOIN model_quality q ON q.dataset_id = s.dataset_id AND q.model_id = s.model_id

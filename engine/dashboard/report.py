@@ -15,9 +15,10 @@ import pandas as pd
 
 from ..metrics.sanity import mprt_verdict
 from . import queries
-from .guards import NEAR_CHANCE, centre_share, degenerate_mark, headlines, model_quality, with_guards
+from .guards import NEAR_CHANCE, centre_share, guard_warning, headlines, model_quality, with_guards
 from .leaderboard import rank_within
 from .queries import _df
+from .shortcuts import agreement_table, stored_check
 
 FORMATS = ("md", "html")
 
@@ -82,6 +83,7 @@ def _dataset_blocks(path, d) -> list[tuple]:
     if len(cs):
         parts = [f"{r.region}: {r.covers_centre:.0%} of {r.images}" for r in cs.itertuples()]
         out.append(("p", "Regions covering the image centre (the centre map's prior): " + "; ".join(parts) + "."))
+    out += _shortcut_blocks(path, d.dataset_id)
     q = model_quality(path, d.dataset_id)
     out.append(("h", 3, "Models"))
     if q.empty:
@@ -115,6 +117,21 @@ def _dataset_blocks(path, d) -> list[tuple]:
     return out
 
 
+def _shortcut_blocks(path, dataset_id: str) -> list[tuple]:
+    """The shortcut check's line (bold where flagged) and, where flagged, each model's agreement with the
+    metadata rule."""
+    result, preds = stored_check(path, dataset_id)
+    if result is None:
+        return []
+    text = f"Shortcut check: {result.line()}."
+    out: list[tuple] = [("p", f"**{text}**" if result.flagged else text)]
+    table = agreement_table(result, preds)
+    if result.flagged and len(table):
+        out.append(("table", pd.DataFrame({"model": table.model_id, "test images": table.n,
+                                           "agrees with the metadata rule": [f"{a:.1%}" for a in table.agreement]})))
+    return out
+
+
 def _board_blocks(path, dataset_id: str, metric: str, region: str) -> list[tuple]:
     full = queries.leaderboard(path, dataset_id, metric, region)
     out: list[tuple] = []
@@ -141,10 +158,9 @@ def _one_board(board: pd.DataFrame, metric: str, region: str, params: str) -> li
                                                                                           g.ci_high)],
             "n": g.n, "n ranked": [_count(v) for v in g.n_common],
             "mean ranked": [_num(v) for v in g.rank_mean], "n degenerate": g.n_degenerate,
-            "vs random map": [_verdict(x, p, v) for x, p, v in zip(g.gap_random, g.p_random, g.vs_random)],
-            "vs centre map": [_verdict(x, p, v) for x, p, v in zip(g.gap_centre, g.p_centre, g.vs_centre)],
-            "warning": ["; ".join(w for w in (r["warning"], degenerate_mark(r)) if w)
-                        for r in g.to_dict("records")]})))
+            "vs random map": [_verdict(*r) for r in zip(g.gap_random, g.p_random, g.vs_random, g.twin_gap_random)],
+            "vs centre map": [_verdict(*r) for r in zip(g.gap_centre, g.p_centre, g.vs_centre, g.twin_gap_centre)],
+            "warning": [guard_warning(r) for r in g.to_dict("records")]})))
     return out
 
 
@@ -152,8 +168,11 @@ def _count(v) -> str:
     return "–" if v is None or v != v else str(int(v))
 
 
-def _verdict(gap, p, v) -> str:
-    return "–" if v is None or v != v else f"{gap:+.3f}, p = {p:.2g} ({v})"
+def _verdict(gap, p, v, twin=None) -> str:
+    """'+0.085, p = 6e-14 (beats); twin +0.070' (the twin's gap where the model has one)."""
+    if v is None or v != v:
+        return "–"
+    return f"{gap:+.3f}, p = {p:.2g} ({v})" + ("" if twin is None or twin != twin else f"; twin {twin:+.3f}")
 
 
 # -- rendering ------------------------------------------------------------------------------------

@@ -56,8 +56,10 @@ def relabel(stored: str) -> str:
 SCORE_COLUMNS = [*GROUP, "image_id", "value"]
 DEGENERATE_COLUMNS = [*METHOD_KEY, "image_id", "kind"]
 SUMMARY_COLUMNS = ["dataset_id", "model_id", *GROUP, "n", "n_undefined", "mean", "ci_low", "ci_high", "n_degenerate",
-                   "substrate", "gap_random", "p_random", "gap_centre", "p_centre", "n_common", "mean_common"]
+                   "substrate", "gap_random", "p_random", "gap_centre", "p_centre", "n_common", "mean_common",
+                   "gap_random_ci_low", "gap_random_ci_high", "gap_centre_ci_low", "gap_centre_ci_high"]
 GAP_COLUMNS = ["gap_random", "p_random", "gap_centre", "p_centre"]
+GAP_CI_COLUMNS = ["gap_random_ci_low", "gap_random_ci_high", "gap_centre_ci_low", "gap_centre_ci_high"]
 PAIRWISE_COLUMNS = ["dataset_id", "model_id", "metric", "metric_version", "metric_params", "region", "method_a",
                     "method_b", "n", "mean_diff", "p_value", "p_holm"]
 
@@ -113,6 +115,16 @@ def _gap(pairwise: pd.DataFrame, label: str, base: str | None) -> tuple[float | 
     return (None if d != d else sign * float(d)), (None if p != p else float(p))
 
 
+def _gap_ci(shared: pd.DataFrame, label: str, base: str | None, seed: int) -> tuple[float | None, float | None]:
+    """95 % BCa bootstrap interval of the mean paired difference label - base over the shared images (the
+    interval of the gap :func:`_gap` reads from the paired test); None where there is no such pair."""
+    if base is None or label == base or label not in shared or base not in shared:
+        return None, None
+    d = (shared[label] - shared[base]).dropna().to_numpy(dtype=np.float64)
+    lo, hi = bootstrap_ci(d, seed=seed)
+    return (None, None) if lo != lo else (lo, hi)
+
+
 def summarise(scores: pd.DataFrame, dataset_id: str, model_id: str, seed: int = 0,
               methods: set[tuple[str, str]] | None = None, degenerate: pd.DataFrame | None = None,
               previous: pd.DataFrame | None = None,
@@ -139,9 +151,10 @@ def summarise(scores: pd.DataFrame, dataset_id: str, model_id: str, seed: int = 
     if previous is not None and len(previous):
         old = {tuple(r[:len(GROUP)]): (r[-2], r[-1]) for r in
                previous[[*GROUP, "ci_low", "ci_high"]].itertuples(index=False)}
-        if set(GAP_COLUMNS) <= set(previous.columns):
-            old_gaps = {tuple(r[:len(GROUP)]): [None if x != x else x for x in r[len(GROUP):]]
-                        for r in previous[[*GROUP, *GAP_COLUMNS]].itertuples(index=False)}
+        kept = [c for c in (*GAP_COLUMNS, *GAP_CI_COLUMNS) if c in previous.columns]
+        if set(GAP_COLUMNS) <= set(kept):
+            old_gaps = {tuple(r[:len(GROUP)]): dict(zip(kept, (None if x != x else x for x in r[len(GROUP):])))
+                        for r in previous[[*GROUP, *kept]].itertuples(index=False)}
 
     pairs, common = [], {}
     for (metric, mver, mparams, region), g in df.groupby(["metric", "metric_version", "metric_params", "region"]):
@@ -173,14 +186,17 @@ def summarise(scores: pd.DataFrame, dataset_id: str, model_id: str, seed: int = 
                         & (pairwise.metric_params == key[5]) & (pairwise.region == key[6])]
         label = method_label(key[0], key[2])
         labels = set(g["label"]) | set(here.method_a) | set(here.method_b)
-        if pairwise_metrics is not None and key[3] not in pairwise_metrics:  # not tested in this call
-            gaps = old_gaps.get(key, [None] * len(GAP_COLUMNS))
-        else:
-            gaps = [x for kind in ("random", "centre") for x in _gap(here, label, baseline_label(labels, kind))]
         shared = common[key[3:]]
+        if pairwise_metrics is not None and key[3] not in pairwise_metrics:  # not tested in this call
+            kept = old_gaps.get(key, {})
+            gaps, gap_cis = [kept.get(c) for c in GAP_COLUMNS], [kept.get(c) for c in GAP_CI_COLUMNS]
+        else:
+            bases = [baseline_label(labels, kind) for kind in ("random", "centre")]
+            gaps = [x for base in bases for x in _gap(here, label, base)]
+            gap_cis = [x for base in bases for x in _gap_ci(shared, label, base, seed)]
         on_shared = shared[label].dropna() if label in shared else pd.Series(dtype="float64")
         rows.append((dataset_id, model_id, *key, int(len(defined)), int(len(v) - len(defined) - degenerate_here),
                      float(defined.mean()) if len(defined) else None, lo, hi, int(n_bad.get(key[:3], 0)),
                      substrate_of(key[3], key[5]), *gaps, int(len(shared)),
-                     float(on_shared.mean()) if len(on_shared) else None))
+                     float(on_shared.mean()) if len(on_shared) else None, *gap_cis))
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS), pairwise
