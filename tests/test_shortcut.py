@@ -95,6 +95,11 @@ def test_bad_input_says_why():
             for _ in ids]
     same = shortcut_check(ids, labels, splits, flat, CLASSES)
     assert same.reason.startswith("the metadata is the same for every image") and not same.flagged
+    # one size, format and depth: only the mean intensity varies, and the line says so
+    flat_but_bright = [{**m, "mean_intensity": 0.4 + 0.001 * k} for k, m in enumerate(flat)]
+    only = shortcut_check(ids, labels, splits, flat_but_bright, CLASSES)
+    assert only.reason is None and only.candidates == ("mean_intensity",)
+    assert only.line().endswith("; width, height, format and bit depth are the same for every image")
     none = shortcut_check(ids, labels, ["train"] * len(ids), meta, CLASSES)
     assert none.reason.startswith("the test split has no image")
 

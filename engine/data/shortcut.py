@@ -78,8 +78,10 @@ class ShortcutResult:
             return (f"the label is predictable from {', '.join(self.features)} alone ({ba}; chance "
                     f"{self.chance:.2f}), an image statistic that the classes' own content can explain: not "
                     f"flagged as a shortcut")
+        same = ("; width, height, format and bit depth are the same for every image"
+                if self.candidates and all(c in CONTENT_FEATURES for c in self.candidates) else "")
         return (f"metadata alone does not clearly predict the label ({ba} on {self.n_test} test images; "
-                f"chance {self.chance:.2f})")
+                f"chance {self.chance:.2f}){same}")
 
 
 def image_metadata(path: Path, pixels: np.ndarray | None = None, spec: DatasetSpec | None = None) -> dict:
