@@ -14,6 +14,7 @@ from engine.dashboard import (
     md,
     merge_coinciding,
     no_database,
+    shortcut_notes,
     show_table,
 )
 
@@ -53,7 +54,10 @@ def overview() -> None:
         st.info(message)
 
     st.subheader("Datasets")
-    st.dataframe(db.datasets().drop(columns=["root"]), hide_index=True, width="stretch")
+    datasets = db.datasets()
+    st.dataframe(datasets.drop(columns=["root"]), hide_index=True, width="stretch")
+    for dataset_id in datasets["dataset_id"]:  # metadata alone predicting the label (docs/datasets.md)
+        shortcut_notes(db, dataset_id)
 
     st.subheader("Models")
     st.caption("Test-split classification quality: accuracy, balanced accuracy, macro-F1 and macro one-vs-rest AUROC "

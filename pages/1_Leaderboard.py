@@ -57,7 +57,9 @@ higher = leaderboard_higher_is_better(board)
 shown = leaderboard_table(board, pairs, group_key)
 if group_key == "model":
     caption = ("mean over test images with 95 % bootstrap CI; n = images scored, n degenerate = all-zero / constant / "
-               "non-finite maps (not scored); rank within each model (baselines not ranked); p = Wilcoxon "
+               "non-finite maps (not scored); rank within each model (baselines not ranked) by the mean ranked, "
+               "over the n ranked images every method of the model scored (the paired tests use them too); "
+               "p = Wilcoxon "
                "signed-rank vs the model's best method, Holm-adjusted over all method pairs of that model "
                "(*** p < 0.001, ** < 0.01, * < 0.05; n/a = no test stored); vs random = mean minus the random-map "
                "baseline's mean; vs random / centre map = mean paired difference to that baseline map, its "

@@ -83,3 +83,31 @@ def test_check_dataset_without_class_filter_reports_tiny_boxes():
     small = [p for p in rep.problems if "implausibly small" in p.reason]
     assert sorted(Path(p.file).name for p in small) == ["BloodImage_00338.xml", "BloodImage_00343.xml"]
     assert rep.count("error") == 0
+
+
+def _two_source_set(root: Path, n: int = 80) -> Path:
+    """A labels table over PNGs from two sources: source A (64 x 64) holds 90 % of the positives, B (96 x 80)
+    90 % of the negatives; the pixels are noise of one brightness for both classes."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    lines = ["image,label,split"]
+    for k in range(n):
+        label = k % 2
+        w, h = (64, 64) if rng.random() < (0.9 if label else 0.1) else (96, 80)
+        Image.fromarray(rng.integers(90, 160, (h, w, 3), dtype=np.uint8)).save(root / "images" / f"i{k:03d}.png")
+        lines.append(f"i{k:03d},{'positive' if label else 'negative'},{'test' if k % 4 in (0, 1) else 'train'}")
+    (root / "labels.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+def test_check_data_flags_a_set_whose_image_size_predicts_the_label(tmp_path):
+    from engine.data import DatasetSpec
+    spec = DatasetSpec.from_dict({"name": "two_sources", "root": str(_two_source_set(tmp_path)), "layout": "table",
+                                  "labels": "labels.csv", "image_template": "images/{id}.png",
+                                  "split_column": "split"})
+    report = check_dataset(spec)
+    assert report.shortcut is not None and report.shortcut.flagged
+    text = report.format()
+    assert "shortcut check: the label is predictable from " in text and " alone (balanced accuracy " in text
+    assert any(p.severity == "warning" and "predictable from" in p.reason for p in report.problems)

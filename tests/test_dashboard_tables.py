@@ -47,8 +47,25 @@ def test_by_model_hand_computed():
     assert list(t.loc["m1"].index) == ["attention", "gradcam", "chefer_gae", "lrp", "baseline_random"]
     # key columns first (issue 16: rank, score, p and the flags were off-screen at 1,400 px)
     assert list(t.columns) == ["rank", "mean", "ci_low", "ci_high", "p vs best (Holm)", "signif", "vs random map",
-                               "vs centre map", "warning", "n", "n degenerate", "n_undefined", "vs random",
-                               "strategy", "arch", "baseline"]
+                               "vs centre map", "warning", "n", "n ranked", "mean ranked", "n degenerate",
+                               "n_undefined", "vs random", "strategy", "arch", "baseline"]
+
+
+def test_rank_uses_the_mean_over_the_shared_images():
+    # 'sparse' has the best own mean (0.9 over 4 images; 6 of its 10 maps degenerate) but over the 4 shared
+    # images 'steady' is better (0.95 vs 0.9): steady ranks first, sparse is marked, the cells say n differs
+    b = board_rows([("m1", "s", "sparse", 0.9, 4), ("m1", "s", "steady", 0.7, 10),
+                    ("m1", "s", "baseline_random", 0.2, 10)])
+    b = b.assign(n_common=4, mean_common=[0.9, 0.95, 0.25], n_degenerate=[6, 0, 0])
+    t = lb.leaderboard_table(b, PAIRS.iloc[:0], "model").set_index(["model_id", "method"])
+    assert t.loc[("m1", "steady"), "rank"] == 1 and t.loc[("m1", "sparse"), "rank"] == 2
+    assert t.loc[("m1", "steady"), "mean ranked"] == 0.95 and t.loc[("m1", "steady"), "n ranked"] == 4
+    assert "degenerate maps on 60% of images (> 10%)" in t.loc[("m1", "sparse"), "warning"]
+    assert t.loc[("m1", "steady"), "warning"] == ""
+    # a version-7 row (no shared mean stored) ranks by its own mean
+    old = b.assign(n_common=None, mean_common=None)
+    t = lb.leaderboard_table(old, PAIRS.iloc[:0], "model").set_index(["model_id", "method"])
+    assert t.loc[("m1", "sparse"), "rank"] == 1
 
 
 def test_lower_is_better_ranks_the_lowest_first():
@@ -136,3 +153,21 @@ def test_depth_rows_prefers_localisation_metrics():
     assert list(depth_rows(df).metric) == ["pointing_game", "iou_top5"]
     only = df[df.metric == "insertion_auc"]
     assert list(depth_rows(only).metric) == ["insertion_auc"]
+
+
+def test_the_twins_gap_is_shown_beside_the_models_and_flagged():
+    # issue 23: IG's gap to the centre map +0.085 [0.06, 0.11] trained, +0.070 on its random-weights twin
+    b = board_rows([("trained", "s", "integrated_gradients", 0.5, 10), ("trained", "s", "baseline_centre", 0.4, 10),
+                    ("twin", "s", "integrated_gradients", 0.45, 10), ("twin", "s", "baseline_centre", 0.38, 10)])
+    b = b.assign(gap_centre=[0.085, None, 0.070, None], p_centre=[1e-6, None, 1e-5, None],
+                 gap_centre_ci_low=[0.06, None, 0.05, None], gap_centre_ci_high=[0.11, None, 0.09, None],
+                 twin_model_id=["twin", "twin", None, None])
+    t = lb.leaderboard_table(b, PAIRS.iloc[:0], "model").set_index(["model_id", "method"])
+    ig = t.loc[("trained", "integrated_gradients")]
+    assert ig["vs centre map"] == "+0.085 (p 1e-06, beats) / twin +0.070"
+    assert "the random-weights twin gains as much (vs the centre map)" in ig["warning"]
+    assert "twin" not in t.loc[("twin", "integrated_gradients"), "vs centre map"]
+    # a twin well below the trained model's CI is not flagged
+    b2 = b.assign(gap_centre=[0.085, None, 0.01, None])
+    t2 = lb.leaderboard_table(b2, PAIRS.iloc[:0], "model").set_index(["model_id", "method"])
+    assert "twin gains" not in t2.loc[("trained", "integrated_gradients"), "warning"]

@@ -20,7 +20,15 @@ from engine.metrics.quality import (
     random_twin,
     verdict,
 )
-from engine.metrics.summaries import DEGENERATE_COLUMNS, SCORE_COLUMNS, substrate_of, summarise
+from engine.metrics.stats import bootstrap_ci
+from engine.metrics.summaries import (
+    DEGENERATE_COLUMNS,
+    SCORE_COLUMNS,
+    degenerate_share,
+    shared_images,
+    substrate_of,
+    summarise,
+)
 
 # -- model quality --------------------------------------------------------------------------------
 
@@ -198,8 +206,20 @@ def test_summarise_degenerate_and_baseline_gaps():
     s = summary.set_index("method")
     assert s.loc["dead", "n"] == n - 3 and s.loc["dead", "n_degenerate"] == 2 and s.loc["dead", "n_undefined"] == 1
     assert s.loc["good", "n_degenerate"] == 0
-    assert s.loc["good", "gap_random"] == pytest.approx(1.0 - 1 / n)  # mean paired difference
-    assert s.loc["good", "gap_centre"] == pytest.approx(1.0 - 1 / n)
+    # mean paired difference over the shared images i03..i11 ('dead' has no score on i00..i02): the random map
+    # hits once among them (i10), the centre map once (i11)
+    assert s.loc["good", "gap_random"] == pytest.approx(1.0 - 1 / 9)
+    assert s.loc["good", "gap_centre"] == pytest.approx(1.0 - 1 / 9)
+    assert set(s["n_common"]) == {9}
+    # the gap's CI: the bootstrap interval of the same paired differences (8 hits vs the random map's 1 of 9)
+    diffs = [1.0] * 7 + [0.0, 1.0]
+    assert (s.loc["good", "gap_random_ci_low"], s.loc["good", "gap_random_ci_high"]) == bootstrap_ci(diffs, seed=0)
+    assert s.loc["good", "gap_random_ci_low"] <= s.loc["good", "gap_random"] <= s.loc["good", "gap_random_ci_high"]
+    assert pd.isna(s.loc["baseline_random", "gap_random_ci_low"])  # no gap to itself, no interval
+    # a call that does not test this metric keeps the stored gaps and their intervals
+    kept, _ = summarise(_scores(vals), "d", "m", degenerate=deg, previous=summary, pairwise_metrics=set())
+    kept = kept.set_index("method")
+    assert kept.loc["good", "gap_random_ci_high"] == s.loc["good", "gap_random_ci_high"]
     p = pairwise[(pairwise.method_a == "baseline_random") & (pairwise.method_b == "good")].p_holm.iloc[0]
     assert s.loc["good", "p_random"] == pytest.approx(p)
     # the direction follows method - baseline whichever way the pair is stored
@@ -208,6 +228,39 @@ def test_summarise_degenerate_and_baseline_gaps():
                   ].mean_diff.iloc[0])
     assert pd.isna(s.loc["baseline_random", "gap_random"])  # a baseline has no gap to itself
     assert s.loc["good", "substrate"] is None
+
+
+def test_summarise_ranks_over_the_shared_images():
+    # 'sparse' scores 1.0 on the 2 images it has a score on (its other maps are all zero); 'steady' scores 0.5
+    # everywhere but 1.0 on those two: over its own images sparse looks best (1.0 vs 0.6), over the shared ones
+    # the two tie at 1.0, and the paired test uses only those 2 images
+    vals = {"sparse": [1.0, 1.0, None, None, None], "steady": [1.0, 1.0, 0.5, 0.5, 0.0],
+            "baseline_centre": [0.0, 1.0, 0.0, 0.0, 0.0]}
+    deg = pd.DataFrame([("sparse", 1, "{}", f"i{k:02d}", "zero") for k in (2, 3, 4)], columns=DEGENERATE_COLUMNS)
+    summary, pairwise = summarise(_scores(vals), "d", "m", degenerate=deg)
+    s = summary.set_index("method")
+    assert s.loc["sparse", "mean"] == 1.0 and s.loc["steady", "mean"] == pytest.approx(0.6)
+    assert s.loc["sparse", "mean_common"] == 1.0 and s.loc["steady", "mean_common"] == 1.0
+    assert s.loc["baseline_centre", "mean_common"] == 0.5
+    assert set(s["n_common"]) == {2} and set(pairwise["n"]) == {2}
+    assert s.loc["steady", "gap_centre"] == pytest.approx(0.5)    # (1 - 0 + 1 - 1) / 2, not over 5 images
+    assert degenerate_share(2, 0, 3) == pytest.approx(0.6) and degenerate_share(0, 0, 0) != degenerate_share(0, 0, 0)
+    # only baselines: every image is shared
+    only, _ = summarise(_scores({"baseline_random": [0.0, None, 1.0]}), "d", "m")
+    assert only["n_common"].iloc[0] == 3 and only["mean_common"].iloc[0] == 0.5
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_shared_images_property(seed):
+    # the shared set is the images with no NaN among the ranked methods, whatever the baselines hold, and does
+    # not depend on the order of the columns
+    rng = np.random.default_rng(seed)
+    wide = pd.DataFrame(rng.random((20, 4)), columns=["a", "b", "baseline_random", "c"],
+                        index=[f"i{k}" for k in range(20)])
+    wide = wide.mask(rng.random((20, 4)) < 0.2)
+    got = shared_images(wide)
+    want = [i for i in wide.index if wide.loc[i, ["a", "b", "c"]].notna().all()]
+    assert list(got) == want and list(shared_images(wide[wide.columns[::-1]])) == want
 
 
 def test_summarise_keeps_previous_intervals_of_methods_not_asked_for():

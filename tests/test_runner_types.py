@@ -108,6 +108,11 @@ def test_mprt_in_metrics_is_sent_to_sanity():
 def test_the_dashboards_survival_flag_uses_the_sanity_threshold(fixture_db, monkeypatch):
     from engine.dashboard import queries
     df = queries.sanity_summary(fixture_db)
-    assert len(df) and (df.survives_randomisation == (df.mean_spearman > SURVIVES)).all()
-    monkeypatch.setattr(queries, "SURVIVES", -1.0)  # the query binds the constant: a lower bar flags every method
+    # the fixture scores 2 images: fewer than MIN_IMAGES with a value, so no flag and no verdict (issue 23)
+    assert len(df) and df.survives_randomisation.isna().all() and (df.images <= 2).all()
+    assert df.verdict.str.startswith("no verdict").all()
+    monkeypatch.setattr(queries, "MIN_IMAGES", 1)   # the query binds the constants
+    df = queries.sanity_summary(fixture_db)
+    assert (df.survives_randomisation == (df.mean_spearman > SURVIVES)).all()
+    monkeypatch.setattr(queries, "SURVIVES", -1.0)  # a lower bar flags every method
     assert queries.sanity_summary(fixture_db).survives_randomisation.all()

@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import tiny_vit
 
-from engine.metrics.sanity import SURVIVES, mprt, randomisation_groups, spearman, ssim
+from engine.metrics.sanity import MIN_IMAGES, SURVIVES, mprt, mprt_verdict, randomisation_groups, spearman, ssim
 
 
 def test_similarity_measures():
@@ -40,3 +40,27 @@ def test_mprt_rows_deterministic_and_flags_model_independent_maps():
     assert np.mean(centre) > SURVIVES  # a map that ignores the model survives randomisation: flagged
     gae = [r["spearman"] for r in rows if r["method"] == "chefer_gae" and r["layer"] == "embeddings"]
     assert np.nanmean(gae) < 0.99
+
+
+def test_mprt_verdict_counts_images_with_a_value_and_spares_baselines():
+    # issue 23: 4 images tried, 1 with a value -> no verdict, and the count is of values, not rows
+    v = mprt_verdict("gradcam", 1, 0.1, 4)
+    assert v.startswith("no verdict: 1 of 4 images have a value") and "passes" not in v
+    assert mprt_verdict("gradcam", MIN_IMAGES - 1, 0.9, MIN_IMAGES - 1).startswith("no verdict")
+    assert mprt_verdict("gradcam", MIN_IMAGES, SURVIVES + 0.1, 8).startswith("FAILS: the map survives")
+    assert f"{MIN_IMAGES} of 8 images" in mprt_verdict("gradcam", MIN_IMAGES, SURVIVES + 0.1, 8)
+    assert mprt_verdict("gradcam", 6, SURVIVES, 6) == "passes (6 images)"        # at the threshold: not above
+    # a baseline surviving randomisation is expected, whatever the count
+    for n, s in ((10, 1.0), (1, 1.0), (10, 0.0)):
+        assert mprt_verdict("baseline_centre", n, s, 10).startswith("expected")
+    assert "FAILS" not in mprt_verdict("baseline_random", 10, 1.0, 10)
+
+
+def test_mprt_verdict_property():
+    # the verdict depends on the valued count and the mean only: more valued images never take a verdict away
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n, s = int(rng.integers(0, 20)), float(rng.random())
+        a, b = mprt_verdict("m", n, s, 20), mprt_verdict("m", n + 1, s, 20)
+        assert a.startswith("no verdict") == (n < MIN_IMAGES)
+        assert not (not a.startswith("no verdict") and b.startswith("no verdict"))

@@ -17,7 +17,7 @@ import streamlit as st
 
 from ..store.check import database_problem
 from ..store.schema import SCHEMA_VERSION
-from . import guards, queries, queries_compare
+from . import guards, queries, queries_compare, shortcuts
 from .regions import DatasetRegions, spec_regions
 from .safe import md
 
@@ -145,6 +145,10 @@ class Db:
     @_cached
     def near_chance_lines(self, dataset_id: str, model_ids: tuple[str, ...]) -> list[str]:
         return guards.near_chance_lines(self.file, dataset_id, model_ids)
+
+    @_cached
+    def shortcut_lines(self, dataset_id: str, model_ids: tuple[str, ...] | None = None) -> list[tuple[str, str]]:
+        return shortcuts.shortcut_lines(self.file, dataset_id, model_ids)
 
     @_cached
     def centre_share(self, dataset_id: str) -> pd.DataFrame:

@@ -1,5 +1,5 @@
-"""Streamlit pieces the pages share for the guards and the paper exports: the near-chance warning and the
-figure download buttons (the logic is in :mod:`.guards` and :mod:`.figure`)."""
+"""Streamlit pieces the pages share for the guards and the paper exports: the near-chance warning, the
+shortcut check and the figure download buttons (the logic is in :mod:`.guards` and :mod:`.figure`)."""
 from __future__ import annotations
 
 import streamlit as st
@@ -12,6 +12,18 @@ def near_chance_warning(db, dataset_id: str, model_ids) -> None:
     ``db``: the page's :class:`~engine.dashboard.cache.Db`."""
     for line in db.near_chance_lines(dataset_id, tuple(sorted(model_ids))):
         st.warning(md(line), icon="⚠️")
+    shortcut_notes(db, dataset_id, model_ids)
+
+
+def shortcut_notes(db, dataset_id: str, model_ids=None) -> None:
+    """The dataset's shortcut check (metadata alone predicting the label; docs/datasets.md): a warning with
+    each shown model's agreement with the metadata rule where flagged, else one caption."""
+    ids = None if model_ids is None else tuple(sorted(model_ids))
+    for level, line in db.shortcut_lines(dataset_id, ids):
+        if level == "warning":
+            st.warning(md(line), icon="⚠️")
+        else:
+            st.caption(md(line))
 
 
 def figure_downloads(db, dataset_id: str, model_id: str, image_ids: list[str], methods: list[tuple[str, str]],

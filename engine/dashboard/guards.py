@@ -9,9 +9,10 @@ from __future__ import annotations
 import pandas as pd
 
 from ..metrics.quality import ALPHA, NEAR_CHANCE, headline, quality_note, verdict
-from ..metrics.summaries import method_label
+from ..metrics.summaries import MAX_DEGENERATE_SHARE, degenerate_share, is_baseline, method_label
 from .queries import _df
 from .reader import cursor
+from .twin import twin_warning, with_twin
 
 __all__ = ["NEAR_CHANCE", "quality_note"]
 
@@ -94,7 +95,51 @@ def with_guards(board: pd.DataFrame) -> pd.DataFrame:
     b["vs_centre"] = [verdict(_gap(g), _gap(p), h) for g, p, h in zip(b.gap_centre, b.p_centre, b.higher_is_better)]
     b["warning"] = [substrate_warning(r) for r in b.to_dict("records")]
     b["near_chance"] = b["near_chance"].fillna(False).astype(bool)
+    return with_twin(with_shared(b))
+
+
+def with_shared(b: pd.DataFrame) -> pd.DataFrame:
+    """Add what ranking over the shared images needs (docs/metrics.md, "Ranked over the same images"):
+    ``rank_mean`` (the mean over the shared images; the own mean where not stored, as in a version-7 row),
+    ``n_common``, ``n_differs`` (the method's own n is not the shared n), ``degenerate_share`` and
+    ``mostly_degenerate`` (above ``MAX_DEGENERATE_SHARE``; marked wherever the method is ranked)."""
+    b = b.copy()
+    for col in ("n_common", "mean_common", "n_undefined", "n_degenerate"):
+        if col not in b:
+            b[col] = None
+    b["rank_mean"] = b["mean_common"].astype(float).fillna(b["mean"].astype(float))
+    n_common = b["n_common"].astype(float)
+    b["n_differs"] = n_common.notna() & (n_common != b["n"].astype(float))
+    b["degenerate_share"] = [degenerate_share(*(0 if x is None or x != x else int(x) for x in t))
+                             for t in zip(b["n"], b["n_undefined"], b["n_degenerate"])]
+    b["mostly_degenerate"] = [not is_baseline(m) and s == s and s > MAX_DEGENERATE_SHARE
+                              for m, s in zip(b["method"], b["degenerate_share"])]
     return b
+
+
+def guard_warning(row) -> str:
+    """Every warning of one :func:`with_guards` row, '; '-joined: baseline = substrate, mostly degenerate
+    maps, the random-weights twin gaining as much."""
+    return "; ".join(w for w in (row.get("warning", ""), degenerate_mark(row), twin_warning(row)) if w)
+
+
+def degenerate_mark(row) -> str:
+    """The mark of a method whose maps are degenerate on more than ``MAX_DEGENERATE_SHARE`` of its images."""
+    if not row.get("mostly_degenerate"):
+        return ""
+    return (f"degenerate maps on {row['degenerate_share']:.0%} of images (> {MAX_DEGENERATE_SHARE:.0%}): "
+            f"ranked on the {_int(row.get('n_common'))} images every method scored")
+
+
+def shared_note(row) -> str:
+    """'ranked on 14 of its 64 images' where the shared images are fewer than the method's own; else ''."""
+    if not row.get("n_differs"):
+        return ""
+    return f"ranked on {_int(row.get('n_common'))} shared images (its mean: {_int(row.get('n'))})"
+
+
+def _int(v) -> str:
+    return "–" if v is None or v != v else f"{int(v)}"
 
 
 def headlines(board: pd.DataFrame) -> dict[str, str]:
@@ -119,11 +164,15 @@ def _params_name(g: pd.DataFrame) -> str:
 
 def guard_columns(board: pd.DataFrame) -> pd.DataFrame:
     """The guard columns as a page shows them (from :func:`with_guards`)."""
-    def fmt(g, p, v):
-        return "–" if v is None or v != v else f"{g:+.3f} (p {_p(p)}, {v})"
+    def fmt(g, p, v, t):
+        twin = "" if t is None or t != t else f" / twin {t:+.3f}"
+        return "–" if v is None or v != v else f"{g:+.3f} (p {_p(p)}, {v}){twin}"
     return pd.DataFrame({
         "n degenerate": board["n_degenerate"],
-        "vs random map": [fmt(g, p, v) for g, p, v in zip(board.gap_random, board.p_random, board.vs_random)],
-        "vs centre map": [fmt(g, p, v) for g, p, v in zip(board.gap_centre, board.p_centre, board.vs_centre)],
-        "warning": board["warning"],
+        "vs random map": [fmt(*r) for r in zip(board.gap_random, board.p_random, board.vs_random,
+                                               board.twin_gap_random)],
+        "vs centre map": [fmt(*r) for r in zip(board.gap_centre, board.p_centre, board.vs_centre,
+                                               board.twin_gap_centre)],
+        "warning": [guard_warning(r) for r in board.to_dict("records")],
+        "n ranked": board["n_common"],
     }, index=board.index)

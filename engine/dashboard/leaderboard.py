@@ -2,8 +2,9 @@
 
 The rank lives here and only here: the rank of each method inside its group (a model, a pretraining
 strategy or an architecture), 1 = best, ``method="min"`` on ties, chance baselines (``baseline_*``) not
-ranked.  The SQL returns the rows unranked.  The p-value "vs best" is looked up in the ``pairwise``
-table (Wilcoxon signed-rank, Holm-adjusted at ingest), never computed here.
+ranked, by the mean over the *shared images* (``rank_mean``: the images every ranked method of the model
+scored, docs/metrics.md) where stored.  The SQL returns the rows unranked.  The p-value "vs best" is
+looked up in the ``pairwise`` table (Wilcoxon signed-rank, Holm-adjusted at ingest), never computed here.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ RANDOM_BASELINE = "baseline_random"
 # the columns a reader needs first (rank, score with CI, significance, the baseline verdicts, warnings), so
 # that they are on screen at 1,400 px; counts and descriptors after them
 BY_MODEL_COLUMNS = ["model_id", "rank", "label", "mean", "ci_low", "ci_high", "p vs best (Holm)", "signif",
-                    "vs random map", "vs centre map", "warning", "n", "n degenerate", "n_undefined", "vs random",
+                    "vs random map", "vs centre map", "warning", "n", "n ranked", "mean ranked", "n degenerate",
+                    "n_undefined", "vs random",
                     "strategy", "arch", "baseline"]
 
 
@@ -93,8 +95,9 @@ def by_model(board: pd.DataFrame, pairs: pd.DataFrame, higher: bool) -> pd.DataF
     guards (:mod:`.guards`: n degenerate, paired gaps to the random and centre maps, substrate warning)."""
     from .guards import guard_columns, with_guards
     guarded = with_guards(board)  # its label names the substrate when a board mixes two
-    board = board.assign(label=guarded["label"]).join(guard_columns(guarded))
-    board = board.assign(rank=rank_within(board, "model_id", higher))
+    board = board.assign(label=guarded["label"], rank_mean=guarded["rank_mean"]).join(guard_columns(guarded))
+    board = board.assign(rank=rank_within(board, "model_id", higher, value="rank_mean"),
+                         **{"mean ranked": guarded["rank_mean"]})
     p = p_vs_best(board, pairs)
     board["p vs best (Holm)"] = [p_text(v, b) for v, b in zip(p, board["baseline"])]
     board["signif"] = [stars(v) for v in p]
@@ -104,11 +107,15 @@ def by_model(board: pd.DataFrame, pairs: pd.DataFrame, higher: bool) -> pd.DataF
 
 def by_group(board: pd.DataFrame, gcol: str, higher: bool) -> pd.DataFrame:
     """One row per (group, method): mean of the group's model means, lowest and highest model mean, models,
-    images summed (n), rank within the group and random gap."""
+    images summed (n), rank within the group (by the mean of the models' means over their shared images)
+    and random gap."""
+    from .guards import with_shared
+    board = board.assign(rank_mean=with_shared(board)["rank_mean"])
     agg = board.groupby([gcol, "label", "method"], sort=True).agg(
         models=("model_id", "nunique"), mean=("mean", "mean"), min_model_mean=("mean", "min"),
-        max_model_mean=("mean", "max"), n=("n", "sum"), baseline=("baseline", "first")).reset_index()
-    agg["rank"] = rank_within(agg, gcol, higher)
+        max_model_mean=("mean", "max"), n=("n", "sum"), baseline=("baseline", "first"),
+        rank_mean=("rank_mean", "mean")).reset_index()
+    agg["rank"] = rank_within(agg, gcol, higher, value="rank_mean")
     agg["vs random"] = random_gap(agg, gcol)
     return agg[[gcol, "rank", "label", "mean", "min_model_mean", "max_model_mean", "models", "n", "vs random",
                 "baseline"]]

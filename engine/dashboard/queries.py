@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from ..metrics.sanity import SURVIVES
+from ..metrics.sanity import BASELINE_PREFIX, MIN_IMAGES, SURVIVES, mprt_verdict
 from ..metrics.summaries import method_label
 from ..store import read
 from ..store.read import DEFAULT_DB
@@ -135,7 +135,9 @@ def leaderboard(path, dataset_id: str, metric: str, region: str) -> pd.DataFrame
                {FINE_TUNING_SQL} AS fine_tuning, s.method, s.method_params, s.mean, s.ci_low,
                s.ci_high, s.n, s.n_undefined, coalesce(mt.higher_is_better, true) AS higher_is_better,
                s.metric_params, s.n_degenerate, s.substrate, me.baseline AS method_baseline, s.gap_random,
-               s.p_random, s.gap_centre, s.p_centre, q.near_chance
+               s.p_random, s.gap_centre, s.p_centre, q.near_chance, s.n_common, s.mean_common,
+               s.gap_random_ci_low, s.gap_random_ci_high, s.gap_centre_ci_low, s.gap_centre_ci_high,
+               q.twin_model_id
         FROM summary s JOIN models m USING (model_id) LEFT JOIN metrics mt ON mt.metric = s.metric
              LEFT JOIN methods me ON me.method = s.method
              LEFT JOIN model_quality q ON q.dataset_id = s.dataset_id AND q.model_id = s.model_id
@@ -290,15 +292,20 @@ def image_curves(path, dataset_id: str, model_id: str, image_id: str) -> pd.Data
 
 
 def sanity_summary(path) -> pd.DataFrame:
-    """MPRT per (model, method): mean Spearman / SSIM after the last randomisation step, and the flag
-    (mean Spearman above :data:`engine.metrics.sanity.SURVIVES`)."""
-    return _df(path, """
+    """MPRT per (model, method): images with a Spearman value (``images``) of those tried, mean Spearman /
+    SSIM after the last randomisation step, the flag (mean Spearman above
+    :data:`engine.metrics.sanity.SURVIVES`; NULL below :data:`~engine.metrics.sanity.MIN_IMAGES` valued
+    images and for a baseline map) and the :func:`~engine.metrics.sanity.mprt_verdict`."""
+    df = _df(path, """
         WITH last AS (SELECT model_id, method, max(step) AS step FROM sanity GROUP BY ALL)
-        SELECT s.model_id, s.method, s.layer AS fully_randomised_at, count(*) AS images,
-               avg(s.spearman) AS mean_spearman, avg(s.ssim) AS mean_ssim,
-               avg(s.spearman) > ? AS survives_randomisation
+        SELECT s.model_id, s.method, s.layer AS fully_randomised_at, count(s.spearman) AS images,
+               count(*) AS images_tried, avg(s.spearman) AS mean_spearman, avg(s.ssim) AS mean_ssim,
+               CASE WHEN count(s.spearman) >= ? AND NOT starts_with(any_value(s.method), ?) THEN avg(s.spearman) > ? END
+                   AS survives_randomisation
         FROM sanity s JOIN last USING (model_id, method, step)
-        GROUP BY ALL ORDER BY s.model_id, mean_spearman DESC""", [SURVIVES])
+        GROUP BY ALL ORDER BY s.model_id, mean_spearman DESC""", [MIN_IMAGES, BASELINE_PREFIX, SURVIVES])
+    return df.assign(verdict=[mprt_verdict(m, int(n), s, int(t)) for m, n, s, t in
+                              zip(df["method"], df["images"], df["mean_spearman"], df["images_tried"])])
 
 
 def metric_agreement(path, dataset_id: str, model_id: str, region: str) -> pd.DataFrame:

@@ -58,9 +58,10 @@ def depth_ablation(path, dataset_id: str, model_id: str, region: str) -> pd.Data
 
 
 def mprt_curves(path, dataset_id: str, model_id: str) -> pd.DataFrame:
-    """MPRT: mean similarity to the original map after each cascading randomisation step, per method."""
+    """MPRT: mean similarity to the original map after each cascading randomisation step, per method;
+    ``images``: those with a Spearman value (a constant map has none)."""
     return _df(path, """
-        SELECT method, method_params, step, any_value(layer) AS layer, count(*) AS images,
+        SELECT method, method_params, step, any_value(layer) AS layer, count(spearman) AS images,
                avg(spearman) AS mean_spearman, avg(ssim) AS mean_ssim
         FROM sanity WHERE dataset_id = ? AND model_id = ? GROUP BY method, method_params, step
         ORDER BY method, method_params, step""", [dataset_id, model_id])

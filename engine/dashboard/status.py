@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..metrics.sanity import MIN_IMAGES, SURVIVES
 from . import queries, queries_compare
 from .live import live_run
 
@@ -54,7 +55,8 @@ def status_text(db: Path, full: bool = False) -> str:
             "", "models (test accuracy):", _table(models[["model_id", "test_accuracy", "test_balanced_accuracy"]]),
             "", "methods (models explained, metrics, images scored summed over models and regions):",
             _table(coverage),
-            "", "sanity (MPRT): methods whose maps survive full randomisation (Spearman > 0.5)",
+            "", f"sanity (MPRT): methods whose maps survive full randomisation (Spearman > {SURVIVES}; "
+                f"baseline maps and methods with fewer than {MIN_IMAGES} images with a value not counted)",
             _table(survivors),
             "", "failures (latest 5):", _table(fails),
             "", f"every table: python -m engine status --all --db {db}; the dashboard: "

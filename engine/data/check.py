@@ -20,6 +20,7 @@ from .errors import DatasetError, Problem
 from .ground_truth import read_ground_truth
 from .images_io import extension_mismatch
 from .records import scan_records
+from .shortcut import ShortcutResult, dataset_shortcut, image_metadata
 from .spec import SPLITS, DatasetSpec, inside_root, load_dataset_config
 from .splits import select_scored, write_splits_csv
 
@@ -37,6 +38,7 @@ class DatasetReport:
     scored: int = 0
     problems: list[Problem] = field(default_factory=list)
     records: list = field(default_factory=list, repr=False)
+    shortcut: ShortcutResult | None = None  # metadata alone predicting the label (engine/data/shortcut.py)
 
     def count(self, severity: str) -> int:
         return sum(p.severity == severity for p in self.problems)
@@ -63,6 +65,8 @@ class DatasetReport:
         cls = ", ".join(s.score_classes) if s.score_classes else "all classes"
         lines.append(f"  scored: {self.scored} images (split {s.score_split}, {cls}"
                      f"{', annotated only' if s.score_only_annotated else ''}{lim})")
+        if self.shortcut is not None:
+            lines.append(f"  shortcut check: {self.shortcut.line()}")
         lines.append(f"  problems: {self.count('error')} errors, {self.count('warning')} warnings, "
                      f"{self.count('note')} notes")
         order = {"error": 0, "warning": 1, "note": 2}
@@ -126,11 +130,13 @@ def check_dataset(spec: DatasetSpec) -> DatasetReport:
     report = DatasetReport(spec, classes, len(records), problems=list(problems), records=records)
     report.counts = dict(Counter((classes[r.label], r.split) for r in records))
     _shared_annotations(spec, records, report)
+    metadata = {}
     for r in records:
         size = None
         try:
             arr = read_image(r.image_path, spec)
             size = (arr.shape[1], arr.shape[0])
+            metadata[r.image_id] = image_metadata(r.image_path, pixels=arr)
             note = extension_mismatch(r.image_path)
             if note:
                 report.problems.append(Problem("warning", r.image_path, note))
@@ -161,6 +167,10 @@ def check_dataset(spec: DatasetSpec) -> DatasetReport:
     if records and unknown:
         report.problems.append(Problem("error", spec.root, f"score_classes {unknown} are not among the classes "
                                                            f"{list(classes)}"))
+    if records:
+        report.shortcut = dataset_shortcut(spec, records, classes, metadata)
+        if report.shortcut.flagged:
+            report.problems.append(Problem("warning", spec.root, report.shortcut.line()))
     report.scored = len(select_scored(records, spec, classes)) if records else 0
     if records and report.scored == 0:
         report.problems.append(Problem("warning", spec.root, "no image is scored with these score_* settings"))

@@ -32,6 +32,26 @@ from ..explain import run_methods
 
 SURVIVES = 0.5  # mean Spearman after full randomisation above this: the method is flagged (one home: the
 #                 dashboard binds it into its SQL)
+MIN_IMAGES = 5  # fewer images with a Spearman value (a constant map has none) than this: no verdict -- the
+#                 smallest n at which a sign test of 'above SURVIVES' can reach p < 0.05 (0.5**5 = 0.031)
+BASELINE_PREFIX = "baseline_"
+
+
+def mprt_verdict(method: str, n_valued: int, mean_spearman: float | None, n_images: int | None = None) -> str:
+    """The MPRT reading of one (model, method) after full randomisation.
+
+    ``n_valued``: images whose Spearman has a value (a constant map has none); ``n_images``: images tried.
+    Below :data:`MIN_IMAGES` valued images no verdict is given; a baseline map (``baseline_*``) ignores the
+    model by design, so its surviving randomisation is the expected outcome, not a failure."""
+    tried = f" of {n_images}" if n_images is not None and n_images != n_valued else ""
+    if str(method).startswith(BASELINE_PREFIX):
+        return "expected: a baseline map ignores the model by design"
+    if n_valued < MIN_IMAGES:
+        return (f"no verdict: {n_valued}{tried} images have a value (constant maps have none); "
+                f"at least {MIN_IMAGES} needed")
+    if mean_spearman is not None and mean_spearman == mean_spearman and mean_spearman > SURVIVES:
+        return f"FAILS: the map survives randomisation (it ignores the model; {n_valued}{tried} images)"
+    return f"passes ({n_valued}{tried} images)"
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,12 @@
 """Per-group summaries computed at ingest (never in a page): mean, n, bootstrap CI, paired tests, degenerate
 maps and the gaps to the random and centre baseline maps.
 
+**Ranked over the same images** (docs/metrics.md, "Guards"): in each (model, metric, region) the *shared
+images* are those on which every ranked method (every method but the ``baseline_*`` maps) has a score.
+The paired tests (hence the baseline gaps) use only them, and ``mean_common`` is each method's mean over
+them, the value the rank and the bold mark use; ``n_common`` counts them.  ``mean`` / ``n`` / the CI stay
+the method's own (all its scored images).
+
 :func:`summarise` is pure: it turns the per-image ``scores`` rows of one (dataset, model) into the
 ``summary`` and ``pairwise`` rows; the runner reads the scores and the writer stores the result.
 """
@@ -17,6 +23,10 @@ from .stats import bootstrap_ci, holm, wilcoxon_pair
 GROUP = ["method", "method_version", "method_params", "metric", "metric_version", "metric_params", "region"]
 METHOD_KEY = ["method", "method_version", "method_params"]
 BASELINES = {"random": "baseline_random", "centre": "baseline_centre"}
+BASELINE_PREFIX = "baseline_"   # chance maps: summarised and tested like any method, never ranked
+# a method whose maps are degenerate on more than this share of the images it explained is marked wherever it
+# is ranked (its mean is over the rest, and it shrinks the shared images every method is ranked on)
+MAX_DEGENERATE_SHARE = 0.10
 
 
 def method_label(method: str, params: str | dict | None) -> str:
@@ -46,8 +56,10 @@ def relabel(stored: str) -> str:
 SCORE_COLUMNS = [*GROUP, "image_id", "value"]
 DEGENERATE_COLUMNS = [*METHOD_KEY, "image_id", "kind"]
 SUMMARY_COLUMNS = ["dataset_id", "model_id", *GROUP, "n", "n_undefined", "mean", "ci_low", "ci_high", "n_degenerate",
-                   "substrate", "gap_random", "p_random", "gap_centre", "p_centre"]
+                   "substrate", "gap_random", "p_random", "gap_centre", "p_centre", "n_common", "mean_common",
+                   "gap_random_ci_low", "gap_random_ci_high", "gap_centre_ci_low", "gap_centre_ci_high"]
 GAP_COLUMNS = ["gap_random", "p_random", "gap_centre", "p_centre"]
+GAP_CI_COLUMNS = ["gap_random_ci_low", "gap_random_ci_high", "gap_centre_ci_low", "gap_centre_ci_high"]
 PAIRWISE_COLUMNS = ["dataset_id", "model_id", "metric", "metric_version", "metric_params", "region", "method_a",
                     "method_b", "n", "mean_diff", "p_value", "p_holm"]
 
@@ -71,6 +83,24 @@ def baseline_label(labels, kind: str) -> str | None:
     return next((lab for lab in labels if lab.startswith(name + " ")), None)
 
 
+def is_baseline(method: str) -> bool:
+    """Whether ``method`` (a name or a display label) is a chance map (never ranked)."""
+    return str(method).startswith(BASELINE_PREFIX)
+
+
+def shared_images(wide: pd.DataFrame) -> pd.Index:
+    """The image ids (``wide``'s index; one column per method label) on which every ranked method has a
+    score; every row when only baselines were run."""
+    ranked = [c for c in wide.columns if not is_baseline(c)]
+    return wide.index[wide[ranked].notna().all(axis=1)] if ranked else wide.index
+
+
+def degenerate_share(n: int, n_undefined: int, n_degenerate: int) -> float:
+    """Share of the images a method explained whose map was degenerate (NaN when it explained none)."""
+    total = (n or 0) + (n_undefined or 0) + (n_degenerate or 0)
+    return (n_degenerate or 0) / total if total else float("nan")
+
+
 def _gap(pairwise: pd.DataFrame, label: str, base: str | None) -> tuple[float | None, float | None]:
     """(mean paired difference label - base, Holm p) from the pairwise rows of one group."""
     if base is None or label == base:
@@ -83,6 +113,16 @@ def _gap(pairwise: pd.DataFrame, label: str, base: str | None) -> tuple[float | 
         return None, None
     d, p = hit.mean_diff.iloc[0], hit.p_holm.iloc[0]
     return (None if d != d else sign * float(d)), (None if p != p else float(p))
+
+
+def _gap_ci(shared: pd.DataFrame, label: str, base: str | None, seed: int) -> tuple[float | None, float | None]:
+    """95 % BCa bootstrap interval of the mean paired difference label - base over the shared images (the
+    interval of the gap :func:`_gap` reads from the paired test); None where there is no such pair."""
+    if base is None or label == base or label not in shared or base not in shared:
+        return None, None
+    d = (shared[label] - shared[base]).dropna().to_numpy(dtype=np.float64)
+    lo, hi = bootstrap_ci(d, seed=seed)
+    return (None, None) if lo != lo else (lo, hi)
 
 
 def summarise(scores: pd.DataFrame, dataset_id: str, model_id: str, seed: int = 0,
@@ -111,15 +151,18 @@ def summarise(scores: pd.DataFrame, dataset_id: str, model_id: str, seed: int = 
     if previous is not None and len(previous):
         old = {tuple(r[:len(GROUP)]): (r[-2], r[-1]) for r in
                previous[[*GROUP, "ci_low", "ci_high"]].itertuples(index=False)}
-        if set(GAP_COLUMNS) <= set(previous.columns):
-            old_gaps = {tuple(r[:len(GROUP)]): [None if x != x else x for x in r[len(GROUP):]]
-                        for r in previous[[*GROUP, *GAP_COLUMNS]].itertuples(index=False)}
+        kept = [c for c in (*GAP_COLUMNS, *GAP_CI_COLUMNS) if c in previous.columns]
+        if set(GAP_COLUMNS) <= set(kept):
+            old_gaps = {tuple(r[:len(GROUP)]): dict(zip(kept, (None if x != x else x for x in r[len(GROUP):])))
+                        for r in previous[[*GROUP, *kept]].itertuples(index=False)}
 
-    pairs = []
+    pairs, common = [], {}
     for (metric, mver, mparams, region), g in df.groupby(["metric", "metric_version", "metric_params", "region"]):
+        wide = g.pivot_table(index="image_id", columns="label", values="value", aggfunc="first", dropna=False)
+        wide = wide.loc[shared_images(wide)]
+        common[(metric, mver, mparams, region)] = wide
         if pairwise_metrics is not None and metric not in pairwise_metrics:
             continue
-        wide = g.pivot_table(index="image_id", columns="label", values="value", aggfunc="first", dropna=False)
         labels = sorted(wide.columns)
         family = []
         for a, b in itertools.combinations(labels, 2):
@@ -143,11 +186,17 @@ def summarise(scores: pd.DataFrame, dataset_id: str, model_id: str, seed: int = 
                         & (pairwise.metric_params == key[5]) & (pairwise.region == key[6])]
         label = method_label(key[0], key[2])
         labels = set(g["label"]) | set(here.method_a) | set(here.method_b)
+        shared = common[key[3:]]
         if pairwise_metrics is not None and key[3] not in pairwise_metrics:  # not tested in this call
-            gaps = old_gaps.get(key, [None] * len(GAP_COLUMNS))
+            kept = old_gaps.get(key, {})
+            gaps, gap_cis = [kept.get(c) for c in GAP_COLUMNS], [kept.get(c) for c in GAP_CI_COLUMNS]
         else:
-            gaps = [x for kind in ("random", "centre") for x in _gap(here, label, baseline_label(labels, kind))]
+            bases = [baseline_label(labels, kind) for kind in ("random", "centre")]
+            gaps = [x for base in bases for x in _gap(here, label, base)]
+            gap_cis = [x for base in bases for x in _gap_ci(shared, label, base, seed)]
+        on_shared = shared[label].dropna() if label in shared else pd.Series(dtype="float64")
         rows.append((dataset_id, model_id, *key, int(len(defined)), int(len(v) - len(defined) - degenerate_here),
                      float(defined.mean()) if len(defined) else None, lo, hi, int(n_bad.get(key[:3], 0)),
-                     substrate_of(key[3], key[5]), *gaps))
+                     substrate_of(key[3], key[5]), *gaps, int(len(shared)),
+                     float(on_shared.mean()) if len(on_shared) else None, *gap_cis))
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS), pairwise

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..data import DatasetSpec, Record, fingerprint, image_size, region_names
+from ..data.shortcut import dataset_shortcut
 from ..explain import METHODS
 from ..metrics import METRICS
 from ..metrics.quality import model_quality
@@ -86,7 +87,23 @@ def write_dataset(w: ResultWriter, spec: DatasetSpec, records: list[Record], cla
     w.replace_rows("images", pd.DataFrame(rows, columns=[
         "dataset_id", "image_id", "split", "label", "label_name", "path", "mask_path", "boxes_path",
         "width", "height", "regions"]))
+    write_shortcut(w, did, spec, records, classes)
     return did
+
+
+def write_shortcut(w: ResultWriter, dataset_id: str, spec: DatasetSpec, records: list[Record],
+                   classes: tuple[str, ...], seed: int = 0) -> bool:
+    """The shortcut check of a dataset (:mod:`engine.data.shortcut`: metadata alone predicting the label),
+    once per dataset id (its fingerprint covers the files); returns whether it was computed now."""
+    if len(w.rows_of("shortcut", dataset_id, ["dataset_id"])):
+        return False
+    res = dataset_shortcut(spec, records, classes, seed=seed)
+    w.replace_rows("shortcut", pd.DataFrame([{
+        "dataset_id": dataset_id, "n_train": res.n_train, "n_test": res.n_test, "features": list(res.features),
+        "candidates": list(res.candidates), "balanced_accuracy": res.balanced_accuracy, "ci_low": res.ci_low,
+        "ci_high": res.ci_high, "chance": res.chance, "flagged": res.flagged, "rule": res.rule,
+        "reason": res.reason, "test_predictions": canonical_json(res.test_predictions)}]))
+    return True
 
 
 def pretraining_of(strategy: str | None) -> str:
