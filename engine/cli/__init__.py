@@ -1,4 +1,4 @@
-"""Command line: ``python -m engine {demo,run,status,check-data,schedule,report,table,figure}``.
+"""Command line: ``python -m engine {demo,run,serve,status,check-data,schedule,report,table,figure}``.
 
 Heavy modules (torch, timm, the models, the runner) are imported inside the commands: ``run`` takes the
 database's lock and installs its SIGTERM / Ctrl-C handlers first, so a second run on the same database is
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,9 @@ from pathlib import Path
 
 from .. import PROJECT_ROOT
 from ..store.read import DEFAULT_DB
+from .errors import fail
 from .readings import add_reading_parsers, write_run_report
+from .serve import add_serve_parser, port_problem, start_dashboard, wait_dashboard
 
 log = logging.getLogger("engine")
 
@@ -28,48 +29,12 @@ def _setup_logging(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
 
-def _dashboard_cmd(db: Path, port: int) -> tuple[list[str], dict]:
-    env = {**os.environ, "XAI_DB": str(db.resolve())}
-    cmd = [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"), "--server.address", "127.0.0.1",
-           "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    return cmd, env
-
-
-def start_dashboard(db: Path, port: int) -> subprocess.Popen:
-    """Start the dashboard in the background (it shows whatever the run has committed, and the run's
-    progress, while the run goes on); its output goes to ``<db folder>/logs/dashboard.log``."""
-    cmd, env = _dashboard_cmd(db, port)
-    logs = db.resolve().parent / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    with open(logs / "dashboard.log", "ab") as out:
-        return subprocess.Popen(cmd, env=env, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
-
-
-def _wait_dashboard(proc: subprocess.Popen, url: str) -> int:
-    print(f"dashboard still serving at {url}; Ctrl+C stops it", flush=True)
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        return 0
-
-
 EXPERIMENTS = PROJECT_ROOT / "data" / "experiments"
 
 
 def _progress(args) -> bool:
     """Progress bars on a terminal only (quiet in cron / CI logs)."""
     return not args.no_progress and sys.stderr.isatty()
-
-
-def fail(message) -> None:
-    """Bad input: one line on stderr (the caller returns 2)."""
-    print("error: " + " ".join(str(message).split()), file=sys.stderr)
 
 
 def _counts(report) -> str:
@@ -174,7 +139,7 @@ def _run_locked(args, lock) -> int:
         args.summary(db)
     print(end_summary(report, time.monotonic() - t0, db, url if dash else None))
     if dash is not None:
-        return _wait_dashboard(dash, url) or rc
+        return wait_dashboard(dash, url) or rc
     return rc
 
 
@@ -186,11 +151,12 @@ def _stop(dash: subprocess.Popen | None, rc: int) -> int:
 
 def end_summary(report, seconds: float, db: Path, url: str | None) -> str:
     """What a run prints at the end: jobs, failures, time, where to look."""
+    from ..dashboard.hints import serve_command, status_command
     lines = [f"run {report.run_id}: {_counts(report)}, {seconds:.0f} s"]
     if not report.ok:
-        lines.append(f"failures: `python -m engine status --db {db}` or the dashboard's Runs page")
-    lines.append(f"dashboard: {url}" if url else f"dashboard: `python -m engine demo --serve --db {db}` or "
-                 f"`XAI_DB={db} streamlit run app.py`")
+        lines.append(f"failures: `{status_command(db)}` or the dashboard's Runs page")
+    lines.append(f"dashboard: {url}" if url else f"dashboard: `{serve_command(db)}` (serves this database, "
+                 f"starts no work)")
     lines.append(f"report: `python -m engine report --db {db}` (each run also writes one beside its log)")
     return "\n".join(lines)
 
@@ -254,7 +220,8 @@ def cmd_status(args) -> int:
     from ..dashboard.status import status_text
     db = Path(args.db)
     if not queries.database_exists(db):
-        print(f"{db}: no results database here; create one with `python -m engine demo --db {db}`")
+        from ..dashboard.hints import fill_commands
+        print(f"{db}: no results database here; a run creates it: {fill_commands(db)}")
         return 1
     print(status_text(db, full=args.all))
     return 0
@@ -327,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r.add_argument("--no-report", action="store_true", help="do not write the run's report next to its log")
     add_reading_parsers(sub)
+    add_serve_parser(sub)
 
     s = sub.add_parser("status", help="what is in the database")
     s.add_argument("--db", default=DEFAULT_DB, help="results database (default %(default)s)")
@@ -340,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.verbose)
     if getattr(args, "threads", None) is not None and args.threads < 1:
         fail(f"--threads {args.threads}: expected a number of threads >= 1")
+        return 2
+    if getattr(args, "serve", False) and (problem := port_problem(args.port)):
+        fail(problem)
         return 2
     if (getattr(args, "device", None) or "cpu").startswith("cuda") and args.command != "run":
         import torch
