@@ -17,9 +17,11 @@ from pathlib import Path
 
 from .. import PROJECT_ROOT
 from ..store.read import DEFAULT_DB
+from .checks import argument_problem
 from .errors import fail
+from .outcome import nothing_scored, own_progress
 from .readings import add_reading_parsers, write_run_report
-from .serve import add_serve_parser, port_problem, start_dashboard, wait_dashboard
+from .serve import add_serve_parser, start_dashboard, wait_dashboard
 
 log = logging.getLogger("engine")
 
@@ -54,6 +56,9 @@ def cmd_run(args) -> int:
             except WriterBusy as exc:
                 fail(exc)
                 return 3
+            except OSError as exc:
+                fail(f"--db {args.db}: cannot create its lock file {exc.filename or ''} ({exc.strerror or exc})")
+                return 2
         return _run_locked(args, lock)
     except Exception as exc:  # a signal that surfaced as another error (e.g. DuckDB's 'Query interrupted')
         signum = interrupt_signal(exc)
@@ -64,14 +69,17 @@ def cmd_run(args) -> int:
         return 128 + signum
     except Interrupted as exc:
         report = getattr(exc, "report", None)
+        mine = own_progress(args.db)  # a signal that came after the run returned its report
         what = f"run {report.run_id} interrupted by {exc}: {_counts(report)}; marked 'interrupted' in {args.db}; " \
                f"the same command continues where it stopped" if report is not None and report.run_id else \
+            f"run {mine['run_id']} interrupted by {exc}: {mine.get('jobs_done', 0)} jobs done; its results are in " \
+            f"{args.db}; the same command continues where it stopped" if mine else \
             f"interrupted by {exc} before any work was recorded"
         print(what, file=sys.stderr)
         return 128 + exc.signum
     finally:
-        if lock is not None:
-            lock.release()
+        if lock is not None:  # a run refused before it wrote the database leaves no lock file
+            lock.release(remove=not Path(args.db).exists())
 
 
 def _run_locked(args, lock) -> int:
@@ -97,11 +105,17 @@ def _run_locked(args, lock) -> int:
     except DatabaseRefused as exc:
         fail(exc)
         return 2
-    if args.dry_run:
+    if args.dry_run:  # validated as the run validates: it reports everything the run would refuse
         from ..data import DatasetError
         from ..runner.plan import dry_run
+        work = Path(args.work_dir).resolve() if args.work_dir else exp.resolve(exp.work_dir)
         try:
-            return dry_run(exp, Path(args.db), work_dir=args.work_dir)
+            validated = validate_run(exp, work, False)
+        except BadInput as exc:
+            fail(f"{args.experiment}: the run would refuse it: {exc}")
+            return 2
+        try:
+            return dry_run(exp, Path(args.db), work_dir=args.work_dir, validated=validated)
         except (DatasetError, ValueError, OSError) as exc:
             fail(f"{args.experiment}: {exc}")
             return 2
@@ -135,6 +149,10 @@ def _run_locked(args, lock) -> int:
         _stop(dash, 1)
         raise
     rc = 0 if report.ok else 1
+    empty = nothing_scored(db, report.run_id)
+    if empty:
+        print(f"error: run {report.run_id} scored nothing: {empty}", file=sys.stderr)
+        rc = 1
     if getattr(args, "summary", None):
         args.summary(db)
     print(end_summary(report, time.monotonic() - t0, db, url if dash else None))
@@ -182,8 +200,10 @@ def cmd_check_data(args) -> int:
     import tomllib
 
     from ..data.check import check_data_command, report_datasets
+    from ..data.files import parse_toml, special_file
     try:
-        is_experiment = "models" in tomllib.loads(Path(args.config).read_text(encoding="utf-8"))
+        is_experiment = not special_file(args.config) and "models" in parse_toml(
+            Path(args.config).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         is_experiment = False  # check_data_command reports the file's problem
     if not is_experiment:
@@ -306,10 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
-    if getattr(args, "threads", None) is not None and args.threads < 1:
-        fail(f"--threads {args.threads}: expected a number of threads >= 1")
-        return 2
-    if getattr(args, "serve", False) and (problem := port_problem(args.port)):
+    problem = argument_problem(args)
+    if problem:
         fail(problem)
         return 2
     if (getattr(args, "device", None) or "cpu").startswith("cuda") and args.command != "run":

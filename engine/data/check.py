@@ -85,6 +85,16 @@ def _error(exc: Exception, path) -> Problem:
     return Problem("error", path, f"cannot be read ({type(exc).__name__}: {' '.join(str(exc).split())})")
 
 
+def _listed(p, used) -> bool:
+    """``p`` is a record's file: as written (a path through a followed symlink is kept lexical) or resolved."""
+    if p in used:
+        return True
+    try:
+        return p.resolve() in used
+    except (RuntimeError, OSError):  # a symbolic link loop is no record's file
+        return False
+
+
 def _unlisted(records, report: DatasetReport):
     """Image files beside the listed ones (same folder, same extension) that no record uses."""
     used = {r.image_path for r in records} | {r.mask_path for r in records} | \
@@ -94,7 +104,7 @@ def _unlisted(records, report: DatasetReport):
         if not folder.is_dir():
             continue
         for p in sorted(folder.iterdir()):
-            if p.suffix.lower() == suffix and p.resolve() not in used and p.is_file():
+            if p.suffix.lower() == suffix and p.is_file() and not _listed(p, used):
                 report.problems.append(Problem("warning", p, "image file is in the dataset folder but not listed "
                                                              "(missing row?); not used"))
 

@@ -44,6 +44,8 @@ def clean_boxes(boxes: np.ndarray, size: tuple[int, int] | None, where: Path | s
     keep = []
     for k, (x0, y0, x1, y1) in enumerate(np.asarray(boxes, dtype=np.float64).reshape(-1, 4)):
         desc = f"box {k + 1} ({x0:g}, {y0:g}, {x1:g}, {y1:g})"
+        if not np.isfinite([x0, y0, x1, y1]).all():
+            raise AnnotationError(f"{where}: {desc} has coordinates that are not finite numbers")
         if not (x1 > x0 and y1 > y0) or not np.isfinite([x0, y0, x1, y1]).all():
             problems.append(f"{where}: {desc} is degenerate (no area); dropped")
             continue

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from .errors import DatasetError
+from .files import parse_toml, special_file
 
 SPLITS = ("train", "val", "test")
 LAYOUTS = ("table", "folders", "split_files", "images")
@@ -408,9 +409,12 @@ def load_dataset_config(path: str | Path) -> list[DatasetSpec]:
 
     A relative ``root`` resolves against the TOML file's own directory."""
     path = Path(path)
+    odd = special_file(path)
+    if odd:
+        raise SpecError(f"{path}: is {odd}, not a regular file")
     try:
         with open(path, "rb") as fh:
-            doc = tomllib.load(fh)
+            doc = parse_toml(fh.read().decode("utf-8"))
     except FileNotFoundError:
         raise SpecError(f"{path}: config file not found") from None
     except IsADirectoryError:
