@@ -110,15 +110,6 @@ def test_max_pixels_raises_pils_decompression_bomb_limit(tmp_path, monkeypatch):
         read_image(tmp_path / "big.png", max_pixels=5000)
 
 
-def test_the_train_failure_names_the_reason_of_the_lost_images():
-    """When every training image fails (a mask of another size past the sampled check), the refusal names
-    the first reason, not only the split counts."""
-    import inspect
-
-    from engine.runner import units
-    assert "could not be read, e.g." in inspect.getsource(units.train_unit)
-
-
 def test_a_run_that_scores_nothing_exits_non_zero_with_the_reason(tmp_path, monkeypatch, capsys):
     from engine.cli.outcome import nothing_scored
     assert nothing_scored(tmp_path / "none.duckdb", None) == "nothing was written to the database"

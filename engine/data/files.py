@@ -30,3 +30,15 @@ def parse_toml(text: str) -> dict:
         return tomllib.loads(text)
     except RecursionError:
         raise tomllib.TOMLDecodeError("arrays or tables nested too deeply") from None
+
+
+def side_file(root: Path, rel: str, key: str) -> Path:
+    """A labels table or a split file: it describes the dataset but is not part of it, so it may lie
+    outside the root (``../splits.csv``, an absolute path: a read-only data folder keeps its own files
+    untouched); relative paths are relative to the root.  Refused only when it is not a regular file."""
+    p = Path(os.path.normpath(Path(root) / Path(rel).expanduser()))
+    odd = special_file(p)
+    if odd:
+        from .errors import DatasetError
+        raise DatasetError(f"{p}: {key} is {odd}, not a regular file")
+    return p

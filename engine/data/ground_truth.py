@@ -115,6 +115,8 @@ def _masks(rec, spec, size, gt: GroundTruth):
         if not p.is_file():
             raise AnnotationError(f"{p}: mask file not found")
         raw = read_mask(p, size)
+        if raw.dtype == bool:  # a 1-bit mask: its set pixels carry the value mask_regions gives them, 1 or 255
+            raw = raw.astype(np.uint8) * (255 if 255 in allowed and 1 not in allowed else 1)
         if size is None:
             size = (raw.shape[1], raw.shape[0])
         extra = np.setdiff1d(np.unique(raw), np.fromiter(allowed, dtype=np.int64))

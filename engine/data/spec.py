@@ -27,7 +27,7 @@ ALPHA_MODES = ("drop", "black", "white")
 INTENSITY_MODES = ("dtype", "minmax")
 TEMPLATE_FIELDS = ("id", "num", "stem", "dir", "label", "split")
 MAX_INPUT_SIZE = 2048  # a 2048 x 2048 RGB float image is 48 MiB; far larger sizes only exhaust memory
-FILE_KEYS = ("labels", "boxes_file", "images_dir")  # paths relative to root
+FILE_KEYS = ("boxes_file", "images_dir")  # paths relative to root, confined to it (labels / splits_csv may lie outside)
 TEMPLATE_KEYS = ("image_template", "mask_template", "boxes_template", "split_files")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom")
 
