@@ -83,6 +83,7 @@ def cmd_run(args) -> int:
 
 
 def _run_locked(args, lock) -> int:
+    from ..runner.executors import ExecutorUnavailable
     from ..runner.experiment import ExperimentError, load_experiment
     from ..runner.run import BadInput, StrictDatasetError, run_experiment, validate_run
     from ..runner.runlog import run_log
@@ -145,6 +146,9 @@ def _run_locked(args, lock) -> int:
     except StrictDatasetError as exc:
         log.error("%s", exc)
         return _stop(dash, 1)
+    except ExecutorUnavailable as exc:  # before any job: the run row (if any) says 'failed'
+        fail(exc)
+        return _stop(dash, 2)
     except BaseException:
         _stop(dash, 1)
         raise
