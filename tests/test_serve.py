@@ -90,4 +90,13 @@ def test_a_missing_xai_db_is_named_on_the_page(tmp_path, monkeypatch):
     assert not at.exception
     infos = [i.value for i in at.info]
     assert any(str(missing) in i and "--serve" not in i for i in infos), infos
+    from engine.store import ResultWriter
+    empty = tmp_path / "empty.duckdb"
+    with ResultWriter(empty):
+        pass
+    monkeypatch.setenv("XAI_DB", str(empty))
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=90)
+    at.run()
+    texts = "\n".join(m.value for m in at.markdown)  # the Overview's 'Start a run' names it too
+    assert f"engine run EXPERIMENT.toml --db {empty}" in texts and f"engine demo --db {empty}" in texts
     assert not missing.exists()

@@ -23,3 +23,12 @@ def fill_commands(db: str | Path) -> str:
     """How to put results into ``db`` (named, so the work never lands in another database)."""
     return (f"`python -m engine run EXPERIMENT.toml --db {_q(db)}` (your study) or "
             f"`python -m engine demo --db {_q(db)}` (the embedded demo)")
+
+
+def start_help(db: str | Path) -> str:
+    """The Overview's *Start a run* text: every command names the database shown."""
+    return (f"- Your own study: `python -m engine run EXPERIMENT.toml --db {_q(db)}`.\n"
+            f"- Embedded demo (synthetic blood smears, fine-tuned and random ViT, every method and metric): "
+            f"`python -m engine demo --db {_q(db)}` (add `--quick` for a small one).\n"
+            f"- Look at another database (starts no work): `python -m engine serve --db PATH` "
+            f"(or `XAI_DB=PATH streamlit run app.py`).\n")
