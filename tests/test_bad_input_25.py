@@ -145,3 +145,14 @@ def test_second_sigint_still_reports_the_run(tmp_path):
     with duckdb.connect(str(db), read_only=True) as con:
         status = con.execute("SELECT status FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()[0]
     assert status == "interrupted"
+
+
+def test_a_real_run_that_scores_nothing_exits_1(hostile, tmp_path, capsys):
+    """No masks or boxes, every image scored anyway: each pointing-game score is undefined, the run
+    'finishes' with no failed job -- and still exits 1, saying why."""
+    exp = {**ds(boxes_format=None, boxes_file=None, score_only_annotated=False),
+           "models": [{"name": "vit_demo", "init": "random"}]}
+    path = _experiment(hostile, "scores-nothing", exp)
+    rc, out = cli(["run", str(path), "--db", str(tmp_path / "r.duckdb"), "--no-progress", "--no-report"], capsys)
+    assert rc == 1 and "Traceback" not in out, out
+    assert "scored nothing: every score is undefined" in out, out
