@@ -101,7 +101,10 @@ def cmd_figure(args) -> int:
         if not ids:
             raise UnknownName(f"no maps of {method_titles(methods[:1])[0]} for model {model} in dataset "
                               f"{scope.dataset}")
-    panels = figure_panels(scope.db, scope.dataset_id, model, ids, methods, metric, region)
+    try:
+        panels = figure_panels(scope.db, scope.dataset_id, model, ids, methods, metric, region)
+    except ValueError as exc:  # an image id that is not in the dataset
+        raise UnknownName(f"{exc} (--images takes the ids the Gallery shows)") from None
     titles = method_titles(methods)
     out = Path(args.out)
     out.with_suffix(".png").write_bytes(render_png(panels, titles, args.alpha, args.cmap))
