@@ -103,7 +103,9 @@ def cmd_figure(args) -> int:
                               f"{scope.dataset}")
     try:
         panels = figure_panels(scope.db, scope.dataset_id, model, ids, methods, metric, region)
-    except ValueError as exc:  # an image id that is not in the dataset
+    except ValueError as exc:  # an image id not in the dataset; an unsafe path or a bad file: as they are
+        if not str(exc).startswith("no image "):
+            raise
         raise UnknownName(f"{exc} (--images takes the ids the Gallery shows)") from None
     titles = method_titles(methods)
     out = Path(args.out)
