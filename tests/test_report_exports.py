@@ -272,6 +272,7 @@ def test_figure_takes_the_dashboards_names(guards_db, tmp_path, capsys):
     ("--metric", "pointing", "pointing_game"),
     ("--region", "mask_typo", "mask"),
     ("--dataset", "nope", "smear"),
+    ("--images", "nope.png", "no image 'nope.png'"),
 ])
 def test_unknown_names_are_one_line_listing_the_valid_ones(guards_db, tmp_path, capsys, flag, value, listed):
     args = {"--dataset": _dataset(guards_db), "--model": "vit_demo:random", "--methods": "attention",
