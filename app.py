@@ -16,14 +16,10 @@ from engine.dashboard import (
     no_database,
     shortcut_notes,
     show_table,
+    start_help,
 )
 
-START_HELP = """
-- Embedded demo (synthetic blood smears, fine-tuned and random ViT, every method and metric):
-  `.venv/bin/python -m engine demo` — add `--quick` for a small one, `--db PATH` to write elsewhere.
-- Your own study: `.venv/bin/python -m engine run EXPERIMENT.toml`.
-- Point the dashboard at another database: `XAI_DB=PATH .venv/bin/streamlit run app.py`.
-
+PAGES_HELP = """
 **Pages:** *Leaderboard* ranks methods per model with confidence intervals; *Gallery* shows every map over
 its image with the ground-truth outline (click *details* for all methods of one image); *Compare* holds the
 studies' comparisons (pretraining, metric agreement, boxes vs masks, depth, sanity, faithfulness curves,
@@ -85,7 +81,7 @@ def overview() -> None:
         st.warning(f"{n_fail:,} failed items recorded — the *Runs* page lists them with their reasons.")
 
     st.subheader("Start a run")
-    st.markdown(START_HELP)
+    st.markdown(start_help(db.path) + PAGES_HELP)  # every command names the database shown
 
 
 st.set_page_config(page_title="ViT heatmaps vs. ground truth", layout="wide")

@@ -51,6 +51,18 @@ def _first_score_landed(db: Path) -> bool:
         return False
 
 
+def _run_threads(db: Path) -> int | None:
+    """The torch threads per worker the demo ran with (recorded in its run's config)."""
+    import duckdb
+    try:
+        with duckdb.connect(str(db), read_only=True) as con:
+            row = con.execute("SELECT config FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
+    except duckdb.Error:
+        return None
+    config = json.loads(row[0]) if row and isinstance(row[0], str) else (row[0] if row else None)
+    return (config or {}).get("threads")
+
+
 def measure(size: str, threads: int | None) -> dict:
     work = Path(tempfile.mkdtemp(prefix="demo-timing-"))
     db = work / "r.duckdb"
@@ -81,7 +93,8 @@ def measure(size: str, threads: int | None) -> dict:
     total = time.monotonic() - t0
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     state = read_progress(db) or {}
-    return {"size": size, "command": " ".join(cmd[1:]), "threads": threads, "returncode": proc.returncode,
+    return {"size": size, "command": " ".join(cmd[1:]), "threads": threads,
+            "run_threads": _run_threads(db) if db.exists() else None, "returncode": proc.returncode,
             "host": platform.node(), "cpus": os.cpu_count(), "load_before": [round(x, 1) for x in load_before],
             "load_after": [round(x, 1) for x in os.getloadavg()],
             "first_score_s": None if first_score is None else round(first_score, 1),

@@ -3,3 +3,4 @@ read layer (docs/architecture.md)."""
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the checkout (app.py, data/experiments) -- one home
+DEVICE_PATTERN = r"^(cpu|mps|cuda(:\d+)?)$"  # a torch device the runner accepts (--device, device = ...) -- one home

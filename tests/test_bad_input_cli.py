@@ -14,7 +14,8 @@ from PIL import Image
 from engine.cli import main
 
 DATASET = {"name": "ds", "root": "ds", "labels": "labels.csv", "image_template": "images/{id}",
-           "boxes_format": "csv", "boxes_file": "boxes.csv", "input_size": 64}
+           "boxes_format": "csv", "boxes_file": "boxes.csv", "input_size": 64,
+           "split_seed": 5}  # 4 train, 3 val, 1 test images of the 8: a run that can train and score
 BASE = {"name": "bad-input", "work_dir": "work", "datasets": [DATASET],
         "models": [{"name": "vit_demo", "train": {"epochs": 1, "batch_size": 4}}],
         "methods": {"attention": {}}, "metrics": {"pointing_game": {}}}
@@ -156,8 +157,9 @@ CASES = [
     ("boxes-file-escapes", ds(boxes_file="../../../../etc/passwd"), "'boxes_file': '../../../../etc/passwd' lies "
                                                                     "outside the dataset root", 2),
     ("boxes-file-absolute", ds(boxes_file="/etc/passwd"), "'boxes_file': '/etc/passwd' lies outside", 2),
-    ("labels-escapes", ds(labels="../../labels.csv"), "'labels': '../../labels.csv' lies outside", 2),
-    ("labels-symlink-out", ds(labels="link.csv"), "symbolic link inside the dataset root", 1),
+    # a labels table may lie outside the root (issue 24.7): what it says is checked, not where it is
+    ("labels-outside-missing", ds(labels="../../labels.csv"), "labels.csv: labels table not found", 1),
+    ("labels-symlink-out", ds(labels="link.csv"), "link.csv: no image id column", 1),
     ("images-dir-escapes", ds(layout="folders", labels=None, images_dir="../.."), "'images_dir': '../..' lies", 2),
     ("split-files-escape", ds(split_files="../../{split}.txt"), "'split_files': '../../{split}.txt' lies", 2),
     ("image-template-absolute", ds(image_template="/etc/{id}"), "'image_template': '/etc/{id}' lies outside", 2),
@@ -282,10 +284,14 @@ def test_a_minority_of_missing_files_is_kept_for_the_run_to_report(folder, tmp_p
 
 
 def test_dry_run_names_a_bad_dataset_without_a_traceback(folder, tmp_path, capsys):
-    """The dry run reports what the run would stop (its own report, exit 1), never a traceback."""
+    """The dry run reports what the run would refuse (one line, exit 2, as the run), never a traceback."""
     path = _write(folder, "dry-run-root", ds(root="nowhere"))
     rc, out = cli(["run", str(path), "--db", str(tmp_path / "r.duckdb"), "--dry-run"], capsys)
-    assert rc == 1 and "Traceback" not in out and "dataset root not found" in out, out
+    assert rc == 2 and "Traceback" not in out and "the run would refuse it" in out, out
+    assert "dataset root not found" in out and len(out.strip().splitlines()) == 1, out
+    path = _write(folder, "dry-run-input-size", ds(input_size=224))  # refused by the run: the dry run says so
+    rc, out = cli(["run", str(path), "--db", str(tmp_path / "r.duckdb"), "--dry-run"], capsys)
+    assert rc == 2 and "input_size = 224 but model 'vit_demo:trained'" in out, out
     path = _write(folder, "dry-run-toml", b"name = \n")
     rc, out = cli(["run", str(path), "--db", str(tmp_path / "r.duckdb"), "--dry-run"], capsys)
     assert rc == 2 and len(out.strip().splitlines()) == 1 and "not valid TOML" in out, out

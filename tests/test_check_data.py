@@ -111,3 +111,89 @@ def test_check_data_flags_a_set_whose_image_size_predicts_the_label(tmp_path):
     text = report.format()
     assert "shortcut check: the label is predictable from " in text and " alone (balanced accuracy " in text
     assert any(p.severity == "warning" and "predictable from" in p.reason for p in report.problems)
+
+
+# -- data-folder fixes (issue 24, item 7) ------------------------------------------------------------
+
+def _folder(root: Path, n: int = 12, mask_mode: str | None = None, mask_value: int = 255) -> Path:
+    """``root/images/i{k}.png`` of two classes with a labels table (and masks in ``masks/`` when asked)."""
+    from PIL import Image
+    (root / "images").mkdir(parents=True)
+    rows = []
+    for k in range(n):
+        Image.new("RGB", (32, 32), (20 * k, 90, 140)).save(root / "images" / f"i{k}.png")
+        rows.append(f"i{k}.png,{'ab'[k % 2]}")
+        if mask_mode:
+            (root / "masks").mkdir(exist_ok=True)
+            m = Image.new(mask_mode, (32, 32), 0)
+            m.paste(mask_value, (8, 8, 20, 20))
+            m.save(root / "masks" / f"i{k}.png")
+    (root / "labels.csv").write_text("image,label\n" + "\n".join(rows) + "\n")
+    return root
+
+
+def _spec(root, **kw):
+    from engine.data import DatasetSpec
+    return DatasetSpec.from_dict({"name": "d", "root": str(root), "labels": "labels.csv",
+                                  "image_template": "images/{id}", **kw})
+
+
+def test_followed_symlinked_images_are_not_reported_as_unlisted(tmp_path):
+    real = _folder(tmp_path / "elsewhere")
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "images").symlink_to(real / "images", target_is_directory=True)
+    (root / "labels.csv").write_text((real / "labels.csv").read_text())
+    report = check_dataset(_spec(root, follow_symlinks=True))
+    assert report.n_images == 12
+    assert not [p for p in report.problems if "not listed" in p.reason], report.problems
+    assert report.count("error") == 0  # (the one warning: no masks or boxes, so nothing would be scored)
+
+
+def test_one_bit_masks_configured_as_one_are_read_without_a_warning_per_file(tmp_path):
+    from engine.data.ground_truth import read_ground_truth
+    root = _folder(tmp_path / "d", n=24, mask_mode="1", mask_value=1)
+    for values in ([1], [255]):  # a 1-bit mask's set pixels are the region either way
+        spec = _spec(root, mask_template="masks/{stem}.png", mask_regions={"lesion": values})
+        report = check_dataset(spec)
+        assert not [p for p in report.problems if "unexpected values" in p.reason], report.problems
+        records, _ = load_records(spec)
+        lesion = read_ground_truth(records[0], spec, (32, 32)).masks["lesion"]
+        assert lesion.sum() == 12 * 12 and lesion[8:20, 8:20].all()
+
+
+def test_mask_values_outside_the_config_in_many_files_are_one_line(tmp_path):
+    root = _folder(tmp_path / "d", n=24, mask_mode="L", mask_value=200)
+    report = check_dataset(_spec(root, mask_template="masks/{stem}.png", mask_regions={"lesion": [255]}))
+    lines = [p for p in report.problems if "unexpected values [200]" in p.reason]
+    assert len(lines) == 1 and "and 23 more mask files like it" in lines[0].reason, report.problems
+    few = _folder(tmp_path / "few", n=4, mask_mode="L", mask_value=200)
+    report = check_dataset(_spec(few, mask_template="masks/{stem}.png", mask_regions={"lesion": [255]}))
+    assert len([p for p in report.problems if "unexpected values [200]" in p.reason]) == 4  # a few: each listed
+
+
+def test_labels_table_and_split_file_may_lie_outside_the_root(tmp_path, capsys):
+    """A read-only data folder: its labels table and the split check-data writes live beside it."""
+    import os
+    root = _folder(tmp_path / "data")
+    study = tmp_path / "study"
+    study.mkdir()
+    (root / "labels.csv").rename(study / "labels.csv")
+    os.chmod(root, 0o555)
+    try:
+        cfg = study / "d.toml"
+        cfg.write_text(f'[dataset]\nname = "d"\nroot = "{root}"\nlabels = "../study/labels.csv"\n'
+                       f'image_template = "images/{{id}}"\n')
+        assert check_data_command(str(cfg), fail_on="error", splits_out=str(study / "splits.csv")) == 0
+        written = (study / "splits.csv").read_text()
+        back = _spec(root, labels=str(study / "labels.csv"), splits_csv=str(study / "splits.csv"))
+        records, _ = load_records(back)
+        assert sorted(f"{r.image_id},{r.split}" for r in records) == sorted(
+            f"{line.split(',')[0]},{line.split(',')[-1]}" for line in written.splitlines()[1:])
+        import pytest
+
+        from engine.data import DatasetError
+        with pytest.raises(DatasetError, match="lies outside the dataset root"):  # images stay confined
+            _spec(root, labels=str(study / "labels.csv"), image_template="../study/{id}")
+    finally:
+        os.chmod(root, 0o755)

@@ -55,9 +55,10 @@ def test_database_message_for_every_state(tmp_path):
     assert database_message(db, True, True, running) is None
     for view in (None, done):
         missing = database_message(db, False, False, view)
-        assert "no results database" in missing and "python -m engine demo" in missing
+        assert "no results database" in missing and f"python -m engine demo --db {db}" in missing
         empty = database_message(db, True, False, view)
-        assert "holds no scores yet" in empty and "engine demo" in empty
+        assert "holds no scores yet" in empty and f"engine run EXPERIMENT.toml --db {db}" in empty
+        assert "--serve" not in missing + empty  # a hint never starts work in another database
         assert database_message(db, True, True, view) is None
 
 

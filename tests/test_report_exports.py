@@ -241,3 +241,107 @@ def test_run_report_is_written_next_to_the_log(guards_db, tmp_path):
     assert out.read_text(encoding="utf-8") == build_report(guards_db)
     assert write_run_report(tmp_path / "missing.duckdb", log) is None  # logged, never fatal
 
+
+
+# -- the names a user types (issue 24, item 5) -----------------------------------------------------------
+
+def _cli(capsys, *argv) -> tuple[int, str, str]:
+    from engine.cli import main
+    rc = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_method_names_parse():
+    from engine.cli.names import parse_method, split_methods
+    assert split_methods("attention, integrated_gradients(n_steps=16, baseline=black),rollout") == [
+        "attention", "integrated_gradients(n_steps=16, baseline=black)", "rollout"]
+    assert parse_method("attention") == ("attention", None)
+    assert parse_method("integrated_gradients (n_steps=16)") == ("integrated_gradients", {"n_steps": 16})
+    assert parse_method("x(a=0.5, b=true, c=black)") == ("x", {"a": 0.5, "b": True, "c": "black"})
+
+
+def test_figure_takes_the_dashboards_names(guards_db, tmp_path, capsys):
+    ds, stem = _dataset(guards_db), tmp_path / "fig"
+    rc, out, err = _cli(capsys, "figure", "--db", guards_db, "--dataset", ds, "--model", "vit_demo:random",
+                        "--methods", "attention,integrated_gradients(n_steps=2),baseline_centre(sigma=1000000.0)",
+                        "--n", "2", "--out", stem)
+    assert rc == 0, err
+    assert "2 images x 3 methods; pointing_game on mask" in out  # the dataset's first mask region
+    png = (tmp_path / "fig.png").read_bytes()
+    rc, _, err = _cli(capsys, "figure", "--db", guards_db, "--dataset", ds, "--model", "vit_demo:untrained",
+                      "--methods", "attention,integrated_gradients (n_steps=2),baseline_centre(sigma=1e6)",
+                      "--n", "2", "--out", stem)  # name:fine_tuning, the label's spacing, another spelling
+    assert rc == 0 and (tmp_path / "fig.png").read_bytes() == png, err
+    svg = (tmp_path / "fig.svg").read_text(encoding="utf-8")
+    assert "no map" not in svg and "not scored" not in svg and "integrated_gradients" in svg
+    assert "true: " in svg and "pred: " in svg and "n_steps=2" in svg
+    rc, out, err = _cli(capsys, "figure", "--db", guards_db, "--dataset", ds, "--model", "vit_demo:random",
+                        "--methods", "baseline_centre()", "--n", "1", "--out", stem)
+    assert rc == 2 and "2 variants" in err and "baseline_centre(sigma=1000000.0)" in err
+
+
+@pytest.mark.parametrize("flag,value,listed", [
+    ("--model", "vit_demo:nope", "vit_demo:random-b, shuffled, oracle, vit_demo:random"),
+    ("--model", "vit_demo:trained", "shuffled"),  # name:fine_tuning of three fixture models: which one?
+    ("--methods", "attenton", "attention, baseline_centre"),
+    ("--methods", "integrated_gradients(n_steps=99)", "integrated_gradients(n_steps=2)"),
+    ("--metric", "pointing", "pointing_game"),
+    ("--region", "mask_typo", "mask"),
+    ("--dataset", "nope", "smear"),
+    ("--images", "nope.png", "no image 'nope.png'"),
+])
+def test_unknown_names_are_one_line_listing_the_valid_ones(guards_db, tmp_path, capsys, flag, value, listed):
+    args = {"--dataset": _dataset(guards_db), "--model": "vit_demo:random", "--methods": "attention",
+            "--metric": "pointing_game", "--out": tmp_path / "f"}
+    args[flag] = value
+    argv = ["figure", "--db", guards_db, *[x for kv in args.items() for x in kv]]
+    if flag == "--region":
+        argv += ["--region", value]
+    rc, out, err = _cli(capsys, *argv)
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and listed in err and "Traceback" not in err
+    assert not (tmp_path / "f.png").exists()
+    if flag in ("--metric", "--region", "--dataset"):
+        table = ["table", "--db", guards_db, "--dataset", args["--dataset"], "--metric", args["--metric"]]
+        rc, out, err = _cli(capsys, *table, *(["--region", value] if flag == "--region" else []))
+        assert rc == 2 and len(err.strip().splitlines()) == 1 and listed in err
+
+
+def test_table_defaults_to_the_first_mask_region_and_heads_have_no_hash(guards_db, capsys):
+    rc, out, err = _cli(capsys, "table", "--db", guards_db, "--dataset", _dataset(guards_db))
+    assert rc == 0, err
+    head = next(line for line in out.splitlines() if line.startswith("method &"))
+    assert "vit" in head and "@" not in head and "on mask" in out
+    rc, out, err = _cli(capsys, "table", "--db", guards_db, "--dataset", _dataset(guards_db), "--metric",
+                        "deletion_auc")
+    assert rc == 0, err
+    assert "on none" not in out and "deletion" in out
+
+
+def test_missing_database_and_unwritable_output_are_one_line(guards_db, tmp_path, capsys):
+    rc, _, err = _cli(capsys, "table", "--db", tmp_path / "none.duckdb", "--dataset", "x")
+    assert rc == 2 and "no results database" in err and len(err.strip().splitlines()) == 1
+    rc, _, err = _cli(capsys, "table", "--db", guards_db, "--dataset", _dataset(guards_db), "--out",
+                      tmp_path / "no" / "such" / "dir.tex")
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "dir.tex" in err
+
+
+def test_captions_keep_classes_whole_and_shorten_ids_from_the_left():
+    from engine.dashboard.figure import _caption
+    p = _panels(1)[0]
+    p.image_id = "BloodImage_00000_very_long_folder_name_" + "x" * 30 + "_END.jpg"
+    p.caption = f"{p.image_id}\ntrue: a_rather_long_class_name_neutrophil_segmented\npred: eosinophil"
+    lines = _caption(p, 320)
+    assert lines[0].startswith("…") and lines[0].endswith("_END.jpg") and len(lines[0]) <= 23
+    assert "".join(lines[1:]).replace("pred", " pred") == ("true: a_rather_long_class_name_neutrophil_segmented"
+                                                           " pred: eosinophil")
+    svg = render_svg([p], ["integrated_gradients (n_steps=16)", "rollout"])
+    assert "_END.jpg" in svg and "(n_steps=16)" in svg  # long heads wrap, never cut
+
+
+def test_gallery_captions_name_no_none_region(guards_db):
+    with duckdb.connect(str(guards_db), read_only=True) as con:
+        model = con.execute("SELECT model_id FROM scores WHERE metric = 'deletion_auc' LIMIT 1").fetchone()[0]
+    g = queries.gallery(guards_db, _dataset(guards_db), model, "attention", limit=3)
+    texts = [t for row in g.scores for t in row]
+    assert any(t.startswith("deletion_auc ") for t in texts) and not any("none" in t for t in texts)

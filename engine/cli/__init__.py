@@ -1,4 +1,4 @@
-"""Command line: ``python -m engine {demo,run,status,check-data,schedule,report,table,figure}``.
+"""Command line: ``python -m engine {demo,run,serve,status,check-data,schedule,report,table,figure}``.
 
 Heavy modules (torch, timm, the models, the runner) are imported inside the commands: ``run`` takes the
 database's lock and installs its SIGTERM / Ctrl-C handlers first, so a second run on the same database is
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,11 @@ from pathlib import Path
 
 from .. import PROJECT_ROOT
 from ..store.read import DEFAULT_DB
+from .checks import argument_problem
+from .errors import fail
+from .outcome import nothing_scored, own_progress
 from .readings import add_reading_parsers, write_run_report
+from .serve import add_serve_parser, start_dashboard, wait_dashboard
 
 log = logging.getLogger("engine")
 
@@ -28,48 +31,12 @@ def _setup_logging(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
 
-def _dashboard_cmd(db: Path, port: int) -> tuple[list[str], dict]:
-    env = {**os.environ, "XAI_DB": str(db.resolve())}
-    cmd = [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"), "--server.address", "127.0.0.1",
-           "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    return cmd, env
-
-
-def start_dashboard(db: Path, port: int) -> subprocess.Popen:
-    """Start the dashboard in the background (it shows whatever the run has committed, and the run's
-    progress, while the run goes on); its output goes to ``<db folder>/logs/dashboard.log``."""
-    cmd, env = _dashboard_cmd(db, port)
-    logs = db.resolve().parent / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    with open(logs / "dashboard.log", "ab") as out:
-        return subprocess.Popen(cmd, env=env, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
-
-
-def _wait_dashboard(proc: subprocess.Popen, url: str) -> int:
-    print(f"dashboard still serving at {url}; Ctrl+C stops it", flush=True)
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        return 0
-
-
 EXPERIMENTS = PROJECT_ROOT / "data" / "experiments"
 
 
 def _progress(args) -> bool:
     """Progress bars on a terminal only (quiet in cron / CI logs)."""
     return not args.no_progress and sys.stderr.isatty()
-
-
-def fail(message) -> None:
-    """Bad input: one line on stderr (the caller returns 2)."""
-    print("error: " + " ".join(str(message).split()), file=sys.stderr)
 
 
 def _counts(report) -> str:
@@ -89,6 +56,9 @@ def cmd_run(args) -> int:
             except WriterBusy as exc:
                 fail(exc)
                 return 3
+            except OSError as exc:
+                fail(f"--db {args.db}: cannot create its lock file {exc.filename or ''} ({exc.strerror or exc})")
+                return 2
         return _run_locked(args, lock)
     except Exception as exc:  # a signal that surfaced as another error (e.g. DuckDB's 'Query interrupted')
         signum = interrupt_signal(exc)
@@ -99,17 +69,21 @@ def cmd_run(args) -> int:
         return 128 + signum
     except Interrupted as exc:
         report = getattr(exc, "report", None)
+        mine = own_progress(args.db)  # a signal that came after the run returned its report
         what = f"run {report.run_id} interrupted by {exc}: {_counts(report)}; marked 'interrupted' in {args.db}; " \
                f"the same command continues where it stopped" if report is not None and report.run_id else \
+            f"run {mine['run_id']} interrupted by {exc}: {mine.get('jobs_done', 0)} jobs done; its results are in " \
+            f"{args.db}; the same command continues where it stopped" if mine else \
             f"interrupted by {exc} before any work was recorded"
         print(what, file=sys.stderr)
         return 128 + exc.signum
     finally:
-        if lock is not None:
-            lock.release()
+        if lock is not None:  # a run refused before it wrote the database leaves no lock file
+            lock.release(remove=not Path(args.db).exists())
 
 
 def _run_locked(args, lock) -> int:
+    from ..runner.executors import ExecutorUnavailable
     from ..runner.experiment import ExperimentError, load_experiment
     from ..runner.run import BadInput, StrictDatasetError, run_experiment, validate_run
     from ..runner.runlog import run_log
@@ -132,11 +106,17 @@ def _run_locked(args, lock) -> int:
     except DatabaseRefused as exc:
         fail(exc)
         return 2
-    if args.dry_run:
+    if args.dry_run:  # validated as the run validates: it reports everything the run would refuse
         from ..data import DatasetError
         from ..runner.plan import dry_run
+        work = Path(args.work_dir).resolve() if args.work_dir else exp.resolve(exp.work_dir)
         try:
-            return dry_run(exp, Path(args.db), work_dir=args.work_dir)
+            validated = validate_run(exp, work, False)
+        except BadInput as exc:
+            fail(f"{args.experiment}: the run would refuse it: {exc}")
+            return 2
+        try:
+            return dry_run(exp, Path(args.db), work_dir=args.work_dir, validated=validated)
         except (DatasetError, ValueError, OSError) as exc:
             fail(f"{args.experiment}: {exc}")
             return 2
@@ -166,15 +146,22 @@ def _run_locked(args, lock) -> int:
     except StrictDatasetError as exc:
         log.error("%s", exc)
         return _stop(dash, 1)
+    except ExecutorUnavailable as exc:  # before any job: the run row (if any) says 'failed'
+        fail(exc)
+        return _stop(dash, 2)
     except BaseException:
         _stop(dash, 1)
         raise
     rc = 0 if report.ok else 1
+    empty = nothing_scored(db, report.run_id)
+    if empty:
+        print(f"error: run {report.run_id} scored nothing: {empty}", file=sys.stderr)
+        rc = 1
     if getattr(args, "summary", None):
         args.summary(db)
     print(end_summary(report, time.monotonic() - t0, db, url if dash else None))
     if dash is not None:
-        return _wait_dashboard(dash, url) or rc
+        return wait_dashboard(dash, url) or rc
     return rc
 
 
@@ -186,11 +173,12 @@ def _stop(dash: subprocess.Popen | None, rc: int) -> int:
 
 def end_summary(report, seconds: float, db: Path, url: str | None) -> str:
     """What a run prints at the end: jobs, failures, time, where to look."""
+    from ..dashboard.hints import serve_command, status_command
     lines = [f"run {report.run_id}: {_counts(report)}, {seconds:.0f} s"]
     if not report.ok:
-        lines.append(f"failures: `python -m engine status --db {db}` or the dashboard's Runs page")
-    lines.append(f"dashboard: {url}" if url else f"dashboard: `python -m engine demo --serve --db {db}` or "
-                 f"`XAI_DB={db} streamlit run app.py`")
+        lines.append(f"failures: `{status_command(db)}` or the dashboard's Runs page")
+    lines.append(f"dashboard: {url}" if url else f"dashboard: `{serve_command(db)}` (serves this database, "
+                 f"starts no work)")
     lines.append(f"report: `python -m engine report --db {db}` (each run also writes one beside its log)")
     return "\n".join(lines)
 
@@ -216,8 +204,10 @@ def cmd_check_data(args) -> int:
     import tomllib
 
     from ..data.check import check_data_command, report_datasets
+    from ..data.files import parse_toml, special_file
     try:
-        is_experiment = "models" in tomllib.loads(Path(args.config).read_text(encoding="utf-8"))
+        is_experiment = not special_file(args.config) and "models" in parse_toml(
+            Path(args.config).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         is_experiment = False  # check_data_command reports the file's problem
     if not is_experiment:
@@ -254,7 +244,8 @@ def cmd_status(args) -> int:
     from ..dashboard.status import status_text
     db = Path(args.db)
     if not queries.database_exists(db):
-        print(f"{db}: no results database here; create one with `python -m engine demo --db {db}`")
+        from ..dashboard.hints import fill_commands
+        print(f"{db}: no results database here; a run creates it: {fill_commands(db)}")
         return 1
     print(status_text(db, full=args.all))
     return 0
@@ -327,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r.add_argument("--no-report", action="store_true", help="do not write the run's report next to its log")
     add_reading_parsers(sub)
+    add_serve_parser(sub)
 
     s = sub.add_parser("status", help="what is in the database")
     s.add_argument("--db", default=DEFAULT_DB, help="results database (default %(default)s)")
@@ -338,8 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
-    if getattr(args, "threads", None) is not None and args.threads < 1:
-        fail(f"--threads {args.threads}: expected a number of threads >= 1")
+    problem = argument_problem(args)
+    if problem:
+        fail(problem)
         return 2
     if (getattr(args, "device", None) or "cpu").startswith("cuda") and args.command != "run":
         import torch

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..store.read import DEFAULT_DB
+from .errors import fail
 
 log = logging.getLogger("engine")
 
@@ -39,67 +40,79 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _dataset_id(db: Path, dataset: str) -> str | None:
-    """The id of ``dataset`` (a name or an id) in ``db``; None, with the reason logged, when there is no
-    results database there or no such dataset in it."""
-    from ..dashboard import queries
-    if not queries.database_exists(db):
-        log.error("%s: no results database here", db)
-        return None
-    ds = queries.datasets(db)
-    hit = ds[(ds.name == dataset) | (ds.dataset_id == dataset)].sort_values("dataset_id")
-    if hit.empty:
-        log.error("%s: no dataset %r", db, dataset)
-        return None
-    return str(hit.dataset_id.iloc[-1])
+def _one_line(fn):
+    """A reading command: a name that is not in the database (or a file it cannot write) is one line and
+    exit 2; anything else one line and exit 1 (the traceback with -v). Never a traceback otherwise."""
+    def run(args) -> int:
+        from ..dashboard.images import UnsafePath
+        from .names import UnknownName
+        try:
+            return fn(args)
+        except (UnknownName, UnsafePath, OSError) as exc:
+            fail(exc)
+            return 2
+        except Exception as exc:
+            log.debug("%s failed", fn.__name__, exc_info=True)
+            fail(f"{type(exc).__name__}: {exc}")
+            return 1
+    run.__name__ = fn.__name__
+    return run
 
 
+def _write(out: str | None, data: bytes, what: str) -> None:
+    if out:
+        Path(out).write_bytes(data)
+        print(f"{what} written to {out}")
+    else:
+        sys.stdout.write(data.decode("utf-8"))
+
+
+@_one_line
 def cmd_table(args) -> int:
     from ..dashboard import queries
     from ..dashboard.export import paper_table, to_csv, to_latex
-    db = Path(args.db)
-    dataset_id = _dataset_id(db, args.dataset)
-    if dataset_id is None:
-        return 2
-    board = queries.leaderboard(db, dataset_id, args.metric, args.region)
-    if board.empty:
-        log.error("%s: no scores of %s on region %s in dataset %s", db, args.metric, args.region, args.dataset)
-        return 2
+    from .names import resolve_dataset, resolve_metric, resolve_region
+    scope = resolve_dataset(Path(args.db), args.dataset)
+    metric = resolve_metric(scope, args.metric)
+    region = resolve_region(scope, metric, args.region)
+    board = queries.leaderboard(scope.db, scope.dataset_id, metric, region)
     table = paper_table(board)
     data = to_csv(table) if args.format == "csv" else to_latex(
-        table, args.metric, args.region, bool(board.higher_is_better.iloc[0])).encode("utf-8")
-    if args.out:
-        Path(args.out).write_bytes(data)
-        print(f"table written to {args.out}")
-    else:
-        sys.stdout.write(data.decode("utf-8"))
+        table, metric, region, bool(board.higher_is_better.iloc[0])).encode("utf-8")
+    _write(args.out, data, "table")
     return 0
 
 
+@_one_line
 def cmd_figure(args) -> int:
     from ..dashboard import queries
     from ..dashboard.figure import figure_panels, method_titles, render_png, render_svg
-    from ..dashboard.images import UnsafePath
-    db = Path(args.db)
-    dataset_id = _dataset_id(db, args.dataset)
-    if dataset_id is None:
-        return 2
-    methods = [(m, "{}") for m in args.methods.split(",") if m]
+    from .names import UnknownName, resolve_dataset, resolve_methods, resolve_metric, resolve_model, resolve_region
+    scope = resolve_dataset(Path(args.db), args.dataset)
+    model = resolve_model(scope, args.model)
+    methods = resolve_methods(scope, model, args.methods)
+    metric = resolve_metric(scope, args.metric, model)
+    region = resolve_region(scope, metric, args.region, model)
     ids = [i for i in (args.images or "").split(",") if i]
     if not ids:
-        g = queries.gallery(db, dataset_id, args.model, methods[0][0], limit=args.n, method_params=methods[0][1])
+        g = queries.gallery(scope.db, scope.dataset_id, model, methods[0][0], limit=args.n,
+                            method_params=methods[0][1])
         ids = list(g.image_id)
+        if not ids:
+            raise UnknownName(f"no maps of {method_titles(methods[:1])[0]} for model {model} in dataset "
+                              f"{scope.dataset}")
     try:
-        panels = figure_panels(db, dataset_id, args.model, ids, methods, args.metric, args.region)
-    except (UnsafePath, ValueError, OSError) as exc:
-        log.error("%s", exc)
-        return 2
+        panels = figure_panels(scope.db, scope.dataset_id, model, ids, methods, metric, region)
+    except ValueError as exc:  # an image id not in the dataset; an unsafe path or a bad file: as they are
+        if not str(exc).startswith("no image "):
+            raise
+        raise UnknownName(f"{exc} (--images takes the ids the Gallery shows)") from None
     titles = method_titles(methods)
     out = Path(args.out)
     out.with_suffix(".png").write_bytes(render_png(panels, titles, args.alpha, args.cmap))
     out.with_suffix(".svg").write_text(render_svg(panels, titles, args.alpha, args.cmap), encoding="utf-8")
     print(f"figure written to {out.with_suffix('.png')} and {out.with_suffix('.svg')} "
-          f"({len(panels)} images x {len(titles)} methods)")
+          f"({len(panels)} images x {len(titles)} methods; {metric} on {region})")
     return 0
 
 
@@ -118,7 +131,8 @@ def add_reading_parsers(sub) -> None:
     t.add_argument("--db", default=DEFAULT_DB, help="results database (default %(default)s)")
     t.add_argument("--dataset", required=True, help="dataset name or id")
     t.add_argument("--metric", default="pointing_game")
-    t.add_argument("--region", default="mask")
+    t.add_argument("--region", default=None, help="region of the scores (default: the dataset's first mask "
+                   "region, as on the dashboard)")
     t.add_argument("--format", choices=["csv", "latex"], default="latex")
     t.add_argument("--out", default=None, help="write here instead of standard output")
     t.set_defaults(fn=cmd_table)
@@ -126,12 +140,15 @@ def add_reading_parsers(sub) -> None:
     f = sub.add_parser("figure", help="N images x M methods (image, outline, heatmap, score) as PNG and SVG")
     f.add_argument("--db", default=DEFAULT_DB, help="results database (default %(default)s)")
     f.add_argument("--dataset", required=True, help="dataset name or id")
-    f.add_argument("--model", required=True, help="model id")
-    f.add_argument("--methods", required=True, help="comma-separated method names (default parameters)")
+    f.add_argument("--model", required=True, help="model: the dashboard's label (vit_demo:trained), "
+                   "name:fine_tuning, or the full id")
+    f.add_argument("--methods", required=True, help="comma-separated methods: a name (its default parameters) "
+                   "or name(key=value, ...) for a variant, e.g. attention,integrated_gradients(n_steps=16)")
     f.add_argument("--images", default=None, help="comma-separated image ids (default: the first --n)")
     f.add_argument("--n", type=int, default=4, help="images when --images is not given (default %(default)s)")
     f.add_argument("--metric", default="pointing_game", help="score shown under each map")
-    f.add_argument("--region", default="mask", help="region of that score ('none' for faithfulness)")
+    f.add_argument("--region", default=None, help="region of that score (default: the dataset's first mask "
+                   "region; 'none' for faithfulness)")
     f.add_argument("--cmap", default="inferno", choices=["inferno", "viridis", "gray"])
     f.add_argument("--alpha", type=float, default=0.5, help="heatmap opacity")
     f.add_argument("--out", default="figure", help="output stem: writes STEM.png and STEM.svg")

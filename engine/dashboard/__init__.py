@@ -14,6 +14,7 @@ from .compare import depth_rows, strategy_dataset, strategy_means, strategy_mode
 from .export import paper_table, to_csv, to_latex
 from .gallery import card_choice, card_score
 from .guards import NEAR_CHANCE, headlines, with_guards
+from .hints import start_help
 from .images import UnsafePath, load_row_sample
 from .labels import model_labels
 from .leaderboard import GROUPS as LEADERBOARD_GROUPS
@@ -40,7 +41,7 @@ __all__ = [
     "leaderboard_table", "legend", "live_run", "live_view", "load_row_sample", "map_array", "md", "merge_coinciding",
     "method_label", "model_labels", "ordered_regions", "paper_table", "per_method_spearman", "plotly_frame",
     "plotly_text", "region_pairs", "render_sample", "spec_regions", "strategy_dataset", "strategy_means",
-    "to_csv", "to_latex", "with_guards",
+    "start_help", "to_csv", "to_latex", "with_guards",
     "strategy_models", *_STREAMLIT_BOUND,
 ]
 

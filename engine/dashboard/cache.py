@@ -18,6 +18,7 @@ import streamlit as st
 from ..store.check import database_problem
 from ..store.schema import SCHEMA_VERSION
 from . import guards, queries, queries_compare, shortcuts
+from .hints import fill_commands
 from .regions import DatasetRegions, spec_regions
 from .safe import md
 
@@ -192,6 +193,6 @@ def db_state() -> Db:
     found = queries.schema_version(path)
     if found < SCHEMA_VERSION:
         st.warning(f"{md(path)} was written with results schema version {found}; this dashboard reads version "
-                   f"{SCHEMA_VERSION}. Re-run `python -m engine demo --db PATH` (or your experiment) to rebuild it.")
+                   f"{SCHEMA_VERSION}. A run rebuilds it: {fill_commands(path)}.")
         return Db(path, None)
     return Db(path, os.path.getmtime(path))

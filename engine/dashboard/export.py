@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..metrics.summaries import MAX_DEGENERATE_SHARE
 from .guards import NEAR_CHANCE, with_guards
+from .labels import model_labels
 from .leaderboard import rank_within
 from .safe import csv_safe
 
@@ -67,7 +68,9 @@ def to_latex(table: pd.DataFrame, metric: str, region: str, higher_is_better: bo
     methods = sorted(real.method.unique()) + sorted(set(table.method) - set(real.method))
     best = {m: set(real[(real.model_id == m) & (real["rank"] == 1)].method) for m in models}
     flagged = set(table.loc[table.near_chance.astype(bool), "model_id"])
-    head = " & ".join(tex_escape(m) + (r"$^\dagger$" if m in flagged else "") + _shared_n(table, m) for m in models)
+    labels = model_labels(models)  # the dashboard's names: no hash unless two models share a label
+    head = " & ".join(tex_escape(labels[m]) + (r"$^\dagger$" if m in flagged else "") + _shared_n(table, m)
+                      for m in models)
     lines = [r"\begin{tabular}{l" + "r" * len(models) + "}", r"\toprule", f"method & {head} \\\\", r"\midrule"]
     baseline_started = False
     for method in methods:
@@ -90,7 +93,8 @@ def to_latex(table: pd.DataFrame, metric: str, region: str, higher_is_better: bo
             cells.append(text + (r"\textsuperscript{" + marks + "}" if marks else "") + differs)
         lines.append(f"{tex_escape(method)} & " + " & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
-    note = (f"% {tex_escape(metric)} on {tex_escape(region)} ({'higher' if higher_is_better else 'lower'} is "
+    where = "" if region in (None, "none") else f" on {tex_escape(region)}"
+    note = (f"% {tex_escape(metric)}{where} ({'higher' if higher_is_better else 'lower'} is "
             f"better): mean over test images [95 % bootstrap CI]; bold = best method of the model, ranked on the "
             f"n images every method of the model scored (column head); r / c = beats the random / centre map "
             f"(Wilcoxon signed-rank on those images, Holm, p < 0.05); d = degenerate maps on more than "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import textwrap
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,7 +29,8 @@ FONT_PX = 26
 class Panel:
     """One image row: the image (S, S, 3) in [0, 1], its ground-truth regions {name: mask} (outlined in the
     colours of ``viz.region_colours`` over ``region_order``, default their own order), and per method a
-    token map (or None when the method has none for this image) and a score text."""
+    token map (or None when the method has none for this image) and a score text.  ``caption``: lines
+    split by newlines; the first (the image id) is shortened from the left, the others are kept whole."""
     image_id: str
     image: np.ndarray
     outlines: dict = field(default_factory=dict)
@@ -54,12 +56,41 @@ def _png(img: Image.Image, dpi: int | None = None) -> bytes:
     return buf.getvalue()
 
 
+def _chars(tile_px: int) -> int:
+    """Characters that fit under a tile (about 0.55 em per character)."""
+    return max(4, int(tile_px / (0.55 * FONT_PX)))
+
+
+def _wrap(text: str, n: int) -> list[str]:
+    """``text`` in lines of at most ``n`` characters, every character kept."""
+    return textwrap.wrap(str(text), n, break_long_words=True, break_on_hyphens=False) or [""]
+
+
+def _left(text: str, n: int) -> str:
+    """``text`` shortened from the left (a long image id keeps its distinctive end)."""
+    text = str(text)
+    return text if len(text) <= n else "…" + text[len(text) - n + 1:]
+
+
+def _caption(p: Panel, tile_px: int) -> list[str]:
+    """The image's caption lines: its id (shortened from the left), then every further line in full."""
+    first, *rest = (p.caption or p.image_id).split("\n")
+    n = _chars(tile_px)
+    return [_left(first, n), *(line for r in rest for line in _wrap(r, n))]
+
+
+def _heads(methods: list[str], tile_px: int) -> list[list[str]]:
+    return [_wrap(t, _chars(tile_px)) for t in ["image", *methods]]
+
+
 def _layout(panels: list[Panel], methods: list[str], tile_px: int):
     cols = 1 + len(methods)
-    row_h = tile_px + PAD + 2 * FONT_PX + PAD
+    lines = max(2, *(len(_caption(p, tile_px)) for p in panels))
+    row_h = tile_px + PAD + lines * FONT_PX + PAD
+    head_h = max(HEAD_PX, PAD + max(len(h) for h in _heads(methods, tile_px)) * FONT_PX + PAD)
     width = PAD + cols * (tile_px + PAD)
-    height = HEAD_PX + len(panels) * row_h + FONT_PX + PAD  # the outline legend at the bottom
-    return cols, row_h, width, height
+    height = head_h + len(panels) * row_h + FONT_PX + PAD  # the outline legend at the bottom
+    return cols, row_h, width, height, head_h
 
 
 def _legend(panels: list[Panel]) -> str:
@@ -82,26 +113,28 @@ def render_png(panels: list[Panel], methods: list[str], alpha: float = 0.5, cmap
                tile_px: int = TILE_PX) -> bytes:
     """The figure as PNG bytes at ``DPI`` dots per inch."""
     _check(panels, methods)
-    cols, row_h, width, height = _layout(panels, methods, tile_px)
+    cols, row_h, width, height, head_h = _layout(panels, methods, tile_px)
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default(size=FONT_PX)
-    for c, title in enumerate(["image", *methods]):
-        draw.text((PAD + c * (tile_px + PAD), PAD), _fit(title, tile_px), fill="black", font=font)
+    for c, head in enumerate(_heads(methods, tile_px)):
+        for k, line in enumerate(head):
+            draw.text((PAD + c * (tile_px + PAD), PAD + k * FONT_PX), line, fill="black", font=font)
     for r, p in enumerate(panels):
-        y = HEAD_PX + r * row_h
+        y = head_h + r * row_h
         for c, grid in enumerate([None, *p.maps]):
             x = PAD + c * (tile_px + PAD)
             canvas.paste(_tile(p, grid, alpha, cmap, tile_px), (x, y))
-            text = (p.caption or p.image_id) if c == 0 else p.scores[c - 1]
-            draw.text((x, y + tile_px + PAD // 2), _fit(text, tile_px), fill="black", font=font)
+            lines = _caption(p, tile_px) if c == 0 else [_fit(p.scores[c - 1], tile_px)]
+            for k, line in enumerate(lines):
+                draw.text((x, y + tile_px + PAD // 2 + k * FONT_PX), line, fill="black", font=font)
     draw.text((PAD, height - FONT_PX - PAD), _legend(panels), fill="black", font=font)
     return _png(canvas, DPI)
 
 
 def _fit(text: str, tile_px: int) -> str:
     """Clip a label to what fits under a tile (about 0.55 em per character)."""
-    n = max(4, int(tile_px / (0.55 * FONT_PX)))
+    n = _chars(tile_px)
     return text if len(text) <= n else text[:n - 1] + "…"
 
 
@@ -113,22 +146,24 @@ def render_svg(panels: list[Panel], methods: list[str], alpha: float = 0.5, cmap
                tile_px: int = TILE_PX) -> str:
     """The figure as SVG text: tiles embedded as PNG, every label and score as vector text."""
     _check(panels, methods)
-    cols, row_h, width, height = _layout(panels, methods, tile_px)
+    cols, row_h, width, height, head_h = _layout(panels, methods, tile_px)
     mm = 25.4 / DPI
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width * mm:.2f}mm" height="{height * mm:.2f}mm" '
            f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="{FONT_PX}">',
            f'<rect width="{width}" height="{height}" fill="white"/>']
-    for c, title in enumerate(["image", *methods]):
-        out.append(f'<text x="{PAD + c * (tile_px + PAD)}" y="{PAD + FONT_PX}">{_xml(_fit(title, tile_px))}</text>')
+    for c, head in enumerate(_heads(methods, tile_px)):
+        out += [f'<text x="{PAD + c * (tile_px + PAD)}" y="{PAD + (k + 1) * FONT_PX}">{_xml(line)}</text>'
+                for k, line in enumerate(head)]
     for r, p in enumerate(panels):
-        y = HEAD_PX + r * row_h
+        y = head_h + r * row_h
         for c, grid in enumerate([None, *p.maps]):
             x = PAD + c * (tile_px + PAD)
             data = base64.b64encode(_png(_tile(p, grid, alpha, cmap, tile_px))).decode("ascii")
             out.append(f'<image x="{x}" y="{y}" width="{tile_px}" height="{tile_px}" '
                        f'href="data:image/png;base64,{data}"/>')
-            text = (p.caption or p.image_id) if c == 0 else p.scores[c - 1]
-            out.append(f'<text x="{x}" y="{y + tile_px + PAD // 2 + FONT_PX}">{_xml(_fit(text, tile_px))}</text>')
+            lines = _caption(p, tile_px) if c == 0 else [_fit(p.scores[c - 1], tile_px)]
+            out += [f'<text x="{x}" y="{y + tile_px + PAD // 2 + (k + 1) * FONT_PX}">{_xml(line)}</text>'
+                    for k, line in enumerate(lines)]
     out.append(f'<text x="{PAD}" y="{height - PAD}">{_xml(_legend(panels))}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
@@ -166,9 +201,9 @@ def figure_panels(path, dataset_id: str, model_id: str, image_ids: list[str], me
                 v = s.value.iloc[0]
                 texts.append(f"{metric} {'n/a' if v is None or v != v else f'{v:.2f}'}")
         classes = list(row["classes"])
-        pred = "" if row["pred"] is None or row["pred"] != row["pred"] else f", pred {classes[int(row['pred'])]}"
+        pred = "–" if row["pred"] is None or row["pred"] != row["pred"] else classes[int(row["pred"])]
         panels.append(Panel(image_id, sample.image.permute(1, 2, 0).numpy(), outlines, grids, texts,
-                            caption=f"{image_id}: {row['label_name']}{pred}", region_order=order))
+                            caption=f"{image_id}\ntrue: {row['label_name']}\npred: {pred}", region_order=order))
     return panels
 
 

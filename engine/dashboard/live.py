@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..store.progress import read_progress
+from .hints import fill_commands, status_command
 
 
 def _duration(seconds: float) -> str:
@@ -89,7 +90,7 @@ def database_message(db: str | Path, exists: bool, has_scores: bool, view: LiveV
         if not exists:
             return (f"A run is writing `{db}` for the first time: the first results appear here when its first "
                     f"unit is committed (this page refreshes itself). Watch it in the terminal that runs it, or "
-                    f"`python -m engine status --db {db}`.")
+                    f"`{status_command(db)}`.")
         if not has_scores:
             when = (f"within about {view.publish_every:g} s of each unit finishing" if view.publish_every
                     else "as each unit finishes")
@@ -97,9 +98,7 @@ def database_message(db: str | Path, exists: bool, has_scores: bool, view: LiveV
                     f"(this page refreshes itself).")
         return None
     if not exists:
-        return (f"There is no results database at `{db}` yet. Create one with `python -m engine demo --serve` "
-                f"(or `python -m engine run EXPERIMENT.toml --db {db}`).")
+        return f"There is no results database at `{db}` yet. A run creates it: {fill_commands(db)}."
     if not has_scores:
-        return (f"The database `{db}` holds no scores yet. Add some with `python -m engine demo --db {db}` "
-                f"or `python -m engine run EXPERIMENT.toml --db {db}`.")
+        return f"The database `{db}` holds no scores yet. A run adds them: {fill_commands(db)}."
     return None

@@ -211,7 +211,8 @@ def gallery(path, dataset_id: str, model_id: str, method: str, outcome: str = "a
     return _df(path, f"""
         WITH page AS ({_GALLERY_PAGE} ORDER BY {order} LIMIT $limit OFFSET $offset),
         sc AS (
-            SELECT s.image_id, list(s.metric || ' · ' || s.region || ' ' || coalesce(printf('%.2f', s.value), 'n/a')
+            SELECT s.image_id, list(s.metric || CASE WHEN s.region = 'none' THEN '' ELSE ' · ' || s.region END
+                                    || ' ' || coalesce(printf('%.2f', s.value), 'n/a')
                                     ORDER BY s.metric, s.region) AS scores
             FROM scores s SEMI JOIN page USING (image_id)
             WHERE s.dataset_id = $dataset AND s.model_id = $model AND s.method = $method

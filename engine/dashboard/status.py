@@ -7,6 +7,7 @@ import pandas as pd
 
 from ..metrics.sanity import MIN_IMAGES, SURVIVES
 from . import queries, queries_compare
+from .hints import serve_command, status_command
 from .live import live_run
 
 
@@ -59,6 +60,6 @@ def status_text(db: Path, full: bool = False) -> str:
                 f"baseline maps and methods with fewer than {MIN_IMAGES} images with a value not counted)",
             _table(survivors),
             "", "failures (latest 5):", _table(fails),
-            "", f"every table: python -m engine status --all --db {db}; the dashboard: "
-                f"python -m engine demo --serve --db {db} (or XAI_DB={db} streamlit run app.py)"]
+            "", f"every table: {status_command(db, full=True)}; the dashboard (serves this database, "
+                f"starts no work): {serve_command(db)}"]
     return "\n".join(out)

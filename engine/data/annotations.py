@@ -54,12 +54,13 @@ def voc_size(path: Path) -> tuple[int, int] | None:
 
 
 def read_mask(path: Path, expected_size: tuple[int, int] | None) -> np.ndarray:
-    """A single-channel mask (8- or 16-bit values, palette indices for a palette PNG); its size must
-    equal the image's ``(width, height)`` (not checked when ``expected_size`` is None)."""
+    """A single-channel mask (8- or 16-bit values, palette indices for a palette PNG, a bool array for a
+    1-bit image); its size must equal the image's ``(width, height)`` (not checked when ``expected_size``
+    is None)."""
     try:
         with Image.open(path) as im:
             im.load()
-            arr = np.asarray(im.convert("L") if im.mode not in ("L", "P", "I", "I;16") else im)
+            arr = np.asarray(im.convert("L") if im.mode not in ("1", "L", "P", "I", "I;16") else im)  # "1": bool
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise AnnotationError(f"{path}: not a readable mask image ({exc})") from None
     if arr.ndim != 2:

@@ -89,6 +89,40 @@ def _error(exc: Exception, path) -> Problem:
     return Problem("error", path, f"cannot be read ({type(exc).__name__}: {' '.join(str(exc).split())})")
 
 
+REPEATS_LISTED = 10  # problems of one kind listed one by one; more become one summary line
+_KINDS = ("mask has unexpected values",)
+
+
+def summarise_repeats(problems: list[Problem]) -> list[Problem]:
+    """More than ``REPEATS_LISTED`` problems of one kind and severity (e.g. a mask value outside
+    ``mask_regions`` in hundreds of files) become one line: how many files, and the first one."""
+    groups: dict[tuple, list[Problem]] = {}
+    for p in problems:
+        kind = next((k for k in _KINDS if p.reason.startswith(k)), None)
+        if kind:
+            groups.setdefault((p.severity, kind), []).append(p)
+    out = []
+    for p in problems:
+        kind = next((k for k in _KINDS if p.reason.startswith(k)), None)
+        same = groups.get((p.severity, kind), [])
+        if kind is None or len(same) <= REPEATS_LISTED:
+            out.append(p)
+        elif p is same[0]:
+            out.append(Problem(p.severity, p.file, f"{p.reason} -- and {len(same) - 1} more mask files like it "
+                                                   f"(listed once)"))
+    return out
+
+
+def _listed(p, used) -> bool:
+    """``p`` is a record's file: as written (a path through a followed symlink is kept lexical) or resolved."""
+    if p in used:
+        return True
+    try:
+        return p.resolve() in used
+    except (RuntimeError, OSError):  # a symbolic link loop is no record's file
+        return False
+
+
 def _unlisted(records, report: DatasetReport):
     """Image files beside the listed ones (same folder, same extension) that no record uses."""
     used = {r.image_path for r in records} | {r.mask_path for r in records} | \
@@ -98,7 +132,7 @@ def _unlisted(records, report: DatasetReport):
         if not folder.is_dir():
             continue
         for p in sorted(folder.iterdir()):
-            if p.suffix.lower() == suffix and p.resolve() not in used and p.is_file():
+            if p.suffix.lower() == suffix and p.is_file() and not _listed(p, used):
                 report.problems.append(Problem("warning", p, "image file is in the dataset folder but not listed "
                                                              "(missing row?); not used"))
 
@@ -160,6 +194,7 @@ def check_dataset(spec: DatasetSpec) -> DatasetReport:
             report.annotated += 1
         elif size is not None:
             report.unannotated += 1
+    report.problems = summarise_repeats(report.problems)
     if records and spec.layout != "folders":
         _unlisted(records, report)
     _class_notes(report, spec)

@@ -44,6 +44,8 @@ def clean_boxes(boxes: np.ndarray, size: tuple[int, int] | None, where: Path | s
     keep = []
     for k, (x0, y0, x1, y1) in enumerate(np.asarray(boxes, dtype=np.float64).reshape(-1, 4)):
         desc = f"box {k + 1} ({x0:g}, {y0:g}, {x1:g}, {y1:g})"
+        if not np.isfinite([x0, y0, x1, y1]).all():
+            raise AnnotationError(f"{where}: {desc} has coordinates that are not finite numbers")
         if not (x1 > x0 and y1 > y0) or not np.isfinite([x0, y0, x1, y1]).all():
             problems.append(f"{where}: {desc} is degenerate (no area); dropped")
             continue
@@ -113,6 +115,8 @@ def _masks(rec, spec, size, gt: GroundTruth):
         if not p.is_file():
             raise AnnotationError(f"{p}: mask file not found")
         raw = read_mask(p, size)
+        if raw.dtype == bool:  # a 1-bit mask: its set pixels carry the value mask_regions gives them, 1 or 255
+            raw = raw.astype(np.uint8) * (255 if 255 in allowed and 1 not in allowed else 1)
         if size is None:
             size = (raw.shape[1], raw.shape[0])
         extra = np.setdiff1d(np.unique(raw), np.fromiter(allowed, dtype=np.int64))

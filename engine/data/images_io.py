@@ -16,6 +16,7 @@ Every failure raises :class:`DatasetError` naming the file and the reason.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from pathlib import Path
@@ -82,9 +83,22 @@ def _check_pixels(path: Path, w: int, h: int, max_pixels: int):
         raise DatasetError(f"{path}: image is {w}x{h} = {w * h / 1e6:.1f} Mpx, above max_pixels = {max_pixels}")
 
 
+@contextlib.contextmanager
+def _pixel_limit():
+    """PIL's own decompression-bomb limit off while one image's header is opened: the spec's ``max_pixels``
+    is the limit (it may raise PIL's as well as lower it), checked by :func:`_check_pixels` from the header,
+    before any pixel is decoded."""
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
 def _read_pil(path: Path, alpha: str, intensity: str, max_pixels: int) -> np.ndarray:
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _pixel_limit():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 _check_pixels(path, im.width, im.height, max_pixels)

@@ -38,7 +38,10 @@ def confine(p: Path, root: Path, follow: bool, where: str, what: str = "path") -
     """``p`` if it may be read (see the module doc), resolved, or for a path through a followed link
     normalised but not resolved (so it stays relative to ``root`` for the stored paths and the
     fingerprint); raises :class:`DatasetError`."""
-    resolved = p.resolve()
+    try:
+        resolved = p.resolve()
+    except (RuntimeError, OSError):  # Python 3.11 raises RuntimeError on a symbolic link loop
+        raise DatasetError(f"{where}: {what} {p} is a symbolic link loop") from None
     if resolved.is_relative_to(root):
         return resolved
     lexical = Path(os.path.normpath(p))

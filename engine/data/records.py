@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from .box_labels import box_label_classes, label_from_boxes
 from .errors import DatasetError, Issues, Problem
+from .files import side_file, special_file
 from .ground_truth import read_ground_truth
 from .paths import SymlinkRefused, confine, list_files
 from .spec import SPLITS, DatasetSpec, inside_root
@@ -95,7 +96,7 @@ def template_example(root: Path, template: str, rec: "Record") -> str:
 
 def _table_rows(spec: DatasetSpec, root: Path, issues: Issues) -> list[_Row]:
     try:
-        table = confine(root / spec.labels, root, spec.follow_symlinks, str(root / spec.labels), "labels table")
+        table = side_file(root, spec.labels, "labels table")  # may lie outside the root (the images may not)
     except DatasetError as exc:
         issues.error(*str(exc).split(": ", 1), fatal=True)
     if not table.is_file():
@@ -228,7 +229,7 @@ def _read(spec: DatasetSpec, issues: Issues, check_files: bool = False) -> tuple
 
     if (spec.split_files and spec.layout != "split_files") or spec.splits_csv:
         if spec.splits_csv:
-            csv_path = confine(root / spec.splits_csv, root, spec.follow_symlinks, str(root), "splits_csv")
+            csv_path = side_file(root, spec.splits_csv, "splits_csv")  # may lie outside the root
             by_file, listed_in = read_splits_csv(csv_path, issues), str(csv_path)
         else:
             by_file, listed_in = read_split_files(root, spec.split_files, issues), "split file"
@@ -284,6 +285,10 @@ def _read(spec: DatasetSpec, issues: Issues, check_files: bool = False) -> tuple
     if not records:
         issues.error(src, "no usable images", fatal=True)
     _templates_match(spec, root, records, issues)
+    odd = next(((r.image_path, why) for r in records if (why := special_file(r.image_path))), None) \
+        if check_files else None
+    if odd:  # opening a named pipe or a device can hang the run: refused, never read
+        issues.error(odd[0], f"is {odd[1]}, not a regular file: images must be regular files", fatal=True)
     missing = [r.image_path for r in records if not r.image_path.is_file()] if check_files else []
     if len(missing) * 2 > len(records):
         issues.error(src, f"{len(missing)} of {len(records)} images listed do not exist (e.g. {missing[0]}); "

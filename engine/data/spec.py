@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from .errors import DatasetError
+from .files import parse_toml, special_file
 
 SPLITS = ("train", "val", "test")
 LAYOUTS = ("table", "folders", "split_files", "images")
@@ -26,7 +27,7 @@ ALPHA_MODES = ("drop", "black", "white")
 INTENSITY_MODES = ("dtype", "minmax")
 TEMPLATE_FIELDS = ("id", "num", "stem", "dir", "label", "split")
 MAX_INPUT_SIZE = 2048  # a 2048 x 2048 RGB float image is 48 MiB; far larger sizes only exhaust memory
-FILE_KEYS = ("labels", "boxes_file", "images_dir")  # paths relative to root
+FILE_KEYS = ("boxes_file", "images_dir")  # paths relative to root, confined to it (labels / splits_csv may lie outside)
 TEMPLATE_KEYS = ("image_template", "mask_template", "boxes_template", "split_files")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom")
 
@@ -408,9 +409,12 @@ def load_dataset_config(path: str | Path) -> list[DatasetSpec]:
 
     A relative ``root`` resolves against the TOML file's own directory."""
     path = Path(path)
+    odd = special_file(path)
+    if odd:
+        raise SpecError(f"{path}: is {odd}, not a regular file")
     try:
         with open(path, "rb") as fh:
-            doc = tomllib.load(fh)
+            doc = parse_toml(fh.read().decode("utf-8"))
     except FileNotFoundError:
         raise SpecError(f"{path}: config file not found") from None
     except IsADirectoryError:

@@ -2,15 +2,19 @@
 generic attention explainability and Grad-CAM on the last attention map."""
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
 from .registry import cls_row_to_grid, fuse_heads, output_row, register_method, require_attention, require_grads
 from .trace import AttentionTrace
 
+HeadFusion = Literal["mean", "max", "min"]  # fuse_heads' rules (another value is refused at plan time)
+
 
 @register_method("attention", version=1, needs_grads=False, layers=lambda p: {p.get("layer", -1)},
                  reference="raw CLS attention of one block (e.g. Dosovitskiy et al. 2021; Caron et al. 2021)")
-def attention(trace: AttentionTrace, layer: int = -1, head_fusion: str = "mean") -> torch.Tensor:
+def attention(trace: AttentionTrace, layer: int = -1, head_fusion: HeadFusion = "mean") -> torch.Tensor:
     """CLS-row attention of block ``layer`` (default the last), heads fused by ``head_fusion``.
 
     map[b, p] = fuse_h A_l[b, h, 0, prefix + p]
@@ -76,7 +80,7 @@ def rollout_product(mats: list[torch.Tensor]) -> torch.Tensor:
 
 @register_method("rollout", version=1, needs_grads=False,
                  reference="Abnar & Zuidema, ACL 2020, Quantifying Attention Flow in Transformers (attention rollout)")
-def rollout(trace: AttentionTrace, head_fusion: str = "mean", discard_ratio: float = 0.0,
+def rollout(trace: AttentionTrace, head_fusion: HeadFusion = "mean", discard_ratio: float = 0.0,
             start_layer: int = 0) -> torch.Tensor:
     """Attention rollout: per block fuse heads, optionally discard the lowest entries, add I,
     normalise rows to 1, multiply from the first block up; map = CLS row over patches."""

@@ -45,6 +45,10 @@ class LocalExecutor:
         pass
 
 
+class ExecutorUnavailable(RuntimeError):
+    """The executor cannot start (Ray missing, a cluster that cannot be reached); one line."""
+
+
 class RayExecutor:
     """Ray tasks, one per unit: ``num_gpus=1`` per task when the device is CUDA, else ``num_cpus``.
 
@@ -61,13 +65,18 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise RuntimeError("--executor ray needs Ray: pip install -r requirements-ray.txt") from None
+            raise ExecutorUnavailable("--executor ray needs Ray: pip install -r requirements-ray.txt") from None
         self.ray = ray
         self._started = not ray.is_initialized()
         if self._started:
             kw = {"address": address} if address else {"num_cpus": num_cpus}
-            ray.init(**kw, include_dashboard=False, log_to_driver=False,
-                     logging_level=logging.WARNING)
+            try:
+                ray.init(**kw, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+            except Exception as exc:  # ray raises ConnectionError, ValueError, RuntimeError, ... for a bad address
+                raise_if_interrupted(exc)
+                where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
+                raise ExecutorUnavailable(f"--executor ray: cannot start or reach {where} ({type(exc).__name__}: "
+                                          f"{' '.join(str(exc).split())[:300]})") from None
         self.threads = threads or cpus_per_task
         self.plugins = tuple(plugins)
         self.options = {"num_gpus": 1} if device.startswith("cuda") else {"num_cpus": self.threads}

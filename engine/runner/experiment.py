@@ -34,7 +34,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .. import DEVICE_PATTERN
 from ..data import DatasetError, DatasetSpec
+from ..data.files import parse_toml, special_file
 from ..explain import METHODS
 from ..metrics import METRICS
 from ..metrics.sanity import MPRT
@@ -70,6 +72,15 @@ class ModelEntry(_Strict):
     @property
     def key(self) -> str:
         return self.label or ":".join(filter(None, [self.name, self.pretrain, self.init]))
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, v):
+        """A label becomes part of the model id, which names checkpoint files: a plain name only."""
+        msg = None if v is None else _plain_name("label", v)
+        if msg:
+            raise ValueError(msg.replace("the run's log", "the model's id and checkpoints"))
+        return v
 
     @field_validator("pretrain_params", "train", "grid")
     @classmethod
@@ -108,7 +119,7 @@ class SanityEntry(_Strict):
     models: Literal["trained", "all"] = "trained"
 
 
-DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+DEVICE = re.compile(DEVICE_PATTERN)
 BAD_NAME = re.compile(r"[/\\\x00-\x1f]")
 
 
@@ -150,6 +161,13 @@ class Experiment(_Strict):
         msg = _plain_name("name", v)
         if msg:
             raise ValueError(msg)
+        return v
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, v):
+        if v is not None and not v:
+            raise ValueError("regions = []: nothing would be scored (remove the key to score every region)")
         return v
 
     @field_validator("device")
@@ -298,8 +316,11 @@ def parse_experiment(data: dict, base_dir: str | Path = ".", source: str = "<exp
 def load_experiment(path: str | Path) -> Experiment:
     """Read and validate an experiment TOML; relative paths in it resolve against its folder."""
     path = Path(path)
+    odd = special_file(path)
+    if odd:
+        raise ExperimentError(f"{path}: is {odd}, not a regular file (give the .toml file)")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = parse_toml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ExperimentError(f"{path}: no such experiment file") from None
     except IsADirectoryError:

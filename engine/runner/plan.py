@@ -20,15 +20,16 @@ from .jobs import checkpoint_path, plan_chunks, predict_key, train_key
 
 
 def job_grid(exp: Experiment, db: Path, work_dir: str | Path | None = None,
-             stopped: list | None = None) -> pd.DataFrame:
+             stopped: list | None = None, prepared: list | None = None) -> pd.DataFrame:
     """The job grid; with ``stopped``, a dataset that cannot be listed is left out and ``(name, error)``
-    appended (as the run stops it), else it raises."""
+    appended (as the run stops it), else it raises.  ``prepared``: the datasets as the run's validation
+    prepared them (else they are prepared here)."""
     work = Path(work_dir) if work_dir else exp.resolve(exp.work_dir)
     ckpt_dir = (work / exp.checkpoints).resolve()
     done = done_job_keys(db)
     prec = exp.resolved_precision()
     rows = []
-    for d in prepare(exp, work, progress=False, failed=stopped):
+    for d in prepared if prepared is not None else prepare(exp, work, progress=False, failed=stopped):
         for e in exp.model_entries(d.block):
             variants = exp.method_variants(e)
             n_eval = len(variants) * len(exp.metrics)
@@ -56,9 +57,11 @@ def job_grid(exp: Experiment, db: Path, work_dir: str | Path | None = None,
     return pd.DataFrame(rows)
 
 
-def dry_run(exp: Experiment, db: Path, work_dir: str | Path | None = None) -> int:
-    stopped: list = []
-    grid = job_grid(exp, db, work_dir, stopped)
+def dry_run(exp: Experiment, db: Path, work_dir: str | Path | None = None, validated: tuple | None = None) -> int:
+    """Print the job grid; ``validated``: what :func:`engine.runner.run.validate_run` returned (the datasets
+    the run would run, and those it would stop)."""
+    stopped: list = list(validated[1]) if validated else []
+    grid = job_grid(exp, db, work_dir, stopped, prepared=validated[0] if validated else None)
     print(f"experiment {exp.name!r} against {db}:")
     for name, exc in stopped:
         print(f"dataset {name!r} would be stopped: {exc}")

@@ -325,11 +325,12 @@ def validate_run(exp: Experiment, work: Path, progress: bool = False) -> tuple[l
     sample of its images read.  Returns (prepared datasets, stopped ones: (name, error)); a dataset that
     cannot be listed is stopped while another one can run, and is bad input when none can.  Raises
     :class:`BadInput` with one line naming the file and the key."""
-    from .validate import check_input_sizes, preflight
+    from .plan_checks import check_prepared
+    from .validate import preflight
     stopped: list = []
     try:
         preflight(exp, work)
-        prepared = prepare(exp, work, progress, failed=stopped, check=lambda out: check_input_sizes(exp, out))
+        prepared = prepare(exp, work, progress, failed=stopped, check=lambda out: check_prepared(exp, out))
     except (DatasetError, ValueError, OSError) as exc:
         raise BadInput(" ".join(str(exc).split())) from None
     if not prepared and stopped:
@@ -379,10 +380,23 @@ def run_experiment(exp: Experiment, db: str | Path, *, executor: str = "local", 
 
 def _run(exp, db, prepared, stopped, work, executor, ray_address, device, progress, lock, precision,
          threads) -> RunReport:
+    holder: list[RunReport] = []
+    try:
+        return _run_in(exp, db, prepared, stopped, work, executor, ray_address, device, progress, lock, precision,
+                       threads, holder)
+    except Interrupted as exc:  # a second signal while the first was handled: still report the run's counts
+        if getattr(exc, "report", None) is None and holder:
+            exc.report = holder[0]
+        raise
+
+
+def _run_in(exp, db, prepared, stopped, work, executor, ray_address, device, progress, lock, precision,
+            threads, holder: list) -> RunReport:
     with ResultWriter(db, lock=lock, publish_every=exp.publish_every) as w:
         live = RunProgress(db, exp.name, planned_jobs(exp), bars=progress, publish_every=exp.publish_every)
         ex = make_executor(executor, ray_address, device, threads, plugins=tuple(exp.plugin_modules()))
         drv = _Driver(exp, w, ex, work, device, progress, precision, live)
+        holder.append(drv.report)
         drv.report.run_id = start_run(w, "run", {"experiment": exp.model_dump(), "executor": executor,
                                                  "device": device, "precision": precision,
                                                  "threads": ex.threads, "db": str(db),
@@ -402,6 +416,8 @@ def _run(exp, db, prepared, stopped, work, executor, ray_address, device, progre
                     live.state["jobs_total"] -= sum(stage_totals(exp, block).values())
             status = "finished" if drv.report.ok else "finished with failures"
         except BaseException as exc:  # an error, or SIGTERM / Ctrl-C (Interrupted), however it surfaced
+            if interrupt_signal(exc) is not None:
+                status = "interrupted"  # even if a second signal cuts what follows short
             with signals_deferred():
                 if w.in_unit:  # a unit's rows were being written: drop them (units finished since the last
                     w.close(commit=False)  # publish go with them, and are redone by the next run)

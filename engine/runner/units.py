@@ -125,8 +125,9 @@ def train_unit(spec_json: str, entry: ModelEntry, seed: int, ckpt_path: str, dev
         (train_ds, bad_train), (val_ds, bad_val) = (_subset(spec_json, None, s) for s in ("train", "val"))
         failures = bad_train + bad_val  # training goes on without them
         if len(train_ds) == 0 or len(val_ds) == 0:
+            why = f"; {len(failures)} images could not be read, e.g. {failures[0].reason}" if failures else ""
             raise DatasetError(f"{spec.name}: needs images in both the train and val splits to fine-tune "
-                               f"(train {len(train_ds)}, val {len(val_ds)})")
+                               f"(train {len(train_ds)}, val {len(val_ds)}{why})")
         pretraining = None
         if entry.pretrain:
             backbone = _pretrained_backbone(entry, spec, train_ds, seed, path.parent, device, progress)

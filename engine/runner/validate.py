@@ -33,6 +33,8 @@ MAX_GENERATED_SIZE = 2048      # pixels per side of a generated image
 
 def _type_name(hint) -> str:
     """'an int', 'a float', 'a str', 'int | None', ... for messages."""
+    if typing.get_origin(hint) is Literal:
+        return f"one of {list(typing.get_args(hint))}"
     name = getattr(hint, "__name__", None)
     if name in ("int", "float", "str", "bool"):
         return {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}[name]

@@ -42,7 +42,11 @@ class RunLock:
         while True:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                if self._same_file(fh):
+                    break
+                fh.close()  # a refused run removed the file we waited on: lock the one at the path now
+                fh = open(self.path, "a+")
+                continue
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     fh.close()
@@ -52,8 +56,18 @@ class RunLock:
         self._fh = fh
         return self
 
-    def release(self) -> None:
+    def _same_file(self, fh) -> bool:
+        try:
+            return os.fstat(fh.fileno()).st_ino == os.stat(self.path).st_ino
+        except FileNotFoundError:
+            return False
+
+    def release(self, remove: bool = False) -> None:
+        """Let go; ``remove``: delete the lock file too (a run refused before it wrote the database leaves
+        nothing behind; a waiter on the removed file sees it is gone and locks the new one)."""
         if self._fh is not None:
+            if remove:
+                self.path.unlink(missing_ok=True)
             fcntl.flock(self._fh, fcntl.LOCK_UN)
             self._fh.close()
             self._fh = None
