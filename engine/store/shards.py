@@ -16,7 +16,9 @@ the older catalog a moment earlier still finds them.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -24,6 +26,8 @@ from pathlib import Path
 
 from .db import sql_str
 from .schema import PARQUET, REPLACE_KEYS, SHARDED, columns, row_key
+
+log = logging.getLogger(__name__)
 
 MANIFEST_KEY = "shards"
 FOLDER_KEY = "shard_dir"   # meta: the absolute folder the views point into
@@ -137,6 +141,15 @@ def new_name(table: str) -> str:
     return f"{table}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:10]}.parquet"
 
 
+# the names new_name gives (and nothing else): only files of this shape are ever deleted from the folder
+OWN_NAME = re.compile(r"(?:" + "|".join(sorted(PARQUET)) + r")-\d{8}T\d{6}-[0-9a-f]{10}\.parquet")
+
+
+def own_file(name: str) -> bool:
+    """Whether ``name`` is a name the store gives its shard files (a user's file in the folder is not)."""
+    return OWN_NAME.fullmatch(name) is not None
+
+
 def write_shard(con, table: str, folder: Path, select_sql: str, level: int = 0) -> Shard | None:
     """Write the rows of ``select_sql`` (declared columns of ``table``) as a new file; None when empty.
     The group hashes are recorded for the per-image tables (``SHARDED``) only: the writer holds the
@@ -171,22 +184,33 @@ def plan_merges(shards: list[Shard]) -> list[list[Shard]]:
 
 
 def collect_garbage(folder: Path, manifest: Manifest, now: float | None = None) -> int:
-    """Delete superseded files older than GRACE_S and files no catalog ever listed (a writer killed
-    before it published them); returns how many were deleted.  Call only while holding the lock."""
+    """Delete the store's own files that are superseded (listed in the manifest's ``garbage``) for GRACE_S
+    seconds, and the store's own files that no catalog lists (a writer killed before it published them);
+    returns how many were deleted.  Only names of the store's own shape (:func:`own_file`) are ever deleted:
+    anything else in the folder (a user's notes, an analysis saved there) is left alone and mentioned once
+    in the log.  Call only while holding the lock."""
     now = time.time() if now is None else now
     live = manifest.files()
     keep, deleted = [], 0
     for name, since in manifest.garbage:
-        if now - since >= GRACE_S:
+        if now - since < GRACE_S:
+            keep.append((name, since))
+        elif own_file(name):
             (folder / name).unlink(missing_ok=True)
             deleted += 1
-        else:
-            keep.append((name, since))
     manifest.garbage = keep
     pending = {g[0] for g in keep}
+    foreign = []
     if folder.is_dir():
         for f in folder.iterdir():
-            if f.name not in live and f.name not in pending:
+            if f.name in live or f.name in pending:
+                continue
+            if own_file(f.name) and f.is_file() and not f.is_symlink():
                 f.unlink(missing_ok=True)
                 deleted += 1
+            else:
+                foreign.append(f.name)
+    if foreign:
+        log.info("%s: left alone %d file(s) that are not the store's own: %s", folder, len(foreign),
+                 ", ".join(sorted(foreign)[:5]) + (", ..." if len(foreign) > 5 else ""))
     return deleted
