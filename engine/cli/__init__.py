@@ -19,6 +19,7 @@ from pathlib import Path
 from .. import PROJECT_ROOT
 from ..store.read import DEFAULT_DB
 from .readings import add_reading_parsers, write_run_report
+from .verify import add_verify_parser
 
 log = logging.getLogger("engine")
 
@@ -250,13 +251,24 @@ def cmd_schedule(args) -> int:
 
 
 def cmd_status(args) -> int:
+    import duckdb
+
     from ..dashboard import queries
     from ..dashboard.status import status_text
+    from ..store.check import database_problem, read_failure
     db = Path(args.db)
+    problem = database_problem(db)   # damaged, foreign, newer: one sentence, no traceback
+    if problem:
+        fail(problem)
+        return 2
     if not queries.database_exists(db):
         print(f"{db}: no results database here; create one with `python -m engine demo --db {db}`")
         return 1
-    print(status_text(db, full=args.all))
+    try:
+        print(status_text(db, full=args.all))
+    except (duckdb.Error, OSError) as exc:   # a file damaged after the check
+        fail(read_failure(db, exc))
+        return 2
     return 0
 
 
@@ -327,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r.add_argument("--no-report", action="store_true", help="do not write the run's report next to its log")
     add_reading_parsers(sub)
+    add_verify_parser(sub)
 
     s = sub.add_parser("status", help="what is in the database")
     s.add_argument("--db", default=DEFAULT_DB, help="results database (default %(default)s)")

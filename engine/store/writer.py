@@ -13,7 +13,8 @@ writer *or* readers on a file, so the writer never opens the live catalog for wr
    for older layouts); rows of the per-image tables (``SHARDED``) wait in memory until the publish;
 3. a publish (:meth:`commit`, at most once per ``publish_every`` seconds: engine/store/group_commit.py)
    writes each per-image table's new rows as one new Parquet file and each held table's changed rows as
-   another (engine/store/held.py), all fsynced, merges files when a level holds ``FAN_IN`` of them, then
+   another (engine/store/held.py), all fsynced, merges at most ``MERGE_BYTES`` of files (size-tiered:
+   engine/store/shards.py), then
    writes the catalog (``meta`` and the views over the new file lists) to ``<db>.staging-<pid>`` in one
    commit without a write-ahead log, fsyncs it and atomically renames it over the live one.
    Readers that opened the old catalog keep their snapshot (its files are kept ``GRACE_S`` seconds);
@@ -52,13 +53,15 @@ from .schema import (
 from .shards import (
     FOLDER_KEY,
     MANIFEST_KEY,
+    MERGE_BYTES,
     Manifest,
     Shard,
     _fsync,
     collect_garbage,
+    file_sha256,
     group_hash_sql,
     key_condition,
-    plan_merges,
+    plan_merge,
     scan_sql,
     shard_dir,
     write_shard,
@@ -76,6 +79,14 @@ def canonical_json(obj) -> str:
     return json.dumps(obj or {}, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def writable(folder: Path) -> None:
+    """Refuse (one line, before anything is written) a shard folder this process cannot write into."""
+    where = folder if folder.exists() else folder.parent
+    if not os.access(where, os.W_OK | os.X_OK):
+        raise DatabaseRefused(f"{where}: not writable by this user, so no results can be stored there; make it "
+                              f"writable (chmod u+w) or use another --db")
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -86,7 +97,7 @@ def _fsync_dir(path: Path) -> None:
 
 class ResultWriter(GroupCommit, WriterReads):
     def __init__(self, db_path: str | Path, lock_timeout: float = 0.0, lock: RunLock | None = None,
-                 publish_every: float = 0.0):
+                 publish_every: float = 0.0, drop_files: frozenset[str] = frozenset()):
         """``lock``: the database's :class:`RunLock`, already held by the caller (who releases it);
         without it the writer takes the lock itself, waiting up to ``lock_timeout`` seconds.
 
@@ -94,7 +105,10 @@ class ResultWriter(GroupCommit, WriterReads):
         :meth:`commit` publishes.  Otherwise a commit within the interval only marks the end of a unit,
         and a timer thread publishes every unit finished so far once the interval has passed (never in
         the middle of a unit's writes): readers see a finished unit at most ``publish_every`` seconds
-        late, and a ``kill -9`` loses at most the units of that last interval (the next run redoes them)."""
+        late, and a ``kill -9`` loses at most the units of that last interval (the next run redoes them).
+
+        ``drop_files``: shard files to leave out of the catalog (a repair of damaged files:
+        engine/store/verify.py); every other file is verified against its checksum before use."""
         self.db_path = Path(os.path.realpath(db_path))   # resolved once: lock and publish on the real file
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self.folder = shard_dir(self.db_path)
@@ -102,6 +116,7 @@ class ResultWriter(GroupCommit, WriterReads):
         self._given_lock = lock
         self._own_lock: RunLock | None = None
         self.own_runs: set[str] = set()   # this process's runs: never marked interrupted at open
+        self.drop_files = frozenset(drop_files)
         # the new catalog is written here, then renamed over the live one
         self.staging = self.db_path.with_name(f"{self.db_path.name}.staging-{os.getpid()}")
         self.con: duckdb.DuckDBPyConnection | None = None
@@ -121,7 +136,8 @@ class ResultWriter(GroupCommit, WriterReads):
         self._lock()
         self._last_publish = time.monotonic()
         try:
-            info = check_database(self.db_path)   # before anything is written
+            info = check_database(self.db_path, ignore=self.drop_files)   # before anything is written
+            writable(self.folder)
             for stale in self.db_path.parent.glob(f"{self.db_path.name}.staging-*"):
                 log.info("removing %s left by an interrupted run", stale)
                 stale.unlink(missing_ok=True)
@@ -157,6 +173,8 @@ class ResultWriter(GroupCommit, WriterReads):
         create_schema(self.con, skip=SHARDED)
         if info.sharded:
             self.manifest = info.manifest
+            self._drop(self.drop_files)
+            self._record_checksums(info.folder)
             if info.folder != self.folder:   # a catalog copied without its folder: bring the files beside it
                 log.info("%s: copying its %d shard files from %s", self.db_path, len(self.manifest.files()),
                          info.folder)
@@ -190,6 +208,22 @@ class ResultWriter(GroupCommit, WriterReads):
             self._dirty = True
         self._runs_at_open = self._runs()
 
+    def _drop(self, names: frozenset[str]) -> None:
+        """Leave the files ``names`` out of this session's catalog (their rows are gone)."""
+        for t, shards in self.manifest.tables.items():
+            for s in [s for s in shards if s.file in names]:
+                log.warning("%s: dropping %s (%d rows of %s)", self.db_path, s.file, s.rows, t)
+                self._swap(t, [s], None)
+                self._dirty = True
+
+    def _record_checksums(self, folder: Path) -> None:
+        """Files of an older writer are listed without a checksum: record it now (they passed the size check)."""
+        for shards in self.manifest.tables.values():
+            for s in shards:
+                if not s.sha256:
+                    s.sha256 = file_sha256(folder / s.file)
+                    self._dirty = True
+
     def _runs(self) -> list:
         return self.con.execute("SELECT * FROM runs ORDER BY run_id").fetchall()
 
@@ -212,11 +246,13 @@ class ResultWriter(GroupCommit, WriterReads):
                 self.con.execute(f"DELETE FROM memory.main.stage_{t}")
         for t in HELD:
             self._flush_held(t)
+        budget = MERGE_BYTES   # merges: bounded work per commit, all tables together
         for t in PARQUET:
-            while merges := plan_merges(self.manifest.tables[t]):
-                for group in merges:
-                    merged = write_shard(self.con, t, self.folder, scan_sql(t, self.folder, group), group[0].level + 1)
-                    self._swap(t, group, merged)
+            while group := plan_merge(self.manifest.tables[t], budget):
+                budget -= sum(s.bytes for s in group)
+                merged = write_shard(self.con, t, self.folder, scan_sql(t, self.folder, group),
+                                     max(s.level for s in group) + 1, merged=group)
+                self._swap(t, group, merged)
 
     def _flush_held(self, table: str) -> None:
         try:
