@@ -80,7 +80,8 @@ def _counts(report) -> str:
 
 def cmd_run(args) -> int:
     """Lock the database, then import, validate (exit 2) and run; SIGTERM / Ctrl-C exit 143 / 130."""
-    from ..store.lock import Interrupted, RunLock, WriterBusy, install_signal_handlers, interrupt_signal
+    from ..runner.signals import Interrupted, install_signal_handlers, interrupt_signal
+    from ..store.lock import RunLock, WriterBusy
     install_signal_handlers()
     lock = None
     try:

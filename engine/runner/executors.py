@@ -16,7 +16,7 @@ import logging
 from typing import Callable, Iterator
 
 from ..models.precision import set_threads
-from ..store.lock import raise_if_interrupted
+from .signals import raise_if_interrupted
 
 log = logging.getLogger(__name__)
 

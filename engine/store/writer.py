@@ -37,9 +37,9 @@ import pandas as pd
 from . import held, migrate
 from .check import DatabaseRefused, DbInfo, check_database
 from .db import connect, sql_str
-from .group_commit import GroupCommit, serialised, writes
+from .group_commit import NO_GUARD, GroupCommit, Guard, guarded, serialised, writes
 from .identity import utc_now
-from .lock import RunLock, WriterBusy, signals_deferred
+from .lock import RunLock, WriterBusy
 from .schema import (
     HELD,
     PARQUET,
@@ -95,9 +95,9 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class ResultWriter(GroupCommit, WriterReads):
+class ResultWriter(WriterReads):
     def __init__(self, db_path: str | Path, lock_timeout: float = 0.0, lock: RunLock | None = None,
-                 publish_every: float = 0.0, drop_files: frozenset[str] = frozenset()):
+                 publish_every: float = 0.0, drop_files: frozenset[str] = frozenset(), guard: Guard = NO_GUARD):
         """``lock``: the database's :class:`RunLock`, already held by the caller (who releases it);
         without it the writer takes the lock itself, waiting up to ``lock_timeout`` seconds.
 
@@ -108,7 +108,10 @@ class ResultWriter(GroupCommit, WriterReads):
         late, and a ``kill -9`` loses at most the units of that last interval (the next run redoes them).
 
         ``drop_files``: shard files to leave out of the catalog (a repair of damaged files:
-        engine/store/verify.py); every other file is verified against its checksum before use."""
+        engine/store/verify.py); every other file is verified against its checksum before use.
+
+        ``guard``: held while a publish runs and while a unit's rows are being written (the runner passes
+        its signal guard, engine/runner/signals.py, so SIGTERM / Ctrl-C never tear either in two)."""
         self.db_path = Path(os.path.realpath(db_path))   # resolved once: lock and publish on the real file
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self.folder = shard_dir(self.db_path)
@@ -129,12 +132,13 @@ class ResultWriter(GroupCommit, WriterReads):
         self._live_meta: dict | None = None   # meta of the live catalog (an unchanged one is not rewritten)
         self.bytes_written = 0         # shard files and catalogs written by this writer (bench/publish_cost.py)
         self.publishes = 0
-        self._init_group_commit(publish_every)
+        self.guard = guard
+        self.group = GroupCommit(publish_every, publisher=self, guard=guard)   # engine/store/group_commit.py
 
     # -- lifecycle ---------------------------------------------------------------------------
     def open(self) -> "ResultWriter":
         self._lock()
-        self._last_publish = time.monotonic()
+        self.group.start()
         try:
             info = check_database(self.db_path, ignore=self.drop_files)   # before anything is written
             writable(self.folder)
@@ -298,11 +302,30 @@ class ResultWriter(GroupCommit, WriterReads):
         live = self.db_path.stat().st_size if self.db_path.exists() else 0
         return live + sum(s.bytes for ss in self.manifest.tables.values() for s in ss)
 
-    def _publish(self) -> None:
+    # -- the group commit's Publisher interface (engine/store/group_commit.py) ------------------------
+    @property
+    def in_unit(self) -> bool:
+        """A unit's rows are being written (since the last commit)."""
+        return self.group.in_unit
+
+    def commit(self, now: bool = False) -> None:
+        """The end of a unit (:meth:`GroupCommit.commit`): published now, or within ``publish_every``."""
+        self.group.commit(now)
+
+    def pending(self) -> bool:
+        return self._dirty
+
+    def is_open(self) -> bool:
+        return self.con is not None
+
+    def publish(self) -> None:
         """Write the new files, point the views at them and rename the new catalog over the live one
-        (SIGTERM / Ctrl-C wait until the files are consistent again)."""
-        with signals_deferred():
+        (under the guard: SIGTERM / Ctrl-C wait until the files are consistent again)."""
+        with guarded(self.guard):
             self._publish_now()
+
+    def publish_from_timer(self) -> None:
+        self._publish_now()
 
     def _publish_now(self) -> None:
         self._flush()
@@ -343,28 +366,26 @@ class ResultWriter(GroupCommit, WriterReads):
         self._unpublished.clear()
         self._superseded.clear()
         self._dirty = False
-        self._last_publish = time.monotonic()
-        self._cancel_timer()
+        self.group.published()
         self._runs_at_open = self._runs()
         self._refresh_views()  # the session's views over the files just written (else it loses those rows)
 
     def close(self, commit: bool = True) -> None:
         """Publish what is written (``commit``; an error of the publish timer is raised first), or drop
         everything not yet published; release the lock."""
-        with self._mutex:
-            self._cancel_timer()
+        with self.group.mutex:
+            self.group.cancel_timer()
             try:
                 if self.con is not None:
                     if commit:
-                        self._raise_timer_error()
+                        self.group.raise_timer_error()
                         if self._dirty or self._runs() != self._runs_at_open:
-                            self._publish()
+                            self.publish()
                     self.con.close()
                     self.con = None
             finally:
-                self._timer_error = None
-                with signals_deferred():
-                    self._close_unit()   # a signal held back by an unfinished unit: raised after the cleanup
+                with guarded(self.guard):
+                    self.group.close()   # a signal held back by an unfinished unit: raised after the cleanup
                     for name in self._unpublished:   # written by a session that ends without publishing them
                         (self.folder / name).unlink(missing_ok=True)
                     self._unpublished.clear()
