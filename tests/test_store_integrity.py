@@ -242,3 +242,32 @@ def test_no_commit_merges_more_than_the_budget(tmp_path, monkeypatch):
     with duckdb.connect(str(db), read_only=True) as con:
         counts = con.execute("SELECT count(*), count(DISTINCT (model_id, image_id)) FROM scores").fetchone()
     assert counts == (1200, 1200)
+
+
+def test_a_read_that_fails_later_is_one_sentence_naming_the_file(tmp_path):
+    from engine.store.check import read_failure
+    db = tmp_path / "r.duckdb"
+    manifest, folder = _store(db)
+    name = folder / manifest.tables["scores"][0].file
+    exc = duckdb.IOException(f"IO Error: No magic bytes found at end of file '{name}'\nmore detail")
+    said = read_failure(db, exc)   # the check finds nothing wrong now (the file was fixed, or changed later)
+    assert said.startswith(f"{db}: damaged results database: {name} cannot be read") and "\n" not in said
+    name.write_bytes(b"")          # and when the check does find it, its sentence
+    assert read_failure(db, exc).startswith(f"{db}: damaged results database: {name} (shard of table scores)")
+
+
+def test_the_dashboard_says_one_sentence_when_a_read_fails_after_the_check(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from engine.dashboard import cache
+    db = tmp_path / "r.duckdb"
+    manifest, folder = _store(db)
+    monkeypatch.setenv("XAI_DB", str(db))
+    monkeypatch.setattr(cache, "database_problem", lambda path: None)   # the check ran before the damage
+    for s in manifest.tables["scores"]:
+        (folder / s.file).write_bytes(b"")
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=90)
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "damaged results database: " in errors[0] and "\n" not in errors[0]

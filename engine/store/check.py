@@ -32,6 +32,11 @@ class DatabaseRefused(ValueError):
     """The --db file is damaged, foreign, newer or too old; the message is one line saying what to do."""
 
 
+class DamagedDatabase(DatabaseRefused):
+    """A read of the database failed (a file damaged after the check): the message is one sentence naming
+    the file (:func:`read_failure`); the dashboard's queries raise it (engine/dashboard/cache.py)."""
+
+
 @dataclass
 class DbInfo:
     exists: bool
@@ -164,6 +169,11 @@ def database_problem(path: str | Path) -> str | None:
 
 @functools.lru_cache(maxsize=16)
 def _problem(path: str, mtime_ns: int, size: int) -> str | None:
+    return problem_now(path)
+
+
+def problem_now(path: str | Path) -> str | None:
+    """:func:`database_problem` without the cache (a shard file can be damaged while the catalog stays)."""
     try:
         check_database(path)
     except DatabaseRefused as exc:
@@ -174,7 +184,7 @@ def _problem(path: str, mtime_ns: int, size: int) -> str | None:
 def read_failure(path: str | Path, exc: BaseException) -> str:
     """One sentence for a read of ``path`` that failed (a query of the dashboard or ``status``): what the check
     finds wrong with the database, else the shard file the error names, else the error's first line."""
-    problem = database_problem(path)
+    problem = problem_now(path) if Path(path).is_file() else None
     if problem:
         return problem
     named = re.search(r"[^\s'\"]+\.parquet", str(exc))

@@ -37,7 +37,7 @@ FAN_IN = 16            # this many files of one size tier are merged into one fi
 TIER_BASE = 64 << 10   # files under this many bytes are tier 0; tier n: under TIER_BASE * FAN_IN ** n bytes
 # the most bytes (of input files) one commit merges, all tables together: a merge is bounded work, never the
 # whole store (a file of more than half of it is never merged again; docs/benchmarks.md measures the cost)
-MERGE_BYTES = 8 << 20
+MERGE_BYTES = 4 << 20
 GRACE_S = 3600.0       # a superseded file is kept this long for readers of older catalogs
 # rows per Parquet row group: a page reads only the groups of its (model, method); for the tables of maps and
 # curves 8192 rows halved the gallery's read against DuckDB's default 122 880 (docs/benchmarks.md); scalar
