@@ -138,7 +138,6 @@ class ResultWriter(WriterReads):
     # -- lifecycle ---------------------------------------------------------------------------
     def open(self) -> "ResultWriter":
         self._lock()
-        self.group.start()
         try:
             info = check_database(self.db_path, ignore=self.drop_files)   # before anything is written
             writable(self.folder)
@@ -153,6 +152,7 @@ class ResultWriter(WriterReads):
             self.staging.unlink(missing_ok=True)
             self._unlock()
             raise
+        self.group.start()   # the first interval starts when the writer is ready
         return self
 
     def _lock(self) -> None:
