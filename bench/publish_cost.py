@@ -10,10 +10,13 @@
    ``--commits`` commits in all.  Bytes written = the process's ``write_bytes`` (/proc/self/io: what it
    sent to the storage layer, copies included), compared with the final size (catalog + shard folder).
 2. *no-op*: the same writes again (identical rows): bytes written and whether the live file changed.
-3. *latency*: a store of ``--rows`` score rows (built through the writer in 1 M-row commits), then the wall
-   time of one commit of 10 k new score rows (replace_rows + commit), median of ``--repeat``.
+3. *latency*: a store of ``--rows`` score rows (built through the writer in 1 M-row commits), then
+   ``--latency-commits`` successive commits of 10 k new score rows (replace_rows + commit) in one writer
+   session: median, p99 and maximum wall and CPU seconds (merges start once a size tier holds 16 files,
+   so 200 commits cross several), bytes the writer wrote against the live database (catalog + listed
+   files), and the time ``verify`` takes over the store before and after.
 
-    nice .venv/bin/python bench/publish_cost.py [--commits 53] [--rows 10000000] [--dir /tmp/publish_bench]
+    nice .venv/bin/python bench/publish_cost.py [--commits 53] [--rows 10000000] [--latency-commits 200]
     nice .venv/bin/python bench/publish_cost.py --demo quick --publish-every 0 10 --skip-run --skip-latency
     nice .venv/bin/python bench/publish_cost.py --store /tmp/bench_dashboard.duckdb --skip-run   # latency only,
         into a copy of an existing store (catalog + .shards folder)
@@ -161,18 +164,18 @@ def copy_store(src: Path, dst: Path) -> None:
         shutil.copytree(shard_src, dst.with_name(dst.name + ".shards"))
 
 
-def bench_latency(folder: Path, rows: int, repeat: int, store: Path | None = None, commits: int = 200,
+def bench_latency(folder: Path, rows: int, store: Path | None = None, commits: int = 200,
                   publish_every: float = 0.0) -> dict:
     db = folder / "big.duckdb"
     if store is not None:   # an existing store: its first writer session moves it to this schema (untimed)
         copy_store(store, db)
         with ResultWriter(db):
             pass
-        return _time_commits(db, repeat, 0.0, 0, commits, publish_every)
-    return _build_and_time(db, rows, repeat, commits, publish_every)
+        return _time_commits(db, 0.0, 0, commits, publish_every)
+    return _build_and_time(db, rows, commits, publish_every)
 
 
-def _build_and_time(db: Path, rows: int, repeat: int, commits: int = 200, publish_every: float = 0.0) -> dict:
+def _build_and_time(db: Path, rows: int, commits: int = 200, publish_every: float = 0.0) -> dict:
     per_image = len(METRICS)
     images = 840
     t0 = time.monotonic()
@@ -195,10 +198,10 @@ def _build_and_time(db: Path, rows: int, repeat: int, commits: int = 200, publis
             w.replace_rows("scores", complete("scores", df))
             w.commit()
             written += len(df)
-    return _time_commits(db, repeat, time.monotonic() - t0, written, commits, publish_every)
+    return _time_commits(db, time.monotonic() - t0, written, commits, publish_every)
 
 
-def _time_commits(db: Path, repeat: int, build_s: float, written: int, commits: int = 200,
+def _time_commits(db: Path, build_s: float, written: int, commits: int = 200,
                   publish_every: float = 0.0) -> dict:
     """Wall time of each of ``commits`` successive commits of 10 k new score rows into ``db``, in one writer
     session (``publish_every`` 0: every commit publishes, the worst case); bytes the writer wrote over them
@@ -252,7 +255,6 @@ def main(argv=None) -> int:
     ap.add_argument("--commits", type=int, default=53)
     ap.add_argument("--images", type=int, default=48, help="test images per chunk (the quick demo: 48)")
     ap.add_argument("--rows", type=int, default=10_000_000)
-    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--skip-run", action="store_true", help="skip the synthetic demo-shaped run")
     ap.add_argument("--demo", choices=["quick", "default"], help="run the real demo experiment from scratch")
@@ -283,7 +285,7 @@ def main(argv=None) -> int:
             print(f"no-op run: bytes written {r['noop_written'] / mb:.2f} MB, live catalog replaced: "
                   f"{r['noop_changed_file']}")
     if not args.skip_latency:
-        lat = bench_latency(args.dir, args.rows, args.repeat, args.store, args.latency_commits,
+        lat = bench_latency(args.dir, args.rows, args.store, args.latency_commits,
                             args.latency_publish_every)
         print(f"store of {lat['rows']:,} score rows ({lat['size'] / mb:.0f} MB, built in {lat['build_s']:.0f} s): "
               f"{lat['commits']} successive commits of 10 k new rows ({lat['publishes']} publishes): median "
