@@ -6,7 +6,8 @@ writer *or* readers on a file, so the writer never opens the live catalog for wr
 
 1. it resolves ``--db`` once (a symbolic link is followed to the real file: the lock, the catalog and
    the shards all live beside the real file), takes an exclusive lock on ``<db>.lock`` (a second writer
-   waits up to ``lock_timeout`` s, then is refused), refuses a damaged, foreign, newer or too-old file
+   waits up to ``lock_timeout`` s, then is refused), refuses a damaged (every shard file is checked against
+   its recorded SHA-256), foreign, newer or too-old file
    (engine/store/check.py) before writing anything, and marks runs left ``running`` by a dead process
    as ``interrupted``;
 2. it loads the bookkeeping tables (``HELD``: runs, jobs, summary, ...) into memory (engine/store/migrate.py
