@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from engine.dashboard import (
+    DamagedDatabase,
     database_message,
     db_state,
     live_panel,
@@ -87,4 +88,7 @@ def overview() -> None:
 st.set_page_config(page_title="ViT heatmaps vs. ground truth", layout="wide")
 PAGES = [st.Page(overview, title="Overview", default=True),
          *(st.Page(f"pages/{p.name}") for p in sorted((Path(__file__).parent / "pages").glob("[0-9]*.py")))]
-st.navigation(PAGES).run()
+try:
+    st.navigation(PAGES).run()
+except DamagedDatabase as exc:   # a read failed after the check: one sentence naming the file
+    st.error(str(exc))

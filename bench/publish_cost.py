@@ -10,10 +10,13 @@
    ``--commits`` commits in all.  Bytes written = the process's ``write_bytes`` (/proc/self/io: what it
    sent to the storage layer, copies included), compared with the final size (catalog + shard folder).
 2. *no-op*: the same writes again (identical rows): bytes written and whether the live file changed.
-3. *latency*: a store of ``--rows`` score rows (built through the writer in 1 M-row commits), then the wall
-   time of one commit of 10 k new score rows (replace_rows + commit), median of ``--repeat``.
+3. *latency*: a store of ``--rows`` score rows (built through the writer in 1 M-row commits), then
+   ``--latency-commits`` successive commits of 10 k new score rows (replace_rows + commit) in one writer
+   session: median, p99 and maximum wall and CPU seconds (merges start once a size tier holds 16 files,
+   so 200 commits cross several), bytes the writer wrote against the live database (catalog + listed
+   files), and the time ``verify`` takes over the store before and after.
 
-    nice .venv/bin/python bench/publish_cost.py [--commits 53] [--rows 10000000] [--dir /tmp/publish_bench]
+    nice .venv/bin/python bench/publish_cost.py [--commits 53] [--rows 10000000] [--latency-commits 200]
     nice .venv/bin/python bench/publish_cost.py --demo quick --publish-every 0 10 --skip-run --skip-latency
     nice .venv/bin/python bench/publish_cost.py --store /tmp/bench_dashboard.duckdb --skip-run   # latency only,
         into a copy of an existing store (catalog + .shards folder)
@@ -78,11 +81,19 @@ def chunk_frames(rng, dataset, model, method, images):
     return ex, sc, cu
 
 
-def run(db: Path, commits: int, images: int = 48, seed: int = 0) -> int:
+def live_size(db: Path) -> int:
+    """The live database: the catalog and the shard files it lists (not superseded files waiting for deletion)."""
+    from engine.store import check_database
+    info = check_database(db, deep=False)
+    listed = sum(s.bytes for ss in info.manifest.tables.values() for s in ss) if info.sharded else 0
+    return db.stat().st_size + listed
+
+
+def run(db: Path, commits: int, images: int = 48, seed: int = 0, publish_every: float = 0.0) -> int:
     """Write a demo-shaped run; returns the number of commits made."""
     ids = [f"img{i:04d}" for i in range(images)]
     n = 0
-    with ResultWriter(db) as w:
+    with ResultWriter(db, publish_every=publish_every) as w:
         w.upsert("runs", {"run_id": f"bench-{time.time_ns()}", "status": "running"})
         images = pd.DataFrame([dict(dataset_id="d", image_id=i, split="test", label=0, label_name="a", path=f"{i}.png",
                                     mask_path=None, boxes_path=None, width=64, height=64, regions=["mask"])
@@ -113,17 +124,17 @@ def run(db: Path, commits: int, images: int = 48, seed: int = 0) -> int:
     return n
 
 
-def bench_run(folder: Path, commits: int, images: int = 48) -> dict:
-    db = folder / "run.duckdb"
+def bench_run(folder: Path, commits: int, images: int = 48, publish_every: float = 0.0) -> dict:
+    db = folder / f"run-{publish_every:g}.duckdb"
     b0 = write_bytes()
-    n = run(db, commits, images)
+    n = run(db, commits, images, publish_every=publish_every)
     written = write_bytes() - b0
-    final = size_of(db)
+    final, live = size_of(db), live_size(db)
     b1 = write_bytes()
     mtime = db.stat().st_mtime_ns
-    run(db, commits, images)  # identical rows again: a no-op run (its runs row aside)
+    run(db, commits, images, publish_every=publish_every)  # identical rows again: a no-op run (its runs row aside)
     noop = write_bytes() - b1
-    return {"commits": n, "written": written, "final": final, "noop_written": noop,
+    return {"commits": n, "written": written, "final": final, "live": live, "noop_written": noop,
             "noop_changed_file": db.stat().st_mtime_ns != mtime}
 
 
@@ -153,17 +164,18 @@ def copy_store(src: Path, dst: Path) -> None:
         shutil.copytree(shard_src, dst.with_name(dst.name + ".shards"))
 
 
-def bench_latency(folder: Path, rows: int, repeat: int, store: Path | None = None) -> dict:
+def bench_latency(folder: Path, rows: int, store: Path | None = None, commits: int = 200,
+                  publish_every: float = 0.0) -> dict:
     db = folder / "big.duckdb"
     if store is not None:   # an existing store: its first writer session moves it to this schema (untimed)
         copy_store(store, db)
         with ResultWriter(db):
             pass
-        return _time_commits(db, repeat, 0.0, 0)
-    return _build_and_time(db, rows, repeat)
+        return _time_commits(db, 0.0, 0, commits, publish_every)
+    return _build_and_time(db, rows, commits, publish_every)
 
 
-def _build_and_time(db: Path, rows: int, repeat: int) -> dict:
+def _build_and_time(db: Path, rows: int, commits: int = 200, publish_every: float = 0.0) -> dict:
     per_image = len(METRICS)
     images = 840
     t0 = time.monotonic()
@@ -186,27 +198,55 @@ def _build_and_time(db: Path, rows: int, repeat: int) -> dict:
             w.replace_rows("scores", complete("scores", df))
             w.commit()
             written += len(df)
-    return _time_commits(db, repeat, time.monotonic() - t0, written)
+    return _time_commits(db, time.monotonic() - t0, written, commits, publish_every)
 
 
-def _time_commits(db: Path, repeat: int, build_s: float, written: int) -> dict:
-    """Median wall time of one commit of 10 k new score rows into ``db`` (``repeat`` commits)."""
+def _time_commits(db: Path, build_s: float, written: int, commits: int = 200,
+                  publish_every: float = 0.0) -> dict:
+    """Wall time of each of ``commits`` successive commits of 10 k new score rows into ``db``, in one writer
+    session (``publish_every`` 0: every commit publishes, the worst case); bytes the writer wrote over them
+    against the live database (catalog + the files it lists, not superseded files waiting for deletion);
+    and the cost of verifying every file (``engine verify``) before and after."""
     import duckdb
+
+    from engine.store.verify import verify
     with duckdb.connect(str(db), read_only=True) as con:
         written = written or con.execute("SELECT count(*) FROM scores").fetchone()[0]
-    times = []
-    for r in range(repeat):
-        df = pd.DataFrame({"run_id": "bench", "dataset_id": "d", "model_id": f"new{r}", "method": "attention",
-                           "method_version": 1, "method_params": "{}", "metric": "pointing_game", "metric_version": 1,
-                           "metric_params": "{}", "region": "mask", "image_id": [f"img{i:05d}" for i in range(10_000)],
-                           "value": np.random.default_rng(r).random(10_000)})
-        with ResultWriter(db) as w:
-            t = time.monotonic()
+    t = time.monotonic()
+    v0 = verify(db)
+    verify_s = time.monotonic() - t
+    times, cpu = [], []   # wall and CPU seconds (all threads) of each commit
+    w = ResultWriter(db, publish_every=publish_every).open()
+    try:
+        live0 = w.size()
+        b0, p0 = w.bytes_written, w.publishes
+        for r in range(commits):
+            df = pd.DataFrame({"run_id": "bench", "dataset_id": "d", "model_id": f"new{r}", "method": "attention",
+                               "method_version": 1, "method_params": "{}", "metric": "pointing_game",
+                               "metric_version": 1, "metric_params": "{}", "region": "mask",
+                               "image_id": [f"img{i:05d}" for i in range(10_000)],
+                               "value": np.random.default_rng(r).random(10_000)})
+            t, c = time.monotonic(), time.process_time()
             w.replace_rows("scores", complete("scores", df))
             w.commit()
             times.append(time.monotonic() - t)
-    return {"rows": written, "build_s": build_s, "size": size_of(db), "publish_10k_s": statistics.median(times),
-            "publish_10k_all": times}
+            cpu.append(time.process_time() - c)
+        files = len(w.manifest.tables["scores"])
+    finally:
+        w.close()
+    with ResultWriter(db) as w2:
+        live1 = w2.size()
+        w_bytes = w.bytes_written - b0
+    t = time.monotonic()
+    v1 = verify(db)
+    verify1_s = time.monotonic() - t
+    q = statistics.quantiles(times, n=100, method="inclusive") if len(times) >= 2 else times * 99
+    return {"rows": written, "build_s": build_s, "size": live0, "publish_10k_s": statistics.median(times),
+            "p99": q[98], "max": max(times), "commits": commits, "publishes": w.publishes - p0,
+            "written": w_bytes, "live_before": live0, "live_after": live1, "files_after": files,
+            "verify_s": verify_s, "verify_bytes": v0.bytes, "verify_files": v0.files,
+            "verify_after_s": verify1_s, "verify_after_bytes": v1.bytes, "verify_after_files": v1.files,
+            "damaged": len(v1.damaged), "times": times, "cpu": cpu}
 
 
 def main(argv=None) -> int:
@@ -215,13 +255,18 @@ def main(argv=None) -> int:
     ap.add_argument("--commits", type=int, default=53)
     ap.add_argument("--images", type=int, default=48, help="test images per chunk (the quick demo: 48)")
     ap.add_argument("--rows", type=int, default=10_000_000)
-    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--skip-run", action="store_true", help="skip the synthetic demo-shaped run")
     ap.add_argument("--demo", choices=["quick", "default"], help="run the real demo experiment from scratch")
     ap.add_argument("--publish-every", type=float, nargs="+", default=[10.0],
                     help="group-commit intervals (s) for --demo, one run each (0: one publish per unit)")
     ap.add_argument("--store", type=Path, help="time the 10 k-row commit into a copy of this database")
+    ap.add_argument("--run-publish-every", type=float, nargs="+", default=[0.0, 10.0],
+                    help="publish_every of the synthetic run, one run each (default: 0 and the default 10 s)")
+    ap.add_argument("--latency-commits", type=int, default=200,
+                    help="successive 10 k-row commits timed in one writer session (default %(default)s)")
+    ap.add_argument("--latency-publish-every", type=float, default=0.0,
+                    help="the writer's publish_every for the timed commits (default 0: every commit publishes)")
     args = ap.parse_args(argv)
     shutil.rmtree(args.dir, ignore_errors=True)
     args.dir.mkdir(parents=True)
@@ -232,17 +277,31 @@ def main(argv=None) -> int:
               f"publishes wrote {d['written'] / mb:.1f} MB for a database of {d['final'] / mb:.1f} MB "
               f"({d['written'] / d['final']:.2f}x the final size)")
     if not args.skip_run:
-        r = bench_run(args.dir, args.commits, args.images)
-        print(f"run: {r['commits']} commits of {args.images} images each, final size {r['final'] / mb:.1f} MB, "
-              f"bytes written {r['written'] / mb:.1f} MB "
-              f"({r['written'] / r['final']:.2f}x the final size)")
-        print(f"no-op run: bytes written {r['noop_written'] / mb:.2f} MB, live catalog replaced: "
-              f"{r['noop_changed_file']}")
+        for every in args.run_publish_every:
+            r = bench_run(args.dir, args.commits, args.images, every)
+            print(f"run (publish_every {every:g} s): {r['commits']} commits of {args.images} images each, live "
+                  f"database {r['live'] / mb:.2f} MB (folder {r['final'] / mb:.2f} MB with superseded files), bytes "
+                  f"written {r['written'] / mb:.2f} MB ({r['written'] / r['live']:.2f}x the live database)")
+            print(f"no-op run: bytes written {r['noop_written'] / mb:.2f} MB, live catalog replaced: "
+                  f"{r['noop_changed_file']}")
     if not args.skip_latency:
-        lat = bench_latency(args.dir, args.rows, args.repeat, args.store)
+        lat = bench_latency(args.dir, args.rows, args.store, args.latency_commits,
+                            args.latency_publish_every)
         print(f"store of {lat['rows']:,} score rows ({lat['size'] / mb:.0f} MB, built in {lat['build_s']:.0f} s): "
-              f"one commit of 10 k new rows: median {lat['publish_10k_s']:.2f} s "
-              f"({', '.join(f'{t:.2f}' for t in lat['publish_10k_all'])})")
+              f"{lat['commits']} successive commits of 10 k new rows ({lat['publishes']} publishes): median "
+              f"{lat['publish_10k_s']:.2f} s, p99 {lat['p99']:.2f} s, max {lat['max']:.2f} s; the writer wrote "
+              f"{lat['written'] / mb:.1f} MB while the live database grew {lat['live_before'] / mb:.1f} -> "
+              f"{lat['live_after'] / mb:.1f} MB ({lat['written'] / max(lat['live_after'] - lat['live_before'], 1):.2f}"
+              f"x the growth); {lat['files_after']} scores files after")
+        print(f"verify: {lat['verify_files']} files, {lat['verify_bytes'] / mb:.1f} MB in {lat['verify_s']:.2f} s; "
+              f"after the commits {lat['verify_after_files']} files, {lat['verify_after_bytes'] / mb:.1f} MB in "
+              f"{lat['verify_after_s']:.2f} s, {lat['damaged']} damaged")
+        cpu = lat["cpu"]
+        print(f"CPU seconds per commit: median {statistics.median(cpu):.2f}, p99 "
+              f"{statistics.quantiles(cpu, n=100, method='inclusive')[98]:.2f}, max {max(cpu):.2f}")
+        slow = sorted(range(len(lat['times'])), key=lambda i: -lat['times'][i])[:5]
+        print("slowest commits (index: wall s / CPU s): "
+              + ", ".join(f"{i}: {lat['times'][i]:.2f} / {cpu[i]:.2f}" for i in sorted(slow)))
     shutil.rmtree(args.dir, ignore_errors=True)
     return 0
 

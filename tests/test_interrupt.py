@@ -108,7 +108,7 @@ def test_checkpoint_that_no_longer_matches_its_sidecar_is_trained_again(tmp_path
 def test_a_signal_that_surfaces_as_another_error_still_interrupts():
     """DuckDB turns a signal that arrives mid-query into RuntimeError('Query interrupted'); the run must
     still stop as interrupted (not record a failed unit and go on)."""
-    from engine.store.lock import Interrupted, install_signal_handlers, interrupt_signal, raise_if_interrupted
+    from engine.runner.signals import Interrupted, install_signal_handlers, interrupt_signal, raise_if_interrupted
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         install_signal_handlers()

@@ -205,12 +205,12 @@ def test_a_signal_during_a_units_writes_waits_for_its_commit(tmp_path):
 
     import pytest
 
-    from engine.store.lock import Interrupted, install_signal_handlers
+    from engine.runner.signals import SIGNALS, Interrupted, install_signal_handlers
     db = tmp_path / "r.duckdb"
     before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     install_signal_handlers()
     try:
-        w = ResultWriter(db, publish_every=60).open()
+        w = ResultWriter(db, publish_every=60, guard=SIGNALS).open()   # the runner's guard
         w.upsert("jobs", _job("finished"))
         w.commit()                                  # deferred: published only by the close below
         w.upsert("jobs", _job("half"))              # a unit's first write holds signals back
@@ -244,3 +244,51 @@ def test_a_version_6_catalog_moved_with_its_folder_still_reads_its_tables(tmp_pa
         assert con.execute("SELECT job_key FROM jobs").fetchall() == [("a",)]
     counts = dict(queries.table_counts(moved).itertuples(index=False))
     assert counts["jobs"] == 1 and counts["datasets"] == 1
+
+
+def test_group_commit_is_an_object_called_through_its_stated_interface():
+    """GroupCommit sees only the Publisher and the Guard it is given (no writer state)."""
+    from engine.store.group_commit import GroupCommit
+
+    class Fake:
+        def __init__(self):
+            self.dirty, self.published, self.held = False, 0, 0
+
+        def pending(self):
+            return self.dirty
+
+        def publish(self):
+            self.published += 1
+            self.dirty = False
+            group.published()
+
+        def publish_from_timer(self):
+            self.publish()
+
+        def is_open(self):
+            return True
+
+        def hold(self):
+            self.held += 1
+
+        def release(self):
+            self.held -= 1
+
+    fake = Fake()
+    group = GroupCommit(60.0, publisher=fake, guard=fake)
+    group.open_unit()
+    assert group.in_unit and fake.held == 1          # a unit holds the guard until its commit
+    group.commit()
+    assert not group.in_unit and fake.held == 0 and fake.published == 0   # nothing pending: nothing published
+    fake.dirty = True
+    group.open_unit()
+    group.commit()                                    # within the interval: deferred to the timer
+    assert fake.published == 0 and fake.held == 0
+    group.commit(now=True)
+    assert fake.published == 1 and not fake.dirty
+    group.close()
+    immediate = GroupCommit(0.0, publisher=fake, guard=fake)
+    group = immediate
+    fake.dirty = True
+    immediate.commit()
+    assert fake.published == 2

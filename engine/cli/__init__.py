@@ -22,6 +22,7 @@ from .errors import fail
 from .outcome import nothing_scored, own_progress
 from .readings import add_reading_parsers, write_run_report
 from .serve import add_serve_parser, start_dashboard, wait_dashboard
+from .verify import add_verify_parser
 
 log = logging.getLogger("engine")
 
@@ -46,7 +47,8 @@ def _counts(report) -> str:
 
 def cmd_run(args) -> int:
     """Lock the database, then import, validate (exit 2) and run; SIGTERM / Ctrl-C exit 143 / 130."""
-    from ..store.lock import Interrupted, RunLock, WriterBusy, install_signal_handlers, interrupt_signal
+    from ..runner.signals import Interrupted, install_signal_handlers, interrupt_signal
+    from ..store.lock import RunLock, WriterBusy
     install_signal_handlers()
     lock = None
     try:
@@ -240,14 +242,25 @@ def cmd_schedule(args) -> int:
 
 
 def cmd_status(args) -> int:
+    import duckdb
+
     from ..dashboard import queries
     from ..dashboard.status import status_text
+    from ..store.check import database_problem, read_failure
     db = Path(args.db)
+    problem = database_problem(db)   # damaged, foreign, newer: one sentence, no traceback
+    if problem:
+        fail(problem)
+        return 2
     if not queries.database_exists(db):
         from ..dashboard.hints import fill_commands
         print(f"{db}: no results database here; a run creates it: {fill_commands(db)}")
         return 1
-    print(status_text(db, full=args.all))
+    try:
+        print(status_text(db, full=args.all))
+    except (duckdb.Error, OSError) as exc:   # a file damaged after the check
+        fail(read_failure(db, exc))
+        return 2
     return 0
 
 
@@ -319,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-report", action="store_true", help="do not write the run's report next to its log")
     add_reading_parsers(sub)
     add_serve_parser(sub)
+    add_verify_parser(sub)
 
     s = sub.add_parser("status", help="what is in the database")
     s.add_argument("--db", default=DEFAULT_DB, help="results database (default %(default)s)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 
 from ..metrics.summaries import method_label
+from ..store.check import DamagedDatabase
 from .compare import depth_rows, strategy_dataset, strategy_means, strategy_models
 from .export import paper_table, to_csv, to_latex
 from .gallery import card_choice, card_score
@@ -35,7 +36,8 @@ _STREAMLIT_BOUND = {"Db": "cache", "db_state": "cache", **{n: "widgets" for n in
     "shortcut_notes": "guard_widgets"}
 
 __all__ = [
-    "COLORMAPS", "CONFOUNDER_METRICS", "DatasetRegions", "GALLERY_SORTS", "LEADERBOARD_GROUPS", "NEAR_CHANCE",
+    "COLORMAPS", "CONFOUNDER_METRICS", "DamagedDatabase", "DatasetRegions", "GALLERY_SORTS", "LEADERBOARD_GROUPS",
+    "NEAR_CHANCE",
     "OUTCOMES", "UnsafePath", "best_model", "card_choice", "card_score", "csv_bytes", "csv_safe", "database_message",
     "default_region", "depth_rows", "headlines", "labelled", "leaderboard_group_column", "leaderboard_higher_is_better",
     "leaderboard_table", "legend", "live_run", "live_view", "load_row_sample", "map_array", "md", "merge_coinciding",

@@ -8,14 +8,16 @@ waits for).  The SQL lives in :mod:`.queries`, :mod:`.queries_compare` and :mod:
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import streamlit as st
 
-from ..store.check import database_problem
+from ..store.check import DamagedDatabase, database_problem, read_failure
 from ..store.schema import SCHEMA_VERSION
 from . import guards, queries, queries_compare, shortcuts
 from .hints import fill_commands
@@ -29,7 +31,21 @@ def _db_key(db: "Db") -> tuple[str, float | None]:
 
 # one cache per query; a Db enters the key as (path, mtime) (hash_funcs names it by its qualified type name,
 # since the class is not defined yet where its methods are decorated)
-_cached = st.cache_data(show_spinner=False, max_entries=64, hash_funcs={f"{__name__}.Db": _db_key})
+_st_cached = st.cache_data(show_spinner=False, max_entries=64, hash_funcs={f"{__name__}.Db": _db_key})
+
+
+def _cached(method):
+    """A cached query whose failed read (a shard file damaged or gone) raises :class:`DamagedDatabase`: one
+    sentence naming the file, shown by the app instead of a traceback."""
+    cached = _st_cached(method)
+
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        try:
+            return cached(self, *args, **kwargs)
+        except (duckdb.Error, OSError) as exc:
+            raise DamagedDatabase(read_failure(self.path, exc)) from None
+    return run
 
 
 @dataclass(frozen=True)

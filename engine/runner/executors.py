@@ -20,8 +20,8 @@ import logging
 from typing import Callable, Iterator
 
 from ..models.precision import set_threads
-from ..store.lock import raise_if_interrupted
 from .plugins import import_plugins
+from .signals import raise_if_interrupted
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..data import DatasetError
 from ..store import ResultWriter, canonical_json, identity, utc_now
-from ..store.lock import Interrupted, RunLock, interrupt_signal, signals_deferred
+from ..store.lock import RunLock
 from . import units
 from .datasets import PreparedDataset, prepare
 from .executors import make_executor
@@ -29,6 +29,7 @@ from .jobs import Chunk, checkpoint_path, method_key, metric_key, plan_chunks, p
 from .plugins import registered_plugins
 from .progress import RunProgress, planned_jobs, stage_totals
 from .results import ChunkResult, Failure, TrainResult, first_line
+from .signals import SIGNALS, Interrupted, interrupt_signal, signals_deferred
 
 log = logging.getLogger(__name__)
 
@@ -392,7 +393,7 @@ def _run(exp, db, prepared, stopped, work, executor, ray_address, device, progre
 
 def _run_in(exp, db, prepared, stopped, work, executor, ray_address, device, progress, lock, precision,
             threads, holder: list) -> RunReport:
-    with ResultWriter(db, lock=lock, publish_every=exp.publish_every) as w:
+    with ResultWriter(db, lock=lock, publish_every=exp.publish_every, guard=SIGNALS) as w:
         live = RunProgress(db, exp.name, planned_jobs(exp), bars=progress, publish_every=exp.publish_every)
         ex = make_executor(executor, ray_address, device, threads, plugins=tuple(exp.plugin_modules()))
         drv = _Driver(exp, w, ex, work, device, progress, precision, live)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,13 +23,18 @@ import duckdb
 
 from .db import connect
 from .schema import REPLACE_KEYS, SCHEMA_VERSION, TABLES, columns
-from .shards import FOLDER_KEY, MANIFEST_KEY, Manifest, locate
+from .shards import FOLDER_KEY, MANIFEST_KEY, Manifest, locate, shard_problem
 
 DUCKDB_MAGIC = b"DUCK"   # bytes 8..12 of every DuckDB file
 
 
 class DatabaseRefused(ValueError):
     """The --db file is damaged, foreign, newer or too old; the message is one line saying what to do."""
+
+
+class DamagedDatabase(DatabaseRefused):
+    """A read of the database failed (a file damaged after the check): the message is one sentence naming
+    the file (:func:`read_failure`); the dashboard's queries raise it (engine/dashboard/cache.py)."""
 
 
 @dataclass
@@ -49,9 +55,16 @@ def damaged(path, why: str) -> DatabaseRefused:
                            f"away and run again to start a new one (or use another --db)")
 
 
-def check_database(path: str | Path, deep: bool = True) -> DbInfo:
+def damaged_shard(path, file: Path, why: str) -> DatabaseRefused:
+    return DatabaseRefused(f"{path}: damaged results database: {file} {why}; `python -m engine verify --db {path} "
+                           f"--repair` drops the jobs whose rows it held so the next run recomputes them "
+                           f"(or restore it from a backup)")
+
+
+def check_database(path: str | Path, deep: bool = True, ignore: frozenset[str] = frozenset()) -> DbInfo:
     """What ``path`` holds, or :class:`DatabaseRefused`.  ``deep`` reads every row of the tables kept in
-    the DuckDB file (so a bad block checksum is found) and checks every shard file's size."""
+    the DuckDB file (so a bad block checksum is found) and checks every shard file's size and checksum
+    (but those named in ``ignore``: files a repair drops)."""
     p = Path(path)
     if not p.exists():
         return DbInfo(exists=False)
@@ -70,14 +83,14 @@ def check_database(path: str | Path, deep: bool = True) -> DbInfo:
         raise damaged(p, _first_line(exc)) from None
     with contextlib.closing(con):
         try:
-            return _inspect(con, p, deep)
+            return _inspect(con, p, deep, ignore)
         except DatabaseRefused:
             raise
         except duckdb.Error as exc:
             raise damaged(p, _first_line(exc)) from None
 
 
-def _inspect(con, p: Path, deep: bool) -> DbInfo:
+def _inspect(con, p: Path, deep: bool, ignore: frozenset[str] = frozenset()) -> DbInfo:
     have = {r[0]: r[1] for r in con.execute(
         "SELECT table_name, table_type FROM information_schema.tables "
         "WHERE table_catalog = 'db' AND table_schema = 'main'").fetchall()}
@@ -110,14 +123,11 @@ def _inspect(con, p: Path, deep: bool) -> DbInfo:
         for table in stored:
             con.execute(f"SELECT max(hash(t)) FROM {table} t").fetchone()
         if info.sharded:
-            folder = info.folder
             for table, shards in info.manifest.tables.items():
                 for s in shards:
-                    f = folder / s.file
-                    size = f.stat().st_size if f.is_file() else None
-                    if size != s.bytes:
-                        why = "is missing" if size is None else f"has {size} bytes, expected {s.bytes}"
-                        raise damaged(p, f"shard {f} of table {table} {why}")
+                    why = None if s.file in ignore else shard_problem(info.folder, s)
+                    if why:
+                        raise damaged_shard(p, info.folder / s.file, f"(shard of table {table}) {why}")
     return info
 
 
@@ -159,8 +169,25 @@ def database_problem(path: str | Path) -> str | None:
 
 @functools.lru_cache(maxsize=16)
 def _problem(path: str, mtime_ns: int, size: int) -> str | None:
+    return problem_now(path)
+
+
+def problem_now(path: str | Path) -> str | None:
+    """:func:`database_problem` without the cache (a shard file can be damaged while the catalog stays)."""
     try:
         check_database(path)
     except DatabaseRefused as exc:
         return str(exc)
     return None
+
+
+def read_failure(path: str | Path, exc: BaseException) -> str:
+    """One sentence for a read of ``path`` that failed (a query of the dashboard or ``status``): what the check
+    finds wrong with the database, else the shard file the error names, else the error's first line."""
+    problem = problem_now(path) if Path(path).is_file() else None
+    if problem:
+        return problem
+    named = re.search(r"[^\s'\"]+\.parquet", str(exc))
+    if named:
+        return " ".join(str(damaged_shard(path, Path(named.group(0)), f"cannot be read ({_first_line(exc)})")).split())
+    return " ".join(str(damaged(path, _first_line(exc))).split())

@@ -4,7 +4,8 @@
   tables inside the catalog file: they are loaded from there and written as Parquet at the next publish;
 * version 7: the held tables are loaded from their Parquet files;
 * version 4 and older (every table inside the DuckDB file): the per-image tables are moved into one
-  Parquet file each (level ``LEGACY_LEVEL``, never merged with commit-sized files), the others row by row.
+  Parquet file each (level ``LEGACY_LEVEL``; its size tier keeps it apart from commit-sized files), the
+  others row by row.
 
 Columns an older file lacks stay NULL (the migration is additive; check.py refuses what it cannot carry).
 """
@@ -19,7 +20,7 @@ from .shards import scan_sql, write_shard
 
 log = logging.getLogger(__name__)
 
-LEGACY_LEVEL = 9             # a table moved out of a version <= 4 file: never merged with commit-sized files
+LEGACY_LEVEL = 9             # a table moved out of a version <= 4 file (a label: merges go by size tier)
 
 
 def load_catalog(w) -> None:

@@ -6,14 +6,16 @@ writer *or* readers on a file, so the writer never opens the live catalog for wr
 
 1. it resolves ``--db`` once (a symbolic link is followed to the real file: the lock, the catalog and
    the shards all live beside the real file), takes an exclusive lock on ``<db>.lock`` (a second writer
-   waits up to ``lock_timeout`` s, then is refused), refuses a damaged, foreign, newer or too-old file
+   waits up to ``lock_timeout`` s, then is refused), refuses a damaged (every shard file is checked against
+   its recorded SHA-256), foreign, newer or too-old file
    (engine/store/check.py) before writing anything, and marks runs left ``running`` by a dead process
    as ``interrupted``;
 2. it loads the bookkeeping tables (``HELD``: runs, jobs, summary, ...) into memory (engine/store/migrate.py
    for older layouts); rows of the per-image tables (``SHARDED``) wait in memory until the publish;
 3. a publish (:meth:`commit`, at most once per ``publish_every`` seconds: engine/store/group_commit.py)
    writes each per-image table's new rows as one new Parquet file and each held table's changed rows as
-   another (engine/store/held.py), all fsynced, merges files when a level holds ``FAN_IN`` of them, then
+   another (engine/store/held.py), all fsynced, merges at most ``MERGE_BYTES`` of files (size-tiered:
+   engine/store/shards.py), then
    writes the catalog (``meta`` and the views over the new file lists) to ``<db>.staging-<pid>`` in one
    commit without a write-ahead log, fsyncs it and atomically renames it over the live one.
    Readers that opened the old catalog keep their snapshot (its files are kept ``GRACE_S`` seconds);
@@ -36,9 +38,9 @@ import pandas as pd
 from . import held, migrate
 from .check import DatabaseRefused, DbInfo, check_database
 from .db import connect, sql_str
-from .group_commit import GroupCommit, serialised, writes
+from .group_commit import NO_GUARD, GroupCommit, Guard, guarded, serialised, writes
 from .identity import utc_now
-from .lock import RunLock, WriterBusy, signals_deferred
+from .lock import RunLock, WriterBusy
 from .schema import (
     HELD,
     PARQUET,
@@ -52,13 +54,15 @@ from .schema import (
 from .shards import (
     FOLDER_KEY,
     MANIFEST_KEY,
+    MERGE_BYTES,
     Manifest,
     Shard,
     _fsync,
     collect_garbage,
+    file_sha256,
     group_hash_sql,
     key_condition,
-    plan_merges,
+    plan_merge,
     scan_sql,
     shard_dir,
     write_shard,
@@ -76,6 +80,14 @@ def canonical_json(obj) -> str:
     return json.dumps(obj or {}, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def writable(folder: Path) -> None:
+    """Refuse (one line, before anything is written) a shard folder this process cannot write into."""
+    where = folder if folder.exists() else folder.parent
+    if not os.access(where, os.W_OK | os.X_OK):
+        raise DatabaseRefused(f"{where}: not writable by this user, so no results can be stored there; make it "
+                              f"writable (chmod u+w) or use another --db")
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -84,9 +96,9 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class ResultWriter(GroupCommit, WriterReads):
+class ResultWriter(WriterReads):
     def __init__(self, db_path: str | Path, lock_timeout: float = 0.0, lock: RunLock | None = None,
-                 publish_every: float = 0.0):
+                 publish_every: float = 0.0, drop_files: frozenset[str] = frozenset(), guard: Guard = NO_GUARD):
         """``lock``: the database's :class:`RunLock`, already held by the caller (who releases it);
         without it the writer takes the lock itself, waiting up to ``lock_timeout`` seconds.
 
@@ -94,7 +106,13 @@ class ResultWriter(GroupCommit, WriterReads):
         :meth:`commit` publishes.  Otherwise a commit within the interval only marks the end of a unit,
         and a timer thread publishes every unit finished so far once the interval has passed (never in
         the middle of a unit's writes): readers see a finished unit at most ``publish_every`` seconds
-        late, and a ``kill -9`` loses at most the units of that last interval (the next run redoes them)."""
+        late, and a ``kill -9`` loses at most the units of that last interval (the next run redoes them).
+
+        ``drop_files``: shard files to leave out of the catalog (a repair of damaged files:
+        engine/store/verify.py); every other file is verified against its checksum before use.
+
+        ``guard``: held while a publish runs and while a unit's rows are being written (the runner passes
+        its signal guard, engine/runner/signals.py, so SIGTERM / Ctrl-C never tear either in two)."""
         self.db_path = Path(os.path.realpath(db_path))   # resolved once: lock and publish on the real file
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self.folder = shard_dir(self.db_path)
@@ -102,6 +120,7 @@ class ResultWriter(GroupCommit, WriterReads):
         self._given_lock = lock
         self._own_lock: RunLock | None = None
         self.own_runs: set[str] = set()   # this process's runs: never marked interrupted at open
+        self.drop_files = frozenset(drop_files)
         # the new catalog is written here, then renamed over the live one
         self.staging = self.db_path.with_name(f"{self.db_path.name}.staging-{os.getpid()}")
         self.con: duckdb.DuckDBPyConnection | None = None
@@ -114,14 +133,15 @@ class ResultWriter(GroupCommit, WriterReads):
         self._live_meta: dict | None = None   # meta of the live catalog (an unchanged one is not rewritten)
         self.bytes_written = 0         # shard files and catalogs written by this writer (bench/publish_cost.py)
         self.publishes = 0
-        self._init_group_commit(publish_every)
+        self.guard = guard
+        self.group = GroupCommit(publish_every, publisher=self, guard=guard)   # engine/store/group_commit.py
 
     # -- lifecycle ---------------------------------------------------------------------------
     def open(self) -> "ResultWriter":
         self._lock()
-        self._last_publish = time.monotonic()
         try:
-            info = check_database(self.db_path)   # before anything is written
+            info = check_database(self.db_path, ignore=self.drop_files)   # before anything is written
+            writable(self.folder)
             for stale in self.db_path.parent.glob(f"{self.db_path.name}.staging-*"):
                 log.info("removing %s left by an interrupted run", stale)
                 stale.unlink(missing_ok=True)
@@ -133,6 +153,7 @@ class ResultWriter(GroupCommit, WriterReads):
             self.staging.unlink(missing_ok=True)
             self._unlock()
             raise
+        self.group.start()   # the first interval starts when the writer is ready
         return self
 
     def _lock(self) -> None:
@@ -157,6 +178,8 @@ class ResultWriter(GroupCommit, WriterReads):
         create_schema(self.con, skip=SHARDED)
         if info.sharded:
             self.manifest = info.manifest
+            self._drop(self.drop_files)
+            self._record_checksums(info.folder)
             if info.folder != self.folder:   # a catalog copied without its folder: bring the files beside it
                 log.info("%s: copying its %d shard files from %s", self.db_path, len(self.manifest.files()),
                          info.folder)
@@ -190,6 +213,22 @@ class ResultWriter(GroupCommit, WriterReads):
             self._dirty = True
         self._runs_at_open = self._runs()
 
+    def _drop(self, names: frozenset[str]) -> None:
+        """Leave the files ``names`` out of this session's catalog (their rows are gone)."""
+        for t, shards in self.manifest.tables.items():
+            for s in [s for s in shards if s.file in names]:
+                log.warning("%s: dropping %s (%d rows of %s)", self.db_path, s.file, s.rows, t)
+                self._swap(t, [s], None)
+                self._dirty = True
+
+    def _record_checksums(self, folder: Path) -> None:
+        """Files of an older writer are listed without a checksum: record it now (they passed the size check)."""
+        for shards in self.manifest.tables.values():
+            for s in shards:
+                if not s.sha256:
+                    s.sha256 = file_sha256(folder / s.file)
+                    self._dirty = True
+
     def _runs(self) -> list:
         return self.con.execute("SELECT * FROM runs ORDER BY run_id").fetchall()
 
@@ -212,11 +251,13 @@ class ResultWriter(GroupCommit, WriterReads):
                 self.con.execute(f"DELETE FROM memory.main.stage_{t}")
         for t in HELD:
             self._flush_held(t)
+        budget = MERGE_BYTES   # merges: bounded work per commit, all tables together
         for t in PARQUET:
-            while merges := plan_merges(self.manifest.tables[t]):
-                for group in merges:
-                    merged = write_shard(self.con, t, self.folder, scan_sql(t, self.folder, group), group[0].level + 1)
-                    self._swap(t, group, merged)
+            while group := plan_merge(self.manifest.tables[t], budget):
+                budget -= sum(s.bytes for s in group)
+                merged = write_shard(self.con, t, self.folder, scan_sql(t, self.folder, group),
+                                     max(s.level for s in group) + 1, merged=group)
+                self._swap(t, group, merged)
 
     def _flush_held(self, table: str) -> None:
         try:
@@ -262,11 +303,30 @@ class ResultWriter(GroupCommit, WriterReads):
         live = self.db_path.stat().st_size if self.db_path.exists() else 0
         return live + sum(s.bytes for ss in self.manifest.tables.values() for s in ss)
 
-    def _publish(self) -> None:
+    # -- the group commit's Publisher interface (engine/store/group_commit.py) ------------------------
+    @property
+    def in_unit(self) -> bool:
+        """A unit's rows are being written (since the last commit)."""
+        return self.group.in_unit
+
+    def commit(self, now: bool = False) -> None:
+        """The end of a unit (:meth:`GroupCommit.commit`): published now, or within ``publish_every``."""
+        self.group.commit(now)
+
+    def pending(self) -> bool:
+        return self._dirty
+
+    def is_open(self) -> bool:
+        return self.con is not None
+
+    def publish(self) -> None:
         """Write the new files, point the views at them and rename the new catalog over the live one
-        (SIGTERM / Ctrl-C wait until the files are consistent again)."""
-        with signals_deferred():
+        (under the guard: SIGTERM / Ctrl-C wait until the files are consistent again)."""
+        with guarded(self.guard):
             self._publish_now()
+
+    def publish_from_timer(self) -> None:
+        self._publish_now()
 
     def _publish_now(self) -> None:
         self._flush()
@@ -307,28 +367,26 @@ class ResultWriter(GroupCommit, WriterReads):
         self._unpublished.clear()
         self._superseded.clear()
         self._dirty = False
-        self._last_publish = time.monotonic()
-        self._cancel_timer()
+        self.group.published()
         self._runs_at_open = self._runs()
         self._refresh_views()  # the session's views over the files just written (else it loses those rows)
 
     def close(self, commit: bool = True) -> None:
         """Publish what is written (``commit``; an error of the publish timer is raised first), or drop
         everything not yet published; release the lock."""
-        with self._mutex:
-            self._cancel_timer()
+        with self.group.mutex:
+            self.group.cancel_timer()
             try:
                 if self.con is not None:
                     if commit:
-                        self._raise_timer_error()
+                        self.group.raise_timer_error()
                         if self._dirty or self._runs() != self._runs_at_open:
-                            self._publish()
+                            self.publish()
                     self.con.close()
                     self.con = None
             finally:
-                self._timer_error = None
-                with signals_deferred():
-                    self._close_unit()   # a signal held back by an unfinished unit: raised after the cleanup
+                with guarded(self.guard):
+                    self.group.close()   # a signal held back by an unfinished unit: raised after the cleanup
                     for name in self._unpublished:   # written by a session that ends without publishing them
                         (self.folder / name).unlink(missing_ok=True)
                     self._unpublished.clear()
