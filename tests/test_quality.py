@@ -7,18 +7,16 @@ import pytest
 import torch
 from guards_fixtures import train_on_shuffled_labels
 
+from engine.common.verdicts import headline, is_near_chance, verdict
 from engine.metrics.quality import (
     accuracy_with_ci,
     centre_coverage,
     centre_pixels,
     chance_levels,
     degenerate_kinds,
-    headline,
-    is_near_chance,
     model_quality,
     paired_difference,
     random_twin,
-    verdict,
 )
 from engine.metrics.summaries import DEGENERATE_COLUMNS, SCORE_COLUMNS, substrate_of, summarise
 

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import timm
 import torch
 
+from ..common.precision import stage_precision
 from ..data import DatasetError, DatasetSpec, ImageDataset, collate_samples, fingerprint, load_records
 from ..explain import METHODS
 from ..explain.registry import method_precision
@@ -38,7 +40,7 @@ from ..models import (
 )
 from ..models.checkpoint import file_sha256
 from ..models.evaluation import report_from_probs
-from ..models.precision import stage_precision
+from ..models.factory import resolve
 from ..store import canonical_json
 from .evaluate import evaluate_model
 from .experiment import ModelEntry
@@ -84,9 +86,7 @@ def _checkpoint(path: str, sha256: str):
 
 def model_input_size(name: str) -> int | None:
     """The input size (px) a zoo entry or timm model is built for, without building it."""
-    import timm
 
-    from ..models.factory import resolve
     try:
         entry = resolve(name)
     except ValueError:
