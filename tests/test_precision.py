@@ -152,6 +152,7 @@ methods = ["attention", "chefer_lrp", "saliency"]
 """
 
 
+@pytest.mark.slow  # end-to-end: a run of the tiny experiment
 def test_quick_path_at_bf16_on_cpu_has_no_failures(tmp_path, monkeypatch):
     """train, predict, explain, faithfulness and MPRT under bf16 autocast on CPU: zero failures, and the
     precision recorded with the model, the maps, the scores, the curves and the sanity rows.  The
@@ -193,6 +194,7 @@ def test_default_stage_policy_keeps_maps_and_faithfulness_fp32():
     assert stage_precision("train", "fp32") == "fp32"
 
 
+@pytest.mark.slow  # end-to-end: a run of the tiny experiment
 def test_gpu_check_cpu_dry_run(tmp_path):
     """bench/gpu_check.sh with GPU_CHECK_DEVICE=cpu GPU_CHECK_TINY=1: every step runs, one table comes out."""
     out = tmp_path / "out"
