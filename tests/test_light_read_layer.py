@@ -11,6 +11,7 @@ import sys
 import pandas as pd
 import pytest
 from conftest import PROJECT_ROOT
+from score_rows import score_rows
 
 from engine.store import ResultWriter
 
@@ -35,7 +36,7 @@ def tiny_db(tmp_path_factory):
     with ResultWriter(db) as w:
         w.upsert("datasets", dict(dataset_id="d@1", name="d", classes=["a", "b"]))
         w.upsert("models", dict(model_id="m", dataset_id="d@1", name="vit", init="trained"))
-        w.replace_rows("scores", pd.DataFrame([dict(run_id="r", **key, image_id="a", value=1.0, precision="fp32")]))
+        w.replace_rows("scores", score_rows({"a": 1.0}, **key))
         w.replace_rows("summary", pd.DataFrame([dict(**key, n=1, n_undefined=0, mean=1.0, ci_low=1.0, ci_high=1.0,
                                                      n_degenerate=0, substrate=None, gap_random=None, p_random=None,
                                                      gap_centre=None, p_centre=None)]))
