@@ -214,10 +214,13 @@ def preflight(exp, work_dir: Path) -> None:
 
 
 def model_input_size(name: str) -> int | None:
-    """The square input size a model is built for (zoo ``img_size``, else timm's pretrained config)."""
-
-    entry = resolve(name)
-    if "img_size" in entry.kwargs:
+    """The square input size (px) a zoo entry or timm model is built for (zoo ``img_size``, else timm's
+    pretrained config), without building it; None when unknown (an unknown name: ``create_model`` names it)."""
+    try:
+        entry = resolve(name)
+    except ValueError:
+        return None
+    if entry.kwargs.get("img_size"):
         return int(entry.kwargs["img_size"])
     cfg = timm.get_pretrained_cfg(entry.timm_name)
     return int(cfg.input_size[-1]) if cfg is not None and getattr(cfg, "input_size", None) else None
