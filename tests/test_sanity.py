@@ -6,7 +6,8 @@ import pytest
 import torch
 from conftest import tiny_vit
 
-from engine.metrics.sanity import MIN_IMAGES, SURVIVES, mprt, mprt_verdict, randomisation_groups, spearman, ssim
+from engine.common.verdicts import MIN_IMAGES, SURVIVES, mprt_verdict
+from engine.metrics.sanity import mprt, randomisation_groups, spearman, ssim
 
 
 def test_similarity_measures():

@@ -15,7 +15,7 @@ import io
 
 import pandas as pd
 
-from ..metrics.summaries import MAX_DEGENERATE_SHARE
+from ..common.labels import MAX_DEGENERATE_SHARE
 from .guards import NEAR_CHANCE, with_guards
 from .labels import model_labels
 from .leaderboard import rank_within

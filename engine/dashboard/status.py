@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..metrics.sanity import MIN_IMAGES, SURVIVES
+from ..common.verdicts import MIN_IMAGES, SURVIVES
 from . import queries, queries_compare
 from .hints import serve_command, status_command
 from .live import live_run

@@ -24,9 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .dataset import read_image
 from .errors import DatasetError
-from .images_io import image_format, image_size, is_dicom
+from .images_io import image_format, image_size, is_dicom, read_image
 from .spec import DatasetSpec
 from .tables import pick_column, read_table
 
@@ -102,7 +101,7 @@ def image_metadata(path: Path, pixels: np.ndarray | None = None, spec: DatasetSp
             return out
     if pixels is None:
         try:
-            pixels = read_image(path, spec)
+            pixels = read_image(path, alpha=spec.alpha, intensity=spec.intensity, max_pixels=spec.max_pixels)
         except (DatasetError, OSError, ValueError, RuntimeError):
             return out
     arr = np.asarray(pixels)

@@ -12,7 +12,7 @@ After each step the method is re-run for the **original** explained classes and 
 the original map (both at their native grid): Spearman rank correlation of the raw values, and SSIM of
 the per-image min-max scaled maps (uniform window of min(7, grid) pixels, Wang et al. 2004 constants for a
 data range of 1).  A method whose maps stay similar after full randomisation (mean Spearman above
-``SURVIVES``) is flagged: its maps do not depend on what the model learned.
+:data:`engine.common.verdicts.SURVIVES`) is flagged: its maps do not depend on what the model learned.
 
 MPRT checks a *method* on a model, not a map against a region, so it is not in the metric registry: its
 entry point is :func:`mprt` (the runner's sanity stage) and :data:`MPRT` describes it (the ``metrics``
@@ -29,29 +29,6 @@ import torch.nn.functional as F
 from scipy.stats import spearmanr
 
 from ..explain import run_methods
-
-SURVIVES = 0.5  # mean Spearman after full randomisation above this: the method is flagged (one home: the
-#                 dashboard binds it into its SQL)
-MIN_IMAGES = 5  # fewer images with a Spearman value (a constant map has none) than this: no verdict -- the
-#                 smallest n at which a sign test of 'above SURVIVES' can reach p < 0.05 (0.5**5 = 0.031)
-BASELINE_PREFIX = "baseline_"
-
-
-def mprt_verdict(method: str, n_valued: int, mean_spearman: float | None, n_images: int | None = None) -> str:
-    """The MPRT reading of one (model, method) after full randomisation.
-
-    ``n_valued``: images whose Spearman has a value (a constant map has none); ``n_images``: images tried.
-    Below :data:`MIN_IMAGES` valued images no verdict is given; a baseline map (``baseline_*``) ignores the
-    model by design, so its surviving randomisation is the expected outcome, not a failure."""
-    tried = f" of {n_images}" if n_images is not None and n_images != n_valued else ""
-    if str(method).startswith(BASELINE_PREFIX):
-        return "expected: a baseline map ignores the model by design"
-    if n_valued < MIN_IMAGES:
-        return (f"no verdict: {n_valued}{tried} images have a value (constant maps have none); "
-                f"at least {MIN_IMAGES} needed")
-    if mean_spearman is not None and mean_spearman == mean_spearman and mean_spearman > SURVIVES:
-        return f"FAILS: the map survives randomisation (it ignores the model; {n_valued}{tried} images)"
-    return f"passes ({n_valued}{tried} images)"
 
 
 @dataclass(frozen=True)

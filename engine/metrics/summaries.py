@@ -18,39 +18,13 @@ import json
 import numpy as np
 import pandas as pd
 
+from ..common.labels import BASELINE_PREFIX, MAX_DEGENERATE_SHARE, degenerate_share, is_baseline, method_label  # noqa: F401
+from .faithfulness import SUBSTRATE_DEFAULT
 from .stats import bootstrap_ci, holm, wilcoxon_pair
 
 GROUP = ["method", "method_version", "method_params", "metric", "metric_version", "metric_params", "region"]
 METHOD_KEY = ["method", "method_version", "method_params"]
 BASELINES = {"random": "baseline_random", "centre": "baseline_centre"}
-BASELINE_PREFIX = "baseline_"   # chance maps: summarised and tested like any method, never ranked
-# a method whose maps are degenerate on more than this share of the images it explained is marked wherever it
-# is ranked (its mean is over the rest, and it shrinks the shared images every method is ranked on)
-MAX_DEGENERATE_SHARE = 0.10
-
-
-def method_label(method: str, params: str | dict | None) -> str:
-    """How a (method, parameters) variant reads everywhere: ``integrated_gradients (n_steps=8)``,
-    ``attention (layer=-1)``; the bare name without parameters."""
-    if params in ("{}", "", None):
-        return method
-    try:
-        values = json.loads(params) if isinstance(params, str) else params
-    except ValueError:
-        return f"{method} {params}"
-    if not isinstance(values, dict) or not values:
-        return method
-    return f"{method} ({', '.join(f'{k}={_value(v)}' for k, v in sorted(values.items()))})"
-
-
-def _value(v) -> str:
-    return v if isinstance(v, str) else json.dumps(v, separators=(",", ":"))
-
-
-def relabel(stored: str) -> str:
-    """A label as older databases stored it (``name {json}``) in today's form (same text otherwise)."""
-    name, sep, params = str(stored).partition(" ")
-    return method_label(name, params) if sep and params.startswith("{") else stored
 
 
 SCORE_COLUMNS = [*GROUP, "image_id", "value"]
@@ -66,7 +40,6 @@ PAIRWISE_COLUMNS = ["dataset_id", "model_id", "metric", "metric_version", "metri
 
 def substrate_of(metric: str, metric_params: str | dict | None) -> str | None:
     """The substrate a faithfulness score switched pixels to / from ('zero' or 'blur'); None otherwise."""
-    from .faithfulness import SUBSTRATE_DEFAULT
     if metric not in SUBSTRATE_DEFAULT:
         return None
     params = json.loads(metric_params) if isinstance(metric_params, str) and metric_params else metric_params or {}
@@ -83,22 +56,11 @@ def baseline_label(labels, kind: str) -> str | None:
     return next((lab for lab in labels if lab.startswith(name + " ")), None)
 
 
-def is_baseline(method: str) -> bool:
-    """Whether ``method`` (a name or a display label) is a chance map (never ranked)."""
-    return str(method).startswith(BASELINE_PREFIX)
-
-
 def shared_images(wide: pd.DataFrame) -> pd.Index:
     """The image ids (``wide``'s index; one column per method label) on which every ranked method has a
     score; every row when only baselines were run."""
     ranked = [c for c in wide.columns if not is_baseline(c)]
     return wide.index[wide[ranked].notna().all(axis=1)] if ranked else wide.index
-
-
-def degenerate_share(n: int, n_undefined: int, n_degenerate: int) -> float:
-    """Share of the images a method explained whose map was degenerate (NaN when it explained none)."""
-    total = (n or 0) + (n_undefined or 0) + (n_degenerate or 0)
-    return (n_degenerate or 0) / total if total else float("nan")
 
 
 def _gap(pairwise: pd.DataFrame, label: str, base: str | None) -> tuple[float | None, float | None]:

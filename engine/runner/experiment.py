@@ -35,10 +35,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .. import DEVICE_PATTERN
+from ..common.precision import resolve_precision
 from ..data import DatasetError, DatasetSpec
 from ..data.files import parse_toml, special_file
 from ..explain import METHODS
 from ..metrics import METRICS
+from ..metrics.faithfulness import SUBSTRATES
 from ..metrics.sanity import MPRT
 from ..models import PretrainConfig, TrainConfig
 from .plugins import PluginError, load_plugins, plugin_modules
@@ -207,7 +209,6 @@ class Experiment(_Strict):
                 raise ValueError(f"unknown metric {name!r}; registered: {sorted(METRICS)}")
             check_params("metric", name, METRICS[name].fn, params, skip=2 if METRICS[name].kind == "localisation"
                           else 1)
-            from ..metrics.faithfulness import SUBSTRATES
             if "substrate" in params and params["substrate"] not in SUBSTRATES:
                 raise ValueError(f"metric {name!r}: substrate {params['substrate']!r}; allowed: {list(SUBSTRATES)}")
         return v
@@ -276,7 +277,6 @@ class Experiment(_Strict):
 
     def resolved_precision(self, device: str | None = None, precision: str | None = None) -> str:
         """``precision`` (the CLI's), else the file's, else the default of ``device`` (else the file's device)."""
-        from ..models.precision import resolve_precision
         return resolve_precision(precision or self.precision, device or self.device)
 
     def resolve(self, path: str | None) -> Path | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..data import DatasetError
+from ..metrics import METRICS
 from ..store import ResultWriter, canonical_json, identity, utc_now
 from ..store.lock import RunLock
 from . import units
@@ -26,10 +27,12 @@ from .executors import make_executor
 from .experiment import Experiment, ModelEntry
 from .ingest import finish_run, refresh_quality, refresh_summaries, start_run, write_dataset, write_model
 from .jobs import Chunk, checkpoint_path, method_key, metric_key, plan_chunks, predict_key, sanity_key, train_key
+from .plan_checks import check_prepared
 from .plugins import registered_plugins
 from .progress import RunProgress, planned_jobs, stage_totals
 from .results import ChunkResult, Failure, TrainResult, first_line
 from .signals import SIGNALS, Interrupted, interrupt_signal, signals_deferred
+from .validate import preflight
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +210,6 @@ class _Driver:
                  kind: str | None = None) -> None:
         """The evaluate jobs of one model; ``kind``: only the metrics of that kind (localisation /
         faithfulness), so the cheap localisation scores of every model land before the curves."""
-        from ..metrics import METRICS
         metrics = {k: v for k, v in self.exp.metrics.items() if kind is None or METRICS[k].kind == kind}
         if not metrics:
             return
@@ -326,8 +328,6 @@ def validate_run(exp: Experiment, work: Path, progress: bool = False) -> tuple[l
     sample of its images read.  Returns (prepared datasets, stopped ones: (name, error)); a dataset that
     cannot be listed is stopped while another one can run, and is bad input when none can.  Raises
     :class:`BadInput` with one line naming the file and the key."""
-    from .plan_checks import check_prepared
-    from .validate import preflight
     stopped: list = []
     try:
         preflight(exp, work)
@@ -346,7 +346,7 @@ def run_experiment(exp: Experiment, db: str | Path, *, executor: str = "local", 
     """Bring ``db`` up to date with ``exp``; returns what was done, skipped and failed.
 
     ``precision`` / ``threads``: the CLI's; they win over the experiment file's (see
-    :mod:`engine.models.precision` for the defaults).  ``lock``: the database's run lock, already held by
+    :mod:`engine.common.precision` for the defaults).  ``lock``: the database's run lock, already held by
     the caller (the CLI takes it before importing torch); without it the lock is taken here, waiting up to
     ``lock_timeout`` seconds.  Bad input raises :class:`BadInput` before the database is touched
     (``prepared``: what :func:`validate_run` returned, when the caller validated already).  An interrupt
@@ -473,7 +473,6 @@ def _run_dataset(drv: _Driver, live: RunProgress, d: PreparedDataset, block: dic
 
 def _later_jobs(exp: Experiment, entry: dict, stage: str | None = None) -> int:
     """The jobs after training of one model entry (of one stage: predict, localisation, faithfulness, sanity)."""
-    from ..metrics import METRICS
     n_var = len(exp.method_variants(entry))
     cfg = exp.sanity
     per = {"predict": 1, "sanity": int(bool(cfg.images) and (cfg.models == "all" or entry.init == "trained"))}

@@ -190,7 +190,7 @@ def scan_sql(table: str, folder: Path, shards: list[Shard]) -> str:
     return f"SELECT {sel} FROM read_parquet([{files}]{union})"
 
 
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -224,7 +224,7 @@ def write_shard(con, table: str, folder: Path, select_sql: str, level: int = 0,
     if n == 0:
         path.unlink(missing_ok=True)
         return None
-    _fsync(path)
+    fsync(path)
     if merged is not None:
         groups = sorted({g for s in merged for g in s.groups})
         scopes = sorted({g for s in merged for g in s.scopes})

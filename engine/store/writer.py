@@ -57,7 +57,6 @@ from .shards import (
     MERGE_BYTES,
     Manifest,
     Shard,
-    _fsync,
     collect_garbage,
     file_sha256,
     group_hash_sql,
@@ -66,6 +65,9 @@ from .shards import (
     scan_sql,
     shard_dir,
     write_shard,
+)
+from .shards import (
+    fsync as _fsync,
 )
 from .writer_reads import WriterReads
 
