@@ -120,7 +120,7 @@ def _run_locked(args, lock) -> int:
         fail(exc)
         return 2
     device = args.device or exp.device
-    if device.startswith("cuda"):
+    if device.startswith("cuda") and not args.dry_run:  # a dry run plans the work and says the device is absent
         import torch
         if not torch.cuda.is_available():
             fail(f"device {device!r} asked for (--device or the experiment's device), but CUDA is not available "
@@ -136,7 +136,7 @@ def _run_locked(args, lock) -> int:
         from ..data import DatasetError
         from ..runner.plan import dry_run
         try:
-            return dry_run(exp, Path(args.db), work_dir=args.work_dir)
+            return dry_run(exp, Path(args.db), work_dir=args.work_dir, device=device)
         except (DatasetError, ValueError, OSError) as exc:
             fail(f"{args.experiment}: {exc}")
             return 2

@@ -323,11 +323,15 @@ def validate_run(exp: Experiment, work: Path, progress: bool = False) -> tuple[l
     sample of its images read.  Returns (prepared datasets, stopped ones: (name, error)); a dataset that
     cannot be listed is stopped while another one can run, and is bad input when none can.  Raises
     :class:`BadInput` with one line naming the file and the key."""
-    from .validate import check_input_sizes, preflight
+    from .validate import check_input_sizes, check_weights, preflight
     stopped: list = []
+
+    def check(out):
+        check_input_sizes(exp, out)
+        check_weights(exp, out)  # another architecture's state dict; an as-given head of the wrong size
     try:
         preflight(exp, work)
-        prepared = prepare(exp, work, progress, failed=stopped, check=lambda out: check_input_sizes(exp, out))
+        prepared = prepare(exp, work, progress, failed=stopped, check=check)
     except (DatasetError, ValueError, OSError) as exc:
         raise BadInput(" ".join(str(exc).split())) from None
     if not prepared and stopped:
