@@ -114,8 +114,13 @@ def hub_state_dict(name: str, timm_name: str, kwargs: dict, head: bool = False) 
         overlay = dict(file=local)
         log.info("model %s: hub unreachable, using the cached weights %s", name, local)
     try:
-        heads = {} if head else {"num_classes": 0}
-        src = timm.create_model(timm_name, pretrained=True, pretrained_cfg_overlay=overlay, **heads, **src_kwargs)
+        if head:  # the file as it is, its own head included (a classifier of any number of classes)
+            from huggingface_hub import hf_hub_download
+            local = overlay["file"] if overlay else hf_hub_download(
+                cfg["hf_hub_id"], cfg.get("hf_hub_filename") or "model.safetensors")
+            return load_state_dict_file(local)
+        src = timm.create_model(timm_name, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay,
+                                **src_kwargs)
     except Exception as exc:
         raise WeightsUnavailable(
             f"model {name!r} (timm {timm_name!r}): could not load pretrained weights from the timm hub ({exc}); "
