@@ -263,3 +263,22 @@ def test_dry_run_of_a_cuda_experiment_without_cuda(tmp_path):
     assert "to load as given" in out.stdout
     real = run_cli("run", exp, "--db", tmp_path / "r.duckdb")
     assert real.returncode == 2 and "CUDA is not available" in real.stderr
+
+
+def test_dashboard_labels_as_given_and_never_averages_it_with_other_models(given_run):
+    from engine.dashboard import queries
+    from engine.dashboard.leaderboard import by_group, prepare
+    _, _, db, _ = given_run
+    models = queries.models(str(db))
+    assert set(models.fine_tuning) == {"as given", "untrained"}
+    did = models.dataset_id.iloc[0]
+    board = prepare(queries.leaderboard(str(db), did, "pointing_game", "box"))
+    given = board[board.model_id.str.startswith("mine@")]
+    assert set(given.strategy) == {"local · as given"} and set(given.arch) == {"vit · as given"}
+    groups = by_group(board, "arch", True)
+    assert set(groups.arch) == {"vit · as given", "vit · untrained"}
+    # the as-given group averages the two as-given models only
+    g = groups[(groups.arch == "vit · as given") & (groups.label == "saliency")]
+    assert g.models.iloc[0] == 2
+    summary = queries.method_summary(str(db))
+    assert set(summary.fine_tuning) == {"as given", "untrained"}
