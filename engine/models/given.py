@@ -23,7 +23,7 @@ import torch
 
 from .factory import ModelInfo, create_model, local_strategy, resolve
 from .hf import folder_weights
-from .weights import cached_hub_file, classifier_prefixes, load_state_dict_file
+from .weights import cached_hub_file, classifier_prefixes, fit_state_dict, hub_state_dict, load_state_dict_file
 
 _DIGESTS: dict[tuple, str] = {}  # (path, size, mtime_ns) -> sha256: a file is hashed once per process
 
@@ -125,7 +125,6 @@ def load_given(name: str, classes: list[str] | tuple[str, ...], *, weights: str 
     """The model ``name`` with the given weights and their own head (checked against ``classes``), its
     outputs put in the dataset's class order; raises :class:`GivenWeightsError` / ``RuntimeError`` (a
     state dict of another architecture) with one line."""
-    from .weights import hub_state_dict
     if weights is not None:
         source = str(weights)
         sd, folder_kwargs = read_weights(weights)
@@ -142,7 +141,6 @@ def load_given(name: str, classes: list[str] | tuple[str, ...], *, weights: str 
     kwargs = {**overrides, **folder_kwargs}
     model, info = create_model(name, len(classes), pretrained=False, **kwargs)
     check_head(model, sd, classes, source)
-    from .weights import fit_state_dict
     fit_state_dict(model, sd, source)
     reorder_head(model, perm)
     if weights is not None:
