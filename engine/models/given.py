@@ -149,18 +149,22 @@ def load_given(name: str, classes: list[str] | tuple[str, ...], *, weights: str 
     return model.eval(), info
 
 
-def describe_source(weights: str | None, hub: bool, name: str) -> tuple[str, bool]:
-    """(where the weights of a model entry come from, whether they are here) for ``run --dry-run``."""
+def describe_source(weights: str | None, hub: bool, name: str) -> tuple[str, str]:
+    """(where the weights of a model entry come from, 'present' / 'MISSING' / 'to download') for
+    ``run --dry-run``; a hub entry not in the cache is 'to download' when the hub can be reached."""
+    from .weights import hub_reachable
     if weights:
         p = Path(weights)
         kind = "folder" if p.is_dir() else "file"
-        return f"{kind} {p}", p.exists()
+        return f"{kind} {p}", "present" if p.exists() else "MISSING"
     if hub:
         try:
             hit = hub_cache_file(name)
         except Exception:  # noqa: BLE001 - an unknown name is reported by the preflight
             hit = None
+        tag = resolve(name).timm_name
+        if hit:
+            return f"hub {tag} (cache {hit})", "present"
         home = os.environ.get("HF_HOME") or "~/.cache/huggingface"
-        return (f"hub {resolve(name).timm_name} (cache {hit})" if hit else
-                f"hub {resolve(name).timm_name} (not in the cache under {home})"), hit is not None
-    return "random init (no weights)", True
+        return f"hub {tag} (not in the cache under {home})", "to download" if hub_reachable() else "MISSING"
+    return "random init (no weights)", "present"

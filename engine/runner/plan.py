@@ -63,13 +63,13 @@ def weights_sources(exp: Experiment) -> list[str]:
     out = []
     for e in exp.model_entries():
         if e.init == "random":
-            where, here = "random init (no weights)", True
+            where, state = "random init (no weights)", "present"
         elif e.pretrain:
-            where, here = f"offline pretraining ({e.pretrain}, source {e.pretrain_source})", True
+            where, state = f"offline pretraining ({e.pretrain}, source {e.pretrain_source})", "present"
         else:
-            where, here = describe_source(e.weights, uses_hub(e), e.name)
+            where, state = describe_source(e.weights, uses_hub(e), e.name)
         mode = "as given" if e.as_given else ("untrained" if e.init == "random" else "fine-tuned here")
-        out.append(f"  {e.key}: {where} -- {'present' if here else 'MISSING'}; {mode}")
+        out.append(f"  {e.key}: {where} -- {state}; {mode}")
     return out
 
 
