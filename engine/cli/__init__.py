@@ -96,7 +96,7 @@ def _run_locked(args, lock) -> int:
         fail(exc)
         return 2
     device = args.device or exp.device
-    if device.startswith("cuda"):
+    if device.startswith("cuda") and not args.dry_run:  # a dry run plans the work and says the device is absent
         import torch
         if not torch.cuda.is_available():
             fail(f"device {device!r} asked for (--device or the experiment's device), but CUDA is not available "
@@ -118,7 +118,7 @@ def _run_locked(args, lock) -> int:
             fail(f"{args.experiment}: the run would refuse it: {exc}")
             return 2
         try:
-            return dry_run(exp, Path(args.db), work_dir=args.work_dir, validated=validated)
+            return dry_run(exp, Path(args.db), work_dir=args.work_dir, validated=validated, device=device)
         except (DatasetError, ValueError, OSError) as exc:
             fail(f"{args.experiment}: {exc}")
             return 2

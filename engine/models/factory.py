@@ -18,6 +18,7 @@ from pathlib import Path
 import timm
 import torch
 
+from .hf import folder_weights
 from .weights import WeightsUnavailable, fit_state_dict, hub_state_dict, load_state_dict_file
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ def resolve(name: str) -> ZooEntry:
     raise ValueError(f"unknown model {name!r}: not a zoo name ({sorted(ZOO)}) nor a timm model")
 
 
-def _local_strategy(path: Path) -> str:
+def local_strategy(path: Path) -> str:
     """Strategy recorded in a weights file's JSON sidecar (written by checkpoints and pretraining)."""
     side = Path(str(path) + ".json")
     if side.is_file():
@@ -131,11 +132,15 @@ def create_model(name: str, num_classes: int, *, pretrained: bool | None = None,
     use_hub = (entry.pretrained if pretrained is None else pretrained) and weights is None
     if use_hub and name == "vit_b16_random":
         use_hub = False  # the random entry never loads weights
+    sd = None
+    if weights is not None and Path(weights).is_dir():  # a checkpoint folder (transformers ViT / DeiT, timm)
+        sd, folder_kwargs = folder_weights(weights)
+        kwargs = {**kwargs, **folder_kwargs}
     model = timm.create_model(entry.timm_name, pretrained=False, num_classes=num_classes, **kwargs)
     init = "random"
     if weights is not None:
-        fit_state_dict(model, load_state_dict_file(weights), f"{weights} (model {name!r})")
-        init = _local_strategy(Path(weights))
+        fit_state_dict(model, sd if sd is not None else load_state_dict_file(weights), f"{weights} (model {name!r})")
+        init = local_strategy(Path(weights)) if sd is None else "local"
     elif use_hub:
         fit_state_dict(model, hub_state_dict(name, entry.timm_name, kwargs), f"hub weights of {name!r}")
         init = entry.strategy if entry.strategy != "random" else f"hub:{entry.timm_name.partition('.')[2] or 'default'}"

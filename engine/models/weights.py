@@ -94,8 +94,9 @@ def cached_hub_file(pretrained_cfg: dict) -> str | None:
     return None
 
 
-def hub_state_dict(name: str, timm_name: str, kwargs: dict) -> dict[str, torch.Tensor]:
-    """The hub weights of ``timm_name`` as a headless state dict (token pooling, final norm kept)."""
+def hub_state_dict(name: str, timm_name: str, kwargs: dict, head: bool = False) -> dict[str, torch.Tensor]:
+    """The hub weights of ``timm_name`` as a headless state dict (token pooling, final norm kept);
+    ``head``: with the hub's own classification head (a model evaluated as given)."""
     probe = timm.create_model(timm_name, pretrained=False, num_classes=0)
     cfg = dict(probe.pretrained_cfg or {})
     del probe
@@ -113,7 +114,13 @@ def hub_state_dict(name: str, timm_name: str, kwargs: dict) -> dict[str, torch.T
         overlay = dict(file=local)
         log.info("model %s: hub unreachable, using the cached weights %s", name, local)
     try:
-        src = timm.create_model(timm_name, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay, **src_kwargs)
+        if head:  # the file as it is, its own head included (a classifier of any number of classes)
+            from huggingface_hub import hf_hub_download
+            local = overlay["file"] if overlay else hf_hub_download(
+                cfg["hf_hub_id"], cfg.get("hf_hub_filename") or "model.safetensors")
+            return load_state_dict_file(local)
+        src = timm.create_model(timm_name, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay,
+                                **src_kwargs)
     except Exception as exc:
         raise WeightsUnavailable(
             f"model {name!r} (timm {timm_name!r}): could not load pretrained weights from the timm hub ({exc}); "
@@ -121,7 +128,7 @@ def hub_state_dict(name: str, timm_name: str, kwargs: dict) -> dict[str, torch.T
     return src.state_dict()
 
 
-def _classifier_prefixes(model: torch.nn.Module) -> tuple[str, ...]:
+def classifier_prefixes(model: torch.nn.Module) -> tuple[str, ...]:
     cls = (getattr(model, "pretrained_cfg", None) or {}).get("classifier", "head")
     names = cls if isinstance(cls, (list, tuple)) else (cls,)
     return tuple(f"{n}." for n in names) + ("head.", "head_dist.")
@@ -130,7 +137,7 @@ def _classifier_prefixes(model: torch.nn.Module) -> tuple[str, ...]:
 def fit_state_dict(model: torch.nn.Module, sd: dict[str, torch.Tensor], source: str) -> None:
     """Load ``sd`` into ``model`` (see the module doc); raise when the backbone does not fit."""
     own = model.state_dict()
-    heads = _classifier_prefixes(model)
+    heads = classifier_prefixes(model)
     sd = dict(sd)
     for k in [k for k in sd if k.startswith(heads)]:
         if k not in own or own[k].shape != sd[k].shape:
@@ -147,6 +154,12 @@ def fit_state_dict(model: torch.nn.Module, sd: dict[str, torch.Tensor], source: 
                  tuple(own["pos_embed"].shape))
         sd["pos_embed"] = resample_abs_pos_embed(sd["pos_embed"], new_size=list(model.patch_embed.grid_size),
                                                  num_prefix_tokens=npt)
+    wrong = [k for k in sd if k in own and tuple(own[k].shape) != tuple(sd[k].shape)]
+    if wrong:
+        k = wrong[0]
+        raise RuntimeError(f"{source}: weights do not fit the model (another architecture?): {len(wrong)} tensors "
+                           f"differ in shape, e.g. {k} {tuple(sd[k].shape)} in the weights vs {tuple(own[k].shape)} "
+                           f"in the model")
     missing, unexpected = model.load_state_dict(sd, strict=False)
     missing = [k for k in missing if not k.startswith(heads)]
     if missing or unexpected:

@@ -18,6 +18,11 @@ work starts, with one-line errors naming the key and the allowed values::
     name = "vit_demo"                 # zoo or timm name
     init = "trained"                  # trained (fine-tuned here) | random (untrained baseline)
     train = { epochs = 20, lr = 2e-3 }
+    [[models]]
+    name = "vit_base_patch16_224"
+    weights = "my_model.safetensors"  # a file, a checkpoint folder (transformers ViT / DeiT), or pretrained = true
+    fine_tuning = "as given"          # evaluated as it is: nothing trained, its own head
+    class_order = ["b", "a"]          # the dataset class of each head output, when the orders differ
     [methods]
     attention = {}                    # parameters, or a list of parameter tables for variants
     integrated_gradients = { n_steps = 24 }
@@ -70,10 +75,17 @@ class ModelEntry(_Strict):
     grid: dict[str, list[Any]] = Field(default_factory=dict)  # grid search on the validation split
     label: str | None = None                    # unique name in this file (default name[:pretrain]:init)
     methods: list[str] | None = None            # explain this model with these methods only (default: all)
+    # -- a model evaluated as it is (docs/models.md "Your own model, as it is") --
+    fine_tuning: Literal["here", "as given"] = "here"   # 'as given': the weights (with their head) are not trained
+    class_order: list[str] | None = None        # as given: the dataset class name of each output of the head
+
+    @property
+    def as_given(self) -> bool:
+        return self.fine_tuning == "as given"
 
     @property
     def key(self) -> str:
-        return self.label or ":".join(filter(None, [self.name, self.pretrain, self.init]))
+        return self.label or ":".join(filter(None, [self.name, self.pretrain, "given" if self.as_given else self.init]))
 
     @field_validator("label")
     @classmethod
@@ -112,6 +124,28 @@ class ModelEntry(_Strict):
                              "backbone (remove them or the pretrain key)")
         if self.weights and self.pretrained:
             raise ValueError("pretrained = true would be ignored: a local weights file wins over the hub weights")
+        return self._as_given()
+
+    def _as_given(self):
+        """fine_tuning = 'as given' needs weights to evaluate, and nothing that would train them."""
+        if not self.as_given:
+            if self.class_order:
+                raise ValueError("class_order would be ignored: it maps the head of weights evaluated as given "
+                                 "(fine_tuning = 'as given'); a fine-tuned model gets a new head in the dataset's "
+                                 "order")
+            return self
+        if self.init == "random":
+            raise ValueError("fine_tuning = 'as given' evaluates given weights; init = 'random' is the untrained "
+                             "baseline (make it its own [[models]] entry)")
+        trains = [k for k in ("pretrain", "train", "grid") if getattr(self, k)]
+        if trains:
+            raise ValueError(f"{trains} would be ignored: fine_tuning = 'as given' trains nothing (remove them, "
+                             f"or remove fine_tuning to fine-tune the weights here)")
+        if not (self.weights or self.pretrained):
+            raise ValueError("fine_tuning = 'as given' needs the weights to evaluate: weights = a .safetensors / .pth "
+                             "file or a checkpoint folder, or pretrained = true (the hub weights of the name)")
+        if self.class_order is not None and len(set(self.class_order)) != len(self.class_order):
+            raise ValueError(f"class_order {self.class_order} names a class twice")
         return self
 
 

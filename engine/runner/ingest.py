@@ -112,8 +112,9 @@ def pretraining_of(strategy: str | None) -> str:
 
 
 def fine_tuning_of(init: str | None) -> str:
-    """The fine-tuning field: 'untrained' for a random-weights model, else 'trained'."""
-    return "untrained" if init == "random" else "trained"
+    """The fine-tuning field: 'untrained' for a random-weights model, 'as given' for weights evaluated as
+    they are (nothing trained here), else 'trained'."""
+    return {"random": "untrained", "given": "as given"}.get(init or "", "trained")
 
 
 def write_model(w: ResultWriter, *, dataset_id: str, info: ModelInfo, init: str, checkpoint: str, sha256: str,

@@ -44,8 +44,23 @@ def content_key(kind: str, *parts, precision: str = "fp32") -> str:
 
 def train_key(fp: str, entry: ModelEntry, seed: int, precision: str = "fp32") -> str:
     # the display name and the methods it is explained with do not change the weights
+    if entry.as_given:  # identity from the bytes of the weights, not where they lie (the same file runs once)
+        return content_key("train", fp, {**entry.model_dump(exclude={"label", "methods", "weights"}),
+                                         "weights_sha256": given_digest(entry)}, seed, torch.__version__,
+                           precision=precision)
     return content_key("train", fp, entry.model_dump(exclude={"label", "methods"}), seed, torch.__version__,
                        precision=precision)
+
+
+def given_digest(entry: ModelEntry) -> str | None:
+    """sha256 of the bytes of an as-given entry's weights (file, folder, or the cached hub file)."""
+    from ..models.given import hub_cache_file, weights_digest
+    if entry.weights:
+        return weights_digest(entry.weights)
+    try:
+        return weights_digest(hub_file=hub_cache_file(entry.name))
+    except Exception:  # noqa: BLE001 - not in the cache: the preflight says so before any work
+        return None
 
 
 def checkpoint_path(ckpt_dir: Path, entry: ModelEntry, key: str) -> Path:

@@ -32,7 +32,7 @@ from .plugins import registered_plugins
 from .progress import RunProgress, planned_jobs, stage_totals
 from .results import ChunkResult, Failure, TrainResult, first_line
 from .signals import SIGNALS, Interrupted, interrupt_signal, signals_deferred
-from .validate import preflight
+from .validate import check_weights, preflight
 
 log = logging.getLogger(__name__)
 
@@ -329,9 +329,13 @@ def validate_run(exp: Experiment, work: Path, progress: bool = False) -> tuple[l
     cannot be listed is stopped while another one can run, and is bad input when none can.  Raises
     :class:`BadInput` with one line naming the file and the key."""
     stopped: list = []
+
+    def check(out):
+        check_prepared(exp, out)  # splits, annotations, input sizes
+        check_weights(exp, out)  # another architecture's state dict; an as-given head of the wrong size
     try:
         preflight(exp, work)
-        prepared = prepare(exp, work, progress, failed=stopped, check=lambda out: check_prepared(exp, out))
+        prepared = prepare(exp, work, progress, failed=stopped, check=check)
     except (DatasetError, ValueError, OSError) as exc:
         raise BadInput(" ".join(str(exc).split())) from None
     if not prepared and stopped:

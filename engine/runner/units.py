@@ -39,10 +39,11 @@ from ..models import (
 )
 from ..models.checkpoint import file_sha256
 from ..models.evaluation import report_from_probs
+from ..models.given import load_given
 from ..store import canonical_json
 from .evaluate import evaluate_model
 from .experiment import ModelEntry
-from .jobs import Chunk
+from .jobs import Chunk, given_digest
 from .results import ChunkResult, Failure, PredictResult, SanityResult, TrainMeta, TrainResult, first_line
 from .validate import model_input_size
 
@@ -83,10 +84,10 @@ def _checkpoint(path: str, sha256: str):
     return model, info, side
 
 
-def check_input_size(spec: DatasetSpec, name: str) -> None:
+def check_input_size(spec: DatasetSpec, name: str, weights: str | None = None) -> None:
     """Refuse, before training, a dataset whose ``input_size`` is not the model's input size (a timm
     ViT asserts on it mid-run).  The message names both keys."""
-    size = model_input_size(name)
+    size = model_input_size(name, weights)
     if size is not None and size != spec.input_size:
         raise DatasetError(f"dataset {spec.name!r}: input_size = {spec.input_size} but model {name!r} takes "
                            f"{size} px inputs (its img_size); set input_size = {size} in the dataset block, or "
@@ -98,7 +99,7 @@ def train_unit(spec_json: str, entry: ModelEntry, seed: int, ckpt_path: str, dev
     """Build (and unless ``init == 'random'`` fine-tune) one model; write its checkpoint."""
     t0 = time.monotonic()
     spec, records, classes = _dataset(spec_json)
-    check_input_size(spec, entry.name)
+    check_input_size(spec, entry.name, entry.weights)
     path = Path(ckpt_path)
     kwargs = {"pretrained": entry.pretrained, **({"weights": entry.weights} if entry.weights else {})}
     trials: list[dict] = []
@@ -107,6 +108,12 @@ def train_unit(spec_json: str, entry: ModelEntry, seed: int, ckpt_path: str, dev
         torch.manual_seed(seed + 1)
         model, info = create_model(entry.name, len(classes), pretrained=False)
         meta = TrainMeta(init="random", strategy="random", hparams={"seed": seed + 1})
+    elif entry.as_given:  # evaluated as it is: its own head, in the dataset's class order; nothing trained
+        model, info = load_given(entry.name, list(classes), weights=entry.weights, hub=bool(entry.pretrained),
+                                 class_order=entry.class_order)
+        meta = TrainMeta(init="given", strategy=info.strategy,
+                         hparams={"weights": entry.weights or f"hub:{info.timm_name}",
+                                  "weights_sha256": given_digest(entry), "class_order": entry.class_order})
     else:
         (train_ds, bad_train), (val_ds, bad_val) = (_subset(spec_json, None, s) for s in ("train", "val"))
         failures = bad_train + bad_val  # training goes on without them

@@ -24,8 +24,11 @@ from typing import Any, Literal
 import timm
 
 from ..data.synthetic import GENERATORS
+from ..models import create_model
 from ..models.factory import resolve
-from ..models.weights import load_state_dict_file
+from ..models.given import hub_cache_file, load_given
+from ..models.hf import folder_input_size, folder_weights
+from ..models.weights import hub_reachable, load_state_dict_file
 
 RESERVED = {"model", "images", "targets", "return_curves", "maps", "regions", "trace", "memory_budget",
             "precision"}  # passed by the runner
@@ -200,14 +203,26 @@ def preflight(exp, work_dir: Path) -> None:
             raise ValueError(f"{where}: name: {exc}") from None
         if m.weights:
             path = exp.resolve(m.weights)
-            if not path.is_file():
-                raise ValueError(f"{where}: weights: {path}: no such file")
+            if not path.exists():
+                raise ValueError(f"{where}: weights: {path}: no such file or folder")
+            if path.is_dir():
+                try:
+                    folder_weights(path)
+                except ValueError as exc:  # FolderError: one line naming the folder
+                    raise ValueError(f"{where}: weights: {exc}") from None
+                except Exception as exc:  # a corrupt weights file inside the folder
+                    reason = " ".join(str(exc).split())[:200]
+                    raise ValueError(f"{where}: weights: {path}: its weights file is not a checkpoint: "
+                                     f"{type(exc).__name__}: {reason}") from None
+                continue
             try:
                 load_state_dict_file(path)
             except Exception as exc:  # safetensors, torch.load and zip raise many types for a non-checkpoint
                 reason = " ".join(str(exc).split())[:200]
                 raise ValueError(f"{where}: weights: {path} is not a checkpoint (.safetensors, or a .pth state "
                                  f"dict): {type(exc).__name__}: {reason}") from None
+        elif uses_hub(m):
+            check_hub_weights(m.name, where)
     for i, block in enumerate(exp.datasets):
         gen = block.get("generate")
         if gen is not None:
@@ -215,13 +230,62 @@ def preflight(exp, work_dir: Path) -> None:
             generator_config(gen, cfg_cls, block.get("params", {}), f"datasets.{i} ({block['name']})")
 
 
-def model_input_size(name: str) -> int | None:
-    """The square input size (px) a zoo entry or timm model is built for (zoo ``img_size``, else timm's
-    pretrained config), without building it; None when unknown (an unknown name: ``create_model`` names it)."""
+def uses_hub(m) -> bool:
+    """Whether a model entry loads the timm hub weights (``pretrained = true``, or a hub-pretrained zoo entry)."""
+    if m.init == "random" or m.weights or m.pretrain:
+        return False
+    return bool(m.pretrained if m.pretrained is not None else resolve(m.name).pretrained) \
+        and m.name != "vit_b16_random"
+
+
+def hub_fetch_hint(name: str) -> str:
+    """What to run on a connected machine to fetch a model's hub weights, and how to bring the cache here."""
+    cfg = timm.get_pretrained_cfg(resolve(name).timm_name)
+    repo = getattr(cfg, "hf_hub_id", None) or "?"
+    fname = getattr(cfg, "hf_hub_filename", None) or "model.safetensors"
+    folder = "models--" + repo.replace("/", "--")
+    return (f"on a connected machine run `hf download {repo} {fname}` (or `python -c \"import timm; "
+            f"timm.create_model('{resolve(name).timm_name}', pretrained=True)\"`), then copy its "
+            f"$HF_HOME/hub/{folder} folder (default ~/.cache/huggingface/hub) to the same place under this "
+            f"machine's HF_HOME and run with HF_HUB_OFFLINE=1")
+
+
+def check_hub_weights(name: str, where: str) -> None:
+    """Hub weights must be in the local Hugging Face cache when the hub cannot be reached (one line that
+    says how to get them there), instead of a train job failing mid-run."""
+    if hub_cache_file(name) is not None or hub_reachable():
+        return
+    raise ValueError(f"{where}: the hub weights of {name!r} are not in the local Hugging Face cache and the hub "
+                     f"cannot be reached: {hub_fetch_hint(name)}")
+
+
+def check_weights(exp, prepared) -> None:
+    """Before any work, each model's weights against each dataset it runs on: a state dict of another
+    architecture, and for a model evaluated as given its head (one output per class) and class_order."""
+    for d, block in zip(prepared, exp.datasets):
+        for e in exp.model_entries(block):
+            if not (e.weights or (e.as_given and e.pretrained)):
+                continue
+            where = f"model {e.key!r} on dataset {d.spec.name!r}"
+            try:
+                if e.as_given:
+                    load_given(e.name, list(d.classes), weights=e.weights, hub=bool(e.pretrained),
+                               class_order=e.class_order)
+                else:
+                    create_model(e.name, len(d.classes), weights=e.weights)
+            except (ValueError, RuntimeError) as exc:
+                raise ValueError(f"{where}: {' '.join(str(exc).split())}") from None
+
+
+def model_input_size(name: str, weights: str | None = None) -> int | None:
+    """The square input size a model is built for (zoo ``img_size``, else timm's pretrained config; a
+    transformers folder's own image size when ``weights`` is one)."""
+    if weights and Path(weights).is_dir() and folder_input_size(weights):
+        return folder_input_size(weights)
     try:
         entry = resolve(name)
     except ValueError:
-        return None
+        return None  # an unknown name: create_model names it
     if entry.kwargs.get("img_size"):
         return int(entry.kwargs["img_size"])
     cfg = timm.get_pretrained_cfg(entry.timm_name)
@@ -232,7 +296,7 @@ def check_input_sizes(exp, prepared) -> None:
     """Each dataset's ``input_size`` is the size its models take (else every training job fails)."""
     for d, block in zip(prepared, exp.datasets):
         for e in exp.model_entries(block):
-            want = model_input_size(e.name)
+            want = model_input_size(e.name, e.weights)
             if want is not None and want != d.spec.input_size:
                 raise ValueError(f"dataset {d.spec.name!r}: input_size = {d.spec.input_size} but model "
                                  f"{e.key!r} ({e.name}) takes {want} x {want} inputs: set input_size = {want}")
