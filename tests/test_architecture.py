@@ -199,7 +199,28 @@ def test_only_the_dashboard_imports_streamlit():
 
 # -- the command line -----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", engine_files("cli"), ids=lambda p: p.name)
+def cli_loaded_by_every_command() -> list[Path]:
+    """``engine/cli/__init__.py`` and the cli modules it loads at module level (transitively): what every
+    command pays for.  A module only a command imports (inside it) is that command's own."""
+    seen, todo = set(), ["engine.cli"]
+    while todo:
+        mod = todo.pop()
+        if mod in seen:
+            continue
+        seen.add(mod)
+        path = PROJECT_ROOT / Path(*mod.split("."))
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        todo += [t for t in targets(path, local=False) if under(t, "engine.cli") and is_module(t)]
+    return [p for p in engine_files("cli") if module_name(p) in seen]
+
+
+def test_a_command_module_is_not_loaded_by_every_command():
+    # the rule below would pass vacuously if the walk found nothing
+    loaded = {p.name for p in cli_loaded_by_every_command()}
+    assert "__init__.py" in loaded and "names.py" not in loaded, loaded
+
+
+@pytest.mark.parametrize("path", cli_loaded_by_every_command(), ids=lambda p: p.name)
 def test_the_command_line_imports_at_module_level_only_what_every_command_needs(path):
     bad = sorted(t for t in targets(path, local=False) if t.split(".")[0] not in STDLIB
                  and not any(t == m or under(t, "engine.cli") for m in CLI_MODULE_LEVEL))

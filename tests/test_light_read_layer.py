@@ -39,7 +39,9 @@ def tiny_db(tmp_path_factory):
         w.replace_rows("scores", score_rows({"a": 1.0}, **key))
         w.replace_rows("summary", pd.DataFrame([dict(**key, n=1, n_undefined=0, mean=1.0, ci_low=1.0, ci_high=1.0,
                                                      n_degenerate=0, substrate=None, gap_random=None, p_random=None,
-                                                     gap_centre=None, p_centre=None)]))
+                                                     gap_centre=None, p_centre=None, n_common=1, mean_common=1.0,
+                                                     gap_random_ci_low=None, gap_random_ci_high=None,
+                                                     gap_centre_ci_low=None, gap_centre_ci_high=None)]))
     return db
 
 

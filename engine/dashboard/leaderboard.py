@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..common.labels import method_label
-from .guards import guard_columns, with_guards
+from .guards import guard_columns, with_guards, with_shared
 
 # group key -> its name on the page
 GROUPS = {"model": "model", "strategy": "pretraining strategy", "arch": "architecture"}
@@ -109,7 +109,6 @@ def by_group(board: pd.DataFrame, gcol: str, higher: bool) -> pd.DataFrame:
     """One row per (group, method): mean of the group's model means, lowest and highest model mean, models,
     images summed (n), rank within the group (by the mean of the models' means over their shared images)
     and random gap."""
-    from .guards import with_shared
     board = board.assign(rank_mean=with_shared(board)["rank_mean"])
     agg = board.groupby([gcol, "label", "method"], sort=True).agg(
         models=("model_id", "nunique"), mean=("mean", "mean"), min_model_mean=("mean", "min"),

@@ -9,6 +9,8 @@ import stat
 import tomllib
 from pathlib import Path
 
+from .errors import DatasetError
+
 _KINDS = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"))
 
@@ -39,6 +41,5 @@ def side_file(root: Path, rel: str, key: str) -> Path:
     p = Path(os.path.normpath(Path(root) / Path(rel).expanduser()))
     odd = special_file(p)
     if odd:
-        from .errors import DatasetError
         raise DatasetError(f"{p}: {key} is {odd}, not a regular file")
     return p

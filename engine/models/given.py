@@ -19,11 +19,19 @@ import hashlib
 import os
 from pathlib import Path
 
+import timm
 import torch
 
 from .factory import ModelInfo, create_model, local_strategy, resolve
 from .hf import folder_weights
-from .weights import cached_hub_file, classifier_prefixes, fit_state_dict, hub_state_dict, load_state_dict_file
+from .weights import (
+    cached_hub_file,
+    classifier_prefixes,
+    fit_state_dict,
+    hub_reachable,
+    hub_state_dict,
+    load_state_dict_file,
+)
 
 _DIGESTS: dict[tuple, str] = {}  # (path, size, mtime_ns) -> sha256: a file is hashed once per process
 
@@ -60,7 +68,6 @@ def weights_digest(weights: str | Path | None = None, hub_file: str | Path | Non
 
 def hub_cache_file(name: str) -> str | None:
     """The cached hub weights of a zoo / timm name (None when not in the local Hugging Face cache)."""
-    import timm
     entry = resolve(name)
     probe = timm.create_model(entry.timm_name, pretrained=False, num_classes=0)
     return cached_hub_file(dict(probe.pretrained_cfg or {}))
@@ -152,7 +159,6 @@ def load_given(name: str, classes: list[str] | tuple[str, ...], *, weights: str 
 def describe_source(weights: str | None, hub: bool, name: str) -> tuple[str, str]:
     """(where the weights of a model entry come from, 'present' / 'MISSING' / 'to download') for
     ``run --dry-run``; a hub entry not in the cache is 'to download' when the hub can be reached."""
-    from .weights import hub_reachable
     if weights:
         p = Path(weights)
         kind = "folder" if p.is_dir() else "file"

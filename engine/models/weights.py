@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 import timm
 import torch
 from huggingface_hub import constants as hf_constants
-from huggingface_hub import try_to_load_from_cache
+from huggingface_hub import hf_hub_download, try_to_load_from_cache
 from safetensors.torch import load_file
 from timm.layers import resample_abs_pos_embed
 
@@ -115,7 +115,6 @@ def hub_state_dict(name: str, timm_name: str, kwargs: dict, head: bool = False) 
         log.info("model %s: hub unreachable, using the cached weights %s", name, local)
     try:
         if head:  # the file as it is, its own head included (a classifier of any number of classes)
-            from huggingface_hub import hf_hub_download
             local = overlay["file"] if overlay else hf_hub_download(
                 cfg["hf_hub_id"], cfg.get("hf_hub_filename") or "model.safetensors")
             return load_state_dict_file(local)

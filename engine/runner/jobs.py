@@ -32,6 +32,7 @@ import torch
 
 from ..explain import METHODS
 from ..metrics import METRICS
+from ..models.given import hub_cache_file, weights_digest
 from ..store import canonical_json
 from .experiment import ModelEntry
 
@@ -54,7 +55,6 @@ def train_key(fp: str, entry: ModelEntry, seed: int, precision: str = "fp32") ->
 
 def given_digest(entry: ModelEntry) -> str | None:
     """sha256 of the bytes of an as-given entry's weights (file, folder, or the cached hub file)."""
-    from ..models.given import hub_cache_file, weights_digest
     if entry.weights:
         return weights_digest(entry.weights)
     try:
