@@ -118,7 +118,9 @@ def test_missing_cache_entry_is_one_line_before_any_work(tmp_path):
     empty = tmp_path / "empty_hf"
     empty.mkdir()
     dry = run_cli("run", exp, "--db", tmp_path / "r.duckdb", "--dry-run", env=_env(empty))
-    assert dry.returncode == 0 and "not in the cache" in dry.stdout and "MISSING" in dry.stdout
+    # the dry run lists where the weights are (MISSING) and refuses as the run would, in one line
+    assert dry.returncode == 2 and "not in the cache" in dry.stdout and "MISSING" in dry.stdout
+    assert "the run would refuse it" in dry.stderr and "hf download" in dry.stderr
     out = run_cli("run", exp, "--db", tmp_path / "r.duckdb", env=_env(empty))
     assert out.returncode == 2
     lines = [x for x in out.stderr.strip().splitlines() if " INFO " not in x]

@@ -101,7 +101,8 @@ def image_metadata(path: Path, pixels: np.ndarray | None = None, spec: DatasetSp
             return out
     if pixels is None:
         try:
-            pixels = read_image(path, alpha=spec.alpha, intensity=spec.intensity, max_pixels=spec.max_pixels)
+            pixels = read_image(path) if spec is None else read_image(
+                path, alpha=spec.alpha, intensity=spec.intensity, max_pixels=spec.max_pixels)
         except (DatasetError, OSError, ValueError, RuntimeError):
             return out
     arr = np.asarray(pixels)
