@@ -13,11 +13,11 @@ from engine.dashboard import (
     GALLERY_SORTS,
     OUTCOMES,
     UnsafePath,
-    best_model,
     card_choice,
     card_score,
     default_region,
     figure_downloads,
+    focus_model,
     legend,
     load_row_sample,
     map_array,
@@ -25,11 +25,12 @@ from engine.dashboard import (
     method_label,
     near_chance_warning,
     open_page,
+    pick_dataset,
+    picker,
     render_sample,
     requested_page,
     url_page,
     url_range,
-    url_selectbox,
     url_slider,
 )
 
@@ -37,10 +38,7 @@ db, opts = open_page("Gallery", "Gallery", what="explanations")
 
 PER_PAGE = 24
 NO_FILTER = "(none)"
-
-
-def pick(label: str, values, key: str, fmt=str, prefer=None):
-    return url_selectbox(label, values, key, "g_", fmt=fmt, prefer=prefer)
+pick = picker("g_")
 
 
 def show_misses(choice: str) -> None:
@@ -54,12 +52,11 @@ def show_misses(choice: str) -> None:
     st.session_state.pop("g_page", None)
 
 
-names = dict(zip(opts.dataset_id, opts.dataset))
-dataset_id = pick("Dataset", sorted(opts.dataset_id.unique()), "dataset", lambda d: f"{names[d]} ({d.split('@')[-1]})")
+dataset_id = pick_dataset(pick, opts)
 sub = opts[opts.dataset_id == dataset_id]
 regions = db.dataset_regions(dataset_id)
 model_id = pick("Model", sorted(sub.model_id.unique()), "model",
-                prefer=best_model(db.model_options(), dataset_id))
+                prefer=focus_model(db.model_options(), dataset_id))
 methods = db.method_options(dataset_id, model_id)
 by_label = {method_label(m, p): (m, p) for m, p in zip(methods["method"], methods["method_params"])}
 label = pick("Method", list(by_label), "method", prefer=next((k for k, (_, p) in by_label.items() if p == "{}"), None))

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from engine.dashboard import (
     COLORMAPS,
     Db,
     UnsafePath,
-    best_model,
+    charts,
     figure_downloads,
+    focus_model,
     labelled,
     legend,
     load_row_sample,
@@ -21,29 +21,21 @@ from engine.dashboard import (
     method_label,
     near_chance_warning,
     open_page,
+    pick_dataset,
+    picker,
     plotly_frame,
     plotly_text,
     render_sample,
     show_table,
     spec_regions,
-    url_selectbox,
     url_slider,
 )
 
-px.defaults.color_discrete_sequence = px.colors.qualitative.Alphabet  # 26 distinct colours: one per method
-
 db, models = open_page("Image", "Image detail", Db.model_options, "explanations")
-
-
-def pick(label: str, values, key: str, fmt=str):
-    return url_selectbox(label, values, key, "im_", fmt=fmt)
-
-
-names = dict(zip(models.dataset_id, models.dataset))
-dataset_id = pick("Dataset", sorted(models.dataset_id.unique()), "dataset",
-                  lambda d: f"{names[d]} ({d.split('@')[-1]})")
-model_id = url_selectbox("Model", sorted(models[models.dataset_id == dataset_id].model_id), "model", "im_",
-                         prefer=best_model(models, dataset_id))
+pick = picker("im_")
+dataset_id = pick_dataset(pick, models)
+model_id = pick("Model", sorted(models[models.dataset_id == dataset_id].model_id), "model",
+                prefer=focus_model(models, dataset_id))
 image_id = st.sidebar.text_input("Image id", st.query_params.get("image", ""), key="im_image").strip()
 cmap = pick("Colormap", list(COLORMAPS), "cmap")
 alpha = url_slider("Heatmap opacity", "alpha", "im_", 0.0, 1.0, 0.5)
@@ -108,7 +100,7 @@ if curves.empty:
     st.caption("No faithfulness curves stored for this image (the run did not score insertion / deletion).")
 else:
     for metric, g in labelled(curves).groupby("metric"):
-        fig = px.line(plotly_frame(g), x="x", y="y", color="method", markers=True,
+        fig = charts.line(plotly_frame(g), x="x", y="y", color="method", markers=True,
                       labels={"x": "fraction of pixels " + ("inserted" if "insert" in metric else "deleted"),
                               "y": "probability of the explained class"},
                       title=plotly_text(f"{metric.replace('_auc', '')}: this image, one curve per method"))

@@ -10,12 +10,14 @@ from __future__ import annotations
 import importlib
 
 from ..metrics.summaries import method_label
+from . import charts
 from .compare import depth_rows, strategy_dataset, strategy_means, strategy_models
 from .export import paper_table, to_csv, to_latex
+from .focus import chance_lines, focus_model, method_order, model_order, untrained_models
 from .gallery import card_choice, card_score
 from .guards import NEAR_CHANCE, headlines, with_guards
 from .images import UnsafePath, load_row_sample
-from .labels import model_labels
+from .labels import dataset_labels, model_labels
 from .leaderboard import GROUPS as LEADERBOARD_GROUPS
 from .leaderboard import group_column as leaderboard_group_column
 from .leaderboard import higher_is_better as leaderboard_higher_is_better
@@ -29,10 +31,12 @@ from .safe import csv_bytes, csv_safe, md, plotly_frame, plotly_text
 from .viz import COLORMAPS, legend, render_sample
 
 _STREAMLIT_BOUND = {"Db": "cache", "db_state": "cache", **{n: "widgets" for n in (
-    "live_panel", "no_database", "open_page", "requested_page", "show_table", "url_page", "url_range", "url_selectbox",
+    "live_panel", "no_database", "pick_dataset", "picker",
+    "open_page", "requested_page", "show_table", "url_page", "url_range", "url_selectbox",
     "url_slider")}, "near_chance_warning": "guard_widgets", "figure_downloads": "guard_widgets"}
 
 __all__ = [
+    "charts", "chance_lines", "dataset_labels", "focus_model", "method_order", "model_order", "untrained_models",
     "COLORMAPS", "CONFOUNDER_METRICS", "DatasetRegions", "GALLERY_SORTS", "LEADERBOARD_GROUPS", "NEAR_CHANCE",
     "OUTCOMES", "UnsafePath", "best_model", "card_choice", "card_score", "csv_bytes", "csv_safe", "database_message",
     "default_region", "depth_rows", "headlines", "labelled", "leaderboard_group_column", "leaderboard_higher_is_better",

@@ -147,6 +147,10 @@ class Db:
         return guards.near_chance_lines(self.file, dataset_id, model_ids)
 
     @_cached
+    def model_quality(self, dataset_id: str) -> pd.DataFrame:
+        return guards.model_quality(self.file, dataset_id)
+
+    @_cached
     def centre_share(self, dataset_id: str) -> pd.DataFrame:
         return guards.centre_share(self.file, dataset_id)
 

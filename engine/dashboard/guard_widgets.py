@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import streamlit as st
 
+from .focus import chance_lines, untrained_models
 from .safe import md
 
 
-def near_chance_warning(db, dataset_id: str, model_ids) -> None:
-    """A warning per shown model whose balanced accuracy is near chance (docs/metrics.md, "Guards");
-    ``db``: the page's :class:`~engine.dashboard.cache.Db`."""
-    for line in db.near_chance_lines(dataset_id, tuple(sorted(model_ids))):
+def near_chance_warning(db, dataset_id: str, model_ids, focus: str | None = None) -> None:
+    """The near-chance guard (docs/metrics.md, "Guards") about the shown models (a page about one model
+    passes only that one), ``focus`` first: a warning for a fine-tuned model whose balanced accuracy is near
+    chance, one short note for a random-weights twin (at chance by design); ``db``: the page's
+    :class:`~engine.dashboard.cache.Db`."""
+    untrained = untrained_models(db.model_options())
+    warnings, notes = chance_lines(db.model_quality(dataset_id), model_ids, focus, untrained)
+    for line in warnings:
         st.warning(md(line), icon="⚠️")
+    if notes:
+        st.caption(" ".join(md(n) for n in notes))
 
 
 def figure_downloads(db, dataset_id: str, model_id: str, image_ids: list[str], methods: list[tuple[str, str]],

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from .cache import Db, db_state
+from .labels import dataset_labels
 from .urlparams import choice_note, number_note, range_note
 
 
@@ -25,6 +26,20 @@ def url_selectbox(label: str, values, key: str, widget_prefix: str, prefer=None,
         _note(choice_note(key, current, values, choice))
     st.query_params[key] = choice
     return choice
+
+
+def picker(widget_prefix: str) -> Callable:
+    """One page's :func:`url_selectbox`, its widget keys prefixed ``widget_prefix``:
+    ``pick(label, values, key, prefer=None, fmt=str, where=None)``."""
+    def pick(label: str, values, key: str, prefer=None, fmt=str, where=None):
+        return url_selectbox(label, values, key, widget_prefix, prefer=prefer, fmt=fmt, where=where)
+    return pick
+
+
+def pick_dataset(pick: Callable, rows: pd.DataFrame, prefer=None) -> str:
+    """The page's dataset picker over ``rows`` (``dataset_id``, ``dataset``), labelled "name (hash)"."""
+    labels = dataset_labels(rows)
+    return pick("Dataset", list(labels), "dataset", prefer=prefer, fmt=labels.get)
 
 
 def _note(text: str | None) -> None:
