@@ -78,7 +78,7 @@ card_choices = fchoices[1:]
 card = pick("Score on the cards", card_choices, "cscore",
             prefer=card_choice(card_choices, fchoice, misses)) if card_choices else None
 st.sidebar.button("Show the pointing-game misses", on_click=show_misses, args=(misses,),
-                  disabled=misses not in fchoices, help=f"filter on {misses} between 0 and 0")
+                  disabled=misses not in fchoices, help=f"filter on {md(misses)} between 0 and 0")
 sorts = list(GALLERY_SORTS)
 sort = pick("Sort", sorts if metric_filter else sorts[:3], "sort")
 cmap = pick("Colormap", list(COLORMAPS), "cmap")

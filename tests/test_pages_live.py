@@ -24,7 +24,7 @@ def _running(db, **kw):
 
 
 def _all_text(at) -> str:
-    return texts(at) + "\n" + "\n".join(m.value for m in at.info)
+    return (texts(at) + "\n" + "\n".join(m.value for m in at.info)).replace("\\", "")  # as shown: no escapes
 
 
 @pytest.mark.parametrize("page", PAGES)

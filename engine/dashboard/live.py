@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..store.progress import read_progress
+from .safe import code, md
 
 
 def _duration(seconds: float) -> str:
@@ -26,8 +27,8 @@ def _duration(seconds: float) -> str:
 @dataclass(frozen=True)
 class LiveView:
     running: bool            # a run is writing this database now
-    headline: str            # one sentence: what the run is doing
-    details: list[str]       # stage, current dataset / model, failures
+    headline: str            # one sentence: what the run is doing (Markdown; names escaped)
+    details: list[str]       # stage, current dataset / model, failures (Markdown; names escaped)
     fraction: float          # jobs accounted for / planned (0..1)
     elapsed_s: float
     remaining_s: float | None  # a rough estimate from the jobs so far (None before the first job)
@@ -51,24 +52,24 @@ def live_view(state: dict | None, now: float | None = None) -> LiveView | None:
     remaining = None
     if running and counted and total > counted:
         remaining = elapsed * (total - counted) / counted
-    name = state.get("experiment") or "?"
+    name = code(state.get("experiment") or "?")
     every = float(state.get("publish_every") or 0.0)
     jobs = f"{counted:,} of {total:,} jobs" + (f" ({skipped:,} already in the database)" if skipped else "")
     if running:
         rest = f"; about {_duration(remaining)} left (rough estimate from the jobs so far)" if remaining else ""
-        headline = f"Run `{name}` is under way: {jobs}, {_duration(elapsed)} elapsed{rest}."
+        headline = f"Run {name} is under way: {jobs}, {_duration(elapsed)} elapsed{rest}."
     elif state.get("status") == "running":
-        headline = (f"Run `{name}` stopped without finishing after {jobs} (its process is gone); "
+        headline = (f"Run {name} stopped without finishing after {jobs} (its process is gone); "
                     f"run the same command again to pick up where it stopped.")
     else:
-        headline = f"Last run `{name}` {state.get('status')}: {jobs} in {_duration(elapsed)}."
+        headline = f"Last run {name} {md(state.get('status'))}: {jobs} in {_duration(elapsed)}."
     details = []
     if running:
-        details.append(f"Stage: {state.get('stage')}" + (f" ({int(state.get('stage_done') or 0):,} of "
+        details.append(f"Stage: {md(state.get('stage'))}" + (f" ({int(state.get('stage_done') or 0):,} of "
                                                           f"{int(state.get('stage_total') or 0):,} jobs)"
                                                           if state.get("stage_total") else ""))
         if state.get("dataset") or state.get("model"):
-            details.append(f"Now: dataset {state.get('dataset') or '–'}, model {state.get('model') or '–'}")
+            details.append(f"Now: dataset {md(state.get('dataset') or '–')}, model {md(state.get('model') or '–')}")
         if every:
             details.append(f"Results are published every {every:g} s: the tables can be up to {every:g} s behind "
                            f"the job counts above.")
@@ -83,13 +84,13 @@ def live_run(db: str | Path, now: float | None = None) -> LiveView | None:
 
 
 def database_message(db: str | Path, exists: bool, has_scores: bool, view: LiveView | None) -> str | None:
-    """The one sentence (with the command to run) a page shows for a missing, empty or first-time-written
-    database; None when the database holds scores."""
+    """The one sentence (with the command to run; Markdown, the path in code spans) a page shows for a
+    missing, empty or first-time-written database; None when the database holds scores."""
     if view is not None and view.running:
         if not exists:
-            return (f"A run is writing `{db}` for the first time: the first results appear here when its first "
+            return (f"A run is writing {code(db)} for the first time: the first results appear here when its first "
                     f"unit is committed (this page refreshes itself). Watch it in the terminal that runs it, or "
-                    f"`python -m engine status --db {db}`.")
+                    f"{code(f'python -m engine status --db {db}')}.")
         if not has_scores:
             when = (f"within about {view.publish_every:g} s of each unit finishing" if view.publish_every
                     else "as each unit finishes")
@@ -97,9 +98,10 @@ def database_message(db: str | Path, exists: bool, has_scores: bool, view: LiveV
                     f"(this page refreshes itself).")
         return None
     if not exists:
-        return (f"There is no results database at `{db}` yet. Create one with `python -m engine demo --serve` "
-                f"(or `python -m engine run EXPERIMENT.toml --db {db}`).")
+        return (f"There is no results database at {code(db)} yet. Create one with `python -m engine demo --serve` "
+                f"(or {code(f'python -m engine run EXPERIMENT.toml --db {db}')}).")
     if not has_scores:
-        return (f"The database `{db}` holds no scores yet. Add some with `python -m engine demo --db {db}` "
-                f"or `python -m engine run EXPERIMENT.toml --db {db}`.")
+        return (f"The database {code(db)} holds no scores yet. Add some with "
+                f"{code(f'python -m engine demo --db {db}')} or "
+                f"{code(f'python -m engine run EXPERIMENT.toml --db {db}')}.")
     return None
