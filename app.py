@@ -42,6 +42,8 @@ def overview() -> None:
     view = live_run(db.path)
     if view is not None and view.running:
         live_panel(db.path)
+    elif view is not None and view.resume:  # interrupted, failed or vanished: how to continue it
+        st.warning(view.resume)
 
     counts = dict(db.table_counts().itertuples(index=False))
     cols = st.columns(5)

@@ -34,6 +34,7 @@ from engine.dashboard import (
     to_csv,
     to_latex,
     untrained_models,
+    will_compute,
     with_guards,
 )
 
@@ -75,7 +76,7 @@ else:
                f"group by model to see them")
 st.caption(f"{md(ds_label[dataset_id])} · metric **{md(metric)}** ({'higher' if higher else 'lower'} is better) · "
            f"region **{md(region)}** · grouped by **{group}** · {caption}")
-if not shown["baseline"].any():
+if not shown["baseline"].any() and not will_compute(db.path, "baselines", sub.dataset.iloc[0]):
     st.caption("No baseline map in this database (run the `baseline_random` and `baseline_centre` methods to get "
                "the chance rows).")
 near_chance_warning(db, dataset_id, here, focus)

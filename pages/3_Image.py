@@ -29,6 +29,7 @@ from engine.dashboard import (
     show_table,
     spec_regions,
     url_slider,
+    will_compute,
 )
 
 db, models = open_page("Image", "Image detail", Db.model_options, "explanations")
@@ -97,7 +98,8 @@ else:
 
 st.subheader("Insertion and deletion curves")
 if curves.empty:
-    st.caption("No faithfulness curves stored for this image (the run did not score insertion / deletion).")
+    if not will_compute(db.path, "faithfulness", row["dataset"]):
+        st.caption("No faithfulness curves stored for this image (the run did not score insertion / deletion).")
 else:
     for metric, g in labelled(curves).groupby("metric"):
         fig = charts.line(plotly_frame(g), x="x", y="y", color="method", markers=True,

@@ -29,6 +29,7 @@ from engine.dashboard import (
     strategy_means,
     strategy_models,
     url_slider,
+    will_compute,
 )
 
 db, models = open_page("Compare", "Compare", Db.model_options)
@@ -42,6 +43,7 @@ VIEWS = {"strategy": "Pretraining strategy", "agreement": "Metric agreement", "r
 pick = picker("cmp_")
 view = pick("Comparison", list(VIEWS), "view", fmt=VIEWS.get)
 dataset_id = pick_dataset(pick, models, prefer=strategy_dataset(models))
+dataset_name = models[models.dataset_id == dataset_id].dataset.iloc[0]
 sub = opts[opts.dataset_id == dataset_id]
 regions = db.dataset_regions(dataset_id)
 st.subheader(VIEWS[view])
@@ -143,9 +145,10 @@ elif view == "depth":
     region = pick("Region", ordered_regions(sub.region, regions), "region", prefer=default_region(sub.region, regions))
     df = depth_rows(db.depth_ablation(dataset_id, model_id, region))
     if df.empty:
-        st.info("No per-layer results for this model. Run a layer-wise method once per block with the parameter "
-                "`layer` (e.g. `attention` with `{\"layer\": 0}`, `{\"layer\": 1}`, …, or `gradcam_attn`) in your "
-                "experiment's methods; each becomes one point of this ablation.")
+        if not will_compute(db.path, "depth", dataset_name):
+            st.info("No per-layer results for this model. Run a layer-wise method once per block with the parameter "
+                    "`layer` (e.g. `attention` with `{\"layer\": 0}`, `{\"layer\": 1}`, …, or `gradcam_attn`) in your "
+                    "experiment's methods; each becomes one point of this ablation.")
     else:
         fig = charts.line(plotly_frame(df), x="layer", y="mean", color="method", line_dash="metric", markers=True,
                       error_y=df.ci_high - df["mean"], error_y_minus=df["mean"] - df.ci_low,
@@ -159,7 +162,9 @@ elif view == "sanity":
     model_id = pick_model()
     df = labelled(db.mprt_curves(dataset_id, model_id))
     if df.empty:
-        st.info("No MPRT results for this model (the demo runs it on the trained model: `python -m engine demo`).")
+        if not will_compute(db.path, "sanity", dataset_name):
+            st.info("No MPRT results for this model (an experiment runs MPRT on its fine-tuned models with "
+                    "`[sanity] images = N`; `models = \"all\"` adds the random-weights ones).")
     else:
         sim = pick("Similarity", ["mean_spearman", "mean_ssim"], "sim")
         fig = charts.line(plotly_frame(df), x="step", y=sim, color="method", markers=True,
@@ -174,7 +179,7 @@ elif view == "sanity":
 elif view == "faithfulness":
     model_id = pick_model()
     df = labelled(db.mean_curves(dataset_id, model_id))
-    if df.empty:
+    if df.empty and not will_compute(db.path, "faithfulness", dataset_name):
         st.info("No insertion / deletion curves for this model (score `insertion_auc` / `deletion_auc`).")
     for metric, g in df.groupby("metric"):
         fig = charts.line(plotly_frame(g), x="x", y="y", color="method",

@@ -5,7 +5,7 @@ import json
 
 import streamlit as st
 
-from engine.dashboard import Db, md, open_page, show_table, url_selectbox
+from engine.dashboard import Db, md, open_page, show_table, url_selectbox, will_compute
 
 db, runs = open_page("Runs", "Runs", Db.runs, "runs")
 ALL = "(all runs)"
@@ -33,9 +33,10 @@ if only:
 st.subheader("Jobs")
 summary = db.jobs_summary(only)
 if summary.empty:
-    st.caption("No jobs recorded" + (" for this run." if only else
-                                     " (`python -m engine run EXPERIMENT.toml` and `python -m engine demo` record "
-                                     "one per unit of work)."))
+    if not will_compute(db.path, "jobs"):
+        st.caption("No jobs recorded" + (" for this run." if only else
+                                         " (`python -m engine run EXPERIMENT.toml` and `python -m engine demo` record "
+                                         "one per unit of work)."))
 else:
     st.dataframe(summary, hide_index=True, width="stretch",
                  column_config={"seconds": st.column_config.NumberColumn("summed job time (s)", format="%.1f")})

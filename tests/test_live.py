@@ -89,3 +89,52 @@ def test_run_progress_file_is_replaced_whole(tmp_path):
     dead = {**s, "status": "running", "pid": 2 ** 22 + 12345}  # no such process
     progress_path(db).write_text(json.dumps(dead))
     assert read_progress(db)["alive"] is False
+
+
+def test_pending_names_the_stage_that_will_compute_it():
+    from engine.dashboard.live import pending, resume_text
+    plan = [{"name": "d: data", "dataset": "d", "kind": "data", "total": 0, "methods": []},
+            {"name": "d: localisation", "dataset": "d", "kind": "localisation", "total": 4,
+             "methods": ["attention (layer=0)", "baseline_random"]},
+            {"name": "d: faithfulness", "dataset": "d", "kind": "faithfulness", "total": 2, "methods": ["attention"]},
+            {"name": "d: sanity (MPRT)", "dataset": "d", "kind": "sanity", "total": 0, "methods": []},
+            {"name": "e: localisation", "dataset": "e", "kind": "localisation", "total": 3, "methods": ["attention"]}]
+    v = live_view(_state(plan=plan, stage_index=2), now=1100.0)
+    assert pending(v, "faithfulness", "d").startswith("Not computed yet: the run under way will do it (stage 3 of 5: d")
+    assert pending(v, "baselines", "d") is None  # its localisation stage is over
+    assert pending(v, "sanity", "d") is None  # no MPRT jobs planned
+    assert "(stage 5 of 5: e" in pending(v, "scores", "e") and "(stage 3 of 5" in pending(v, "jobs")
+    early = live_view(_state(plan=plan, stage_index=0), now=1100.0)
+    assert "(stage 2 of 5" in pending(early, "baselines", "d") and "(stage 2 of 5" in pending(early, "depth", "d")
+    assert pending(live_view(_state(plan=plan, stage_index=0, alive=False), now=1100.0), "baselines", "d") is None
+    assert pending(None, "jobs") is None
+    # interrupted / failed / vanished: the command that continues it; a running or finished run: none
+    stopped = _state(status="interrupted", alive=False, command="python -m engine run x.toml")
+    assert "continue it with `python -m engine run x.toml`" in live_view(stopped).resume
+    assert "running the command that started it again" in live_view({**stopped, "command": None}).resume
+    assert "process is gone" in live_view(_state(alive=False)).resume
+    assert live_view(_state()).resume is None and resume_text(_state(status="finished"), False, "") is None
+
+
+def test_run_plan_and_command_line(tmp_path):
+    from runner_fixtures import write_experiment
+
+    from engine.runner.experiment import load_experiment
+    from engine.runner.progress import command_line, planned_jobs, run_plan, stage_name
+    exp = load_experiment(write_experiment(tmp_path))
+    plan = run_plan(exp)
+    ds = exp.datasets[0]["name"]
+    assert [s["name"] for s in plan[:6]] == [stage_name(ds, k) for k in ("data", "train", "predict", "localisation",
+                                                                          "faithfulness", "sanity")]
+    assert plan[5]["name"] == f"{ds}: sanity (MPRT)"
+    assert sum(s["total"] for s in plan) == planned_jobs(exp)
+    loc = plan[3]
+    assert loc["metrics"] and loc["methods"] and all(isinstance(m, str) for m in loc["methods"])
+    assert command_line(["/x/engine/__main__.py", "run", "my exp.toml"]) == "python -m engine run 'my exp.toml'"
+    assert command_line(["/venv/bin/vit-heatmap-check", "demo"]) == "vit-heatmap-check demo"
+    assert command_line(["/usr/bin/pytest", "-q"]) is None and command_line([]) is None
+    p = RunProgress(tmp_path / "r.duckdb", "exp", total=sum(s["total"] for s in plan), bars=False, plan=plan,
+                    command="python -m engine run x.toml")
+    p.stage(stage_name(ds, "localisation"), loc["total"], ds)
+    s = read_progress(tmp_path / "r.duckdb")
+    assert s["stage_index"] == 3 and s["command"] == "python -m engine run x.toml" and len(s["plan"]) == len(plan)

@@ -22,7 +22,7 @@ from .leaderboard import GROUPS as LEADERBOARD_GROUPS
 from .leaderboard import group_column as leaderboard_group_column
 from .leaderboard import higher_is_better as leaderboard_higher_is_better
 from .leaderboard import leaderboard_table
-from .live import database_message, live_run, live_view
+from .live import database_message, live_run, live_view, pending
 from .overview import merge_coinciding
 from .queries import GALLERY_SORTS, OUTCOMES, labelled, map_array
 from .queries_compare import CONFOUNDER_METRICS, best_model, per_method_spearman
@@ -33,10 +33,11 @@ from .viz import COLORMAPS, legend, render_sample
 _STREAMLIT_BOUND = {"Db": "cache", "db_state": "cache", **{n: "widgets" for n in (
     "live_panel", "no_database", "pick_dataset", "picker",
     "open_page", "requested_page", "show_table", "url_page", "url_range", "url_selectbox",
-    "url_slider")}, "near_chance_warning": "guard_widgets", "figure_downloads": "guard_widgets"}
+    "url_slider", "will_compute")}, "near_chance_warning": "guard_widgets", "figure_downloads": "guard_widgets"}
 
 __all__ = [
-    "charts", "chance_lines", "dataset_labels", "focus_model", "method_order", "model_order", "untrained_models",
+    "charts", "chance_lines", "pending", "dataset_labels", "focus_model", "method_order", "model_order",
+    "untrained_models",
     "COLORMAPS", "CONFOUNDER_METRICS", "DatasetRegions", "GALLERY_SORTS", "LEADERBOARD_GROUPS", "NEAR_CHANCE",
     "OUTCOMES", "UnsafePath", "best_model", "card_choice", "card_score", "csv_bytes", "csv_safe", "database_message",
     "default_region", "depth_rows", "headlines", "labelled", "leaderboard_group_column", "leaderboard_higher_is_better",

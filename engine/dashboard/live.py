@@ -33,6 +33,9 @@ class LiveView:
     elapsed_s: float
     remaining_s: float | None  # a rough estimate from the jobs so far (None before the first job)
     publish_every: float = 0.0  # the run publishes finished units at most this often (s; 0: each as it ends)
+    plan: tuple = ()            # the run's stages in order (dicts: name, dataset, kind, total, methods, metrics)
+    stage_index: int | None = None  # the stage under way, an index into ``plan`` (None: unknown)
+    resume: str | None = None   # an interrupted, failed or vanished run: the sentence with the command to continue
 
 
 def live_view(state: dict | None, now: float | None = None) -> LiveView | None:
@@ -76,7 +79,51 @@ def live_view(state: dict | None, now: float | None = None) -> LiveView | None:
     items = int(state.get("items_failed") or 0)
     details.append(f"Failures so far: {failed:,} jobs, {items:,} items" if (failed or items)
                    else "Failures so far: none")
-    return LiveView(running, headline, details, fraction, elapsed, remaining, every)
+    index = state.get("stage_index")
+    return LiveView(running, headline, details, fraction, elapsed, remaining, every, tuple(state.get("plan") or ()),
+                    index if isinstance(index, int) else None, resume_text(state, running, jobs))
+
+
+def resume_text(state: dict, running: bool, jobs: str) -> str | None:
+    """For a run that was interrupted (Ctrl-C, SIGTERM), failed, or whose process vanished: one sentence
+    with the command that continues it (finished work is kept; the rerun skips it).  None otherwise."""
+    status = state.get("status")
+    if running or status not in ("interrupted", "failed", "running"):
+        return None
+    what = {"interrupted": "was interrupted", "failed": "failed"}.get(status, "stopped (its process is gone)")
+    command = state.get("command")
+    how = (f"continue it with {code(command)}" if command
+           else "continue it by running the command that started it again")
+    return (f"The last run {code(state.get('experiment') or '?')} {what} after {jobs}: {how}. Finished work is "
+            f"kept in the database; the run picks up where it stopped.")
+
+
+# what a page waits for -> whether a planned stage computes it
+WILL_COMPUTE = {
+    "baselines": lambda s: s["kind"] in ("localisation", "faithfulness")
+    and any(m.startswith("baseline_") for m in s.get("methods", ())),
+    "scores": lambda s: s["kind"] in ("localisation", "faithfulness"),
+    "faithfulness": lambda s: s["kind"] == "faithfulness",
+    "sanity": lambda s: s["kind"] == "sanity",
+    "depth": lambda s: s["kind"] == "localisation" and any("layer=" in m for m in s.get("methods", ())),
+    "jobs": lambda s: True,
+}
+
+
+def pending(view: LiveView | None, what: str, dataset: str | None = None) -> str | None:
+    """While a run is live and a stage still to finish (the current one or a later one) will compute
+    ``what`` (a key of :data:`WILL_COMPUTE`) for ``dataset`` (its name; None: any): the sentence a page shows
+    instead of its empty state ("not computed yet: the run will do it (stage k of n: <stage>)").  None when
+    no live run will compute it (the page then says what it always says)."""
+    if view is None or not view.running or not view.plan:
+        return None
+    start = view.stage_index or 0
+    for k, stage in enumerate(view.plan[start:], start):
+        if stage.get("total", 0) and (dataset is None or stage.get("dataset") == dataset) \
+                and WILL_COMPUTE[what](stage):
+            return (f"Not computed yet: the run under way will do it (stage {k + 1} of {len(view.plan)}: "
+                    f"{md(stage['name'])}); this page refreshes itself when it lands.")
+    return None
 
 
 def live_run(db: str | Path, now: float | None = None) -> LiveView | None:

@@ -124,6 +124,20 @@ def no_database(path: str, what: str = "results") -> None:
     st.stop()
 
 
+def will_compute(path: str, what: str, dataset: str | None = None) -> bool:
+    """Instead of a page's empty state while a live run will compute ``what`` (see
+    :data:`.live.WILL_COMPUTE`) for ``dataset`` (its name): the sentence naming the stage that will do it and
+    the live panel (which reruns the page when results land).  False (nothing drawn) when no live run will."""
+    from . import live
+    view = live.live_run(path)
+    note = live.pending(view, what, dataset)
+    if note is None:
+        return False
+    st.info(note)
+    live_panel(path)
+    return True
+
+
 def live_panel(path: str, every: float = 3.0) -> None:
     """The run writing ``path`` now (stage, jobs, dataset / model, time, failures), refreshed every
     ``every`` seconds; the whole page reruns when the database changes or the run ends."""

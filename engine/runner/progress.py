@@ -5,7 +5,9 @@ is published only at commits, and not at all before the first one).  It is writt
 file and renamed over the old one, so a reader sees either the previous or the next state, takes no
 lock and can never block the writer.  It holds the run id, the writer's pid and host, the stage,
 jobs done / skipped / failed out of the planned total, the current dataset and model, start and
-update times and, once the run ends, its final status.
+update times and, once the run ends, its final status; the run's plan (every stage in order, with what it
+computes: methods and metrics), the index of the stage under way and the command line that continues the
+run, so pages can say what is still to come and how to pick up an interrupted run.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import json
 import logging
 import os
 import platform
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -27,14 +31,15 @@ class RunProgress:
     """Counts jobs against the planned total, draws a bar per stage and keeps the progress file current."""
 
     def __init__(self, db: str | Path, experiment: str, total: int, bars: bool = True, min_interval: float = 0.5,
-                 publish_every: float = 0.0):
+                 publish_every: float = 0.0, plan: list[dict] | None = None, command: str | None = None):
         self.path = progress_path(db)
         self.bars, self.min_interval = bars, min_interval
         self.state = {"run_id": None, "experiment": experiment, "pid": os.getpid(), "host": platform.node(),
                       "status": "running", "stage": "starting", "dataset": None, "model": None,
                       "jobs_total": int(total), "jobs_done": 0, "jobs_skipped": 0, "jobs_failed": 0, "items_failed": 0,
                       "stage_done": 0, "stage_total": 0, "started": time.time(), "updated": time.time(),
-                      "finished": None, "publish_every": float(publish_every)}
+                      "finished": None, "publish_every": float(publish_every), "plan": list(plan or []),
+                      "stage_index": None, "command": command if command is not None else command_line()}
         self._bar: tqdm | None = None
         self._last_write = 0.0
         self.write(force=True)
@@ -47,7 +52,11 @@ class RunProgress:
     def stage(self, name: str, total: int, dataset: str | None = None) -> None:
         """A new stage (e.g. ``demo_blood_smear: train``) with ``total`` jobs: a fresh bar."""
         self._close_bar()
-        self.state.update(stage=name, dataset=dataset, model=None, stage_done=0, stage_total=int(total))
+        names = [s["name"] for s in self.state["plan"]]
+        start = self.state["stage_index"] or 0
+        index = names.index(name, start) if name in names[start:] else None
+        self.state.update(stage=name, dataset=dataset, model=None, stage_done=0, stage_total=int(total),
+                          stage_index=index)
         if self.bars:
             self._bar = tqdm(total=int(total), desc=name, unit="job", dynamic_ncols=True)
         self.write(force=True)
@@ -93,6 +102,26 @@ class RunProgress:
 
 
 STAGES = ("train", "predict", "localisation", "faithfulness", "sanity")
+STAGE_TITLES = {"sanity": "sanity (MPRT)"}
+
+
+def stage_name(dataset: str, kind: str) -> str:
+    """The name of one stage of one dataset block, as the bar, the log and the pages show it."""
+    return f"{dataset}: {STAGE_TITLES.get(kind, kind)}"
+
+
+def command_line(argv: list[str] | None = None) -> str | None:
+    """The command that started this process, as a user would type it again (``python -m engine ...`` or the
+    console script); None when the process is not the command line (a test, a notebook)."""
+    argv = list(sys.argv if argv is None else argv)
+    if not argv:
+        return None
+    first = Path(argv[0])
+    if first.name == "__main__.py" and first.parent.name == "engine":
+        return shlex.join(["python", "-m", "engine", *argv[1:]])
+    if first.name == "vit-heatmap-check":
+        return shlex.join([first.name, *argv[1:]])
+    return None
 
 
 def stage_totals(exp, block: dict) -> dict[str, int]:
@@ -108,6 +137,29 @@ def stage_totals(exp, block: dict) -> dict[str, int]:
     return {"train": len(entries), "predict": len(entries),
             "localisation": sum(n_variants) * kinds.count("localisation"),
             "faithfulness": sum(n_variants) * kinds.count("faithfulness"), "sanity": n_sanity}
+
+
+def run_plan(exp) -> list[dict]:
+    """Every stage of the run in the order the driver runs them (per ``[[datasets]]`` block: data, train,
+    predict, localisation, faithfulness, sanity): its name (:func:`stage_name`), dataset, kind, planned
+    jobs and what it computes (method labels and metric names; MPRT: its methods)."""
+    from ..metrics import METRICS
+    from ..metrics.summaries import method_label
+    out = []
+    for block in exp.datasets:
+        totals = {"data": 0, **stage_totals(exp, block)}
+        labels = sorted({method_label(m, p) for e in exp.model_entries(block) for m, p in exp.method_variants(e)})
+        for kind in ("data", *STAGES):
+            if kind in ("localisation", "faithfulness"):
+                methods, metrics = labels, [m for m in exp.metrics if METRICS[m].kind == kind]
+            elif kind == "sanity":
+                wanted = exp.sanity.methods
+                methods, metrics = [m for m in labels if wanted is None or m.split(" (")[0] in wanted], []
+            else:
+                methods, metrics = [], []
+            out.append({"name": stage_name(block["name"], kind), "dataset": block["name"], "kind": kind,
+                        "total": int(totals[kind]), "methods": methods, "metrics": metrics})
+    return out
 
 
 def planned_jobs(exp) -> int:

@@ -26,7 +26,7 @@ from .executors import make_executor
 from .experiment import Experiment, ModelEntry
 from .ingest import finish_run, refresh_quality, refresh_summaries, start_run, write_dataset, write_model
 from .jobs import Chunk, checkpoint_path, method_key, metric_key, plan_chunks, predict_key, sanity_key, train_key
-from .progress import RunProgress, planned_jobs, stage_totals
+from .progress import RunProgress, planned_jobs, run_plan, stage_totals
 from .results import ChunkResult, Failure, TrainResult, first_line
 
 log = logging.getLogger(__name__)
@@ -378,7 +378,8 @@ def run_experiment(exp: Experiment, db: str | Path, *, executor: str = "local", 
 def _run(exp, db, prepared, stopped, work, executor, ray_address, device, progress, lock, precision,
          threads) -> RunReport:
     with ResultWriter(db, lock=lock, publish_every=exp.publish_every) as w:
-        live = RunProgress(db, exp.name, planned_jobs(exp), bars=progress, publish_every=exp.publish_every)
+        live = RunProgress(db, exp.name, planned_jobs(exp), bars=progress, publish_every=exp.publish_every,
+                           plan=run_plan(exp))
         ex = make_executor(executor, ray_address, device, threads)
         drv = _Driver(exp, w, ex, work, device, progress, precision, live)
         drv.report.run_id = start_run(w, "run", {"experiment": exp.model_dump(), "executor": executor,
