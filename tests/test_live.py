@@ -138,3 +138,50 @@ def test_run_plan_and_command_line(tmp_path):
     p.stage(stage_name(ds, "localisation"), loc["total"], ds)
     s = read_progress(tmp_path / "r.duckdb")
     assert s["stage_index"] == 3 and s["command"] == "python -m engine run x.toml" and len(s["plan"]) == len(plan)
+
+
+def test_each_finished_job_is_written_at_once_and_costed_by_kind(tmp_path, caplog):
+    import logging
+    import time
+
+    caplog.set_level(logging.INFO, logger="engine")  # the command line logs INFO
+    from engine.runner.progress import stage_name
+    db = tmp_path / "r.duckdb"
+    plan = [{"name": stage_name("d", k), "dataset": "d", "kind": k, "total": t, "methods": [], "metrics": []}
+            for k, t in (("train", 2), ("localisation", 4))]
+    p = RunProgress(db, "exp", total=6, bars=False, min_interval=3600.0, plan=plan)  # throttling would hide all
+    p.stage(stage_name("d", "train"), 2, "d")
+    logging.getLogger("engine.models.train").info(
+        "fine-tune vit_demo epoch 3 of 10: ...", extra={"unit_progress": {"model": "vit_demo", "unit": "epoch",
+                                                                           "k": 3, "n": 10, "loss": 0.4123}})
+    s = read_progress(db)
+    assert s["training"] == {"model": "vit_demo", "unit": "epoch", "k": 3, "n": 10, "loss": 0.4123}
+    v = _shown(live_view(s, now=s["updated"]))
+    assert "Training: vit_demo epoch 3 of 10, loss 0.412" in v.details
+    p.state["mark"] = time.time() - 10.0  # the first model trained for 10 s
+    p.advance(done=1)
+    s = read_progress(db)
+    assert s["jobs_done"] == 1 and s["training"] is None  # counted at once, despite min_interval
+    assert s["costs"]["train"][1] == 1 and 9.9 < s["costs"]["train"][0] < 11.0
+    p.advance(skipped=1)
+    assert read_progress(db)["costs"]["train"][1] == 1  # a skipped job costs nothing
+    p.finish("finished")
+    assert p._handler not in logging.getLogger("engine").handlers
+
+
+def test_remaining_time_from_the_cost_of_each_kind():
+    from engine.dashboard.live import COST_PRIOR, job_costs, remaining_estimate
+    plan = [{"name": "d: train", "kind": "train", "total": 2}, {"name": "d: localisation", "kind": "localisation",
+                                                                 "total": 10},
+            {"name": "d: faithfulness", "kind": "faithfulness", "total": 4}]
+    state = {"plan": plan, "stage_index": 1, "stage_total": 10, "stage_done": 4, "mark": 100.0,
+             "costs": {"train": [200.0, 2], "localisation": [8.0, 4]}}
+    per = job_costs(state["costs"])
+    assert per["train"] == 100.0 and per["localisation"] == 2.0
+    # faithfulness not measured yet: its prior ratio, scaled by the median measured / prior ratio
+    ratios = sorted([100.0 / COST_PRIOR["train"], 2.0 / COST_PRIOR["localisation"]])
+    assert per["faithfulness"] == COST_PRIOR["faithfulness"] * ratios[1]
+    # 6 localisation jobs left at 2 s, 4 faithfulness jobs; the job under way has run 1 s already
+    assert remaining_estimate(state, now=101.0) == 6 * 2.0 + 4 * per["faithfulness"] - 1.0
+    assert remaining_estimate({**state, "costs": {}}, now=101.0) is None
+    assert remaining_estimate({**state, "plan": []}, now=101.0) is None

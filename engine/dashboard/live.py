@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..store.progress import read_progress
+from ..store.progress import read_progress, training_text
 from .safe import code, md
 
 
@@ -31,7 +31,7 @@ class LiveView:
     details: list[str]       # stage, current dataset / model, failures (Markdown; names escaped)
     fraction: float          # jobs accounted for / planned (0..1)
     elapsed_s: float
-    remaining_s: float | None  # a rough estimate from the jobs so far (None before the first job)
+    remaining_s: float | None  # estimate from the measured cost per job kind (None before the first job)
     publish_every: float = 0.0  # the run publishes finished units at most this often (s; 0: each as it ends)
     plan: tuple = ()            # the run's stages in order (dicts: name, dataset, kind, total, methods, metrics)
     stage_index: int | None = None  # the stage under way, an index into ``plan`` (None: unknown)
@@ -52,14 +52,15 @@ def live_view(state: dict | None, now: float | None = None) -> LiveView | None:
     elapsed = max(0.0, float(end) - float(state.get("started") or end))
     fraction = min(counted / total, 1.0) if total else 0.0
     running = bool(state.get("alive")) and state.get("status") == "running"
-    remaining = None
-    if running and counted and total > counted:
+    remaining = remaining_estimate(state, now) if running else None
+    if remaining is None and running and counted and total > counted:  # an older progress file: no costs
         remaining = elapsed * (total - counted) / counted
     name = code(state.get("experiment") or "?")
     every = float(state.get("publish_every") or 0.0)
     jobs = f"{counted:,} of {total:,} jobs" + (f" ({skipped:,} already in the database)" if skipped else "")
     if running:
-        rest = f"; about {_duration(remaining)} left (rough estimate from the jobs so far)" if remaining else ""
+        rest = (f"; about {_duration(remaining)} left (estimated from the measured time per job of each kind)"
+                if remaining else "")
         headline = f"Run {name} is under way: {jobs}, {_duration(elapsed)} elapsed{rest}."
     elif state.get("status") == "running":
         headline = (f"Run {name} stopped without finishing after {jobs} (its process is gone); "
@@ -73,6 +74,8 @@ def live_view(state: dict | None, now: float | None = None) -> LiveView | None:
                                                           if state.get("stage_total") else ""))
         if state.get("dataset") or state.get("model"):
             details.append(f"Now: dataset {md(state.get('dataset') or '–')}, model {md(state.get('model') or '–')}")
+        if isinstance(state.get("training"), dict):
+            details.append(f"Training: {md(training_text(state['training']))}")
         if every:
             details.append(f"Results are published every {every:g} s: the tables can be up to {every:g} s behind "
                            f"the job counts above.")
@@ -124,6 +127,43 @@ def pending(view: LiveView | None, what: str, dataset: str | None = None) -> str
             return (f"Not computed yet: the run under way will do it (stage {k + 1} of {len(view.plan)}: "
                     f"{md(stage['name'])}); this page refreshes itself when it lands.")
     return None
+
+
+# seconds per job of each kind relative to a localisation job, measured on a recorded run (the quick demo,
+# tests/recorded_run.csv); used only for a kind with no finished job yet, scaled by the kinds measured so far
+COST_PRIOR = {"data": 0.0, "train": 40.0, "predict": 2.0, "localisation": 1.0, "faithfulness": 3.0, "sanity": 10.0}
+
+
+def job_costs(costs: dict) -> dict[str, float]:
+    """Seconds per job of each kind: measured (``costs``: kind -> [seconds, jobs]) where a job of that kind
+    finished, else :data:`COST_PRIOR` times the median ratio measured / prior of the measured kinds."""
+    measured = {k: float(c[0]) / int(c[1]) for k, c in (costs or {}).items() if int(c[1]) > 0}
+    ratios = sorted(v / COST_PRIOR[k] for k, v in measured.items() if COST_PRIOR.get(k))
+    scale = ratios[len(ratios) // 2] if ratios else None
+    out = dict(measured)
+    for k, prior in COST_PRIOR.items():
+        if k not in out and scale is not None:
+            out[k] = prior * scale
+    return out
+
+
+def remaining_estimate(state: dict, now: float) -> float | None:
+    """Seconds left: the jobs left in the stage under way and in every later stage of the plan, each at the
+    measured cost of its kind (:func:`job_costs`), less the time the job under way has run already.  None
+    without a plan, a known stage or a finished job."""
+    plan, index = state.get("plan") or [], state.get("stage_index")
+    per = job_costs(state.get("costs") or {})
+    if not plan or not isinstance(index, int) or index >= len(plan) or not per:
+        return None
+
+    def cost(kind):
+        return per.get(kind, max(per.values()))
+    current = cost(plan[index]["kind"])
+    left = max(int(state.get("stage_total") or 0) - int(state.get("stage_done") or 0), 0)
+    rest = left * current + sum(int(s.get("total") or 0) * cost(s["kind"]) for s in plan[index + 1:])
+    if left:
+        rest -= min(max(now - float(state.get("mark") or now), 0.0), current)
+    return max(rest, 0.0)
 
 
 def live_run(db: str | Path, now: float | None = None) -> LiveView | None:

@@ -22,13 +22,33 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..store.progress import progress_path, read_progress  # noqa: F401  (re-exported for the runner's callers)
+from ..store.progress import progress_path, read_progress, training_text  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
 
+class _UnitProgress(logging.Handler):
+    """Passes the ``unit_progress`` a training or pretraining log record carries (``extra=``: model, unit,
+    k, n, loss) to the run's progress (in this process: the local executor's units)."""
+
+    def __init__(self, progress: "RunProgress"):
+        super().__init__(logging.INFO)
+        self.progress = progress
+
+    def emit(self, record: logging.LogRecord) -> None:
+        info = getattr(record, "unit_progress", None)
+        if isinstance(info, dict):
+            self.progress.training(**info)
+
+
 class RunProgress:
-    """Counts jobs against the planned total, draws a bar per stage and keeps the progress file current."""
+    """Counts jobs against the planned total, draws a bar per stage and keeps the progress file current.
+
+    Every finished job is written at once (no throttling: a count never waits for the next job); the
+    seconds between finished jobs are added up per job kind (``costs``: kind -> [seconds, jobs]), which
+    the estimate of the time left is made from (:func:`engine.dashboard.live.remaining_estimate`).
+    Training and pretraining report ``epoch k of N`` / ``step k of N`` and the loss through their log
+    records (``training``), shown on the bar and the Overview."""
 
     def __init__(self, db: str | Path, experiment: str, total: int, bars: bool = True, min_interval: float = 0.5,
                  publish_every: float = 0.0, plan: list[dict] | None = None, command: str | None = None):
@@ -39,9 +59,12 @@ class RunProgress:
                       "jobs_total": int(total), "jobs_done": 0, "jobs_skipped": 0, "jobs_failed": 0, "items_failed": 0,
                       "stage_done": 0, "stage_total": 0, "started": time.time(), "updated": time.time(),
                       "finished": None, "publish_every": float(publish_every), "plan": list(plan or []),
-                      "stage_index": None, "command": command if command is not None else command_line()}
+                      "stage_index": None, "command": command if command is not None else command_line(),
+                      "costs": {}, "mark": time.time(), "training": None}
         self._bar: tqdm | None = None
         self._last_write = 0.0
+        self._handler = _UnitProgress(self)
+        logging.getLogger("engine").addHandler(self._handler)
         self.write(force=True)
 
     # -- what the driver calls -------------------------------------------------------------------
@@ -56,7 +79,7 @@ class RunProgress:
         start = self.state["stage_index"] or 0
         index = names.index(name, start) if name in names[start:] else None
         self.state.update(stage=name, dataset=dataset, model=None, stage_done=0, stage_total=int(total),
-                          stage_index=index)
+                          stage_index=index, mark=time.time(), training=None)
         if self.bars:
             self._bar = tqdm(total=int(total), desc=name, unit="job", dynamic_ncols=True)
         self.write(force=True)
@@ -66,16 +89,42 @@ class RunProgress:
         self.write(force=True)
 
     def advance(self, done: int = 0, skipped: int = 0, failed: int = 0) -> None:
+        """Jobs finished (done or failed: their time since the last finished job counts to the stage's job
+        kind) or skipped (already in the database); written to the file at once."""
         self.state["jobs_done"] += done
         self.state["jobs_skipped"] += skipped
         self.state["jobs_failed"] += failed
         n = done + skipped + failed
         self.state["stage_done"] += n
+        now = time.time()
+        if done + failed:
+            cost = self.state["costs"].setdefault(self.kind(), [0.0, 0])
+            cost[0] += max(0.0, now - float(self.state["mark"]))
+            cost[1] += done + failed
+            self.state["training"] = None
+        self.state["mark"] = now
         if self._bar is not None and n:
             self._bar.update(n)
-        self.write()
+        self.write(force=bool(n))
+
+    def training(self, model: str, unit: str, k: int, n: int, loss: float | None = None) -> None:
+        """Training (``unit`` "epoch") or pretraining ("pretraining step") of ``model`` reached ``k`` of ``n``."""
+        self.state["training"] = {"model": model, "unit": unit, "k": int(k), "n": int(n),
+                                  "loss": None if loss is None else float(loss)}
+        if self._bar is not None:
+            self._bar.set_postfix_str(training_text(self.state["training"]))
+        self.write(force=True)
+
+    def kind(self) -> str:
+        """The job kind of the stage under way (from the plan, else the stage name's last part)."""
+        index, plan = self.state.get("stage_index"), self.state.get("plan") or []
+        if index is not None and index < len(plan):
+            return plan[index]["kind"]
+        last = str(self.state.get("stage") or "").rsplit(": ", 1)[-1]
+        return next((k for k, t in STAGE_TITLES.items() if t == last), last)
 
     def finish(self, status: str) -> None:
+        logging.getLogger("engine").removeHandler(self._handler)
         self._close_bar()
         self.state.update(status=status, stage="finished" if status.startswith("finished") else status,
                           model=None, finished=time.time())
