@@ -2,7 +2,6 @@
 the insertion / deletion curves.  Addressed by ``?dataset=...&model=...&image=...`` (the Gallery links here)."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -10,7 +9,10 @@ from engine.dashboard import (
     COLORMAPS,
     Db,
     UnsafePath,
+    cached_overlay,
+    card_choice,
     charts,
+    default_region,
     figure_downloads,
     focus_model,
     labelled,
@@ -25,9 +27,10 @@ from engine.dashboard import (
     picker,
     plotly_frame,
     plotly_text,
-    render_sample,
+    score_choice,
     show_table,
     spec_regions,
+    split_choice,
     url_slider,
     will_compute,
 )
@@ -69,23 +72,24 @@ except (UnsafePath, ValueError, OSError) as exc:
     sample = None
 
 if sample is not None:
-    tiles = [("image", None)] + [(method_label(m.method, m.method_params), map_array(m._asdict()))
-                                 for m in maps.itertuples()]
+    tiles = [("image", None, None)] + [(method_label(m.method, m.method_params), map_array(m._asdict()),
+                                        (m.method, m.method_params)) for m in maps.itertuples()]
     cols = st.columns(5)
-    for k, (title, grid) in enumerate(tiles):
+    for k, (title, grid, which) in enumerate(tiles):
         with cols[k % 5]:
-            st.image(np.asarray(render_sample(sample, grid, alpha, cmap, scale=3, regions=regions.all)),
-                     width="stretch")
+            st.image(cached_overlay(db, (dataset_id, model_id, image_id, *(which or (None, None))), row, grid, alpha,
+                                    cmap, scale=3, regions=regions.all), width="stretch")
             st.caption(md(title) if grid is None else
                        f"**{md(title)}** (explains {md(classes[int(maps.iloc[k - 1].target)])})")
 if maps.empty:
     st.info("No maps were stored for this image under this model.")
 elif sample is not None:
     with st.expander("Figure for a paper: this image x every method (PNG 300 dpi and SVG)"):
-        options = sorted(f"{m} · {r}" for m, r in set(zip(scores.metric, scores.region))) or ["(none)"]
-        choice = st.selectbox("Score under each map", options, key="im_fig_score",
-                              index=options.index("pointing_game · mask") if "pointing_game · mask" in options else 0)
-        fm, fr = choice.split(" · ") if " · " in choice else (None, None)
+        options = sorted(score_choice(m, r) for m, r in set(zip(scores.metric, scores.region))) or ["(none)"]
+        first = card_choice(options, None, score_choice("pointing_game", default_region(
+            scores[scores.metric == "pointing_game"].region, regions)))
+        choice = st.selectbox("Score under each map", options, key="im_fig_score", index=options.index(first))
+        fm, fr = split_choice(choice) if choice in set(options) - {"(none)"} else (None, None)
         figure_downloads(db, dataset_id, model_id, [image_id], list(zip(maps.method, maps.method_params)), fm, fr,
                          alpha, cmap, "im_fig")
 
@@ -93,7 +97,8 @@ st.subheader("Scores of this image")
 if scores.empty:
     st.caption("Not scored.")
 else:
-    scores = labelled(scores).assign(metric=scores["metric"] + " · " + scores["region"])
+    scores = labelled(scores)
+    scores = scores.assign(metric=[score_choice(m, r) for m, r in zip(scores["metric"], scores["region"])])
     show_table(scores.pivot_table(index="method", columns="metric", values="value"), "{:.3f}")
 
 st.subheader("Insertion and deletion curves")
@@ -102,9 +107,9 @@ if curves.empty:
         st.caption("No faithfulness curves stored for this image (the run did not score insertion / deletion).")
 else:
     for metric, g in labelled(curves).groupby("metric"):
-        fig = charts.line(plotly_frame(g), x="x", y="y", color="method", markers=True,
-                      labels={"x": "fraction of pixels " + ("inserted" if "insert" in metric else "deleted"),
-                              "y": "probability of the explained class"},
-                      title=plotly_text(f"{metric.replace('_auc', '')}: this image, one curve per method"))
+        fig = charts.line(plotly_frame(charts.with_auc(g)), x="x", y="y", color="method", markers=True,
+                          labels={"x": "fraction of pixels " + ("inserted" if "insert" in metric else "deleted"),
+                                  "y": "probability of the explained class", "method": "method (AUC)"},
+                          title=plotly_text(f"{metric.replace('_auc', '')}: this image, one curve per method"))
         fig.update_yaxes(range=[0, 1])
         st.plotly_chart(fig, width="stretch")

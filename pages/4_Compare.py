@@ -7,6 +7,7 @@ import streamlit as st
 
 from engine.dashboard import (
     CONFOUNDER_METRICS,
+    SURVIVES,
     Db,
     charts,
     default_region,
@@ -15,6 +16,7 @@ from engine.dashboard import (
     labelled,
     md,
     model_labels,
+    mprt_verdicts,
     near_chance_warning,
     open_page,
     ordered_regions,
@@ -100,12 +102,15 @@ elif view == "agreement":
     if pairs.empty:
         st.info(f"No image has both {md(a)} and {md(b)} on {md(region)} regions for this model.")
     else:
+        rows = -(-pairs.method.nunique() // 4)
         fig = charts.scatter(plotly_frame(pairs), x="a", y="b", facet_col="method", facet_col_wrap=4, opacity=0.5,
+                             facet_row_spacing=min(0.12, 0.6 / max(rows, 1)), facet_col_spacing=0.06,
+                             height=260 * rows + 160,
                          labels={"a": plotly_text(f"{a} ({region})"), "b": plotly_text(f"{b} ({region})")},
                          title=plotly_text(f"Per image: {a} vs {b}, one panel per method (n = "
                                            f"{pairs.image_id.nunique()} images)"))
-        fig.for_each_annotation(lambda t: t.update(text=t.text.split("=")[-1]))
-        fig.update_layout(margin={"t": 90})  # the title above the facet titles, not over them
+        charts.tidy_facets(fig)
+        fig.update_layout(margin={"t": 110})  # the title above the facet titles, not over them
         st.plotly_chart(fig, width="stretch")
         st.caption(f"Spearman correlation of {md(a)} and {md(b)} across images, per method (undefined where a metric "
                    f"is constant)")
@@ -132,11 +137,11 @@ elif view == "regions":
         st.caption(f"{md(metric)}: method means on {md(breg)} vs {md(mreg)} and their ranks (1 = best); Spearman ρ of "
                    f"the two "
                    f"rankings = {'undefined (fewer than 3 methods)' if rho != rho else f'{rho:.2f}'}")
-        fig = charts.scatter(plotly_frame(ranks.reset_index()), x=breg, y=mreg, text="method",
+        fig = charts.scatter(plotly_frame(ranks.reset_index()), x=breg, y=mreg, color="method", symbol="method",
                          labels={breg: plotly_text(f"{metric} on {breg} (mean)"),
                                  mreg: plotly_text(f"{metric} on {mreg} (mean)")},
                          title=plotly_text(f"Do rankings survive {breg} vs {mreg}? {len(ranks)} methods"))
-        fig.update_traces(textposition="top center")
+        fig.update_traces(marker={"size": 11})  # one colour and symbol per method: no labels to overprint
         st.plotly_chart(fig, width="stretch")
         show_table(ranks)
 
@@ -167,14 +172,22 @@ elif view == "sanity":
                     "`[sanity] images = N`; `models = \"all\"` adds the random-weights ones).")
     else:
         sim = pick("Similarity", ["mean_spearman", "mean_ssim"], "sim")
-        fig = charts.line(plotly_frame(df), x="step", y=sim, color="method", markers=True,
-                          hover_data=["layer", "images"],
-                      labels={"step": "randomisation step (1 = head, then blocks top-down, last = embeddings)",
-                              sim: f"{sim.replace('mean_', '')} with the original map (mean)"},
-                      title=f"MPRT: a map that stays similar after randomisation ignores the model; "
-                            f"n = {int(df['images'].max())} images")
+        verdicts = mprt_verdicts(df, SURVIVES)
+        st.caption(f"Verdict per method after the last randomisation step: fails where the mean Spearman "
+                   f"correlation with the original map stays above {SURVIVES:g} (the map does not depend on the "
+                   f"model's weights), passes otherwise")
+        show_table(verdicts, {"final_spearman": "{:.3f}"}, hide_index=True)
+        named = dict(zip(verdicts.method, verdicts.verdict))
+        fig = charts.line(plotly_frame(df.assign(method=[f"{m} — {named.get(m, '')}" for m in df.method])),
+                          x="step", y=sim, color="method", markers=True, hover_data=["layer", "images"],
+                          labels={"step": "randomisation step (1 = head, then blocks top-down, last = embeddings)",
+                                  sim: f"{sim.replace('mean_', '')} with the original map (mean)",
+                                  "method": "method — verdict"},
+                          title=f"MPRT: a map that stays similar after randomisation ignores the model; "
+                                f"n = {int(df['images'].max())} images")
         st.plotly_chart(fig, width="stretch")
-        show_table(df.drop(columns=["method_params"]), hide_index=True)
+        with st.expander("Every step"):
+            show_table(df.drop(columns=["method_params"]), hide_index=True)
 
 elif view == "faithfulness":
     model_id = pick_model()
@@ -182,11 +195,12 @@ elif view == "faithfulness":
     if df.empty and not will_compute(db.path, "faithfulness", dataset_name):
         st.info("No insertion / deletion curves for this model (score `insertion_auc` / `deletion_auc`).")
     for metric, g in df.groupby("metric"):
-        fig = charts.line(plotly_frame(g), x="x", y="y", color="method",
-                      labels={"x": "fraction of pixels " + ("inserted" if "insert" in metric else "deleted"),
-                              "y": "probability of the explained class (mean)"},
-                      title=plotly_text(f"{metric.replace('_auc', '')}: mean over n = {int(g['images'].max())} "
-                                        f"images"))
+        fig = charts.line(plotly_frame(charts.with_auc(g)), x="x", y="y", color="method",
+                          labels={"x": "fraction of pixels " + ("inserted" if "insert" in metric else "deleted"),
+                                  "y": "probability of the explained class (mean)",
+                                  "method": "method (AUC of the mean curve)"},
+                          title=plotly_text(f"{metric.replace('_auc', '')}: mean over n = {int(g['images'].max())} "
+                                            f"images"))
         fig.update_yaxes(range=[0, 1])
         st.plotly_chart(fig, width="stretch")
 
@@ -211,6 +225,6 @@ else:  # confounders
         fig = charts.bar(plotly_frame(bars), x="method", y="mean", color="model", barmode="group",
                      facet_row="metric", labels={"mean": "mass on marker (mean share, 0–1)"},
                      title=f"Mass on the marker region; n ≤ {int(shown['n'].max())} images per bar")
-        fig.for_each_annotation(lambda t: t.update(text=t.text.split("=")[-1]))  # facet titles: the metric only
+        charts.tidy_facets(fig)  # facet titles: the metric only
         fig.update_layout(margin={"t": 80})
         st.plotly_chart(fig, width="stretch")

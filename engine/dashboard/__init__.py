@@ -11,10 +11,10 @@ import importlib
 
 from ..metrics.summaries import method_label
 from . import charts
-from .compare import depth_rows, strategy_dataset, strategy_means, strategy_models
+from .compare import depth_rows, mprt_verdicts, strategy_dataset, strategy_means, strategy_models
 from .export import paper_table, to_csv, to_latex
 from .focus import chance_lines, focus_model, method_order, model_order, untrained_models
-from .gallery import card_choice, card_score
+from .gallery import card_choice, card_score, confusion_frame, score_choice, split_choice
 from .guards import NEAR_CHANCE, headlines, with_guards
 from .images import UnsafePath, load_row_sample
 from .labels import dataset_labels, model_labels
@@ -23,8 +23,8 @@ from .leaderboard import group_column as leaderboard_group_column
 from .leaderboard import higher_is_better as leaderboard_higher_is_better
 from .leaderboard import leaderboard_table
 from .live import database_message, live_run, live_view, pending
-from .overview import merge_coinciding
-from .queries import GALLERY_SORTS, OUTCOMES, labelled, map_array
+from .overview import JOB_TIME, RUN_TIMES, merge_coinciding
+from .queries import GALLERY_SORTS, OUTCOMES, SURVIVES, labelled, map_array
 from .queries_compare import CONFOUNDER_METRICS, best_model, per_method_spearman
 from .regions import DatasetRegions, default_region, ordered_regions, region_pairs, spec_regions
 from .safe import csv_bytes, csv_safe, md, plotly_frame, plotly_text
@@ -33,11 +33,13 @@ from .viz import COLORMAPS, legend, render_sample
 _STREAMLIT_BOUND = {"Db": "cache", "db_state": "cache", **{n: "widgets" for n in (
     "live_panel", "no_database", "pick_dataset", "picker",
     "open_page", "requested_page", "show_table", "url_page", "url_range", "url_selectbox",
-    "url_slider", "will_compute")}, "near_chance_warning": "guard_widgets", "figure_downloads": "guard_widgets"}
+    "url_slider", "will_compute", "cached_overlay")}, "near_chance_warning": "guard_widgets",
+    "figure_downloads": "guard_widgets"}
 
 __all__ = [
-    "charts", "chance_lines", "pending", "dataset_labels", "focus_model", "method_order", "model_order",
-    "untrained_models",
+    "charts", "chance_lines", "pending", "confusion_frame", "score_choice", "split_choice", "dataset_labels",
+    "focus_model", "method_order", "model_order", "untrained_models", "mprt_verdicts", "SURVIVES",
+    "JOB_TIME", "RUN_TIMES",
     "COLORMAPS", "CONFOUNDER_METRICS", "DatasetRegions", "GALLERY_SORTS", "LEADERBOARD_GROUPS", "NEAR_CHANCE",
     "OUTCOMES", "UnsafePath", "best_model", "card_choice", "card_score", "csv_bytes", "csv_safe", "database_message",
     "default_region", "depth_rows", "headlines", "labelled", "leaderboard_group_column", "leaderboard_higher_is_better",

@@ -35,3 +35,24 @@ def with_auc(curves: pd.DataFrame, by: str = "method", x: str = "x", y: str = "y
     rank = {k: -a if a == a else np.inf for k, a in areas.items()}
     out = curves.assign(_rank=curves[by].map(rank)).sort_values(["_rank", by, x], kind="stable")
     return out.drop(columns="_rank").assign(**{by: lambda f: f[by].map(names)})
+
+
+def facet_label(text: str, width: int = 26) -> str:
+    """A facet title without plotly's ``column=`` prefix (only the first ``=``: a value such as
+    ``attention (layer=8)`` stays whole), wrapped at spaces to lines of about ``width`` characters."""
+    value = text.split("=", 1)[-1]
+    lines, line = [], ""
+    for word in value.split(" "):
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return "<br>".join([*lines, line])
+
+
+def tidy_facets(fig, font_size: int = 11):
+    """Facet titles as :func:`facet_label` in a smaller font, so neighbouring titles never run into each
+    other; returns ``fig``."""
+    fig.for_each_annotation(lambda a: a.update(text=facet_label(a.text), font={"size": font_size}))
+    return fig

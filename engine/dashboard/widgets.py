@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -195,3 +196,18 @@ def show_table(df, formats: dict | str | None = None, precision: int = 3, hide_i
     ``formats``: a format string for every column, or {column: format}."""
     return st.dataframe(df.style.format(formats, precision=precision, na_rep="–"), hide_index=hide_index,
                         width="stretch", **kwargs)
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def _overlay(key: tuple, alpha: float, cmap: str, scale: int, regions: tuple, _row: dict, _grid) -> np.ndarray:
+    from .images import load_row_sample
+    from .viz import render_sample
+    return np.asarray(render_sample(load_row_sample(_row), _grid, alpha, cmap, scale=scale, regions=regions))
+
+
+def cached_overlay(db: Db, key: tuple, row: dict, grid, alpha: float, cmap: str, scale: int = 4,
+                   regions=()) -> np.ndarray:
+    """The map ``grid`` (None: the image alone) over the image of ``row`` with its outlines, rendered once per
+    (database version, ``key`` = (dataset, model, image, method, method parameters), colour map, opacity,
+    scale, regions): a page or filter change redraws no map already drawn.  Raises what loading raises."""
+    return _overlay((db.path, db.mtime, *key), float(alpha), cmap, int(scale), tuple(regions), row, grid)
