@@ -9,7 +9,7 @@ import streamlit as st
 
 from engine.dashboard import (
     LEADERBOARD_GROUPS,
-    charts,
+    bar_chart,
     csv_bytes,
     dataset_labels,
     default_region,
@@ -131,7 +131,7 @@ if gcol == "model_id":  # the legend names models by label, not by checkpoint ha
     names = model_labels(plot["model_id"])
     plot = plot.assign(model_id=plot["model_id"].map(names))
     orders[gcol] = [plotly_text(names[m]) for m in order if m in names]
-fig = charts.bar(plotly_frame(plot), x="method", y="mean", color=gcol, barmode="group", **err,
+fig = bar_chart(plotly_frame(plot), x="method", y="mean", color=gcol, barmode="group", **err,
                  category_orders=orders,
              text="signif" if "signif" in plot else None,
              labels={"mean": plotly_text(f"{metric} ({region}), score 0–1"), "method": "method", gcol: group},

@@ -11,12 +11,12 @@ from engine.dashboard import (
     UnsafePath,
     cached_overlay,
     card_choice,
-    charts,
     default_region,
     figure_downloads,
     focus_model,
     labelled,
     legend,
+    line_chart,
     load_row_sample,
     map_array,
     md,
@@ -33,6 +33,7 @@ from engine.dashboard import (
     split_choice,
     url_slider,
     will_compute,
+    with_auc,
 )
 
 db, models = open_page("Image", "Image detail", Db.model_options, "explanations")
@@ -107,7 +108,7 @@ if curves.empty:
         st.caption("No faithfulness curves stored for this image (the run did not score insertion / deletion).")
 else:
     for metric, g in labelled(curves).groupby("metric"):
-        fig = charts.line(plotly_frame(charts.with_auc(g)), x="x", y="y", color="method", markers=True,
+        fig = line_chart(plotly_frame(with_auc(g)), x="x", y="y", color="method", markers=True,
                           labels={"x": "fraction of pixels " + ("inserted" if "insert" in metric else "deleted"),
                                   "y": "probability of the explained class", "method": "method (AUC)"},
                           title=plotly_text(f"{metric.replace('_auc', '')}: this image, one curve per method"))

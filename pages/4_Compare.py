@@ -9,11 +9,12 @@ from engine.dashboard import (
     CONFOUNDER_METRICS,
     SURVIVES,
     Db,
-    charts,
+    bar_chart,
     default_region,
     depth_rows,
     focus_model,
     labelled,
+    line_chart,
     md,
     model_labels,
     mprt_verdicts,
@@ -26,12 +27,15 @@ from engine.dashboard import (
     plotly_frame,
     plotly_text,
     region_pairs,
+    scatter_chart,
     show_table,
     strategy_dataset,
     strategy_means,
     strategy_models,
+    tidy_facets,
     url_slider,
     will_compute,
+    with_auc,
 )
 
 db, models = open_page("Compare", "Compare", Db.model_options)
@@ -78,7 +82,7 @@ if view == "strategy":
     st.caption(f"{md(metric)} on {md(region)} regions: per strategy (pretraining · fine-tuning state: an untrained "
                f"random-weights model is never averaged with a fine-tuned one) the mean "
                f"of its models' mean scores; bars span the lowest to highest model; n = images summed over models")
-    fig = charts.bar(plotly_frame(agg.assign(up=agg.hi - agg["mean"], down=agg["mean"] - agg.lo)), x="method", y="mean",
+    fig = bar_chart(plotly_frame(agg.assign(up=agg.hi - agg["mean"], down=agg["mean"] - agg.lo)), x="method", y="mean",
                  color="strategy", barmode="group", error_y="up", error_y_minus="down",
                  labels={"mean": plotly_text(f"{metric} ({region}), mean score 0–1"), "method": "method"},
                  title=plotly_text(f"{metric} by pretraining strategy; n ≤ {int(agg['n'].max()) if len(agg) else 0} "
@@ -103,13 +107,13 @@ elif view == "agreement":
         st.info(f"No image has both {md(a)} and {md(b)} on {md(region)} regions for this model.")
     else:
         rows = -(-pairs.method.nunique() // 4)
-        fig = charts.scatter(plotly_frame(pairs), x="a", y="b", facet_col="method", facet_col_wrap=4, opacity=0.5,
+        fig = scatter_chart(plotly_frame(pairs), x="a", y="b", facet_col="method", facet_col_wrap=4, opacity=0.5,
                              facet_row_spacing=min(0.12, 0.6 / max(rows, 1)), facet_col_spacing=0.06,
                              height=260 * rows + 160,
                          labels={"a": plotly_text(f"{a} ({region})"), "b": plotly_text(f"{b} ({region})")},
                          title=plotly_text(f"Per image: {a} vs {b}, one panel per method (n = "
                                            f"{pairs.image_id.nunique()} images)"))
-        charts.tidy_facets(fig)
+        tidy_facets(fig)
         fig.update_layout(margin={"t": 110})  # the title above the facet titles, not over them
         st.plotly_chart(fig, width="stretch")
         st.caption(f"Spearman correlation of {md(a)} and {md(b)} across images, per method (undefined where a metric "
@@ -137,7 +141,7 @@ elif view == "regions":
         st.caption(f"{md(metric)}: method means on {md(breg)} vs {md(mreg)} and their ranks (1 = best); Spearman ρ of "
                    f"the two "
                    f"rankings = {'undefined (fewer than 3 methods)' if rho != rho else f'{rho:.2f}'}")
-        fig = charts.scatter(plotly_frame(ranks.reset_index()), x=breg, y=mreg, color="method", symbol="method",
+        fig = scatter_chart(plotly_frame(ranks.reset_index()), x=breg, y=mreg, color="method", symbol="method",
                          labels={breg: plotly_text(f"{metric} on {breg} (mean)"),
                                  mreg: plotly_text(f"{metric} on {mreg} (mean)")},
                          title=plotly_text(f"Do rankings survive {breg} vs {mreg}? {len(ranks)} methods"))
@@ -155,7 +159,7 @@ elif view == "depth":
                     "`layer` (e.g. `attention` with `{\"layer\": 0}`, `{\"layer\": 1}`, …, or `gradcam_attn`) in your "
                     "experiment's methods; each becomes one point of this ablation.")
     else:
-        fig = charts.line(plotly_frame(df), x="layer", y="mean", color="method", line_dash="metric", markers=True,
+        fig = line_chart(plotly_frame(df), x="layer", y="mean", color="method", line_dash="metric", markers=True,
                       error_y=df.ci_high - df["mean"], error_y_minus=df["mean"] - df.ci_low,
                       labels={"layer": "block (0 = first)", "mean": plotly_text(f"mean score ({region}), 0–1")},
                       title=f"Localisation per attention depth, 95 % CI; n ≤ {int(df['n'].max())} images per point")
@@ -178,7 +182,7 @@ elif view == "sanity":
                    f"model's weights), passes otherwise")
         show_table(verdicts, {"final_spearman": "{:.3f}"}, hide_index=True)
         named = dict(zip(verdicts.method, verdicts.verdict))
-        fig = charts.line(plotly_frame(df.assign(method=[f"{m} — {named.get(m, '')}" for m in df.method])),
+        fig = line_chart(plotly_frame(df.assign(method=[f"{m} — {named.get(m, '')}" for m in df.method])),
                           x="step", y=sim, color="method", markers=True, hover_data=["layer", "images"],
                           labels={"step": "randomisation step (1 = head, then blocks top-down, last = embeddings)",
                                   sim: f"{sim.replace('mean_', '')} with the original map (mean)",
@@ -195,7 +199,7 @@ elif view == "faithfulness":
     if df.empty and not will_compute(db.path, "faithfulness", dataset_name):
         st.info("No insertion / deletion curves for this model (score `insertion_auc` / `deletion_auc`).")
     for metric, g in df.groupby("metric"):
-        fig = charts.line(plotly_frame(charts.with_auc(g)), x="x", y="y", color="method",
+        fig = line_chart(plotly_frame(with_auc(g)), x="x", y="y", color="method",
                           labels={"x": "fraction of pixels " + ("inserted" if "insert" in metric else "deleted"),
                                   "y": "probability of the explained class (mean)",
                                   "method": "method (AUC of the mean curve)"},
@@ -222,9 +226,9 @@ else:  # confounders
         st.dataframe(shown, hide_index=True, width="stretch",
                      column_config={"flagged": st.column_config.CheckboxColumn("looks at the marker")})
         bars = pd.DataFrame(shown).assign(model=lambda f: f["model_id"].map(model_labels(f["model_id"])))
-        fig = charts.bar(plotly_frame(bars), x="method", y="mean", color="model", barmode="group",
+        fig = bar_chart(plotly_frame(bars), x="method", y="mean", color="model", barmode="group",
                      facet_row="metric", labels={"mean": "mass on marker (mean share, 0–1)"},
                      title=f"Mass on the marker region; n ≤ {int(shown['n'].max())} images per bar")
-        charts.tidy_facets(fig)  # facet titles: the metric only
+        tidy_facets(fig)  # facet titles: the metric only
         fig.update_layout(margin={"t": 80})
         st.plotly_chart(fig, width="stretch")

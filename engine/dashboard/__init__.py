@@ -10,7 +10,10 @@ from __future__ import annotations
 import importlib
 
 from ..metrics.summaries import method_label
-from . import charts
+from .charts import bar as bar_chart
+from .charts import line as line_chart
+from .charts import scatter as scatter_chart
+from .charts import tidy_facets, with_auc
 from .compare import depth_rows, mprt_verdicts, strategy_dataset, strategy_means, strategy_models
 from .export import paper_table, to_csv, to_latex
 from .focus import chance_lines, focus_model, method_order, model_order, untrained_models
@@ -37,7 +40,8 @@ _STREAMLIT_BOUND = {"Db": "cache", "db_state": "cache", **{n: "widgets" for n in
     "figure_downloads": "guard_widgets"}
 
 __all__ = [
-    "charts", "chance_lines", "pending", "confusion_frame", "score_choice", "split_choice", "dataset_labels",
+    "bar_chart", "line_chart", "scatter_chart", "tidy_facets", "with_auc", "chance_lines", "pending",
+    "confusion_frame", "score_choice", "split_choice", "dataset_labels",
     "focus_model", "method_order", "model_order", "untrained_models", "mprt_verdicts", "SURVIVES",
     "JOB_TIME", "RUN_TIMES",
     "COLORMAPS", "CONFOUNDER_METRICS", "DatasetRegions", "GALLERY_SORTS", "LEADERBOARD_GROUPS", "NEAR_CHANCE",
