@@ -29,17 +29,21 @@ def record(db: str, experiment: str, out: str) -> None:
     with read_only(db) as con:
         run_id, t0, t1 = con.execute("SELECT run_id, started_at, finished_at FROM runs ORDER BY started_at DESC "
                                      "LIMIT 1").fetchone()
-        rows = con.execute("SELECT j.kind, d.name, CAST(j.metrics AS VARCHAR), j.finished_at, j.started_at "
+        sizes = {n: (a, b) for n, a, b in con.execute(
+            "SELECT d.name, (SELECT count(*) FROM images i WHERE i.dataset_id = d.dataset_id), "
+            "(SELECT count(DISTINCT image_id) FROM explanations e WHERE e.dataset_id = d.dataset_id) "
+            "FROM datasets d").fetchall()}
+        rows = con.execute("SELECT j.kind, d.name, CAST(j.metrics AS VARCHAR), j.finished_at, j.started_at, j.method "
                            "FROM jobs j JOIN datasets d USING (dataset_id) WHERE j.run_id = ? "
                            "ORDER BY j.finished_at", [run_id]).fetchall()
     first = min(r[4] for r in rows)
     jobs = []
-    for kind, dataset, metrics, finished, _ in rows:
+    for kind, dataset, metrics, finished, _, method in rows:
         if kind == "evaluate":
             kind = METRICS[next(iter(json.loads(metrics)))].kind
-        jobs.append([round((finished - first).total_seconds(), 3), dataset, kind])
+        jobs.append([round((finished - first).total_seconds(), 3), dataset, kind, method])
     end = round(((t1 or rows[-1][3]) - first).total_seconds(), 3)
-    plan = run_plan(load_experiment(experiment))
+    plan = run_plan(load_experiment(experiment), sizes)
     Path(out).write_text(json.dumps({"plan": plan, "jobs": jobs, "end": end}, indent=0) + "\n")
     print(f"{len(jobs)} jobs over {end:.0f} s -> {out}")
 
@@ -54,11 +58,12 @@ def replay(recorded: dict) -> list[tuple[float, float, float]]:
     costs: dict[str, list] = {}
     done: dict[int, int] = {}
     mark, out = 0.0, []
-    for n, (t, dataset, kind) in enumerate(jobs, 1):
+    for n, (t, dataset, kind, method) in enumerate(jobs, 1):
         k = index[(dataset, kind)]
-        c = costs.setdefault(kind, [0.0, 0])
-        c[0] += t - mark
-        c[1] += 1
+        for key in (kind, *([f"{kind}:{method}"] if method else [])):
+            c = costs.setdefault(key, [0.0, 0])
+            c[0] += t - mark
+            c[1] += int(plan[k].get("images") or 1)
         mark = t
         done[k] = done.get(k, 0) + 1
         state = {"plan": plan, "stage_index": k, "stage_total": plan[k]["total"], "stage_done": done[k],

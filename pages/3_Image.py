@@ -12,6 +12,7 @@ from engine.dashboard import (
     cached_overlay,
     card_choice,
     default_region,
+    degenerate_note,
     figure_downloads,
     focus_model,
     labelled,
@@ -74,14 +75,16 @@ except (UnsafePath, ValueError, OSError) as exc:
 
 if sample is not None:
     tiles = [("image", None, None)] + [(method_label(m.method, m.method_params), map_array(m._asdict()),
-                                        (m.method, m.method_params)) for m in maps.itertuples()]
+                                        (m.method, m.method_params, m.degenerate)) for m in maps.itertuples()]
     cols = st.columns(5)
     for k, (title, grid, which) in enumerate(tiles):
         with cols[k % 5]:
-            st.image(cached_overlay(db, (dataset_id, model_id, image_id, *(which or (None, None))), row, grid, alpha,
-                                    cmap, scale=3, regions=regions.all), width="stretch")
+            st.image(cached_overlay(db, (dataset_id, model_id, image_id, *(which or (None, None))[:2]), row, grid,
+                                    alpha, cmap, scale=3, regions=regions.all), width="stretch")
+            refused = degenerate_note(which[2]) if which else None
             st.caption(md(title) if grid is None else
-                       f"**{md(title)}** (explains {md(classes[int(maps.iloc[k - 1].target)])})")
+                       f"**{md(title)}** (explains {md(classes[int(maps.iloc[k - 1].target)])})"
+                       + (f" · {refused}" if refused else ""))
 if maps.empty:
     st.info("No maps were stored for this image under this model.")
 elif sample is not None:

@@ -50,3 +50,14 @@ def test_gallery_sorts_by_the_score_on_the_cards(dashboard_db, monkeypatch):
         cards = [c.value for c in at.caption if "iou\\_top5" in c.value]
         values = [float(c.rsplit(" ", 1)[-1].replace("\\", "")) for c in cards if c.rsplit(" ", 1)[-1][0].isdigit()]
         assert len(values) >= 6 and values == sorted(values, reverse=desc), (direction, values)
+
+
+def test_image_page_labels_refused_maps(guards_db, monkeypatch):
+    with duckdb.connect(str(guards_db), read_only=True) as con:
+        ds, model, image, kind = con.execute(
+            "SELECT g.dataset_id, g.model_id, g.image_id, g.kind FROM degenerate_maps g SEMI JOIN explanations e "
+            "USING (dataset_id, model_id, image_id, method, method_params) ORDER BY ALL LIMIT 1").fetchall()[0]
+    at = run_page("pages/3_Image.py", guards_db, monkeypatch, {"dataset": ds, "model": model, "image": image})
+    captions = [c.value for c in at.caption]
+    from engine.dashboard.gallery import DEGENERATE
+    assert any(c.endswith(DEGENERATE[kind]) for c in captions), captions

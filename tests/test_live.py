@@ -185,3 +185,19 @@ def test_remaining_time_from_the_cost_of_each_kind():
     assert remaining_estimate(state, now=101.0) == 6 * 2.0 + 4 * per["faithfulness"] - 1.0
     assert remaining_estimate({**state, "costs": {}}, now=101.0) is None
     assert remaining_estimate({**state, "plan": []}, now=101.0) is None
+
+
+def test_estimate_on_a_recorded_run_after_a_quarter_of_its_jobs():
+    """The quick demo's job timeline (tests/recorded_run.json, bench/progress_estimate.py): once a quarter of
+    the jobs are done, the estimate of the time left is within 30 % of the time the run really took."""
+    import importlib.util
+
+    from conftest import PROJECT_ROOT
+    spec = importlib.util.spec_from_file_location("progress_estimate", PROJECT_ROOT / "bench" / "progress_estimate.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    recorded = json.loads((PROJECT_ROOT / "tests" / "recorded_run.json").read_text())
+    points = bench.replay(recorded)
+    assert len(points) == len(recorded["jobs"]) == sum(s["total"] for s in recorded["plan"])
+    fraction, estimate, actual = next(p for p in points if p[0] >= 0.25)
+    assert abs(estimate - actual) <= 0.3 * actual, (fraction, estimate, actual)

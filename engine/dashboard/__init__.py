@@ -17,7 +17,7 @@ from .charts import tidy_facets, with_auc
 from .compare import depth_rows, mprt_verdicts, strategy_dataset, strategy_means, strategy_models
 from .export import paper_table, to_csv, to_latex
 from .focus import chance_lines, focus_model, method_order, model_order, untrained_models
-from .gallery import card_choice, card_score, confusion_frame, score_choice, split_choice
+from .gallery import card_choice, card_score, confusion_frame, degenerate_note, score_choice, split_choice
 from .guards import NEAR_CHANCE, headlines, with_guards
 from .images import UnsafePath, load_row_sample
 from .labels import dataset_labels, model_labels
@@ -41,7 +41,7 @@ _STREAMLIT_BOUND = {"Db": "cache", "db_state": "cache", **{n: "widgets" for n in
 
 __all__ = [
     "bar_chart", "line_chart", "scatter_chart", "tidy_facets", "with_auc", "chance_lines", "pending",
-    "confusion_frame", "score_choice", "split_choice", "dataset_labels",
+    "confusion_frame", "degenerate_note", "score_choice", "split_choice", "dataset_labels",
     "focus_model", "method_order", "model_order", "untrained_models", "mprt_verdicts", "SURVIVES",
     "JOB_TIME", "RUN_TIMES",
     "COLORMAPS", "CONFOUNDER_METRICS", "DatasetRegions", "GALLERY_SORTS", "LEADERBOARD_GROUPS", "NEAR_CHANCE",

@@ -33,11 +33,16 @@ def card_choice(choices: list[str], filter_choice: str | None, default: str | No
     return choices[0] if choices else None
 
 
+def degenerate_note(kind) -> str | None:
+    """What a refused map was ('all-zero map (not scored)', ...); None for a scored map (``kind`` not text)."""
+    return DEGENERATE.get(kind, f"{kind} map (not scored)") if isinstance(kind, str) else None
+
+
 def card_score(scores, choice: str | None, degenerate: str | None = None) -> str:
     """The one line of a card's ``scores`` (``"metric · region value"`` strings) for ``choice``
     (``"metric · region"``); for a map the metrics refused (``degenerate``: zero / constant / nonfinite)
     what it was, e.g. 'all-zero map (not scored)'; else 'not scored' when the image has no such score."""
-    why = DEGENERATE.get(degenerate, f"{degenerate} map (not scored)") if isinstance(degenerate, str) else None
+    why = degenerate_note(degenerate)
     if choice is None:
         return why or "not scored"
     for line in scores if scores is not None else []:

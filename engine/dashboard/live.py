@@ -129,15 +129,16 @@ def pending(view: LiveView | None, what: str, dataset: str | None = None) -> str
     return None
 
 
-# seconds per job of each kind relative to a localisation job, measured on a recorded run (the quick demo,
-# tests/recorded_run.csv); used only for a kind with no finished job yet, scaled by the kinds measured so far
-COST_PRIOR = {"data": 0.0, "train": 40.0, "predict": 2.0, "localisation": 1.0, "faithfulness": 3.0, "sanity": 10.0}
+# seconds per job-image of each kind relative to a localisation job-image, measured on a recorded run (the
+# quick demo, 2026-12-06, shared 2-core CPU: tests/recorded_run.json, bench/progress_estimate.py); used only for
+# a kind with no finished job yet, scaled by the kinds measured so far
+COST_PRIOR = {"data": 0.0, "train": 4.0, "predict": 0.75, "localisation": 1.0, "faithfulness": 12.0, "sanity": 57.0}
 
 
 def job_costs(costs: dict) -> dict[str, float]:
-    """Seconds per job of each kind: measured (``costs``: kind -> [seconds, jobs]) where a job of that kind
-    finished, else :data:`COST_PRIOR` times the median ratio measured / prior of the measured kinds."""
-    measured = {k: float(c[0]) / int(c[1]) for k, c in (costs or {}).items() if int(c[1]) > 0}
+    """Seconds per job-image of each kind: measured (``costs``: kind -> [seconds, job-images]) where a job of
+    that kind finished, else :data:`COST_PRIOR` times the median ratio measured / prior of the measured kinds."""
+    measured = {k: float(c[0]) / int(c[1]) for k, c in (costs or {}).items() if int(c[1]) > 0 and ":" not in k}
     ratios = sorted(v / COST_PRIOR[k] for k, v in measured.items() if COST_PRIOR.get(k))
     scale = ratios[len(ratios) // 2] if ratios else None
     out = dict(measured)
@@ -149,18 +150,24 @@ def job_costs(costs: dict) -> dict[str, float]:
 
 def remaining_estimate(state: dict, now: float) -> float | None:
     """Seconds left: the jobs left in the stage under way and in every later stage of the plan, each at the
-    measured cost of its kind (:func:`job_costs`), less the time the job under way has run already.  None
-    without a plan, a known stage or a finished job."""
+    measured cost per image of its kind (:func:`job_costs`; for a stage of methods, the mean of each of its
+    methods' measured cost, ``kind:method``) times the images a job of that stage works on, less the time
+    the job under way has run already.  None without a plan, a known stage or a finished job."""
     plan, index = state.get("plan") or [], state.get("stage_index")
     per = job_costs(state.get("costs") or {})
     if not plan or not isinstance(index, int) or index >= len(plan) or not per:
         return None
 
-    def cost(kind):
-        return per.get(kind, max(per.values()))
-    current = cost(plan[index]["kind"])
+    methods = {k: float(c[0]) / int(c[1]) for k, c in (state.get("costs") or {}).items() if ":" in k and int(c[1])}
+
+    def cost(stage):  # per job: the mean over the stage's methods of each one's measured cost (else the kind's)
+        kind = per.get(stage["kind"], max(per.values()))
+        names = {m.split(" (")[0] for m in stage.get("methods") or ()}
+        each = [methods.get(f"{stage['kind']}:{m}", kind) for m in sorted(names)] or [kind]
+        return sum(each) / len(each) * int(stage.get("images") or 1)
+    current = cost(plan[index])
     left = max(int(state.get("stage_total") or 0) - int(state.get("stage_done") or 0), 0)
-    rest = left * current + sum(int(s.get("total") or 0) * cost(s["kind"]) for s in plan[index + 1:])
+    rest = left * current + sum(int(s.get("total") or 0) * cost(s) for s in plan[index + 1:])
     if left:
         rest -= min(max(now - float(state.get("mark") or now), 0.0), current)
     return max(rest, 0.0)

@@ -284,10 +284,15 @@ def image_view(path, dataset_id: str, model_id: str, image_id: str) -> tuple[pd.
 
 
 def image_maps(path, dataset_id: str, model_id: str, image_id: str) -> pd.DataFrame:
-    """Every method's map of one image under one model."""
+    """Every method's map of one image under one model, with ``degenerate`` (zero / constant / nonfinite:
+    a map the metrics refused; NULL otherwise)."""
     return _df(path, """
-        SELECT method, method_params, target, grid_h, grid_w, map FROM explanations
-        WHERE dataset_id = ? AND model_id = ? AND image_id = ? ORDER BY method, method_params""",
+        SELECT e.method, e.method_params, e.target, e.grid_h, e.grid_w, e.map,
+               (SELECT any_value(g.kind) FROM degenerate_maps g WHERE g.dataset_id = e.dataset_id
+                AND g.model_id = e.model_id AND g.image_id = e.image_id AND g.method = e.method
+                AND g.method_params = e.method_params) AS degenerate
+        FROM explanations e
+        WHERE e.dataset_id = ? AND e.model_id = ? AND e.image_id = ? ORDER BY e.method, e.method_params""",
                [dataset_id, model_id, image_id])
 
 

@@ -46,7 +46,9 @@ class RunProgress:
 
     Every finished job is written at once (no throttling: a count never waits for the next job); the
     seconds between finished jobs are added up per job kind (``costs``: kind -> [seconds, jobs]), which
-    the estimate of the time left is made from (:func:`engine.dashboard.live.remaining_estimate`).
+    the estimate of the time left is made from (:func:`engine.dashboard.live.remaining_estimate`); a job
+    counts as many units as the images it works on (the plan's ``images``), so a dataset with fewer images
+    is not estimated at a larger one's cost.
     Training and pretraining report ``epoch k of N`` / ``step k of N`` and the loss through their log
     records (``training``), shown on the bar and the Overview."""
 
@@ -88,19 +90,22 @@ class RunProgress:
         self.state["model"] = model
         self.write(force=True)
 
-    def advance(self, done: int = 0, skipped: int = 0, failed: int = 0) -> None:
+    def advance(self, done: int = 0, skipped: int = 0, failed: int = 0, method: str | None = None) -> None:
         """Jobs finished (done or failed: their time since the last finished job counts to the stage's job
-        kind) or skipped (already in the database); written to the file at once."""
+        kind, and to ``kind:method`` for a method's job) or skipped (already in the database); written to
+        the file at once."""
         self.state["jobs_done"] += done
         self.state["jobs_skipped"] += skipped
         self.state["jobs_failed"] += failed
         n = done + skipped + failed
         self.state["stage_done"] += n
         now = time.time()
-        if done + failed:
-            cost = self.state["costs"].setdefault(self.kind(), [0.0, 0])
-            cost[0] += max(0.0, now - float(self.state["mark"]))
-            cost[1] += done + failed
+        if done + failed:  # seconds per job-image of this kind (a job weighs the images it works on)
+            spent, units = max(0.0, now - float(self.state["mark"])), (done + failed) * self.images()
+            for key in (self.kind(), *([f"{self.kind()}:{method}"] if method else [])):
+                cost = self.state["costs"].setdefault(key, [0.0, 0])
+                cost[0] += spent
+                cost[1] += units
             self.state["training"] = None
         self.state["mark"] = now
         if self._bar is not None and n:
@@ -114,6 +119,11 @@ class RunProgress:
         if self._bar is not None:
             self._bar.set_postfix_str(training_text(self.state["training"]))
         self.write(force=True)
+
+    def images(self) -> int:
+        """The images one job of the stage under way works on (its plan entry's ``images``; 1 unknown)."""
+        index, plan = self.state.get("stage_index"), self.state.get("plan") or []
+        return int(plan[index].get("images") or 1) if index is not None and index < len(plan) else 1
 
     def kind(self) -> str:
         """The job kind of the stage under way (from the plan, else the stage name's last part)."""
@@ -188,10 +198,12 @@ def stage_totals(exp, block: dict) -> dict[str, int]:
             "faithfulness": sum(n_variants) * kinds.count("faithfulness"), "sanity": n_sanity}
 
 
-def run_plan(exp) -> list[dict]:
+def run_plan(exp, sizes: dict[str, tuple[int, int]] | None = None) -> list[dict]:
     """Every stage of the run in the order the driver runs them (per ``[[datasets]]`` block: data, train,
     predict, localisation, faithfulness, sanity): its name (:func:`stage_name`), dataset, kind, planned
-    jobs and what it computes (method labels and metric names; MPRT: its methods)."""
+    jobs, what it computes (method labels and metric names; MPRT: its methods) and ``images``, the images
+    one of its jobs works on (``sizes``: dataset -> (images, scored images); training: all of the dataset's
+    images, the other stages: the scored ones; 1 when unknown), which the estimate weighs its cost by."""
     from ..metrics import METRICS
     from ..metrics.summaries import method_label
     out = []
@@ -206,8 +218,10 @@ def run_plan(exp) -> list[dict]:
                 methods, metrics = [m for m in labels if wanted is None or m.split(" (")[0] in wanted], []
             else:
                 methods, metrics = [], []
+            size = (sizes or {}).get(block["name"])
+            images = max(int(size[0] if kind == "train" else size[1]), 1) if size else 1
             out.append({"name": stage_name(block["name"], kind), "dataset": block["name"], "kind": kind,
-                        "total": int(totals[kind]), "methods": methods, "metrics": metrics})
+                        "total": int(totals[kind]), "methods": methods, "metrics": metrics, "images": images})
     return out
 
 

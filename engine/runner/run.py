@@ -83,7 +83,7 @@ class _Driver:
         else:
             self.report.failed_jobs += 1
         if self.live is not None:
-            self.live.advance(done=int(status == "done"), failed=int(status != "done"))
+            self.live.advance(done=int(status == "done"), failed=int(status != "done"), method=mkey[0])
 
     def _skip(self, n: int = 1) -> None:
         self.report.skipped += n
@@ -379,7 +379,7 @@ def _run(exp, db, prepared, stopped, work, executor, ray_address, device, progre
          threads) -> RunReport:
     with ResultWriter(db, lock=lock, publish_every=exp.publish_every) as w:
         live = RunProgress(db, exp.name, planned_jobs(exp), bars=progress, publish_every=exp.publish_every,
-                           plan=run_plan(exp))
+                           plan=run_plan(exp, {d.spec.name: (len(d.records), len(d.scored)) for d in prepared}))
         ex = make_executor(executor, ray_address, device, threads)
         drv = _Driver(exp, w, ex, work, device, progress, precision, live)
         drv.report.run_id = start_run(w, "run", {"experiment": exp.model_dump(), "executor": executor,
