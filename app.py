@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from engine.dashboard import (
+    RUN_TIMES,
     DamagedDatabase,
     database_message,
     db_state,
@@ -40,6 +41,8 @@ def overview() -> None:
     view = live_run(db.path)
     if view is not None and view.running:
         live_panel(db.path)
+    elif view is not None and view.resume:  # interrupted, failed or vanished: how to continue it
+        st.warning(view.resume)
 
     counts = dict(db.table_counts().itertuples(index=False))
     cols = st.columns(5)
@@ -75,8 +78,7 @@ def overview() -> None:
     if runs.empty:
         st.caption("No runs recorded.")
     else:
-        show_table(runs.rename(columns={"seconds": "wall time (s)", "job_seconds": "summed job time (s)"}),
-                   {"wall time (s)": "{:.0f}", "summed job time (s)": "{:.0f}"}, hide_index=True)
+        show_table(runs.rename(columns=RUN_TIMES), {c: "{:.0f}" for c in RUN_TIMES.values()}, hide_index=True)
     n_fail = int(counts.get("failures", 0))
     if n_fail:
         st.warning(f"{n_fail:,} failed items recorded — the *Runs* page lists them with their reasons.")

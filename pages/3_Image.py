@@ -2,48 +2,46 @@
 the insertion / deletion curves.  Addressed by ``?dataset=...&model=...&image=...`` (the Gallery links here)."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from engine.dashboard import (
     COLORMAPS,
     Db,
     UnsafePath,
-    best_model,
+    cached_overlay,
+    card_choice,
+    default_region,
+    degenerate_note,
     figure_downloads,
+    focus_model,
     labelled,
     legend,
+    line_chart,
     load_row_sample,
     map_array,
     md,
     method_label,
     near_chance_warning,
     open_page,
+    pick_dataset,
+    picker,
     plotly_frame,
     plotly_text,
-    render_sample,
+    score_choice,
     show_table,
     spec_regions,
-    url_selectbox,
+    split_choice,
     url_slider,
+    will_compute,
+    with_auc,
 )
 
-px.defaults.color_discrete_sequence = px.colors.qualitative.Alphabet  # 26 distinct colours: one per method
-
 db, models = open_page("Image", "Image detail", Db.model_options, "explanations")
-
-
-def pick(label: str, values, key: str, fmt=str):
-    return url_selectbox(label, values, key, "im_", fmt=fmt)
-
-
-names = dict(zip(models.dataset_id, models.dataset))
-dataset_id = pick("Dataset", sorted(models.dataset_id.unique()), "dataset",
-                  lambda d: f"{names[d]} ({d.split('@')[-1]})")
-model_id = url_selectbox("Model", sorted(models[models.dataset_id == dataset_id].model_id), "model", "im_",
-                         prefer=best_model(models, dataset_id))
+pick = picker("im_")
+dataset_id = pick_dataset(pick, models)
+model_id = pick("Model", sorted(models[models.dataset_id == dataset_id].model_id), "model",
+                prefer=focus_model(models, dataset_id))
 image_id = st.sidebar.text_input("Image id", st.query_params.get("image", ""), key="im_image").strip()
 cmap = pick("Colormap", list(COLORMAPS), "cmap")
 alpha = url_slider("Heatmap opacity", "alpha", "im_", 0.0, 1.0, 0.5)
@@ -76,23 +74,26 @@ except (UnsafePath, ValueError, OSError) as exc:
     sample = None
 
 if sample is not None:
-    tiles = [("image", None)] + [(method_label(m.method, m.method_params), map_array(m._asdict()))
-                                 for m in maps.itertuples()]
+    tiles = [("image", None, None)] + [(method_label(m.method, m.method_params), map_array(m._asdict()),
+                                        (m.method, m.method_params, m.degenerate)) for m in maps.itertuples()]
     cols = st.columns(5)
-    for k, (title, grid) in enumerate(tiles):
+    for k, (title, grid, which) in enumerate(tiles):
         with cols[k % 5]:
-            st.image(np.asarray(render_sample(sample, grid, alpha, cmap, scale=3, regions=regions.all)),
-                     width="stretch")
+            st.image(cached_overlay(db, (dataset_id, model_id, image_id, *(which or (None, None))[:2]), row, grid,
+                                    alpha, cmap, scale=3, regions=regions.all), width="stretch")
+            refused = degenerate_note(which[2]) if which else None
             st.caption(md(title) if grid is None else
-                       f"**{md(title)}** (explains {md(classes[int(maps.iloc[k - 1].target)])})")
+                       f"**{md(title)}** (explains {md(classes[int(maps.iloc[k - 1].target)])})"
+                       + (f" · {refused}" if refused else ""))
 if maps.empty:
     st.info("No maps were stored for this image under this model.")
 elif sample is not None:
     with st.expander("Figure for a paper: this image x every method (PNG 300 dpi and SVG)"):
-        options = sorted(f"{m} · {r}" for m, r in set(zip(scores.metric, scores.region))) or ["(none)"]
-        choice = st.selectbox("Score under each map", options, key="im_fig_score",
-                              index=options.index("pointing_game · mask") if "pointing_game · mask" in options else 0)
-        fm, fr = choice.split(" · ") if " · " in choice else (None, None)
+        options = sorted(score_choice(m, r) for m, r in set(zip(scores.metric, scores.region))) or ["(none)"]
+        first = card_choice(options, None, score_choice("pointing_game", default_region(
+            scores[scores.metric == "pointing_game"].region, regions)))
+        choice = st.selectbox("Score under each map", options, key="im_fig_score", index=options.index(first))
+        fm, fr = split_choice(choice) if choice in set(options) - {"(none)"} else (None, None)
         figure_downloads(db, dataset_id, model_id, [image_id], list(zip(maps.method, maps.method_params)), fm, fr,
                          alpha, cmap, "im_fig")
 
@@ -100,17 +101,19 @@ st.subheader("Scores of this image")
 if scores.empty:
     st.caption("Not scored.")
 else:
-    scores = labelled(scores).assign(metric=scores["metric"] + " · " + scores["region"])
+    scores = labelled(scores)
+    scores = scores.assign(metric=[score_choice(m, r) for m, r in zip(scores["metric"], scores["region"])])
     show_table(scores.pivot_table(index="method", columns="metric", values="value"), "{:.3f}")
 
 st.subheader("Insertion and deletion curves")
 if curves.empty:
-    st.caption("No faithfulness curves stored for this image (the run did not score insertion / deletion).")
+    if not will_compute(db.path, "faithfulness", row["dataset"]):
+        st.caption("No faithfulness curves stored for this image (the run did not score insertion / deletion).")
 else:
     for metric, g in labelled(curves).groupby("metric"):
-        fig = px.line(plotly_frame(g), x="x", y="y", color="method", markers=True,
-                      labels={"x": "fraction of pixels " + ("inserted" if "insert" in metric else "deleted"),
-                              "y": "probability of the explained class"},
-                      title=plotly_text(f"{metric.replace('_auc', '')}: this image, one curve per method"))
+        fig = line_chart(plotly_frame(with_auc(g)), x="x", y="y", color="method", markers=True,
+                          labels={"x": "fraction of pixels " + ("inserted" if "insert" in metric else "deleted"),
+                                  "y": "probability of the explained class", "method": "method (AUC)"},
+                          title=plotly_text(f"{metric.replace('_auc', '')}: this image, one curve per method"))
         fig.update_yaxes(range=[0, 1])
         st.plotly_chart(fig, width="stretch")

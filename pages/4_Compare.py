@@ -3,34 +3,40 @@ attention depth, sanity (MPRT) curves, mean insertion / deletion curves, confoun
 from __future__ import annotations
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from engine.dashboard import (
     CONFOUNDER_METRICS,
+    SURVIVES,
     Db,
-    best_model,
+    bar_chart,
     default_region,
     depth_rows,
+    focus_model,
     labelled,
+    line_chart,
     md,
     model_labels,
+    mprt_verdicts,
     near_chance_warning,
     open_page,
     ordered_regions,
     per_method_spearman,
+    pick_dataset,
+    picker,
     plotly_frame,
     plotly_text,
     region_pairs,
+    scatter_chart,
     show_table,
     strategy_dataset,
     strategy_means,
     strategy_models,
-    url_selectbox,
+    tidy_facets,
     url_slider,
+    will_compute,
+    with_auc,
 )
-
-px.defaults.color_discrete_sequence = px.colors.qualitative.Alphabet  # 26 distinct colours: one per method
 
 db, models = open_page("Compare", "Compare", Db.model_options)
 opts = db.score_options()
@@ -40,23 +46,26 @@ VIEWS = {"strategy": "Pretraining strategy", "agreement": "Metric agreement", "r
          "confounders": "Confounders"}
 
 
-def pick(label: str, values, key: str, prefer=None, fmt=str):
-    return url_selectbox(label, values, key, "cmp_", prefer=prefer, fmt=fmt)
-
-
+pick = picker("cmp_")
 view = pick("Comparison", list(VIEWS), "view", fmt=VIEWS.get)
-names = dict(zip(models.dataset_id, models.dataset))
-dataset_id = pick("Dataset", sorted(models.dataset_id.unique()), "dataset", prefer=strategy_dataset(models),
-                  fmt=lambda d: f"{names[d]} ({d.split('@')[-1]})")
+dataset_id = pick_dataset(pick, models, prefer=strategy_dataset(models))
+dataset_name = models[models.dataset_id == dataset_id].dataset.iloc[0]
 sub = opts[opts.dataset_id == dataset_id]
 regions = db.dataset_regions(dataset_id)
 st.subheader(VIEWS[view])
-near_chance_warning(db, dataset_id, models[models.dataset_id == dataset_id].model_id)
 
 
 def pick_model() -> str:
-    return pick("Model", sorted(models[models.dataset_id == dataset_id].model_id), "model",
-                prefer=best_model(models, dataset_id))
+    """The view's model (the best fine-tuned one unless chosen) and the near-chance guard about it."""
+    model_id = pick("Model", sorted(models[models.dataset_id == dataset_id].model_id), "model",
+                    prefer=focus_model(models, dataset_id))
+    near_chance_warning(db, dataset_id, [model_id])
+    return model_id
+
+
+if view in ("strategy", "confounders"):  # views of every model: the guard about each of them
+    near_chance_warning(db, dataset_id, models[models.dataset_id == dataset_id].model_id,
+                        focus_model(models, dataset_id))
 
 
 def pick_metric_region(metrics=None, prefer="pointing_game") -> tuple[str, str]:
@@ -73,7 +82,7 @@ if view == "strategy":
     st.caption(f"{md(metric)} on {md(region)} regions: per strategy (pretraining · fine-tuning state: an untrained "
                f"random-weights model is never averaged with a fine-tuned one) the mean "
                f"of its models' mean scores; bars span the lowest to highest model; n = images summed over models")
-    fig = px.bar(plotly_frame(agg.assign(up=agg.hi - agg["mean"], down=agg["mean"] - agg.lo)), x="method", y="mean",
+    fig = bar_chart(plotly_frame(agg.assign(up=agg.hi - agg["mean"], down=agg["mean"] - agg.lo)), x="method", y="mean",
                  color="strategy", barmode="group", error_y="up", error_y_minus="down",
                  labels={"mean": plotly_text(f"{metric} ({region}), mean score 0–1"), "method": "method"},
                  title=plotly_text(f"{metric} by pretraining strategy; n ≤ {int(agg['n'].max()) if len(agg) else 0} "
@@ -97,12 +106,15 @@ elif view == "agreement":
     if pairs.empty:
         st.info(f"No image has both {md(a)} and {md(b)} on {md(region)} regions for this model.")
     else:
-        fig = px.scatter(plotly_frame(pairs), x="a", y="b", facet_col="method", facet_col_wrap=4, opacity=0.5,
+        rows = -(-pairs.method.nunique() // 4)
+        fig = scatter_chart(plotly_frame(pairs), x="a", y="b", facet_col="method", facet_col_wrap=4, opacity=0.5,
+                             facet_row_spacing=min(0.12, 0.6 / max(rows, 1)), facet_col_spacing=0.06,
+                             height=260 * rows + 160,
                          labels={"a": plotly_text(f"{a} ({region})"), "b": plotly_text(f"{b} ({region})")},
                          title=plotly_text(f"Per image: {a} vs {b}, one panel per method (n = "
                                            f"{pairs.image_id.nunique()} images)"))
-        fig.for_each_annotation(lambda t: t.update(text=t.text.split("=")[-1]))
-        fig.update_layout(margin={"t": 90})  # the title above the facet titles, not over them
+        tidy_facets(fig)
+        fig.update_layout(margin={"t": 110})  # the title above the facet titles, not over them
         st.plotly_chart(fig, width="stretch")
         st.caption(f"Spearman correlation of {md(a)} and {md(b)} across images, per method (undefined where a metric "
                    f"is constant)")
@@ -129,11 +141,11 @@ elif view == "regions":
         st.caption(f"{md(metric)}: method means on {md(breg)} vs {md(mreg)} and their ranks (1 = best); Spearman ρ of "
                    f"the two "
                    f"rankings = {'undefined (fewer than 3 methods)' if rho != rho else f'{rho:.2f}'}")
-        fig = px.scatter(plotly_frame(ranks.reset_index()), x=breg, y=mreg, text="method",
+        fig = scatter_chart(plotly_frame(ranks.reset_index()), x=breg, y=mreg, color="method", symbol="method",
                          labels={breg: plotly_text(f"{metric} on {breg} (mean)"),
                                  mreg: plotly_text(f"{metric} on {mreg} (mean)")},
                          title=plotly_text(f"Do rankings survive {breg} vs {mreg}? {len(ranks)} methods"))
-        fig.update_traces(textposition="top center")
+        fig.update_traces(marker={"size": 11})  # one colour and symbol per method: no labels to overprint
         st.plotly_chart(fig, width="stretch")
         show_table(ranks)
 
@@ -142,11 +154,12 @@ elif view == "depth":
     region = pick("Region", ordered_regions(sub.region, regions), "region", prefer=default_region(sub.region, regions))
     df = depth_rows(db.depth_ablation(dataset_id, model_id, region))
     if df.empty:
-        st.info("No per-layer results for this model. Run a layer-wise method once per block with the parameter "
-                "`layer` (e.g. `attention` with `{\"layer\": 0}`, `{\"layer\": 1}`, …, or `gradcam_attn`) in your "
-                "experiment's methods; each becomes one point of this ablation.")
+        if not will_compute(db.path, "depth", dataset_name):
+            st.info("No per-layer results for this model. Run a layer-wise method once per block with the parameter "
+                    "`layer` (e.g. `attention` with `{\"layer\": 0}`, `{\"layer\": 1}`, …, or `gradcam_attn`) in your "
+                    "experiment's methods; each becomes one point of this ablation.")
     else:
-        fig = px.line(plotly_frame(df), x="layer", y="mean", color="method", line_dash="metric", markers=True,
+        fig = line_chart(plotly_frame(df), x="layer", y="mean", color="method", line_dash="metric", markers=True,
                       error_y=df.ci_high - df["mean"], error_y_minus=df["mean"] - df.ci_low,
                       labels={"layer": "block (0 = first)", "mean": plotly_text(f"mean score ({region}), 0–1")},
                       title=f"Localisation per attention depth, 95 % CI; n ≤ {int(df['n'].max())} images per point")
@@ -158,28 +171,40 @@ elif view == "sanity":
     model_id = pick_model()
     df = labelled(db.mprt_curves(dataset_id, model_id))
     if df.empty:
-        st.info("No MPRT results for this model (the demo runs it on the trained model: `python -m engine demo`).")
+        if not will_compute(db.path, "sanity", dataset_name):
+            st.info("No MPRT results for this model (an experiment runs MPRT on its fine-tuned models with "
+                    "`[sanity] images = N`; `models = \"all\"` adds the random-weights ones).")
     else:
         sim = pick("Similarity", ["mean_spearman", "mean_ssim"], "sim")
-        fig = px.line(plotly_frame(df), x="step", y=sim, color="method", markers=True, hover_data=["layer", "images"],
-                      labels={"step": "randomisation step (1 = head, then blocks top-down, last = embeddings)",
-                              sim: f"{sim.replace('mean_', '')} with the original map (mean)"},
-                      title=f"MPRT: a map that stays similar after randomisation ignores the model; "
-                            f"n = {int(df['images'].max())} images")
+        verdicts = mprt_verdicts(df, SURVIVES)
+        st.caption(f"Verdict per method after the last randomisation step: fails where the mean Spearman "
+                   f"correlation with the original map stays above {SURVIVES:g} (the map does not depend on the "
+                   f"model's weights), passes otherwise")
+        show_table(verdicts, {"final_spearman": "{:.3f}"}, hide_index=True)
+        named = dict(zip(verdicts.method, verdicts.verdict))
+        fig = line_chart(plotly_frame(df.assign(method=[f"{m} — {named.get(m, '')}" for m in df.method])),
+                          x="step", y=sim, color="method", markers=True, hover_data=["layer", "images"],
+                          labels={"step": "randomisation step (1 = head, then blocks top-down, last = embeddings)",
+                                  sim: f"{sim.replace('mean_', '')} with the original map (mean)",
+                                  "method": "method — verdict"},
+                          title=f"MPRT: a map that stays similar after randomisation ignores the model; "
+                                f"n = {int(df['images'].max())} images")
         st.plotly_chart(fig, width="stretch")
-        show_table(df.drop(columns=["method_params"]), hide_index=True)
+        with st.expander("Every step"):
+            show_table(df.drop(columns=["method_params"]), hide_index=True)
 
 elif view == "faithfulness":
     model_id = pick_model()
     df = labelled(db.mean_curves(dataset_id, model_id))
-    if df.empty:
+    if df.empty and not will_compute(db.path, "faithfulness", dataset_name):
         st.info("No insertion / deletion curves for this model (score `insertion_auc` / `deletion_auc`).")
     for metric, g in df.groupby("metric"):
-        fig = px.line(plotly_frame(g), x="x", y="y", color="method",
-                      labels={"x": "fraction of pixels " + ("inserted" if "insert" in metric else "deleted"),
-                              "y": "probability of the explained class (mean)"},
-                      title=plotly_text(f"{metric.replace('_auc', '')}: mean over n = {int(g['images'].max())} "
-                                        f"images"))
+        fig = line_chart(plotly_frame(with_auc(g)), x="x", y="y", color="method",
+                          labels={"x": "fraction of pixels " + ("inserted" if "insert" in metric else "deleted"),
+                                  "y": "probability of the explained class (mean)",
+                                  "method": "method (AUC of the mean curve)"},
+                          title=plotly_text(f"{metric.replace('_auc', '')}: mean over n = {int(g['images'].max())} "
+                                            f"images"))
         fig.update_yaxes(range=[0, 1])
         st.plotly_chart(fig, width="stretch")
 
@@ -201,9 +226,9 @@ else:  # confounders
         st.dataframe(shown, hide_index=True, width="stretch",
                      column_config={"flagged": st.column_config.CheckboxColumn("looks at the marker")})
         bars = pd.DataFrame(shown).assign(model=lambda f: f["model_id"].map(model_labels(f["model_id"])))
-        fig = px.bar(plotly_frame(bars), x="method", y="mean", color="model", barmode="group",
+        fig = bar_chart(plotly_frame(bars), x="method", y="mean", color="model", barmode="group",
                      facet_row="metric", labels={"mean": "mass on marker (mean share, 0–1)"},
                      title=f"Mass on the marker region; n ≤ {int(shown['n'].max())} images per bar")
-        fig.for_each_annotation(lambda t: t.update(text=t.text.split("=")[-1]))  # facet titles: the metric only
+        tidy_facets(fig)  # facet titles: the metric only
         fig.update_layout(margin={"t": 80})
         st.plotly_chart(fig, width="stretch")

@@ -5,16 +5,16 @@ import json
 
 import streamlit as st
 
-from engine.dashboard import Db, md, open_page, show_table, url_selectbox
+from engine.dashboard import JOB_TIME, RUN_TIMES, Db, md, open_page, show_table, url_selectbox, will_compute
 
 db, runs = open_page("Runs", "Runs", Db.runs, "runs")
 ALL = "(all runs)"
 
 st.subheader("Run history")
-st.caption("Newest first; wall time = finished − started (empty while running or after a crash); summed job "
-           "time = the seconds of the run's jobs added up (more than the wall time when jobs overlap)")
-WALL = {"seconds": "wall time (s)", "job_seconds": "summed job time (s)"}
-show_table(runs.rename(columns=WALL), {c: "{:.0f}" for c in WALL.values()}, hide_index=True)
+st.caption("Newest first; wall time = finished − started (empty while running or after a crash); sum of job "
+           "durations = each job's seconds added up: the jobs of one chunk each count the chunk's time, so this "
+           "can be many times the wall time and is not the time the run took")
+show_table(runs.rename(columns=RUN_TIMES), {c: "{:.0f}" for c in RUN_TIMES.values()}, hide_index=True)
 
 run_id = url_selectbox("Run", [ALL, *runs.run_id], "run", "runs_")
 only = None if run_id == ALL else run_id
@@ -33,12 +33,13 @@ if only:
 st.subheader("Jobs")
 summary = db.jobs_summary(only)
 if summary.empty:
-    st.caption("No jobs recorded" + (" for this run." if only else
-                                     " (`python -m engine run EXPERIMENT.toml` and `python -m engine demo` record "
-                                     "one per unit of work)."))
+    if not will_compute(db.path, "jobs"):
+        st.caption("No jobs recorded" + (" for this run." if only else
+                                         " (`python -m engine run EXPERIMENT.toml` and `python -m engine demo` record "
+                                         "one per unit of work)."))
 else:
     st.dataframe(summary, hide_index=True, width="stretch",
-                 column_config={"seconds": st.column_config.NumberColumn("summed job time (s)", format="%.1f")})
+                 column_config={"seconds": st.column_config.NumberColumn(JOB_TIME, format="%.1f")})
     status = url_selectbox("Job status", ["all", "done", "failed"], "status", "runs_")
     jobs = db.jobs(only, None if status == "all" else status)
     st.caption(f"{len(jobs)} jobs shown (at most 1,000, newest first)")

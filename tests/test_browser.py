@@ -215,3 +215,39 @@ def test_live_overview_in_chromium(served_live, tmp_path):
         finally:
             browser.close()
     assert (tmp_path / "live_overview.png").stat().st_size > 10_000
+
+
+_OVERLAPS = """() => {
+    const boxes = [...document.querySelectorAll('.js-plotly-plot .annotation-text, .js-plotly-plot .gtitle,'
+                                               + ' .js-plotly-plot .textpoint text')]
+        .map(e => e.getBoundingClientRect()).filter(r => r.width > 0 && r.height > 0);
+    let n = 0;
+    for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+        const a = boxes[i], b = boxes[j];
+        if (a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1) n++;
+    }
+    return [boxes.length, n];
+}"""
+
+
+def test_compare_titles_and_labels_never_overlap_at_1400px(served, dashboard_db):
+    """Every Compare view at 1,400 px: facet titles, chart titles and point labels keep apart."""
+    from urllib.parse import quote
+
+    from playwright.sync_api import sync_playwright
+
+    from engine.dashboard import queries
+    models = queries.models(dashboard_db)
+    model = quote(models[models.init == "random"].model_id.iloc[0])
+    with sync_playwright() as p:
+        browser = _launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            for view in ("strategy", "agreement", "regions", "depth", "sanity", "faithfulness", "confounders"):
+                page.goto(served + f"/Compare?view={view}&model={model}&threshold=0.3", wait_until="domcontentloaded")
+                page.locator(".js-plotly-plot").first.wait_for(timeout=60000)
+                page.wait_for_timeout(1500)  # plotly lays out its annotations
+                boxes, overlaps = page.evaluate(_OVERLAPS)
+                assert boxes >= 1 and overlaps == 0, (view, boxes, overlaps)
+        finally:
+            browser.close()

@@ -12,10 +12,22 @@ import pandas as pd
 import pytest
 from test_pages import run_page
 
-from engine.dashboard.safe import csv_bytes, csv_safe, md, neutralise_cell, plotly_frame, plotly_text
+from engine.dashboard.safe import (
+    JOINER,
+    code,
+    csv_bytes,
+    csv_safe,
+    md,
+    md_text,
+    neutralise_cell,
+    plotly_frame,
+    plotly_text,
+    unlink,
+)
 
 EVIL = (' [evil](https://evil.example/x) ![img](https://evil.example/p.png) <a href="https://evil.example/a">a</a> '
-        '<img src=https://evil.example/i.png> www.evil.example mail@evil.example :red[r] $x$ `c` **b**')
+        '<img src=https://evil.example/i.png> www.evil.example mail@evil.example :red[r] $x$ `c` **b** '
+        '<img src=x onerror=alert(1)> https://evil.example/bare')
 URL_EVIL = "[click](https://evil.example/url)"
 
 
@@ -185,3 +197,101 @@ def test_csv_cells_that_start_a_formula_are_neutralised():
     text = csv_bytes(pd.DataFrame({"=cmd": ["=1+1"]})).decode()
     assert text.splitlines() == ["'=cmd", "'=1+1"]
     assert neutralise_cell(-1) == -1 and neutralise_cell("a=b") == "a=b"
+
+
+def test_autolinks_are_broken_invisibly():
+    """GFM finds autolink literals in the unescaped text (https://, www., a@b.c): a word joiner stops each."""
+    assert unlink("see https://e.x/p and WWW.e.x or a@e.x") == (
+        f"see https:{JOINER}//e.x/p and WWW{JOINER}.e.x or a@{JOINER}e.x")
+    assert unlink("vit_demo:trained@ab12c") == "vit_demo:trained@ab12c"  # a model id's @hash is no e-mail
+    assert md("https://e.x") == f"https\\:{JOINER}\\/\\/e\\.x"
+
+
+def test_code_spans_hold_any_value():
+    assert code("metric=nosuch") == "`metric=nosuch`"
+    assert code("a`b``c") == "```a`b``c```" and code("`x") == "`` `x ``" and code("") == "` `"
+
+
+def _plain_report(text: str) -> str:
+    """The report's text as a reader sees it (escapes, entities and joiners removed)."""
+    import html
+    return html.unescape(re.sub(r"\\(.)", r"\1", text)).replace(JOINER, "")
+
+
+def test_md_text_for_any_markdown_renderer():
+    assert md_text("<img src=x onerror=a> & [l](u) *b* _i_ # | ~s~ $m$ ![i](u) `c`") == (
+        "&lt;img src=x onerror=a&gt; &amp; \\[l\\](u) \\*b\\* \\_i\\_ \\# \\| \\~s\\~ \\$m\\$ \\!\\[i\\](u) \\`c\\`")
+    assert md_text(" a\nb ") == " a b "  # one line, its edges kept
+    assert _plain_report(md_text(EVIL)) == re.sub(r"\s+", " ", EVIL)  # the reader sees the characters
+
+
+def test_markdown_report_renders_no_link_image_or_tag_from_a_name(evil_db):
+    """``report --format md`` rendered by a Markdown renderer (Python-Markdown, with tables): the names are
+    shown as text, and no <a>, <img> or other tag comes from them."""
+    from html.parser import HTMLParser
+
+    import markdown
+
+    from engine.dashboard.report import build_report
+    text = build_report(evil_db)
+    rendered = markdown.markdown(text, extensions=["tables"])
+
+    class Tags(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags, self.text = set(), []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.add(tag)
+
+        def handle_data(self, data):
+            self.text.append(data)
+    parser = Tags()
+    parser.feed(rendered)
+    assert parser.tags <= {"h1", "h2", "h3", "p", "strong", "table", "thead", "tbody", "tr", "th", "td"}, parser.tags
+    shown = "".join(parser.text).replace(JOINER, "")
+    assert "[evil](https://evil.example/x)" in shown and "<img src=x onerror=alert(1)>" in shown  # as text
+    assert "**b**" in shown and "`c`" in shown and "https://evil.example/bare" in shown
+
+
+def test_names_are_text_in_the_browser(evil_db):
+    """The served pages in Chromium: a model label (and every other name) carrying a URL, a markdown link and
+    an <img onerror> is shown as text -- no <a> or <img> element comes from it, no script runs."""
+    from urllib.parse import quote
+
+    from test_browser import _launch, _serve
+    pytest.importorskip("playwright")
+    from playwright.sync_api import sync_playwright
+    ds, model, image, run = _ids(evil_db)
+    served = _serve(evil_db)
+    url = next(served)
+    dialogs = []
+    try:
+        with sync_playwright() as p:
+            browser = _launch(p)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            try:
+                for path, title, shown in (
+                        ("/", "Do the heatmaps point", False), ("/Leaderboard", "Leaderboard", True),
+                        (f"/Gallery?model={quote(model)}", "Gallery", True),
+                        (f"/Image?dataset={quote(ds)}&model={quote(model)}&image={quote(image)}", "Image detail", True),
+                        (f"/Compare?view=sanity&model={quote(model)}", "Compare", False),
+                        (f"/Runs?run={quote(run)}", "Run history", True)):
+                    page.goto(url + path, wait_until="domcontentloaded")
+                    page.get_by_text(title, exact=False).first.wait_for(timeout=60000)
+                    page.wait_for_timeout(500)
+                    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+                                           timeout=120000)  # the script has run to its end
+                    markdown = page.locator("[data-testid='stMarkdownContainer']", has_text="evil").count()
+                    assert markdown > 0 or not shown, path  # the names are on the page, as text
+                    links = page.eval_on_selector_all("a", "els => els.map(e => e.getAttribute('href') || '')")
+                    images = page.eval_on_selector_all("img", "els => els.map(e => e.getAttribute('src') || '')")
+                    assert not [h for h in links if "evil" in h], (path, links)
+                    assert not [s for s in images if "evil" in s or s == "x"], (path, images)
+                    assert page.locator("[onerror]").count() == 0, path
+            finally:
+                browser.close()
+    finally:
+        served.close()
+    assert not dialogs  # no alert() ran

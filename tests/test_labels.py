@@ -67,7 +67,9 @@ def test_gallery_card_shows_the_chosen_score_only():
     assert card_score(lines, None) == "not scored"
     choices = ["iou_top5 · box", "pointing_game · mask"]
     assert card_choice(choices, "iou_top5 · box") == "iou_top5 · box"  # the filtered score
-    assert card_choice(choices, "(none)") == "pointing_game · mask"
+    assert card_choice(choices, "(none)", "pointing_game · mask") == "pointing_game · mask"
+    assert card_choice(choices, "(none)") == choices[0]  # no default: the first
+    assert card_score(lines, "auprc · mask", "zero") == "auprc · mask: all-zero map (not scored)"
     assert card_choice(["iou_top5 · box"], None) == "iou_top5 · box" and card_choice([], None) is None
 
 

@@ -26,7 +26,7 @@ def _running(db, **kw):
 
 
 def _all_text(at) -> str:
-    return texts(at) + "\n" + "\n".join(m.value for m in at.info)
+    return (texts(at) + "\n" + "\n".join(m.value for m in at.info)).replace("\\", "")  # as shown: no escapes
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -62,3 +62,54 @@ def test_url_parameter_that_does_not_apply_says_so_once(dashboard_db, monkeypatc
     assert len(notes) == 1 and "`metric=nosuch`" in notes[0] and "showing `pointing_game`" in notes[0]
     rerun(at)  # the widget wrote its valid choice back: no second note
     assert not [w.value for w in at.warning if "does not apply" in w.value]
+
+
+def _plan(dataset: str) -> list[dict]:
+    def stage(kind, total, methods=()):
+        name = f"{dataset}: {'sanity (MPRT)' if kind == 'sanity' else kind}"
+        return {"name": name, "dataset": dataset, "kind": kind, "total": total, "methods": list(methods),
+                "metrics": []}
+    return [stage("data", 0), stage("localisation", 26, ["attention (layer=0)", "baseline_random"]),
+            stage("faithfulness", 4, ["attention"]), stage("sanity", 1, ["attention"])]
+
+
+def _names(db):
+    import duckdb
+    with duckdb.connect(str(db), read_only=True) as con:
+        dataset = con.execute("SELECT name FROM datasets").fetchone()[0]
+        flat = con.execute("SELECT model_id FROM models WHERE model_id NOT IN (SELECT model_id FROM explanations "
+                           "WHERE method_params LIKE '%layer%') ORDER BY model_id").fetchall()
+    return dataset, [m for (m,) in flat]
+
+
+def test_pages_say_the_run_will_compute_what_is_missing(dashboard_db, tmp_path, monkeypatch):
+    """While a live run still has a stage that computes what a page lacks, the page names that stage
+    instead of telling the user to run something."""
+    db = tmp_path / "live.duckdb"
+    shutil.copyfile(dashboard_db, db)
+    dataset, flat = _names(db)
+    _running(db, plan=_plan(dataset), stage_index=1, stage=f"{dataset}: localisation")
+    at = run_page("pages/1_Leaderboard.py", db, monkeypatch)
+    text = _all_text(at)
+    assert "Not computed yet: the run under way will do it (stage 2 of 4:" in text
+    assert "No baseline map in this database" not in text and "13 of 80 jobs" in text  # the live panel
+    assert flat  # a model without the per-layer variants: its attention-depth view
+    at = run_page("pages/4_Compare.py", db, monkeypatch, {"view": "depth", "model": flat[0]})
+    text = _all_text(at)
+    assert "(stage 2 of 4: " in text and "No per-layer results" not in text
+    # the run's plan has no baselines for another dataset, and a finished run computes nothing
+    _running(db, plan=_plan("other"), stage_index=1)
+    assert "No baseline map in this database" in _all_text(run_page("pages/1_Leaderboard.py", db, monkeypatch))
+    _running(db, plan=_plan(dataset), stage_index=1, status="finished", finished=time.time())
+    assert "Not computed yet" not in _all_text(run_page("pages/1_Leaderboard.py", db, monkeypatch))
+
+
+@pytest.mark.parametrize("status", ["interrupted", "failed"])
+def test_overview_says_how_to_continue_an_interrupted_run(status, dashboard_db, tmp_path, monkeypatch):
+    db = tmp_path / "stopped.duckdb"
+    shutil.copyfile(dashboard_db, db)
+    _running(db, status=status, finished=time.time(), command=f"python -m engine run exp.toml --db {db}")
+    at = run_page("app.py", db, monkeypatch)
+    warned = "\n".join(w.value for w in at.warning)
+    assert f"`python -m engine run exp.toml --db {db}`" in warned and "picks up where it stopped" in warned
+    assert ("was interrupted" if status == "interrupted" else "failed after 13 of 80 jobs") in warned

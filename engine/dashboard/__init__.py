@@ -11,31 +11,41 @@ import importlib
 
 from ..common.labels import method_label
 from ..store.check import DamagedDatabase
-from .compare import depth_rows, strategy_dataset, strategy_means, strategy_models
+from .charts import bar as bar_chart
+from .charts import line as line_chart
+from .charts import scatter as scatter_chart
+from .charts import tidy_facets, with_auc
+from .compare import depth_rows, mprt_verdicts, strategy_dataset, strategy_means, strategy_models
 from .export import paper_table, to_csv, to_latex
-from .gallery import card_choice, card_score
+from .focus import chance_lines, focus_model, method_order, model_order, untrained_models
+from .gallery import card_choice, card_score, confusion_frame, degenerate_note, score_choice, split_choice
 from .guards import NEAR_CHANCE, headlines, with_guards
 from .hints import start_help
 from .images import UnsafePath, load_row_sample
-from .labels import model_labels
+from .labels import dataset_labels, model_labels
 from .leaderboard import GROUPS as LEADERBOARD_GROUPS
 from .leaderboard import group_column as leaderboard_group_column
 from .leaderboard import higher_is_better as leaderboard_higher_is_better
 from .leaderboard import leaderboard_table
-from .live import database_message, live_run, live_view
-from .overview import merge_coinciding
-from .queries import GALLERY_SORTS, OUTCOMES, labelled, map_array
+from .live import database_message, live_run, live_view, pending
+from .overview import JOB_TIME, RUN_TIMES, merge_coinciding
+from .queries import GALLERY_SORTS, OUTCOMES, SURVIVES, labelled, map_array
 from .queries_compare import CONFOUNDER_METRICS, best_model, per_method_spearman
 from .regions import DatasetRegions, default_region, ordered_regions, region_pairs, spec_regions
 from .safe import csv_bytes, csv_safe, md, plotly_frame, plotly_text
 from .viz import COLORMAPS, legend, render_sample
 
 _STREAMLIT_BOUND = {"Db": "cache", "db_state": "cache", **{n: "widgets" for n in (
-    "live_panel", "no_database", "open_page", "requested_page", "show_table", "url_page", "url_range", "url_selectbox",
-    "url_slider")}, "near_chance_warning": "guard_widgets", "figure_downloads": "guard_widgets",
-    "shortcut_notes": "guard_widgets"}
+    "live_panel", "no_database", "pick_dataset", "picker",
+    "open_page", "requested_page", "show_table", "url_page", "url_range", "url_selectbox",
+    "url_slider", "will_compute", "cached_overlay")}, "near_chance_warning": "guard_widgets",
+    "figure_downloads": "guard_widgets", "shortcut_notes": "guard_widgets"}
 
 __all__ = [
+    "bar_chart", "line_chart", "scatter_chart", "tidy_facets", "with_auc", "chance_lines", "pending",
+    "confusion_frame", "degenerate_note", "score_choice", "split_choice", "dataset_labels",
+    "focus_model", "method_order", "model_order", "untrained_models", "mprt_verdicts", "SURVIVES",
+    "JOB_TIME", "RUN_TIMES",
     "COLORMAPS", "CONFOUNDER_METRICS", "DamagedDatabase", "DatasetRegions", "GALLERY_SORTS", "LEADERBOARD_GROUPS",
     "NEAR_CHANCE",
     "OUTCOMES", "UnsafePath", "best_model", "card_choice", "card_score", "csv_bytes", "csv_safe", "database_message",

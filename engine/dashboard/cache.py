@@ -113,11 +113,15 @@ class Db:
     @_cached
     def gallery_view(self, dataset_id: str, model_id: str, method: str, outcome: str, limit: int, offset: int,
                      sort: str = "image id", *, method_params: str = "{}", label: int | None = None,
-                     conf: tuple[float, float] = (0.0, 1.0),
-                     metric_filter: tuple[str, str, float, float] | None = None) -> tuple[int, pd.DataFrame]:
-        return queries.gallery_view(self.file, dataset_id, model_id, method, outcome, limit, offset, sort,
+                     conf: tuple[float, float] = (0.0, 1.0), metric_filter: tuple[str, str, float, float] | None = None,
+                     sort_score: tuple[str, str] | None = None) -> tuple[int, pd.DataFrame]:
+        return queries.gallery_view(self.file, dataset_id, model_id, method, outcome, limit, offset, sort, sort_score,
                                     method_params=method_params, label=label, conf=conf,
                                     metric_filter=metric_filter)
+
+    @_cached
+    def confusion(self, model_id: str) -> pd.DataFrame:
+        return queries.model_confusion(self.file, model_id)
 
     @_cached
     def image_view(self, dataset_id: str, model_id: str, image_id: str) -> tuple[pd.DataFrame, ...]:
@@ -166,6 +170,9 @@ class Db:
     @_cached
     def shortcut_lines(self, dataset_id: str, model_ids: tuple[str, ...] | None = None) -> list[tuple[str, str]]:
         return shortcuts.shortcut_lines(self.file, dataset_id, model_ids)
+
+    def model_quality(self, dataset_id: str) -> pd.DataFrame:
+        return guards.model_quality(self.file, dataset_id)
 
     @_cached
     def centre_share(self, dataset_id: str) -> pd.DataFrame:

@@ -40,3 +40,19 @@ def depth_rows(df: pd.DataFrame) -> pd.DataFrame:
     else every metric."""
     keep = df.metric.isin(DEPTH_METRICS)
     return df[keep] if keep.any() else df
+
+
+def mprt_verdicts(curves: pd.DataFrame, survives: float) -> pd.DataFrame:
+    """Per method of labelled :func:`.queries_compare.mprt_curves` rows: the mean Spearman correlation with
+    the original map after the last randomisation step and the verdict: ``fails`` where it stays above
+    ``survives`` (the map survives randomising the model, so it does not depend on it; Adebayo et al. 2018,
+    the rule of :mod:`engine.metrics.sanity`), ``passes`` otherwise, ``undefined`` where the maps were constant."""
+    if curves.empty:
+        return pd.DataFrame(columns=["method", "last_step", "images", "final_spearman", "verdict"])
+    last = curves.sort_values("step").groupby("method", sort=True).tail(1)
+    rho = last["mean_spearman"].astype(float)
+    verdict = ["undefined (constant maps)" if r != r else "fails: survives randomisation" if r > survives
+               else "passes" for r in rho]
+    return pd.DataFrame({"method": last["method"].to_numpy(), "last_step": last["step"].to_numpy(),
+                         "images": last["images"].to_numpy(), "final_spearman": rho.round(3).to_numpy(),
+                         "verdict": verdict}).sort_values("method").reset_index(drop=True)

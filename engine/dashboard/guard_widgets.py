@@ -5,15 +5,22 @@ from __future__ import annotations
 import streamlit as st
 
 from .figure import figure_panels, method_titles, render_png, render_svg
+from .focus import chance_lines, untrained_models
 from .images import UnsafePath
 from .safe import md
 
 
-def near_chance_warning(db, dataset_id: str, model_ids) -> None:
-    """A warning per shown model whose balanced accuracy is near chance (docs/metrics.md, "Guards");
-    ``db``: the page's :class:`~engine.dashboard.cache.Db`."""
-    for line in db.near_chance_lines(dataset_id, tuple(sorted(model_ids))):
+def near_chance_warning(db, dataset_id: str, model_ids, focus: str | None = None) -> None:
+    """The near-chance guard (docs/metrics.md, "Guards") about the shown models (a page about one model
+    passes only that one), ``focus`` first: a warning for a fine-tuned model whose balanced accuracy is near
+    chance, one short note for a random-weights twin (at chance by design); ``db``: the page's
+    :class:`~engine.dashboard.cache.Db`."""
+    untrained = untrained_models(db.model_options())
+    warnings, notes = chance_lines(db.model_quality(dataset_id), model_ids, focus, untrained)
+    for line in warnings:
         st.warning(md(line), icon="⚠️")
+    if notes:
+        st.caption(" ".join(md(n) for n in notes))
     shortcut_notes(db, dataset_id, model_ids)
 
 

@@ -120,12 +120,18 @@ def by_group(board: pd.DataFrame, gcol: str, higher: bool) -> pd.DataFrame:
                 "baseline"]]
 
 
-def leaderboard_table(board: pd.DataFrame, pairs: pd.DataFrame, group_key: str = "model") -> pd.DataFrame:
+def leaderboard_table(board: pd.DataFrame, pairs: pd.DataFrame, group_key: str = "model",
+                      order: list[str] | None = None) -> pd.DataFrame:
     """The page's detail table from :func:`.queries.leaderboard_view`'s (board, pairs): per model
     (:func:`by_model`) or per strategy / architecture (:func:`by_group`), the method column holding the
-    display label, sorted by group, baselines last, rank; floats but the rank rounded to 3 decimals."""
+    display label, sorted by group (in ``order`` where given: the selected fine-tuned model first, see
+    :func:`.focus.model_order`; groups not in it after, by name), baselines last, rank; floats but the rank
+    rounded to 3 decimals."""
     gcol = group_column(group_key)
     board, higher = prepare(board), higher_is_better(board)
     shown = by_model(board, pairs, higher) if group_key == "model" else by_group(board, gcol, higher)
-    shown = shown.rename(columns={"label": "method"}).sort_values([gcol, "baseline", "rank"]).reset_index(drop=True)
+    place = {g: k for k, g in enumerate(order or [])}
+    shown = shown.assign(_place=shown[gcol].map(place).fillna(len(place)))
+    shown = shown.rename(columns={"label": "method"}).sort_values(["_place", gcol, "baseline", "rank"], kind="stable")
+    shown = shown.drop(columns="_place").reset_index(drop=True)
     return shown.round({c: 3 for c in shown.columns if shown[c].dtype.kind == "f" and c != "rank"})

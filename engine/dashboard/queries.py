@@ -161,19 +161,21 @@ GALLERY_SORTS = {
     "image id": "p.image_id",
     "confidence, lowest first": "p.confidence ASC, p.image_id",
     "confidence, highest first": "p.confidence DESC, p.image_id",
-    "filter metric, lowest first": "f.value ASC NULLS LAST, p.image_id",
-    "filter metric, highest first": "f.value DESC NULLS LAST, p.image_id",
+    "score on the cards, lowest first": "o.value ASC NULLS LAST, p.image_id",
+    "score on the cards, highest first": "o.value DESC NULLS LAST, p.image_id",
 }
 
 # the page's images: one (dataset, model, method) with every filter bound as a parameter; the metric
-# filter is a LEFT JOIN that matches nothing when no metric is chosen
+# filter and the sort score (the score on the cards) are LEFT JOINs that match nothing when none is chosen
 _GALLERY_PAGE = """
-    SELECT p.image_id, p.label, p.pred, p.confidence, f.value AS filter_value
+    SELECT p.image_id, p.label, p.pred, p.confidence, f.value AS filter_value, o.value AS sort_value
     FROM predictions p
     SEMI JOIN explanations e ON e.dataset_id = p.dataset_id AND e.model_id = p.model_id
          AND e.image_id = p.image_id AND e.method = $method AND e.method_params = $params
     LEFT JOIN scores f ON f.dataset_id = p.dataset_id AND f.model_id = p.model_id AND f.image_id = p.image_id
          AND f.method = $method AND f.method_params = $params AND f.metric = $fmetric AND f.region = $fregion
+    LEFT JOIN scores o ON o.dataset_id = p.dataset_id AND o.model_id = p.model_id AND o.image_id = p.image_id
+         AND o.method = $method AND o.method_params = $params AND o.metric = $ometric AND o.region = $oregion
     WHERE p.dataset_id = $dataset AND p.model_id = $model
       AND ($outcome = 'all' OR ($outcome = 'correct' AND p.pred = p.label)
            OR ($outcome = 'misclassified' AND p.pred <> p.label))
@@ -182,27 +184,30 @@ _GALLERY_PAGE = """
       AND ($fmetric IS NULL OR f.value BETWEEN $f_lo AND $f_hi)"""
 
 
-def _gallery_params(dataset_id, model_id, method, method_params, outcome, label, conf, metric_filter) -> dict:
+def _gallery_params(dataset_id, model_id, method, method_params, outcome, label, conf, metric_filter,
+                    sort_score=None) -> dict:
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome {outcome!r} is not one of all / correct / misclassified")
     fmetric, fregion, f_lo, f_hi = metric_filter or (None, None, 0.0, 0.0)
+    ometric, oregion = sort_score or (None, None)
     return {"dataset": dataset_id, "model": model_id, "method": method, "params": method_params,
             "outcome": outcome, "label": None if label is None else int(label), "conf_lo": float(conf[0]),
             "conf_hi": float(conf[1]), "fmetric": fmetric, "fregion": fregion, "f_lo": float(f_lo),
-            "f_hi": float(f_hi)}
+            "f_hi": float(f_hi), "ometric": ometric, "oregion": oregion}
 
 
 def gallery(path, dataset_id: str, model_id: str, method: str, outcome: str = "all", limit: int = 24,
             offset: int = 0, *, method_params: str = "{}", label: int | None = None,
             conf: tuple[float, float] = (0.0, 1.0), metric_filter: tuple[str, str, float, float] | None = None,
-            sort: str = "image id") -> pd.DataFrame:
+            sort: str = "image id", sort_score: tuple[str, str] | None = None) -> pd.DataFrame:
     """One page of test images with prediction, map and per-image scores of one (model, method).
 
     ``outcome``: all / correct / misclassified; ``label``: true class index or None; ``conf``: the
     prediction-confidence range; ``metric_filter``: (metric, region, low, high) keeps images whose score
     lies in [low, high] (e.g. pointing game 0..0 = the misses); ``sort``: a key of GALLERY_SORTS.
     """
-    params = _gallery_params(dataset_id, model_id, method, method_params, outcome, label, conf, metric_filter)
+    params = _gallery_params(dataset_id, model_id, method, method_params, outcome, label, conf, metric_filter,
+                             sort_score)
     order = GALLERY_SORTS.get(sort)
     if order is None:
         raise ValueError(f"sort {sort!r} is not one of {sorted(GALLERY_SORTS)}")
@@ -217,14 +222,16 @@ def gallery(path, dataset_id: str, model_id: str, method: str, outcome: str = "a
             WHERE s.dataset_id = $dataset AND s.model_id = $model AND s.method = $method
               AND s.method_params = $params GROUP BY s.image_id)
         SELECT page.*, i.path, i.mask_path, i.boxes_path, i.label_name, e.grid_h, e.grid_w, e.map, e.target,
-               e.method_params, sc.scores, d.root, d.classes, d.input_size, d.resize_mode, d.spec
+               e.method_params, sc.scores, d.root, d.classes, d.input_size, d.resize_mode, d.spec,
+               (SELECT any_value(g.kind) FROM degenerate_maps g WHERE g.dataset_id = $dataset AND g.model_id = $model
+                AND g.image_id = page.image_id AND g.method = $method AND g.method_params = $params) AS degenerate
         FROM page
         JOIN images i ON i.dataset_id = $dataset AND i.image_id = page.image_id
         JOIN datasets d ON d.dataset_id = $dataset
         JOIN explanations e ON e.dataset_id = $dataset AND e.model_id = $model AND e.image_id = page.image_id
              AND e.method = $method AND e.method_params = $params
         LEFT JOIN sc ON sc.image_id = page.image_id
-        ORDER BY {order.replace("p.", "page.").replace("f.value", "page.filter_value")}""", params)
+        ORDER BY {order.replace("p.", "page.").replace("o.value", "page.sort_value")}""", params)
 
 
 def leaderboard_view(path, dataset_id: str, metric: str, region: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -234,13 +241,15 @@ def leaderboard_view(path, dataset_id: str, metric: str, region: str) -> tuple[p
 
 
 def gallery_view(path, dataset_id: str, model_id: str, method: str, outcome: str, limit: int, offset: int,
-                 sort: str = "image id", **filters) -> tuple[int, pd.DataFrame]:
+                 sort: str = "image id", sort_score: tuple[str, str] | None = None,
+                 **filters) -> tuple[int, pd.DataFrame]:
     """(:func:`gallery_count`, :func:`gallery` page) on one cursor (one snapshot); ``offset`` is clamped
-    to the last page."""
+    to the last page; ``sort_score``: (metric, region) the score sorts use."""
     with cursor(path) as con:
         total = gallery_count(con, dataset_id, model_id, method, outcome, **filters)
         offset = max(0, min(int(offset), (max(total, 1) - 1) // int(limit) * int(limit)))
-        return total, gallery(con, dataset_id, model_id, method, outcome, limit, offset, sort=sort, **filters)
+        return total, gallery(con, dataset_id, model_id, method, outcome, limit, offset, sort=sort,
+                              sort_score=sort_score, **filters)
 
 
 def gallery_count(path, dataset_id: str, model_id: str, method: str, outcome: str = "all", *,
@@ -248,6 +257,14 @@ def gallery_count(path, dataset_id: str, model_id: str, method: str, outcome: st
                   metric_filter: tuple[str, str, float, float] | None = None) -> int:
     params = _gallery_params(dataset_id, model_id, method, method_params, outcome, label, conf, metric_filter)
     return int(frame(path, f"SELECT count(*) AS n FROM ({_GALLERY_PAGE})", params)["n"].iloc[0])
+
+
+def model_confusion(path, model_id: str) -> pd.DataFrame:
+    """The stored test confusion matrix of one model (``models.confusion``: rows = true class, columns =
+    predicted) with its dataset's classes: one row (``confusion`` JSON text, ``classes``) or none."""
+    return frame(path, """
+        SELECT CAST(m.confusion AS VARCHAR) AS confusion, d.classes FROM models m JOIN datasets d USING (dataset_id)
+        WHERE m.model_id = ? AND m.confusion IS NOT NULL""", [model_id])
 
 
 def image_detail(path, dataset_id: str, model_id: str, image_id: str) -> pd.DataFrame:
@@ -269,10 +286,15 @@ def image_view(path, dataset_id: str, model_id: str, image_id: str) -> tuple[pd.
 
 
 def image_maps(path, dataset_id: str, model_id: str, image_id: str) -> pd.DataFrame:
-    """Every method's map of one image under one model."""
+    """Every method's map of one image under one model, with ``degenerate`` (zero / constant / nonfinite:
+    a map the metrics refused; NULL otherwise)."""
     return frame(path, """
-        SELECT method, method_params, target, grid_h, grid_w, map FROM explanations
-        WHERE dataset_id = ? AND model_id = ? AND image_id = ? ORDER BY method, method_params""",
+        SELECT e.method, e.method_params, e.target, e.grid_h, e.grid_w, e.map,
+               (SELECT any_value(g.kind) FROM degenerate_maps g WHERE g.dataset_id = e.dataset_id
+                AND g.model_id = e.model_id AND g.image_id = e.image_id AND g.method = e.method
+                AND g.method_params = e.method_params) AS degenerate
+        FROM explanations e
+        WHERE e.dataset_id = ? AND e.model_id = ? AND e.image_id = ? ORDER BY e.method, e.method_params""",
                [dataset_id, model_id, image_id])
 
 

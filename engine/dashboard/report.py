@@ -19,6 +19,7 @@ from . import queries
 from .guards import NEAR_CHANCE, centre_share, guard_warning, headlines, model_quality, with_guards
 from .leaderboard import rank_within
 from .queries import frame
+from .safe import md_text
 from .shortcuts import agreement_table, stored_check
 
 FORMATS = ("md", "html")
@@ -61,7 +62,8 @@ def _failures(path, dataset_id: str) -> pd.DataFrame:
 
 
 def report_blocks(path, dataset: str | None = None) -> list[tuple]:
-    """The report as blocks: ("h", level, text), ("p", text), ("table", DataFrame)."""
+    """The report as blocks: ("h", level, text), ("p", text) or ("p", [(text, bold), ...]), ("table", DataFrame);
+    every text is plain (names as they are): the renderers escape it, and bold comes only from the runs."""
     path = Path(path)
     out: list[tuple] = [("h", 1, f"Results report: {path.name}")]
     runs = queries.runs(path, 1)
@@ -151,8 +153,8 @@ def _one_board(board: pd.DataFrame, metric: str, region: str, params: str) -> li
     for model_id, g in board.groupby("model_id", sort=True):
         g = g.assign(rank=rank_within(g, "model_id", higher, value="rank_mean"))
         g = g.sort_values(["baseline", "rank", "label"])
-        flag = f" — **{NEAR_CHANCE}**" if bool(g.near_chance.iloc[0]) else ""
-        out.append(("p", f"**{model_id}**{flag}: {heads[model_id]}."))
+        flag = [(" — ", False), (NEAR_CHANCE, True)] if bool(g.near_chance.iloc[0]) else []
+        out.append(("p", [(model_id, True), *flag, (f": {heads[model_id]}.", False)]))
         out.append(("table", pd.DataFrame({
             "rank": ["baseline" if b else f"{r:.0f}" if r == r else "–" for b, r in zip(g["baseline"], g["rank"])],
             "method": g.label, "mean [95 % CI]": [_ci(m, lo, hi, 3) for m, lo, hi in zip(g["mean"], g.ci_low,
@@ -179,8 +181,13 @@ def _verdict(gap, p, v, twin=None) -> str:
 # -- rendering ------------------------------------------------------------------------------------
 
 def _md_cell(v) -> str:
-    text = "–" if v is None or (isinstance(v, float) and v != v) else str(v)
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """A value as plain text in the Markdown report (names come from the user: no link, image or HTML)."""
+    return md_text("–" if v is None or (isinstance(v, float) and v != v) else str(v))
+
+
+def _runs(text) -> list[tuple[str, bool]]:
+    """A paragraph's (text, bold) runs: a plain string is one run, not bold."""
+    return [(text, False)] if isinstance(text, str) else list(text)
 
 
 def _markdown(blocks) -> str:
@@ -188,8 +195,8 @@ def _markdown(blocks) -> str:
     for b in blocks:
         if b[0] == "h":
             lines += [f"{'#' * b[1]} {_md_cell(b[2])}", ""]
-        elif b[0] == "p":
-            lines += [b[1].replace("\n", " "), ""]
+        elif b[0] == "p":  # bold only where a run says so; all text escaped
+            lines += ["".join(f"**{_md_cell(t)}**" if bold else _md_cell(t) for t, bold in _runs(b[1])), ""]
         else:
             df = b[1]
             lines.append("| " + " | ".join(_md_cell(c) for c in df.columns) + " |")
@@ -207,8 +214,8 @@ def _html(blocks) -> str:
         if b[0] == "h":
             body.append(f"<h{b[1]}>{esc(b[2])}</h{b[1]}>")
         elif b[0] == "p":
-            parts = esc(b[1]).split("**")  # the only markup paragraphs use: **bold**
-            body.append("<p>" + "".join(f"<strong>{t}</strong>" if k % 2 else t for k, t in enumerate(parts)) + "</p>")
+            body.append("<p>" + "".join(f"<strong>{esc(t)}</strong>" if bold else esc(t) for t, bold in _runs(b[1]))
+                        + "</p>")
         else:
             df = b[1]
             head = "".join(f"<th>{esc(c)}</th>" for c in df.columns)

@@ -5,8 +5,12 @@ the user or the data, not from us.  Every page passes them through one of these 
 
 * Streamlit markdown (``st.markdown``, ``st.caption``, ``st.info`` / ``warning``, widget and expander
   labels): :func:`md` backslash-escapes every ASCII punctuation character (CommonMark escapes them all),
-  so ``[x](https://...)``, ``![](...)``, ``<a href>``, autolinks (``https://``, ``www.``, ``a@b.c``),
-  ``:red[...]`` directives and ``$...$`` maths all show as the characters they are;
+  so ``[x](https://...)``, ``![](...)``, ``<a href>``, ``:red[...]`` directives and ``$...$`` maths all
+  show as the characters they are; and :func:`unlink` breaks the GFM autolink literals (``https://``,
+  ``www.``, ``a@b.c``), which the renderer finds in the *unescaped* text, with an invisible word joiner;
+* a Markdown file read by any renderer (``report --format md``): :func:`md_text` writes ``<``, ``>`` and
+  ``&`` as entities (Python-Markdown does not honour a backslash before ``<``), backslash-escapes what
+  CommonMark, GFM and Python-Markdown give meaning to, and breaks autolinks the same way;
 * Plotly text (legend entries, category ticks, hover labels, facet titles, titles), which renders a
   subset of HTML including ``<a href>``: :func:`plotly_text` / :func:`plotly_frame` escape ``&``, ``<``
   and ``>`` as entities, which Plotly shows literally;
@@ -17,18 +21,51 @@ the user or the data, not from us.  Every page passes them through one of these 
 from __future__ import annotations
 
 import html
+import re
 import string
 
 import pandas as pd
 
 _PUNCT = frozenset(string.punctuation)
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+JOINER = "\u2060"  # WORD JOINER: invisible, and no autolink pattern crosses it
+_WWW = re.compile(r"(www)(?=\.)", re.IGNORECASE)
+_MAIL = re.compile(r"@(?=[-\w]+\.[-\w])")  # the domain part of an e-mail autolink (a model id's @hash is not)
+_MD_SPECIAL = frozenset("\\`*_[]#|~$!")  # what a Markdown file's renderers give meaning to, but < > &
+
+
+def unlink(text: str) -> str:
+    """``text`` with a word joiner after every ``:`` that starts ``://``, before the ``.`` of ``www.`` and after
+    an ``@`` that starts a domain (``a@b.c``): GFM's autolink literals (``https://x``, ``www.x``, ``a@b.c``,
+    ``mailto:a@b.c``) no longer match, and the text reads the same."""
+    text = text.replace("://", ":" + JOINER + "//")
+    return _MAIL.sub("@" + JOINER, _WWW.sub(r"\1" + JOINER, text))
 
 
 def md(value) -> str:
-    """``value`` as plain text inside Streamlit markdown (one line; every punctuation mark escaped)."""
-    text = "" if value is None else " ".join(str(value).split())
+    """``value`` as plain text inside Streamlit markdown (one line; every punctuation mark escaped, autolinks
+    broken)."""
+    text = unlink("" if value is None else " ".join(str(value).split()))
     return "".join("\\" + c if c in _PUNCT else c for c in text)
+
+
+def code(value) -> str:
+    """``value`` as a Markdown code span (one line): nothing inside renders, no autolink either; the fence is
+    longer than any run of backticks in the value."""
+    text = " ".join(("" if value is None else str(value)).split())
+    fence = "`" * (max((len(r) for r in re.findall(r"`+", text)), default=0) + 1)
+    if not text:
+        return "` `"
+    pad = " " if text[0] == "`" or text[-1] == "`" else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def md_text(value) -> str:
+    """``value`` as plain text in a Markdown file, whichever renderer reads it (one line): ``&``, ``<`` and
+    ``>`` as entities, the characters Markdown gives meaning to backslash-escaped, autolinks broken."""
+    text = unlink("" if value is None else re.sub(r"\s+", " ", str(value)))  # edges kept: "**" splits text
+    text = html.escape(text, quote=False)
+    return "".join("\\" + c if c in _MD_SPECIAL else c for c in text)
 
 
 def plotly_text(value) -> str:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from ..store.read import database_exists
 from . import live
 from .cache import Db, db_state
+from .labels import dataset_labels
 from .urlparams import choice_note, number_note, range_note
 
 
@@ -28,6 +30,20 @@ def url_selectbox(label: str, values, key: str, widget_prefix: str, prefer=None,
         _note(choice_note(key, current, values, choice))
     st.query_params[key] = choice
     return choice
+
+
+def picker(widget_prefix: str) -> Callable:
+    """One page's :func:`url_selectbox`, its widget keys prefixed ``widget_prefix``:
+    ``pick(label, values, key, prefer=None, fmt=str, where=None)``."""
+    def pick(label: str, values, key: str, prefer=None, fmt=str, where=None):
+        return url_selectbox(label, values, key, widget_prefix, prefer=prefer, fmt=fmt, where=where)
+    return pick
+
+
+def pick_dataset(pick: Callable, rows: pd.DataFrame, prefer=None) -> str:
+    """The page's dataset picker over ``rows`` (``dataset_id``, ``dataset``), labelled "name (hash)"."""
+    labels = dataset_labels(rows)
+    return pick("Dataset", list(labels), "dataset", prefer=prefer, fmt=labels.get)
 
 
 def _note(text: str | None) -> None:
@@ -110,6 +126,20 @@ def no_database(path: str, what: str = "results") -> None:
     st.stop()
 
 
+def will_compute(path: str, what: str, dataset: str | None = None) -> bool:
+    """Instead of a page's empty state while a live run will compute ``what`` (see
+    :data:`.live.WILL_COMPUTE`) for ``dataset`` (its name): the sentence naming the stage that will do it and
+    the live panel (which reruns the page when results land).  False (nothing drawn) when no live run will."""
+    from . import live
+    view = live.live_run(path)
+    note = live.pending(view, what, dataset)
+    if note is None:
+        return False
+    st.info(note)
+    live_panel(path)
+    return True
+
+
 def live_panel(path: str, every: float = 3.0) -> None:
     """The run writing ``path`` now (stage, jobs, dataset / model, time, failures), refreshed every
     ``every`` seconds; the whole page reruns when the database changes or the run ends."""
@@ -165,3 +195,18 @@ def show_table(df, formats: dict | str | None = None, precision: int = 3, hide_i
     ``formats``: a format string for every column, or {column: format}."""
     return st.dataframe(df.style.format(formats, precision=precision, na_rep="–"), hide_index=hide_index,
                         width="stretch", **kwargs)
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def _overlay(key: tuple, alpha: float, cmap: str, scale: int, regions: tuple, _row: dict, _grid) -> np.ndarray:
+    from .images import load_row_sample
+    from .viz import render_sample
+    return np.asarray(render_sample(load_row_sample(_row), _grid, alpha, cmap, scale=scale, regions=regions))
+
+
+def cached_overlay(db: Db, key: tuple, row: dict, grid, alpha: float, cmap: str, scale: int = 4,
+                   regions=()) -> np.ndarray:
+    """The map ``grid`` (None: the image alone) over the image of ``row`` with its outlines, rendered once per
+    (database version, ``key`` = (dataset, model, image, method, method parameters), colour map, opacity,
+    scale, regions): a page or filter change redraws no map already drawn.  Raises what loading raises."""
+    return _overlay((db.path, db.mtime, *key), float(alpha), cmap, int(scale), tuple(regions), row, grid)

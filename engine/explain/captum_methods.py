@@ -31,11 +31,24 @@ images (Occlusion ``perturbations_per_eval`` when not given).  Maps do not depen
 
 from __future__ import annotations
 
+import warnings
 import weakref
 
 import torch
 
 from .registry import register_method
+
+# Captum warns "Input Tensor N did not already require gradients, required_grads has been set automatically"
+# for every call; shown once per process (the first time), not once per unit of a run
+_GRAD_WARNING = r"Input Tensor \d+ did not already require gradients"
+_warned_once = False
+
+
+def _warn_once() -> None:
+    global _warned_once
+    if not _warned_once:
+        warnings.filterwarnings("once", message=_GRAD_WARNING)
+        _warned_once = True
 
 CPU_BUDGET = 1 << 30  # bytes of activations a Captum method may hold at once on CPU
 _ACT_BYTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -96,6 +109,7 @@ def _patch_size(model: torch.nn.Module) -> tuple[int, int]:
                  reference="Simonyan, Vedaldi & Zisserman 2014, via captum.attr.Saliency")
 def saliency(model, images, targets, memory_budget: int | None = None) -> torch.Tensor:
     from captum.attr import Saliency
+    _warn_once()
     sal, rows = Saliency(model), rows_per_pass(model, images, memory_budget)
     out = [sal.attribute(images[c], target=targets[c], abs=True).detach().amax(dim=1)
            for c in _image_chunks(images.shape[0], rows)]
@@ -107,6 +121,7 @@ def saliency(model, images, targets, memory_budget: int | None = None) -> torch.
 def smoothgrad(model, images, targets, nt_samples: int = 16, stdevs: float = 0.15, seed: int = 0,
                memory_budget: int | None = None) -> torch.Tensor:
     from captum.attr import NoiseTunnel, Saliency
+    _warn_once()
     nt = NoiseTunnel(Saliency(model))
     rows = rows_per_pass(model, images, memory_budget)
     per_call = None if rows >= nt_samples else rows  # None: every draw in one pass (as before the bound)
@@ -128,6 +143,7 @@ def integrated_gradients(model, images, targets, n_steps: int = 50, internal_bat
                          memory_budget: int | None = None) -> torch.Tensor:
     """``internal_batch_size`` given: used as is (Captum's meaning); else from ``memory_budget``."""
     from captum.attr import IntegratedGradients
+    _warn_once()
     ig = IntegratedGradients(model)
     if internal_batch_size is not None:
         chunks, ibs = [slice(0, images.shape[0])], internal_batch_size
@@ -151,6 +167,7 @@ def occlusion(model, images, targets, window: int | None = None, perturbations_p
     """``perturbations_per_eval`` (windows per forward, each over the chunk's images): given, used as
     is; else from ``memory_budget`` (with the backward-pass bound: an over-estimate without gradients)."""
     from captum.attr import Occlusion
+    _warn_once()
     ph, pw = (window, window) if window else _patch_size(model)
     rows = rows_per_pass(model, images, memory_budget)
     h, w = images.shape[-2:]

@@ -255,8 +255,10 @@ def _run(strategy: str, model_name: str, images: torch.Tensor, labels: torch.Ten
         losses.append(float(loss.item()))
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
         if (step + 1) % max(1, cfg.steps // 10) == 0:
-            log.info("pretrain %s (%s) step %d/%d: loss %.4f %s", model_name, strategy, step + 1, cfg.steps,
-                     losses[-1], " ".join(f"{k} {v[-1]:.3f}" for k, v in diagnostics.items()))
+            log.info("pretrain %s (%s) step %d of %d: loss %.4f %s", model_name, strategy, step + 1, cfg.steps,
+                     losses[-1], " ".join(f"{k} {v[-1]:.3f}" for k, v in diagnostics.items()),
+                     extra={"unit_progress": {"model": f"{model_name} ({strategy})", "unit": "pretraining step",
+                                              "k": step + 1, "n": cfg.steps, "loss": losses[-1]}})
     backbone = net.teacher["backbone"] if strategy == "dino" else model  # DINO keeps the teacher (the paper's choice)
     return backbone.state_dict(), losses, diagnostics
 

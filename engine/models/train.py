@@ -199,8 +199,10 @@ def fine_tune(model: torch.nn.Module, info: ModelInfo, train_ds: ImageDataset, v
         rec = {"epoch": epoch, "train_loss": run_loss / seen, "val_loss": out["loss"], "val_accuracy": val_acc,
                "val_balanced_accuracy": val_bacc, "lr": lr}
         history.append(rec)
-        log.info("epoch %d: train loss %.4f, val loss %.4f, val acc %.3f, val balanced acc %.3f",
-                 epoch, rec["train_loss"], rec["val_loss"], val_acc, val_bacc)
+        log.info("fine-tune %s epoch %d of %d: train loss %.4f, val loss %.4f, val acc %.3f, val balanced acc %.3f",
+                 info.name, epoch + 1, cfg.epochs, rec["train_loss"], rec["val_loss"], val_acc, val_bacc,
+                 extra={"unit_progress": {"model": info.name, "unit": "epoch", "k": epoch + 1, "n": cfg.epochs,
+                                          "loss": rec["train_loss"]}})  # the run's live progress reads this
         bar.set_postfix(loss=f"{rec['train_loss']:.3f}", val_acc=f"{val_acc:.3f}")
         if _better(rec[cfg.monitor], best_value, cfg.monitor):
             best_value, best, stale = rec[cfg.monitor], rec, 0

@@ -29,7 +29,7 @@ from .ingest import finish_run, refresh_quality, refresh_summaries, start_run, w
 from .jobs import Chunk, checkpoint_path, method_key, metric_key, plan_chunks, predict_key, sanity_key, train_key
 from .plan_checks import check_prepared
 from .plugins import registered_plugins
-from .progress import RunProgress, planned_jobs, stage_totals
+from .progress import RunProgress, planned_jobs, run_plan, stage_totals
 from .results import ChunkResult, Failure, TrainResult, first_line
 from .signals import SIGNALS, Interrupted, interrupt_signal, signals_deferred
 from .validate import check_weights, preflight
@@ -88,7 +88,7 @@ class _Driver:
         else:
             self.report.failed_jobs += 1
         if self.live is not None:
-            self.live.advance(done=int(status == "done"), failed=int(status != "done"))
+            self.live.advance(done=int(status == "done"), failed=int(status != "done"), method=mkey[0])
 
     def _skip(self, n: int = 1) -> None:
         self.report.skipped += n
@@ -398,7 +398,8 @@ def _run(exp, db, prepared, stopped, work, executor, ray_address, device, progre
 def _run_in(exp, db, prepared, stopped, work, executor, ray_address, device, progress, lock, precision,
             threads, holder: list) -> RunReport:
     with ResultWriter(db, lock=lock, publish_every=exp.publish_every, guard=SIGNALS) as w:
-        live = RunProgress(db, exp.name, planned_jobs(exp), bars=progress, publish_every=exp.publish_every)
+        live = RunProgress(db, exp.name, planned_jobs(exp), bars=progress, publish_every=exp.publish_every,
+                           plan=run_plan(exp, {d.spec.name: (len(d.records), len(d.scored)) for d in prepared}))
         ex = make_executor(executor, ray_address, device, threads, plugins=tuple(exp.plugin_modules()))
         drv = _Driver(exp, w, ex, work, device, progress, precision, live)
         holder.append(drv.report)

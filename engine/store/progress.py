@@ -43,3 +43,9 @@ def _pid_alive(pid) -> bool:
     except PermissionError:  # exists, owned by someone else
         return True
     return True
+
+
+def training_text(t: dict) -> str:
+    """``vit_demo epoch 3 of 10, loss 0.412`` (a ``training`` entry of the progress state)."""
+    loss = t.get("loss")
+    return f"{t['model']} {t['unit']} {t['k']} of {t['n']}" + ("" if loss is None else f", loss {loss:.3f}")
