@@ -12,8 +12,10 @@ import streamlit as st
 from ..store.read import database_exists
 from . import live
 from .cache import Db, db_state
+from .images import load_row_sample
 from .labels import dataset_labels
 from .urlparams import choice_note, number_note, range_note
+from .viz import render_sample
 
 
 def url_selectbox(label: str, values, key: str, widget_prefix: str, prefer=None, fmt=str, where=None):
@@ -130,7 +132,6 @@ def will_compute(path: str, what: str, dataset: str | None = None) -> bool:
     """Instead of a page's empty state while a live run will compute ``what`` (see
     :data:`.live.WILL_COMPUTE`) for ``dataset`` (its name): the sentence naming the stage that will do it and
     the live panel (which reruns the page when results land).  False (nothing drawn) when no live run will."""
-    from . import live
     view = live.live_run(path)
     note = live.pending(view, what, dataset)
     if note is None:
@@ -199,8 +200,6 @@ def show_table(df, formats: dict | str | None = None, precision: int = 3, hide_i
 
 @st.cache_data(show_spinner=False, max_entries=1024)
 def _overlay(key: tuple, alpha: float, cmap: str, scale: int, regions: tuple, _row: dict, _grid) -> np.ndarray:
-    from .images import load_row_sample
-    from .viz import render_sample
     return np.asarray(render_sample(load_row_sample(_row), _grid, alpha, cmap, scale=scale, regions=regions))
 
 

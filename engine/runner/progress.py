@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..common.labels import method_label
 from ..metrics import METRICS
 from ..store.progress import progress_path, read_progress, training_text  # noqa: F401  (re-exported)
 
@@ -204,8 +205,6 @@ def run_plan(exp, sizes: dict[str, tuple[int, int]] | None = None) -> list[dict]
     jobs, what it computes (method labels and metric names; MPRT: its methods) and ``images``, the images
     one of its jobs works on (``sizes``: dataset -> (images, scored images); training: all of the dataset's
     images, the other stages: the scored ones; 1 when unknown), which the estimate weighs its cost by."""
-    from ..metrics import METRICS
-    from ..metrics.summaries import method_label
     out = []
     for block in exp.datasets:
         totals = {"data": 0, **stage_totals(exp, block)}
