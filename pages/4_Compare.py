@@ -173,10 +173,12 @@ elif view == "faithfulness":
     model_id = pick_model()
     df = labelled(db.mean_curves(dataset_id, model_id))
     if df.empty:
-        st.info("No insertion / deletion curves for this model (score `insertion_auc` / `deletion_auc`).")
+        st.info("No insertion / deletion / ROAD curves for this model (score `insertion_auc` / `deletion_auc` / "
+                "`road_morf_auc` / `road_lerf_auc`).")
     for metric, g in df.groupby("metric"):
         fig = px.line(plotly_frame(g), x="x", y="y", color="method",
-                      labels={"x": "fraction of pixels " + ("inserted" if "insert" in metric else "deleted"),
+                      labels={"x": "fraction of pixels " + ("inserted" if "insert" in metric else
+                                                            "removed and imputed" if "road" in metric else "deleted"),
                               "y": "probability of the explained class (mean)"},
                       title=plotly_text(f"{metric.replace('_auc', '')}: mean over n = {int(g['images'].max())} "
                                         f"images"))

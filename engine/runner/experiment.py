@@ -178,6 +178,12 @@ class Experiment(_Strict):
             from ..metrics.faithfulness import SUBSTRATES
             if "substrate" in params and params["substrate"] not in SUBSTRATES:
                 raise ValueError(f"metric {name!r}: substrate {params['substrate']!r}; allowed: {list(SUBSTRATES)}")
+            if "percentiles" in params:
+                from ..metrics.road import check_percentiles
+                try:
+                    check_percentiles(params["percentiles"])
+                except ValueError as exc:
+                    raise ValueError(f"metric {name!r}: {exc}") from None
         return v
 
     @model_validator(mode="after")
