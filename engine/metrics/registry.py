@@ -1,8 +1,10 @@
 """Metric registry: ``METRICS[name]`` is a :class:`MetricInfo`, callable like the rule itself.
 
-Two call contracts, told apart by the checked ``kind``: 'localisation' ``fn(maps, regions, **params)``
+Three call contracts, told apart by the checked ``kind``: 'localisation' ``fn(maps, regions, **params)``
 scores maps against a region mask; 'faithfulness' ``fn(maps, model=, images=, targets=, **params)`` perturbs
-the images along the map and asks the model.  The model-randomisation sanity check (MPRT) checks methods,
+the images along the map and asks the model; 'class_sensitivity' ``fn(maps, other_maps, **params)`` compares
+the map of the explained class with the same method's map for another class (the runner computes it).
+The model-randomisation sanity check (MPRT) checks methods,
 not maps: it is not registered here (see :mod:`engine.metrics.sanity`).
 """
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Callable, Literal, get_args
 
 import numpy as np
 
-MetricKind = Literal["localisation", "faithfulness"]
+MetricKind = Literal["localisation", "faithfulness", "class_sensitivity"]
 METRIC_KINDS: tuple[str, ...] = get_args(MetricKind)
 
 
@@ -21,7 +23,7 @@ class MetricInfo:
     name: str
     fn: Callable[..., np.ndarray]
     version: int
-    kind: MetricKind  # 'localisation' (maps + regions) or 'faithfulness' (maps + model)
+    kind: MetricKind  # 'localisation' (maps + regions), 'faithfulness' (maps + model), 'class_sensitivity'
     higher_is_better: bool
     reference: str
 

@@ -22,6 +22,7 @@ from ..data import ImageDataset, collate_samples
 from ..explain import METHODS, run_methods, upsample_maps
 from ..explain.registry import method_precision
 from ..metrics import METRICS
+from ..metrics.class_sensitivity import OTHER_CLASS, other_targets
 from ..metrics.quality import centre_coverage, degenerate_kinds
 from ..models import ModelInfo, normalise
 from ..models.precision import stage_precision
@@ -156,10 +157,13 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
                     preds.append((run_id, dataset_id, model_id, image_id, int(batch["label"][i]), int(pred[i]),
                                   float(conf[i]), probs[i].numpy().astype(np.float32), precision))
             batch_ = _Batch(model, x, targets, ids, batch_regions, precision)
-            for mname, mparams in round_:
-                if mname in all_maps:
-                    rows.add(_score_method(all_maps[mname].cpu(), (mname, mparams), metrics_for(mname, mparams),
-                                           batch_, (run_id, dataset_id, model_id)))
+            done = [(n, p) for n, p in round_ if n in all_maps]
+            others, failed = _other_class_maps(batch_, done, metrics_for, logits)
+            rows.failures += failed
+            for mname, mparams in done:
+                rows.add(_score_method(all_maps[mname].cpu(), (mname, mparams), metrics_for(mname, mparams),
+                                       batch_, (run_id, dataset_id, model_id),
+                                       {k[1:]: v for k, v in others.items() if k[0] == mname}))
     for f in rows.failures:
         log.warning("%s %s: %s failed at %s: %s", dataset_id, model_id, f.method, f.stage, f"{f.item}: {f.reason}")
     return EvalResult(pd.DataFrame(preds, columns=PRED_COLS), pd.DataFrame(rows.explanations, columns=EXPL_COLS),
@@ -168,10 +172,38 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
                       pd.DataFrame(rows.regions, columns=REGION_COLS).drop_duplicates(["region", "image_id"]))
 
 
+def _other_class_maps(batch: _Batch, variants: list[tuple[str, dict]], metrics_for, logits: torch.Tensor
+                      ) -> tuple[dict[tuple[str, str, int], torch.Tensor], list[Failure]]:
+    """The maps for another class that the class-sensitivity metrics of ``variants`` need, keyed by (method,
+    rule, seed): one explanation pass per (rule, seed) for every method that needs it.  A failure (e.g. a
+    one-output model) becomes a Failure per image and method, and those metrics go unscored."""
+    need: dict[tuple[str, int], dict[str, dict]] = {}
+    for mname, mparams in variants:
+        for metric, kparams in metrics_for(mname, mparams).items():
+            rule = OTHER_CLASS.get(metric)
+            if rule is not None:
+                seed = int(kparams.get("seed", 0)) if rule == "random" else 0
+                need.setdefault((rule, seed), {})[mname] = mparams
+    out: dict[tuple[str, str, int], torch.Tensor] = {}
+    failures: list[Failure] = []
+    for (rule, seed), wanted in need.items():
+        try:
+            other = other_targets(logits, batch.targets, batch.ids, rule, seed).to(batch.x.device)
+            maps, _, _ = run_methods(batch.model, batch.x, list(wanted), other, wanted,
+                                     precision=stage_precision("explain", batch.precision))
+        except Exception as exc:
+            failures += [Failure(i, "explain", f"map for another class ({rule}): {first_line(exc)}", m)
+                         for m in wanted for i in batch.ids]
+            continue
+        out.update({(m, rule, seed): v.cpu() for m, v in maps.items()})
+    return out, failures
+
+
 def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[str, dict], batch: _Batch,
-                  prefix: tuple[str, str, str]) -> _Rows:
+                  prefix: tuple[str, str, str], others: dict[tuple[str, int], torch.Tensor] | None = None) -> _Rows:
     """One method's maps of a batch (``variant``: its name and parameters) as explanation rows, scored with
-    ``metrics``; ``prefix``: (run_id, dataset_id, model_id) of every row.
+    ``metrics``; ``prefix``: (run_id, dataset_id, model_id) of every row; ``others``: the method's maps for
+    other classes by (rule, seed), for the class-sensitivity metrics (compared on the native grid).
 
     A degenerate map (engine.metrics.quality: non-finite, all-zero or constant) is recorded in
     ``degenerate`` and never scored: a non-finite map is a failure and not stored; an all-zero or constant
@@ -198,7 +230,7 @@ def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[s
             for metric, kparams in metrics.items():
                 kkey = (metric, METRICS[metric].version, canonical_json(kparams))
                 faith = METRICS[metric].kind == "faithfulness"
-                for region in (["none"] if faith else batch.regions):
+                for region in (batch.regions if METRICS[metric].kind == "localisation" else ["none"]):
                     out.scores.append((*prefix, *mkey, *kkey, region, ids[i], None,
                                        faith_precision if faith else map_precision))
     keep = torch.tensor([k is None for k in kinds], dtype=torch.bool).nonzero().flatten()
@@ -218,6 +250,12 @@ def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[s
                 for j, i in enumerate(keep.tolist()):
                     out.curves.append((*prefix, *mkey, *kkey, ids[i], xs.astype(np.float32),
                                        ys[j].astype(np.float32), faith_precision))
+            elif kinfo.kind == "class_sensitivity":
+                rule = OTHER_CLASS[metric]
+                other = (others or {}).get((rule, int(kparams.get("seed", 0)) if rule == "random" else 0))
+                if other is None:
+                    continue  # its explanation pass failed: recorded by _other_class_maps
+                results = {"none": kinfo(maps[keep], other[keep], **kparams)}
             else:
                 results = {region: kinfo(up, reg[keep], **kparams) for region, reg in batch.regions.items()}
         except Exception as exc:

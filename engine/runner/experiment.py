@@ -173,8 +173,8 @@ class Experiment(_Strict):
                 raise ValueError(f"metric {name!r} is a {MPRT.kind} check: configure it under [sanity]")
             if name not in METRICS:
                 raise ValueError(f"unknown metric {name!r}; registered: {sorted(METRICS)}")
-            check_params("metric", name, METRICS[name].fn, params, skip=2 if METRICS[name].kind == "localisation"
-                          else 1)
+            check_params("metric", name, METRICS[name].fn, params, skip=1 if METRICS[name].kind == "faithfulness"
+                          else 2)
             from ..metrics.faithfulness import SUBSTRATES
             if "substrate" in params and params["substrate"] not in SUBSTRATES:
                 raise ValueError(f"metric {name!r}: substrate {params['substrate']!r}; allowed: {list(SUBSTRATES)}")

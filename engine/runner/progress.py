@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..metrics.registry import METRIC_KINDS
 from ..store.progress import progress_path, read_progress  # noqa: F401  (re-exported for the runner's callers)
 
 log = logging.getLogger(__name__)
@@ -92,13 +93,13 @@ class RunProgress:
             self._bar = None
 
 
-STAGES = ("train", "predict", "localisation", "faithfulness", "sanity")
+STAGES = ("train", "predict", *METRIC_KINDS, "sanity")
 
 
 def stage_totals(exp, block: dict) -> dict[str, int]:
     """Planned jobs of one ``[[datasets]]`` block per stage, in the order the driver runs them:
-    every model trained and predicted, then every method scored by the localisation metrics, then
-    by the faithfulness metrics, then MPRT."""
+    every model trained and predicted, then every method scored by the metrics of each kind in turn
+    (localisation, faithfulness, class sensitivity), then MPRT."""
     from ..metrics import METRICS
     entries = exp.model_entries(block)
     kinds = [METRICS[m].kind for m in exp.metrics]
@@ -106,8 +107,7 @@ def stage_totals(exp, block: dict) -> dict[str, int]:
     cfg = exp.sanity
     n_sanity = sum(1 for e in entries if cfg.images and (cfg.models == "all" or e.init == "trained"))
     return {"train": len(entries), "predict": len(entries),
-            "localisation": sum(n_variants) * kinds.count("localisation"),
-            "faithfulness": sum(n_variants) * kinds.count("faithfulness"), "sanity": n_sanity}
+            **{k: sum(n_variants) * kinds.count(k) for k in METRIC_KINDS}, "sanity": n_sanity}
 
 
 def planned_jobs(exp) -> int:

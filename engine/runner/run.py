@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..data import DatasetError
+from ..metrics.registry import METRIC_KINDS
 from ..store import ResultWriter, canonical_json, identity, utc_now
 from ..store.lock import Interrupted, RunLock, interrupt_signal, signals_deferred
 from . import units
@@ -441,7 +442,7 @@ def _run_dataset(drv: _Driver, live: RunProgress, d: PreparedDataset, block: dic
         drv.predict(d, entry, res, model_id)
     refresh_quality(drv.w, d.dataset_id, seed=drv.exp.seed)
     drv.w.commit()
-    for kind in ("localisation", "faithfulness"):
+    for kind in METRIC_KINDS:
         live.stage(f"{name}: {kind}", totals[kind] - sum(_later_jobs(drv.exp, e, kind) for e in lost), name)
         for entry, res, model_id in trained:
             drv.evaluate(d, model_id, entry, res, kind)
@@ -452,11 +453,11 @@ def _run_dataset(drv: _Driver, live: RunProgress, d: PreparedDataset, block: dic
 
 
 def _later_jobs(exp: Experiment, entry: dict, stage: str | None = None) -> int:
-    """The jobs after training of one model entry (of one stage: predict, localisation, faithfulness, sanity)."""
+    """The jobs after training of one model entry (of one stage: predict, a metric kind, sanity)."""
     from ..metrics import METRICS
     n_var = len(exp.method_variants(entry))
     cfg = exp.sanity
     per = {"predict": 1, "sanity": int(bool(cfg.images) and (cfg.models == "all" or entry.init == "trained"))}
-    for kind in ("localisation", "faithfulness"):
+    for kind in METRIC_KINDS:
         per[kind] = n_var * sum(1 for m in exp.metrics if METRICS[m].kind == kind)
     return per[stage] if stage else sum(per.values())
