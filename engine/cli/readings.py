@@ -86,6 +86,8 @@ def cmd_figure(args) -> int:
         return 2
     methods = [(m, "{}") for m in args.methods.split(",") if m]
     ids = [i for i in (args.images or "").split(",") if i]
+    if args.both_classes:
+        return _figure_both_classes(args, db, dataset_id, methods, ids)
     if not ids:
         g = queries.gallery(db, dataset_id, args.model, methods[0][0], limit=args.n, method_params=methods[0][1])
         ids = list(g.image_id)
@@ -100,6 +102,25 @@ def cmd_figure(args) -> int:
     out.with_suffix(".svg").write_text(render_svg(panels, titles, args.alpha, args.cmap), encoding="utf-8")
     print(f"figure written to {out.with_suffix('.png')} and {out.with_suffix('.svg')} "
           f"({len(panels)} images x {len(titles)} methods)")
+    return 0
+
+
+def _figure_both_classes(args, db: Path, dataset_id: str, methods: list, ids: list[str]) -> int:
+    """``figure --both-classes``: misclassified images, the predicted and the true class's map per method."""
+    from ..dashboard.classes import both_class_panels
+    from ..dashboard.figure import render_png, render_svg
+    from ..dashboard.images import UnsafePath
+    try:
+        panels, titles = both_class_panels(db, dataset_id, args.model, methods, args.metric, args.region,
+                                           ids or None, args.n)
+    except (UnsafePath, ValueError, OSError) as exc:
+        log.error("%s", exc)
+        return 2
+    out = Path(args.out)
+    out.with_suffix(".png").write_bytes(render_png(panels, titles, args.alpha, args.cmap))
+    out.with_suffix(".svg").write_text(render_svg(panels, titles, args.alpha, args.cmap), encoding="utf-8")
+    print(f"figure written to {out.with_suffix('.png')} and {out.with_suffix('.svg')} "
+          f"({len(panels)} misclassified images x {len(methods)} methods x predicted / true class)")
     return 0
 
 
@@ -134,5 +155,8 @@ def add_reading_parsers(sub) -> None:
     f.add_argument("--region", default="mask", help="region of that score ('none' for faithfulness)")
     f.add_argument("--cmap", default="inferno", choices=["inferno", "viridis", "gray"])
     f.add_argument("--alpha", type=float, default=0.5, help="heatmap opacity")
+    f.add_argument("--both-classes", action="store_true",
+                   help="predicted vs true class: misclassified images, each method's map for the predicted and "
+                        "for the true class side by side (both class names in full above each row)")
     f.add_argument("--out", default="figure", help="output stem: writes STEM.png and STEM.svg")
     f.set_defaults(fn=cmd_figure)

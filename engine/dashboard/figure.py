@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import textwrap
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +37,7 @@ class Panel:
     scores: list = field(default_factory=list)
     caption: str = ""
     region_order: tuple = ()
+    title: str = ""   # a line above the row across its full width, wrapped, never clipped (e.g. both class names)
 
 
 def _tile(p: Panel, grid, alpha: float, cmap: str, tile_px: int) -> Image.Image:
@@ -56,10 +58,16 @@ def _png(img: Image.Image, dpi: int | None = None) -> bytes:
 
 def _layout(panels: list[Panel], methods: list[str], tile_px: int):
     cols = 1 + len(methods)
-    row_h = tile_px + PAD + 2 * FONT_PX + PAD
     width = PAD + cols * (tile_px + PAD)
+    title_h = max(len(_title_lines(p.title, width)) for p in panels) * (FONT_PX + PAD // 2)
+    row_h = title_h + tile_px + PAD + 2 * FONT_PX + PAD
     height = HEAD_PX + len(panels) * row_h + FONT_PX + PAD  # the outline legend at the bottom
     return cols, row_h, width, height
+
+
+def _title_lines(title: str, width: int) -> list[str]:
+    """A row title wrapped at word boundaries to the figure's width (about 0.55 em per character)."""
+    return textwrap.wrap(title, max(8, int((width - 2 * PAD) / (0.55 * FONT_PX)))) if title else []
 
 
 def _legend(panels: list[Panel]) -> str:
@@ -90,6 +98,10 @@ def render_png(panels: list[Panel], methods: list[str], alpha: float = 0.5, cmap
         draw.text((PAD + c * (tile_px + PAD), PAD), _fit(title, tile_px), fill="black", font=font)
     for r, p in enumerate(panels):
         y = HEAD_PX + r * row_h
+        for line in _title_lines(p.title, width):
+            draw.text((PAD, y), line, fill="black", font=font)
+            y += FONT_PX + PAD // 2
+        y = HEAD_PX + r * row_h + row_h - (tile_px + PAD + 2 * FONT_PX + PAD)
         for c, grid in enumerate([None, *p.maps]):
             x = PAD + c * (tile_px + PAD)
             canvas.paste(_tile(p, grid, alpha, cmap, tile_px), (x, y))
@@ -122,6 +134,10 @@ def render_svg(panels: list[Panel], methods: list[str], alpha: float = 0.5, cmap
         out.append(f'<text x="{PAD + c * (tile_px + PAD)}" y="{PAD + FONT_PX}">{_xml(_fit(title, tile_px))}</text>')
     for r, p in enumerate(panels):
         y = HEAD_PX + r * row_h
+        for line in _title_lines(p.title, width):
+            out.append(f'<text x="{PAD}" y="{y + FONT_PX}">{_xml(line)}</text>')
+            y += FONT_PX + PAD // 2
+        y = HEAD_PX + r * row_h + row_h - (tile_px + PAD + 2 * FONT_PX + PAD)
         for c, grid in enumerate([None, *p.maps]):
             x = PAD + c * (tile_px + PAD)
             data = base64.b64encode(_png(_tile(p, grid, alpha, cmap, tile_px))).decode("ascii")

@@ -38,6 +38,8 @@ SCORE_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "m
               "metric_version", "metric_params", "region", "image_id", "value", "precision"]
 CURVE_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "metric",
               "metric_version", "metric_params", "image_id", "x", "y", "precision"]
+TARGET_MAP_COLS = [*EXPL_COLS[:7], "role", *EXPL_COLS[7:]]
+TARGET_SCORE_COLS = [*SCORE_COLS[:11], "role", "target", *SCORE_COLS[11:]]
 DEGENERATE_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "image_id", "kind"]
 REGION_COLS = ["dataset_id", "region", "image_id", "area", "covers_centre"]
 
@@ -51,6 +53,8 @@ class EvalResult:
     failures: list[Failure] = field(default_factory=list)
     degenerate: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=DEGENERATE_COLS))
     region_stats: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REGION_COLS))
+    target_maps: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TARGET_MAP_COLS))
+    target_scores: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TARGET_SCORE_COLS))
 
 
 @dataclass
@@ -62,8 +66,12 @@ class _Rows:
     failures: list[Failure] = field(default_factory=list)
     degenerate: list[tuple] = field(default_factory=list)
     regions: list[tuple] = field(default_factory=list)
+    target_maps: list[tuple] = field(default_factory=list)
+    target_scores: list[tuple] = field(default_factory=list)
 
     def add(self, other: "_Rows") -> None:
+        self.target_maps += other.target_maps
+        self.target_scores += other.target_scores
         self.explanations += other.explanations
         self.scores += other.scores
         self.curves += other.curves
@@ -100,7 +108,8 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
                    model_id: str, methods: dict[str, dict] | list[tuple[str, dict]], metrics: dict[str, dict],
                    metrics_for=None, regions: list[str] | None = None, device: str = "cpu", batch_size: int = 32,
                    progress: bool = True, precision: str = "fp32") -> EvalResult:
-    """Predict, explain (predicted class) and score every image of ``ds``.
+    """Predict, explain (predicted class) and score every image of ``ds``; for a misclassified image also the
+    map of its true class, scored by the localisation metrics (``target_maps`` / ``target_scores``, role 'true').
 
     ``precision``: ``fp32`` or ``bf16``, for the explanation passes (per method: see
     :func:`engine.explain.registry.method_precision`) when the explain stage follows the run's precision,
@@ -164,12 +173,47 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
                 rows.add(_score_method(all_maps[mname].cpu(), (mname, mparams), metrics_for(mname, mparams),
                                        batch_, (run_id, dataset_id, model_id),
                                        {k[1:]: v for k, v in others.items() if k[0] == mname}))
+            rows.add(_true_class_rows(batch_, batch["label"], done, metrics_for, (run_id, dataset_id, model_id)))
     for f in rows.failures:
         log.warning("%s %s: %s failed at %s: %s", dataset_id, model_id, f.method, f.stage, f"{f.item}: {f.reason}")
     return EvalResult(pd.DataFrame(preds, columns=PRED_COLS), pd.DataFrame(rows.explanations, columns=EXPL_COLS),
                       pd.DataFrame(rows.scores, columns=SCORE_COLS), pd.DataFrame(rows.curves, columns=CURVE_COLS),
                       rows.failures, pd.DataFrame(rows.degenerate, columns=DEGENERATE_COLS),
-                      pd.DataFrame(rows.regions, columns=REGION_COLS).drop_duplicates(["region", "image_id"]))
+                      pd.DataFrame(rows.regions, columns=REGION_COLS).drop_duplicates(["region", "image_id"]),
+                      pd.DataFrame(rows.target_maps, columns=TARGET_MAP_COLS),
+                      pd.DataFrame(rows.target_scores, columns=TARGET_SCORE_COLS))
+
+
+def _true_class_rows(batch: _Batch, labels: torch.Tensor, variants: list[tuple[str, dict]], metrics_for,
+                     prefix: tuple[str, str, str]) -> _Rows:
+    """For the misclassified images of ``batch`` (label != explained class): each method's map for the true
+    class, scored by the method's localisation metrics against the same regions, as ``target_maps`` /
+    ``target_scores`` rows with role 'true' (the predicted class's map is the ordinary explanations row).
+    Degenerate true-class maps get NULL scores; a failing pass becomes Failures and the rest goes on."""
+    out = _Rows()
+    labels = torch.as_tensor(labels).long().cpu()
+    wrong = ((labels != batch.targets.cpu()) & (labels >= 0)).nonzero().flatten()
+    wanted = {n: p for n, p in variants if any(METRICS[m].kind == "localisation" for m in metrics_for(n, p))}
+    if len(wrong) == 0 or not wanted or not batch.regions:
+        return out
+    sub = _Batch(batch.model, batch.x[wrong.to(batch.x.device)], labels[wrong].to(batch.x.device),
+                 [batch.ids[i] for i in wrong.tolist()], {k: v[wrong] for k, v in batch.regions.items()},
+                 batch.precision)
+    try:
+        maps, _, _ = run_methods(sub.model, sub.x, list(wanted), sub.targets, wanted,
+                                 precision=stage_precision("explain", batch.precision))
+    except Exception as exc:
+        out.failures += [Failure(i, "explain", f"map for the true class: {first_line(exc)}", m)
+                         for m in wanted for i in sub.ids]
+        return out
+    target_of = dict(zip(sub.ids, sub.targets.tolist()))
+    for name, params in wanted.items():
+        loc = {m: p for m, p in metrics_for(name, params).items() if METRICS[m].kind == "localisation"}
+        r = _score_method(maps[name].cpu(), (name, params), loc, sub, prefix)
+        out.target_maps += [(*e[:7], "true", *e[7:]) for e in r.explanations]
+        out.target_scores += [(*v[:11], "true", target_of[v[10]], *v[11:]) for v in r.scores]
+        out.failures += [Failure(f.item, f.stage, f"true-class map: {f.reason}", f.method) for f in r.failures]
+    return out
 
 
 def _other_class_maps(batch: _Batch, variants: list[tuple[str, dict]], metrics_for, logits: torch.Tensor

@@ -241,7 +241,8 @@ class _Driver:
             return
         ids = {"run_id": self.report.run_id, "dataset_id": d.dataset_id, "model_id": model_id}
         for table, rows in (("explanations", out.explanations), ("scores", out.scores), ("curves", out.curves),
-                            ("degenerate_maps", out.degenerate)):
+                            ("degenerate_maps", out.degenerate), ("target_maps", out.target_maps),
+                            ("target_scores", out.target_scores)):
             if rows is not None:
                 self.w.replace_rows(table, rows.assign(**ids))
         if out.region_stats is not None:
