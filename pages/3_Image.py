@@ -12,6 +12,7 @@ from engine.dashboard import (
     Db,
     UnsafePath,
     best_model,
+    both_classes_block,
     figure_downloads,
     labelled,
     legend,
@@ -85,6 +86,11 @@ if sample is not None:
                      width="stretch")
             st.caption(md(title) if grid is None else
                        f"**{md(title)}** (explains {md(classes[int(maps.iloc[k - 1].target)])})")
+if sample is not None and not maps.empty and not pd.isna(row["pred"]) and int(row["pred"]) != int(row["label"]):
+    with st.expander("Predicted vs true class: a method's map for both classes, side by side, with both scores"):
+        both_method = st.selectbox("Method", list(zip(maps.method, maps.method_params)), key="im_both_method",
+                                   format_func=lambda mp: method_label(*mp))
+        both_classes_block(db, dataset_id, model_id, *both_method, [row], classes, alpha, cmap, regions, "im_both")
 if maps.empty:
     st.info("No maps were stored for this image under this model.")
 elif sample is not None:

@@ -127,3 +127,45 @@ def test_a_version_7_database_gets_the_new_tables(tmp_path):
         assert [r[0] for r in con.execute("SELECT job_key FROM jobs ORDER BY 1").fetchall()] == ["a", "b"]
         assert con.execute("SELECT count(*) FROM target_maps").fetchone()[0] == 0
         assert con.execute("SELECT count(*) FROM target_scores").fetchone()[0] == 0
+
+
+def test_gallery_and_image_pages_show_both_classes(evaluated, smear_spec, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from engine.data import load_records
+    from engine.models import save_checkpoint
+    from engine.runner.ingest import refresh_summaries, start_run, write_dataset, write_model
+    res, model, *_ = evaluated
+    records, classes = load_records(smear_spec)
+    db = tmp_path / "both.duckdb"
+    with ResultWriter(db) as w:
+        run_id = start_run(w, "test", {})
+        dataset_id = write_dataset(w, smear_spec, records, classes)
+        from engine.models import create_model
+        _, info = create_model("vit_demo", len(classes))
+        sha = save_checkpoint(tmp_path / "m.safetensors", model, info, {"init": "random"})
+        model_id = write_model(w, dataset_id=dataset_id, info=info, init="random", checkpoint=str(tmp_path / "m"),
+                               sha256=sha, val_accuracy=None, test_accuracy=None, hparams={}, history=[])
+        ids = {"run_id": run_id, "dataset_id": dataset_id, "model_id": model_id}
+        for table in ("predictions", "explanations", "scores", "target_maps", "target_scores"):
+            w.replace_rows(table, getattr(res, table).assign(**ids))
+        refresh_summaries(w, dataset_id, model_id)
+    monkeypatch.setenv("XAI_DB", str(db))
+    root = __import__("conftest").PROJECT_ROOT
+    at = AppTest.from_file(str(root / "pages" / "2_Gallery.py"), default_timeout=120)
+    at.query_params["outcome"] = "misclassified"
+    at.query_params["method"] = "chefer_gae"
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    wrong = res.predictions[res.predictions.pred != res.predictions.label]
+    first = sorted(wrong.image_id)[0]
+    heads = [m.value for m in at.markdown if "true class" in m.value]
+    assert any(first.replace("_", "\\_") in h for h in heads), heads
+    caps = [c.value for c in at.caption if "class**" in c.value]
+    assert any(c.startswith("**predicted class**") for c in caps) and any(c.startswith("**true class**") for c in caps)
+    at = AppTest.from_file(str(root / "pages" / "3_Image.py"), default_timeout=120)
+    at.query_params["image"] = first
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    label = int(wrong.set_index("image_id").loc[first, "label"])
+    assert any(c.value.startswith(f"**true class** {classes[label]}") for c in at.caption if "class**" in c.value)

@@ -30,7 +30,8 @@ from .viz import COLORMAPS, legend, render_sample
 
 _STREAMLIT_BOUND = {"Db": "cache", "db_state": "cache", **{n: "widgets" for n in (
     "live_panel", "no_database", "open_page", "requested_page", "show_table", "url_page", "url_range", "url_selectbox",
-    "url_slider")}, "near_chance_warning": "guard_widgets", "figure_downloads": "guard_widgets"}
+    "url_slider")}, "near_chance_warning": "guard_widgets", "figure_downloads": "guard_widgets",
+    "both_classes_block": "class_widgets"}
 
 __all__ = [
     "COLORMAPS", "CONFOUNDER_METRICS", "DatasetRegions", "GALLERY_SORTS", "LEADERBOARD_GROUPS", "NEAR_CHANCE",
