@@ -7,8 +7,9 @@ On the demo ViT (``vit_demo``, 64 x 64, random weights: the cost does not depend
 ``--images`` generated smear images, CPU seconds (``time.process_time``) per image of:
 
 * explaining with each method list of the default demo (13 methods for the smear models, 7 for the
-  strategy models, 10 for the ultrasound / confounded models) -- what class sensitivity adds twice (the
-  second most likely and a random other class) and the true-class maps add once per misclassified image,
+  strategy models, 10 for the ultrasound / confounded models) -- what class sensitivity adds three times
+  (its stage explains the predicted class again, then the second most likely and a random other class)
+  and the true-class maps add once per misclassified image,
   with their localisation scores (6 metrics, mask + box regions) and the similarities;
 * ROAD (MoRF + LeRF, 9 percentiles each) per map against insertion + deletion at the demo's 8 steps.
 
@@ -79,7 +80,8 @@ def main(argv=None) -> int:
         loc, _ = cpu(lambda: [METRICS[k](u, r) for u in ups.values() for k in LOCALISATION for r in regions.values()])
         sim, _ = cpu(lambda: [METRICS[k](v, v.flip(-1)) for v in maps.values() for k in
                               ("class_ssim_second", "class_spearman_second")])
-        item5 = 2 * e + sim            # two extra explanation passes and 2 x 2 similarities
+        # its own runner stage: the explained class's maps again, then the two other classes; 2 x 2 similarities
+        item5 = 3 * e + sim
         item6 = e + loc                # one extra pass and its localisation scores, per misclassified image
         extra[name] = (n_models, item5 / b, item6 / b, len(methods))
         print(f"  {name}: explain {len(methods)} methods {1000 * e / b:.1f}; localisation scores of them "
