@@ -115,7 +115,8 @@ if curves.empty:
 else:
     for metric, g in labelled(curves).groupby("metric"):
         fig = px.line(plotly_frame(g), x="x", y="y", color="method", markers=True,
-                      labels={"x": "fraction of pixels " + ("inserted" if "insert" in metric else "deleted"),
+                      labels={"x": "fraction of pixels " + ("inserted" if "insert" in metric else
+                                                            "removed and imputed" if "road" in metric else "deleted"),
                               "y": "probability of the explained class"},
                       title=plotly_text(f"{metric.replace('_auc', '')}: this image, one curve per method"))
         fig.update_yaxes(range=[0, 1])
