@@ -51,8 +51,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(1, str(ROOT / "bench"))  # parity.py: the references' loaders
 
+from engine.common.precision import autocast  # noqa: E402
 from engine.explain import METHODS, run_methods  # noqa: E402
-from engine.models.precision import autocast  # noqa: E402
 
 log = logging.getLogger("bench")
 SIX = ["attention", "rollout", "grad_rollout", "chefer_gae", "gradcam_attn", "gradcam"]

@@ -49,8 +49,8 @@ sys.path.insert(0, str(HERE))
 
 from metrics_parity import on_path  # noqa: E402
 
+from engine.common.precision import autocast  # noqa: E402
 from engine.metrics import METRICS  # noqa: E402
-from engine.models.precision import autocast  # noqa: E402
 
 HW_SIDE, N_CLASSES, BATCH = 224, 10, 64
 AUC_TOL, GOAL_SPEEDUP, GOAL_PLAIN = 1e-4, 3.0, 1.3

@@ -6,7 +6,7 @@ The work of one evaluate chunk of the demo: the demo ViT (``vit_demo``, 64 px, r
 of ``--batch`` random images, the six trace methods through ``run_methods`` and insertion + deletion
 (8 steps) on the ``attention`` maps.  Each thread count runs in a fresh subprocess
 (``torch.set_num_threads``); median of ``--reps`` timed runs after a warm-up.  Also printed: the
-default the runner would pick here (:func:`engine.models.precision.default_threads`, one worker),
+default the runner would pick here (:func:`engine.common.precision.default_threads`, one worker),
 the cores of this process's affinity and the load average, which decides the outcome on a shared
 machine.  A benchmark, not a test.
 """
@@ -50,7 +50,7 @@ print(json.dumps({{"seconds": statistics.median(times)}}))
 
 
 def main(argv=None) -> int:
-    from engine.models.precision import available_cores, default_threads
+    from engine.common.precision import available_cores, default_threads
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     p.add_argument("--reps", type=int, default=3)

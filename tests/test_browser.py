@@ -12,6 +12,8 @@ import urllib.request
 import pytest
 from conftest import PROJECT_ROOT
 
+pytestmark = pytest.mark.slow  # end-to-end: a real browser on a served dashboard
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 

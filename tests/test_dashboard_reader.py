@@ -11,21 +11,19 @@ import duckdb
 import pandas as pd
 import pytest
 from conftest import PROJECT_ROOT  # noqa: F401  (sys.path for the engine)
+from score_rows import score_rows
 
 from engine.dashboard import queries, reader
 from engine.store import ResultWriter
 from engine.store.check import database_problem
-from engine.store.schema import columns
 
 COUNT = "SELECT count(*), coalesce(sum(value), 0) FROM scores"
 
 
 def _rows(first: int, n: int) -> pd.DataFrame:
     """Scores of images ``first`` .. ``first + n - 1``, each image's value its number."""
-    df = pd.DataFrame([dict(run_id="r", dataset_id="d", model_id="m", method="rollout", method_version=1,
-                            method_params="{}", metric="iou_top5", metric_version=1, metric_params="{}",
-                            region="box", image_id=f"img {k:03d}", value=float(k)) for k in range(first, first + n)])
-    return df.assign(**{c: None for c, _ in columns("scores") if c not in df.columns})
+    return score_rows({f"img {k:03d}": float(k) for k in range(first, first + n)}, method="rollout",
+                      metric="iou_top5", region="box")
 
 
 def _publish(db, first: int, n: int = 1) -> None:

@@ -12,6 +12,7 @@ import time
 import urllib.request
 
 import duckdb
+import pytest
 from conftest import PROJECT_ROOT
 from streamlit.testing.v1 import AppTest
 
@@ -19,6 +20,8 @@ from engine.dashboard.live import live_run
 from engine.explain import METHODS
 from engine.metrics import METRICS
 from engine.runner.experiment import load_experiment
+
+pytestmark = pytest.mark.slow  # end-to-end: a demo run in a subprocess, then the dashboard
 
 E2E = PROJECT_ROOT / "tests" / "e2e.toml"
 E2E_METRICS = load_experiment(E2E).metrics

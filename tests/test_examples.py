@@ -6,7 +6,10 @@ import re
 import subprocess
 import sys
 
+import pytest
 from conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow  # end-to-end: runs of the example experiments
 
 API = PROJECT_ROOT / "docs" / "examples" / "api.py"
 

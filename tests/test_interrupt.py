@@ -17,6 +17,8 @@ from runner_fixtures import run_cli, write_experiment
 
 from engine.store.lock import RunLock
 
+pytestmark = pytest.mark.slow  # end-to-end: runs of `engine run` interrupted by signals
+
 
 def _jobs_done(db) -> int:
     """Jobs the live run has finished (its progress file: units are published up to ``publish_every`` later)."""

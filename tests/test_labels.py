@@ -1,7 +1,7 @@
 """Method labels read as names with their parameters, never as raw JSON (older databases' pairwise labels too)."""
 from __future__ import annotations
 
-from engine.metrics.summaries import method_label, relabel
+from engine.common.labels import method_label, relabel
 
 
 def test_method_label_by_hand():

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import duckdb
 import numpy as np
+import pytest
 from test_pages import run_page, texts
 
 from engine.dashboard import queries
 from engine.dashboard.guards import NEAR_CHANCE
 from engine.dashboard.images import load_row_sample
 from engine.data import DatasetSpec, ImageDataset, load_sample
+
+pytestmark = pytest.mark.slow  # end-to-end: a run on the docs' example layouts
 
 
 def _ids(db) -> dict[str, str]:

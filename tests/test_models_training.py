@@ -76,6 +76,7 @@ def test_early_stopping_on_val_loss(splits):
         TrainConfig(monitor="accuracy")
 
 
+@pytest.mark.slow  # long training: a grid search
 def test_grid_search_selects_by_balanced_accuracy_and_keeps_the_model(splits):
     (tr, va), classes = splits
 

@@ -13,6 +13,8 @@ from test_pages import PAGES, run_page, texts
 
 from engine.store.progress import progress_path
 
+pytestmark = pytest.mark.slow  # end-to-end: a live demo run under the pages
+
 
 def _running(db, **kw):
     state = {"run_id": "run-x", "experiment": "demo", "pid": os.getpid(), "host": platform.node(),

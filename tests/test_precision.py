@@ -12,10 +12,10 @@ import torch
 from conftest import PROJECT_ROOT, tiny_vit
 from torch import nn
 
+from engine.common.precision import autocast, default_precision, default_threads, resolve_precision, set_threads
 from engine.explain import METHODS, run_methods
 from engine.explain.captum_methods import activation_bytes, rows_per_pass
 from engine.metrics import METRICS
-from engine.models.precision import autocast, default_precision, default_threads, resolve_precision, set_threads
 
 TRACE = ["attention", "rollout", "grad_rollout", "chefer_gae", "gradcam_attn", "gradcam", "chefer_lrp"]
 
@@ -152,6 +152,7 @@ methods = ["attention", "chefer_lrp", "saliency"]
 """
 
 
+@pytest.mark.slow  # end-to-end: a run of the tiny experiment
 def test_quick_path_at_bf16_on_cpu_has_no_failures(tmp_path, monkeypatch):
     """train, predict, explain, faithfulness and MPRT under bf16 autocast on CPU: zero failures, and the
     precision recorded with the model, the maps, the scores, the curves and the sanity rows.  The
@@ -159,7 +160,7 @@ def test_quick_path_at_bf16_on_cpu_has_no_failures(tmp_path, monkeypatch):
     every stage is switched to bf16 so the whole path runs under autocast."""
     import duckdb
 
-    from engine.models.precision import REDUCED_PRECISION_STAGES
+    from engine.common.precision import REDUCED_PRECISION_STAGES
     from engine.runner.experiment import load_experiment
     from engine.runner.run import run_experiment
     monkeypatch.setitem(REDUCED_PRECISION_STAGES, "explain", True)
@@ -187,12 +188,13 @@ def test_quick_path_at_bf16_on_cpu_has_no_failures(tmp_path, monkeypatch):
 
 
 def test_default_stage_policy_keeps_maps_and_faithfulness_fp32():
-    from engine.models.precision import stage_precision
+    from engine.common.precision import stage_precision
     assert stage_precision("train", "bf16") == stage_precision("predict", "bf16") == "bf16"
     assert stage_precision("explain", "bf16") == stage_precision("faithfulness", "bf16") == "fp32"
     assert stage_precision("train", "fp32") == "fp32"
 
 
+@pytest.mark.slow  # end-to-end: a run of the tiny experiment
 def test_gpu_check_cpu_dry_run(tmp_path):
     """bench/gpu_check.sh with GPU_CHECK_DEVICE=cpu GPU_CHECK_TINY=1: every step runs, one table comes out."""
     out = tmp_path / "out"

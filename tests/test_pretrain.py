@@ -29,6 +29,7 @@ def test_source_generator_is_seeded_balanced_and_not_the_target():
 
 
 @pytest.mark.parametrize("strategy", ["random", "supervised", "dino", "mae"])
+@pytest.mark.slow  # long training: pretraining runs
 def test_each_strategy_pretrains_and_loads_through_the_zoo(strategy, tmp_path):
     path = pretrain_backbone("vit_demo", strategy, "synthetic", TINY, cache_dir=tmp_path, progress=False)
     side = json.loads(Path(str(path) + ".json").read_text())
@@ -48,6 +49,7 @@ def test_each_strategy_pretrains_and_loads_through_the_zoo(strategy, tmp_path):
     assert model(torch.rand(2, 3, 64, 64)).shape == (2, 4)
 
 
+@pytest.mark.slow  # long training: pretraining runs
 def test_cache_hit_skips_training_and_seed_is_deterministic(tmp_path, monkeypatch):
     first = pretrain_backbone("vit_demo", "mae", "synthetic", TINY, cache_dir=tmp_path / "a", progress=False)
     again = pretrain_backbone("vit_demo", "mae", "synthetic", TINY, cache_dir=tmp_path / "b", progress=False)

@@ -6,19 +6,18 @@ import pandas as pd
 import pytest
 import torch
 from guards_fixtures import train_on_shuffled_labels
+from score_rows import score_rows
 
+from engine.common.verdicts import headline, is_near_chance, verdict
 from engine.metrics.quality import (
     accuracy_with_ci,
     centre_coverage,
     centre_pixels,
     chance_levels,
     degenerate_kinds,
-    headline,
-    is_near_chance,
     model_quality,
     paired_difference,
     random_twin,
-    verdict,
 )
 from engine.metrics.summaries import DEGENERATE_COLUMNS, SCORE_COLUMNS, substrate_of, summarise
 
@@ -182,11 +181,9 @@ def test_headline():
 # -- summaries ----------------------------------------------------------------------------------------
 
 def _scores(values: dict[str, list[float | None]], metric="pointing_game", region="mask") -> pd.DataFrame:
-    rows = []
-    for method, vals in values.items():
-        for k, v in enumerate(vals):
-            rows.append((method, 1, "{}", metric, 1, "{}", region, f"i{k:02d}", v))
-    return pd.DataFrame(rows, columns=SCORE_COLUMNS)
+    frames = [score_rows({f"i{k:02d}": v for k, v in enumerate(vals)}, method=method, metric=metric, region=region)
+              for method, vals in values.items()]
+    return pd.concat(frames, ignore_index=True)[SCORE_COLUMNS]
 
 
 def test_summarise_degenerate_and_baseline_gaps():

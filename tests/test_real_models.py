@@ -7,6 +7,8 @@ import torch
 
 from engine.explain import METHODS, run_methods
 
+pytestmark = pytest.mark.slow  # end-to-end: the studies' real architectures at full size
+
 TRACE = sorted(m for m in METHODS if METHODS[m].kind == "trace")
 
 

@@ -56,6 +56,7 @@ def test_bad_toml_and_missing_file(tmp_path):
 
 
 # -- incremental ------------------------------------------------------------------------------
+@pytest.mark.slow  # end-to-end: runs of the tiny experiment
 def test_first_run_writes_every_job(first_run):
     _, db, report = first_run
     assert report.ok and report.failed_jobs == 0
@@ -71,6 +72,7 @@ def test_first_run_writes_every_job(first_run):
     assert _count(db, "SELECT count(*) FROM models WHERE test_accuracy IS NOT NULL") == 2
 
 
+@pytest.mark.slow  # end-to-end: runs of the tiny experiment
 def test_second_run_skips_everything_and_changes_nothing(first_run, tmp_path):
     exp_path, db, report = first_run
     again = _copy(db, tmp_path)
@@ -79,6 +81,7 @@ def test_second_run_skips_everything_and_changes_nothing(first_run, tmp_path):
     assert_same_results(db, again)
 
 
+@pytest.mark.slow  # end-to-end: runs of the tiny experiment
 def test_changed_metric_parameter_reruns_exactly_those_jobs(first_run, tmp_path):
     exp_path, db, _ = first_run
     changed = _copy(db, tmp_path)
@@ -89,6 +92,7 @@ def test_changed_metric_parameter_reruns_exactly_those_jobs(first_run, tmp_path)
     assert _count(changed, "SELECT count(DISTINCT metric_params) FROM scores WHERE metric = 'insertion_auc'") == 2
 
 
+@pytest.mark.slow  # end-to-end: runs of the tiny experiment
 def test_dry_run_lists_done_and_pending(first_run, tmp_path):
     exp_path, db, _ = first_run
     out = run_cli("run", exp_path, "--db", db, "--dry-run")
@@ -99,6 +103,7 @@ def test_dry_run_lists_done_and_pending(first_run, tmp_path):
 
 
 # -- failures ---------------------------------------------------------------------------------
+@pytest.mark.slow  # end-to-end: runs of the tiny experiment
 def test_bad_image_is_recorded_and_the_run_goes_on(first_run, tmp_path):
     exp_path, db, _ = first_run
     exp = load_experiment(exp_path)
@@ -124,6 +129,7 @@ def test_bad_image_is_recorded_and_the_run_goes_on(first_run, tmp_path):
         run_experiment(exp.model_copy(update={"datasets": blocks}), tmp_path / "strict.duckdb", progress=False)
 
 
+@pytest.mark.slow  # end-to-end: runs of the tiny experiment
 def test_cli_exit_codes_and_second_writer_refused(first_run, tmp_path):
     exp_path, db, _ = first_run
     hold = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom engine.store import ResultWriter\n"
@@ -157,6 +163,7 @@ def test_presets_validate():
         assert exp.methods and exp.metrics and exp.models
 
 
+@pytest.mark.slow  # end-to-end: runs of the tiny experiment
 def test_run_records_host_commit_versions_and_counts(first_run):
     _, db, _ = first_run
     with duckdb.connect(str(db), read_only=True) as con:
@@ -166,6 +173,7 @@ def test_run_records_host_commit_versions_and_counts(first_run):
     assert '"done": 35' in counts and '"failed_items": 0' in counts
 
 
+@pytest.mark.slow  # end-to-end: runs of the tiny experiment
 def test_cli_run_leaves_a_report_beside_its_log(first_run, tmp_path):
     import shutil
     exp_path, db, _ = first_run

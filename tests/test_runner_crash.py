@@ -16,6 +16,8 @@ from runner_fixtures import assert_same_results, run_cli, write_experiment
 from engine.runner.experiment import load_experiment
 from engine.runner.run import run_experiment
 
+pytestmark = pytest.mark.slow  # end-to-end: runs of `engine run` killed half-way, local and Ray
+
 
 def _jobs_done(db) -> int:
     try:

@@ -9,8 +9,9 @@ import duckdb
 import pandas as pd
 import pytest
 
+from engine.common.verdicts import SURVIVES
 from engine.metrics import METRICS, register_metric
-from engine.metrics.sanity import MPRT, SURVIVES
+from engine.metrics.sanity import MPRT
 from engine.models import ModelInfo, create_model
 from engine.runner.experiment import ModelEntry, parse_experiment
 from engine.runner.jobs import checkpoint_path, train_key

@@ -6,7 +6,8 @@ import pytest
 import torch
 from conftest import tiny_vit
 
-from engine.metrics.sanity import SURVIVES, mprt, randomisation_groups, spearman, ssim
+from engine.common.verdicts import SURVIVES
+from engine.metrics.sanity import mprt, randomisation_groups, spearman, ssim
 
 
 def test_similarity_measures():

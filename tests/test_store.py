@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 import duckdb
-import pandas as pd
 import pytest
 from conftest import PROJECT_ROOT
+from score_rows import score_rows
 
 from engine.dashboard import queries
 from engine.store import ResultWriter, WriterBusy
@@ -15,9 +15,7 @@ from engine.store.schema import SCHEMA_VERSION, TABLES
 
 
 def _scores(value, image="a"):
-    return pd.DataFrame([dict(run_id="r", dataset_id="d", model_id="m", method="attention", method_version=1,
-                              method_params="{}", metric="pointing_game", metric_version=1, metric_params="{}",
-                              region="mask", image_id=image, value=value, precision="fp32")])
+    return score_rows({image: value}, precision="fp32")
 
 
 def test_schema_and_replace_keys(tmp_path):

@@ -10,18 +10,16 @@ import pandas as pd
 import pytest
 from conftest import PROJECT_ROOT  # noqa: F401  (sys.path for the engine)
 from runner_fixtures import run_cli
+from score_rows import score_rows
 
 from engine.store import DatabaseRefused, ResultWriter, WriterBusy, check_database
 from engine.store import shards as shards_mod
 from engine.store.read import read_only
-from engine.store.schema import SCHEMA_VERSION, columns, create_schema
+from engine.store.schema import SCHEMA_VERSION, create_schema
 
 
 def _scores(values: dict[str, float | None], model="m", run="r") -> pd.DataFrame:
-    df = pd.DataFrame([dict(run_id=run, dataset_id="d", model_id=model, method="attention", method_version=1,
-                            method_params="{}", metric="pointing_game", metric_version=1, metric_params="{}",
-                            region="mask", image_id=i, value=v) for i, v in values.items()])
-    return df.assign(**{c: None for c, _ in columns("scores") if c not in df.columns})  # columns added since
+    return score_rows(values, model_id=model, run_id=run)
 
 
 def _rows(db, sql="SELECT model_id, image_id, value FROM scores ORDER BY ALL"):

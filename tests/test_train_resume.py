@@ -10,6 +10,8 @@ from engine.models import TrainConfig, create_model, fine_tune
 from engine.models import resume as resume_mod
 from engine.models import train as train_mod
 
+pytestmark = pytest.mark.slow  # end-to-end: training, interrupted and resumed
+
 
 @pytest.fixture(scope="module")
 def splits(smear_spec):

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from conftest import shared_data
 
 from engine.data import DatasetSpec, ImageDataset, load_records
 from engine.models import TrainConfig, create_model, fine_tune
 from engine.runner.evaluate import evaluate_model
+
+pytestmark = pytest.mark.slow  # end-to-end: training on the real WBC data
 
 
 def wbc_spec(root, dataset: int) -> DatasetSpec:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-from ..metrics.summaries import method_label
+from ..common.labels import method_label
 from .compare import depth_rows, strategy_dataset, strategy_means, strategy_models
 from .export import paper_table, to_csv, to_latex
 from .gallery import card_choice, card_score

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from . import queries
+from .figure import Panel, method_titles
+from .images import load_row_sample
 from .reader import cursor
+from .regions import spec_regions
 
 
 def _query(path, sql: str, params: dict) -> pd.DataFrame:
@@ -94,10 +98,6 @@ def both_class_panels(path, dataset_id: str, model_id: str, methods: list[tuple[
     ``n`` with a true-class map of the first method), per method two tiles -- the predicted class's map and
     the true class's -- each with its score of ``metric`` on ``region``; the row title names both classes in
     full.  Returns (panels, column titles) for :func:`engine.dashboard.figure.render_png` / ``render_svg``."""
-    from . import queries
-    from .figure import Panel, method_titles
-    from .images import load_row_sample
-    from .regions import spec_regions
     if not methods:
         raise ValueError("a figure needs at least one method")
     first = both_class_maps(path, dataset_id, model_id, *methods[0], image_ids=image_ids)

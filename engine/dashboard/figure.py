@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..metrics.summaries import method_label
+from ..common.labels import method_label
+from . import queries
+from .images import load_row_sample
+from .regions import spec_regions
 from .viz import legend, overlay, region_colours
 
 DPI = 300
@@ -156,9 +159,6 @@ def figure_panels(path, dataset_id: str, model_id: str, image_ids: list[str], me
                   metric: str | None = "pointing_game", region: str | None = "mask") -> list[Panel]:
     """Panels of ``image_ids`` x ``methods`` ((method, canonical params)) with their stored maps and the
     score of ``metric`` on ``region`` ('none' for faithfulness); images re-read from the dataset root."""
-    from . import queries
-    from .images import load_row_sample
-    from .regions import spec_regions
     panels = []
     for image_id in image_ids:
         info, maps, scores, _ = queries.image_view(path, dataset_id, model_id, image_id)

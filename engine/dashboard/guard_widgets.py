@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from .figure import figure_panels, method_titles, render_png, render_svg
+from .images import UnsafePath
 from .safe import md
 
 
@@ -17,8 +19,6 @@ def near_chance_warning(db, dataset_id: str, model_ids) -> None:
 def figure_downloads(db, dataset_id: str, model_id: str, image_ids: list[str], methods: list[tuple[str, str]],
                      metric: str | None, region: str | None, alpha: float, cmap: str, key: str) -> None:
     """PNG (300 dpi) and SVG of ``image_ids`` x ``methods`` with one score each, built when asked for."""
-    from .figure import figure_panels, method_titles, render_png, render_svg
-    from .images import UnsafePath
     if not st.checkbox(f"Make a figure of {len(image_ids)} image(s) x {len(methods)} method(s)", key=f"{key}_make"):
         return
     try:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..metrics.quality import ALPHA, NEAR_CHANCE, headline, quality_note, verdict
-from ..metrics.summaries import method_label
-from .queries import _df
+from ..common.labels import method_label
+from ..common.verdicts import ALPHA, NEAR_CHANCE, headline, quality_note, verdict
+from .queries import frame
 from .reader import cursor
 
 __all__ = ["NEAR_CHANCE", "quality_note"]
@@ -19,7 +19,7 @@ __all__ = ["NEAR_CHANCE", "quality_note"]
 def _has(src, table: str) -> bool:
     """Whether the database has ``table`` (a database older than schema 5 lacks the guard tables)."""
     sql = "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = ?"
-    return bool(_df(src, sql, [table])["n"].iloc[0])
+    return bool(frame(src, sql, [table])["n"].iloc[0])
 
 
 def model_quality(path, dataset_id: str | None = None) -> pd.DataFrame:
@@ -27,7 +27,7 @@ def model_quality(path, dataset_id: str | None = None) -> pd.DataFrame:
     with cursor(path) as con:
         if not _has(con, "model_quality"):
             return pd.DataFrame(columns=["dataset_id", "model_id", "near_chance"])
-        return _df(con, """
+        return frame(con, """
             SELECT q.*, m.init, m.name FROM model_quality q LEFT JOIN models m USING (model_id)
             WHERE ? IS NULL OR q.dataset_id = ? ORDER BY q.dataset_id, q.model_id""", [dataset_id, dataset_id])
 
@@ -43,7 +43,7 @@ def centre_share(path, dataset_id: str) -> pd.DataFrame:
     with cursor(path) as con:
         if not _has(con, "region_stats"):
             return pd.DataFrame(columns=["region", "images", "covers_centre", "mean_area"])
-        return _df(con, """
+        return frame(con, """
             SELECT region, count(*) AS images, avg(covers_centre::DOUBLE) AS covers_centre, avg(area) AS mean_area
             FROM region_stats WHERE dataset_id = ? AND area > 0 GROUP BY region ORDER BY region""", [dataset_id])
 

@@ -11,9 +11,13 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..data import DatasetError, DatasetSpec, Record, Sample, load_records, load_sample
+from ..data import DatasetError, DatasetSpec, Record, load_records
 from ..data.paths import confine
+
+if TYPE_CHECKING:
+    from ..data.dataset import Sample
 
 
 class UnsafePath(ValueError):
@@ -66,6 +70,7 @@ def load_stored_sample(root: str, spec_json, image_id: str, label: int, path: st
     if rec is None or rec.image_path != stored:
         raise ValueError(f"image {image_id!r} is no longer listed by its dataset spec under {root_p} as it was "
                          f"in the run (files moved or changed?); its regions cannot be shown as scored")
+    from ..data.dataset import load_sample  # torch: only when an image is drawn
     return load_sample(rec, spec)
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..metrics.summaries import method_label
+from ..common.labels import method_label
+from .guards import guard_columns, with_guards
 
 # group key -> its name on the page
 GROUPS = {"model": "model", "strategy": "pretraining strategy", "arch": "architecture"}
@@ -91,7 +92,6 @@ def random_gap(df: pd.DataFrame, by: str) -> pd.Series:
 def by_model(board: pd.DataFrame, pairs: pd.DataFrame, higher: bool) -> pd.DataFrame:
     """One row per (model, method): rank within the model, random gap, p vs the model's best, marks, and the
     guards (:mod:`.guards`: n degenerate, paired gaps to the random and centre maps, substrate warning)."""
-    from .guards import guard_columns, with_guards
     guarded = with_guards(board)  # its label names the substrate when a board mixes two
     board = board.assign(label=guarded["label"]).join(guard_columns(guarded))
     board = board.assign(rank=rank_within(board, "model_id", higher))

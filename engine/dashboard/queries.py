@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from ..metrics.sanity import SURVIVES
-from ..metrics.summaries import method_label
+from ..common.labels import method_label, relabel
+from ..common.verdicts import SURVIVES
 from ..store import read
 from ..store.read import DEFAULT_DB
 from .reader import cursor
@@ -42,7 +42,7 @@ def schema_version(path) -> int:
     return read.schema_version(path, connection=cursor)
 
 
-def _df(src, sql: str, params: list | dict | None = None) -> pd.DataFrame:
+def frame(src, sql: str, params: list | dict | None = None) -> pd.DataFrame:
     """Run one query on ``src``: a database path (a cursor of its own) or an open cursor / connection (several
     queries of one page view share it: see the ``*_view`` functions)."""
     if isinstance(src, duckdb.DuckDBPyConnection):
@@ -57,7 +57,7 @@ def table_counts(path) -> pd.DataFrame:
     with cursor(path) as con:  # an older database may lack the newer tables
         have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         sql = " UNION ALL ".join(f"SELECT '{t}' AS table_name, count(*) AS rows FROM {t}" for t in tables if t in have)
-        return _df(con, sql)
+        return frame(con, sql)
 
 
 def runs(path, limit: int = 1000) -> pd.DataFrame:
@@ -65,9 +65,9 @@ def runs(path, limit: int = 1000) -> pd.DataFrame:
     and ``job_seconds`` = the time of its jobs summed (larger than the wall time when jobs run in
     parallel or share a chunk; NULL without jobs)."""
     with cursor(path) if not isinstance(path, duckdb.DuckDBPyConnection) else _same(path) as con:
-        jobs = _df(con, "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'jobs'")["n"].iloc[0]
+        jobs = frame(con, "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'jobs'")["n"].iloc[0]
         job_seconds = "(SELECT sum(j.seconds) FROM jobs j WHERE j.run_id = r.run_id)" if jobs else "NULL::DOUBLE"
-        return _df(con, f"""
+        return frame(con, f"""
             SELECT run_id, kind, status, started_at, finished_at,
                    date_diff('millisecond', started_at, finished_at) / 1000.0 AS seconds,
                    {job_seconds} AS job_seconds, host, git_commit
@@ -80,49 +80,49 @@ def _same(con):
 
 
 def datasets(path) -> pd.DataFrame:
-    return _df(path, "SELECT dataset_id, name, fingerprint, n_images, input_size, resize_mode, "
+    return frame(path, "SELECT dataset_id, name, fingerprint, n_images, input_size, resize_mode, "
                      "array_to_string(classes, ', ') AS classes, root FROM datasets ORDER BY name")
 
 
 def dataset_spec(path, dataset_id: str) -> str | None:
     """The stored spec (JSON) of one dataset; its regions: :func:`engine.dashboard.regions.spec_regions`."""
-    df = _df(path, "SELECT spec FROM datasets WHERE dataset_id = ?", [dataset_id])
+    df = frame(path, "SELECT spec FROM datasets WHERE dataset_id = ?", [dataset_id])
     return None if df.empty else str(df["spec"].iloc[0])
 
 
 def models(path) -> pd.DataFrame:
     """One row per model; ``pretraining`` and ``fine_tuning`` are the two fields a strategy is made of."""
-    return _df(path, f"SELECT model_id, dataset_id, name, arch, {PRETRAINING_SQL} AS pretraining, "
+    return frame(path, f"SELECT model_id, dataset_id, name, arch, {PRETRAINING_SQL} AS pretraining, "
                      f"{FINE_TUNING_SQL} AS fine_tuning, test_accuracy, test_balanced_accuracy, test_macro_f1, "
                      "test_auroc, val_accuracy, strategy, init, timm_name, grid_h, grid_w "
                      "FROM models m ORDER BY dataset_id, fine_tuning, name, init")
 
 
 def classes(path, dataset_id: str) -> list[str]:
-    df = _df(path, "SELECT classes FROM datasets WHERE dataset_id = ?", [dataset_id])
+    df = frame(path, "SELECT classes FROM datasets WHERE dataset_id = ?", [dataset_id])
     return list(df["classes"].iloc[0]) if len(df) else []
 
 
 def failure_count(path) -> int:
-    return int(_df(path, "SELECT count(*) AS n FROM failures")["n"].iloc[0])
+    return int(frame(path, "SELECT count(*) AS n FROM failures")["n"].iloc[0])
 
 
 def score_options(path) -> pd.DataFrame:
     """Distinct (dataset, metric, region, method, model) present (read from the precomputed summary)."""
-    return _df(path, "SELECT DISTINCT s.dataset_id, d.name AS dataset, s.metric, s.region, s.method, s.model_id "
+    return frame(path, "SELECT DISTINCT s.dataset_id, d.name AS dataset, s.metric, s.region, s.method, s.model_id "
                      "FROM summary s JOIN datasets d USING (dataset_id) ORDER BY ALL")
 
 
 def method_options(path, dataset_id: str, model_id: str) -> pd.DataFrame:
     """(method, method_params) explained for one model, from the summary."""
-    return _df(path, "SELECT DISTINCT method, method_params FROM summary WHERE dataset_id = ? AND model_id = ? "
+    return frame(path, "SELECT DISTINCT method, method_params FROM summary WHERE dataset_id = ? AND model_id = ? "
                      "ORDER BY ALL", [dataset_id, model_id])
 
 
 def method_summary(path) -> pd.DataFrame:
     """Per method, metric, region and fine-tuning state (never averaging a fine-tuned with an untrained
     model): models, images scored and the mean of the models' means."""
-    return _df(path, f"SELECT s.method, s.metric, s.region, {FINE_TUNING_SQL} AS fine_tuning, "
+    return frame(path, f"SELECT s.method, s.metric, s.region, {FINE_TUNING_SQL} AS fine_tuning, "
                      "count(DISTINCT s.model_id) AS models, sum(s.n) AS n, avg(s.mean) AS mean_of_model_means "
                      "FROM summary s LEFT JOIN models m USING (model_id) GROUP BY ALL ORDER BY ALL")
 
@@ -130,7 +130,7 @@ def method_summary(path) -> pd.DataFrame:
 def leaderboard(path, dataset_id: str, metric: str, region: str) -> pd.DataFrame:
     """Per (model, method): mean, 95 % bootstrap CI and n of ``metric`` (precomputed at ingest), best first
     within each model.  Unranked: the rank (baselines excluded) is :func:`.leaderboard.rank_within`'s."""
-    return _df(path, f"""
+    return frame(path, f"""
         SELECT s.model_id, m.name AS model, m.init, m.arch, {STRATEGY_SQL} AS strategy,
                {FINE_TUNING_SQL} AS fine_tuning, s.method, s.method_params, s.mean, s.ci_low,
                s.ci_high, s.n, s.n_undefined, coalesce(mt.higher_is_better, true) AS higher_is_better,
@@ -146,8 +146,7 @@ def leaderboard(path, dataset_id: str, metric: str, region: str) -> pd.DataFrame
 
 def pairwise(path, dataset_id: str, metric: str, region: str) -> pd.DataFrame:
     """Wilcoxon signed-rank tests between methods (same model, same images), Holm-adjusted."""
-    from ..metrics.summaries import relabel
-    df = _df(path, """
+    df = frame(path, """
         SELECT model_id, method_a, method_b, n, mean_diff, p_value, p_holm FROM pairwise
         WHERE dataset_id = ? AND metric = ? AND region = ? ORDER BY model_id, method_a, method_b""",
              [dataset_id, metric, region])
@@ -206,7 +205,7 @@ def gallery(path, dataset_id: str, model_id: str, method: str, outcome: str = "a
     if order is None:
         raise ValueError(f"sort {sort!r} is not one of {sorted(GALLERY_SORTS)}")
     params.update(limit=int(limit), offset=int(offset))
-    return _df(path, f"""
+    return frame(path, f"""
         WITH page AS ({_GALLERY_PAGE} ORDER BY {order} LIMIT $limit OFFSET $offset),
         sc AS (
             SELECT s.image_id, list(s.metric || ' · ' || s.region || ' ' || coalesce(printf('%.2f', s.value), 'n/a')
@@ -245,12 +244,12 @@ def gallery_count(path, dataset_id: str, model_id: str, method: str, outcome: st
                   method_params: str = "{}", label: int | None = None, conf: tuple[float, float] = (0.0, 1.0),
                   metric_filter: tuple[str, str, float, float] | None = None) -> int:
     params = _gallery_params(dataset_id, model_id, method, method_params, outcome, label, conf, metric_filter)
-    return int(_df(path, f"SELECT count(*) AS n FROM ({_GALLERY_PAGE})", params)["n"].iloc[0])
+    return int(frame(path, f"SELECT count(*) AS n FROM ({_GALLERY_PAGE})", params)["n"].iloc[0])
 
 
 def image_detail(path, dataset_id: str, model_id: str, image_id: str) -> pd.DataFrame:
     """The image, its regions' files, the dataset and this model's prediction (one row or none)."""
-    return _df(path, """
+    return frame(path, """
         SELECT i.image_id, i.split, i.label, i.label_name, i.path, i.mask_path, i.boxes_path, i.width, i.height,
                p.pred, p.confidence, d.root, d.classes, d.spec, d.name AS dataset
         FROM images i JOIN datasets d USING (dataset_id)
@@ -268,21 +267,21 @@ def image_view(path, dataset_id: str, model_id: str, image_id: str) -> tuple[pd.
 
 def image_maps(path, dataset_id: str, model_id: str, image_id: str) -> pd.DataFrame:
     """Every method's map of one image under one model."""
-    return _df(path, """
+    return frame(path, """
         SELECT method, method_params, target, grid_h, grid_w, map FROM explanations
         WHERE dataset_id = ? AND model_id = ? AND image_id = ? ORDER BY method, method_params""",
                [dataset_id, model_id, image_id])
 
 
 def image_scores(path, dataset_id: str, model_id: str, image_id: str) -> pd.DataFrame:
-    return _df(path, """
+    return frame(path, """
         SELECT method, method_params, metric, region, value FROM scores
         WHERE dataset_id = ? AND model_id = ? AND image_id = ? ORDER BY ALL""", [dataset_id, model_id, image_id])
 
 
 def image_curves(path, dataset_id: str, model_id: str, image_id: str) -> pd.DataFrame:
     """Insertion / deletion curves of one image, one row per (method, metric, step)."""
-    return _df(path, """
+    return frame(path, """
         SELECT method, method_params, metric, generate_subscripts(x, 1) AS step, unnest(x) AS x, unnest(y) AS y
         FROM curves WHERE dataset_id = ? AND model_id = ? AND image_id = ? ORDER BY method, method_params, metric,
         step""",
@@ -291,8 +290,8 @@ def image_curves(path, dataset_id: str, model_id: str, image_id: str) -> pd.Data
 
 def sanity_summary(path) -> pd.DataFrame:
     """MPRT per (model, method): mean Spearman / SSIM after the last randomisation step, and the flag
-    (mean Spearman above :data:`engine.metrics.sanity.SURVIVES`)."""
-    return _df(path, """
+    (mean Spearman above :data:`engine.common.verdicts.SURVIVES`)."""
+    return frame(path, """
         WITH last AS (SELECT model_id, method, max(step) AS step FROM sanity GROUP BY ALL)
         SELECT s.model_id, s.method, s.layer AS fully_randomised_at, count(*) AS images,
                avg(s.spearman) AS mean_spearman, avg(s.ssim) AS mean_ssim,
@@ -304,7 +303,7 @@ def sanity_summary(path) -> pd.DataFrame:
 def metric_agreement(path, dataset_id: str, model_id: str, region: str) -> pd.DataFrame:
     """Spearman correlation between metrics across methods (method means of one model and region;
     faithfulness metrics join with region 'none'; deletion is negated so higher = better everywhere)."""
-    df = labelled(_df(path, """
+    df = labelled(frame(path, """
         SELECT s.method, s.method_params, s.metric,
                CASE WHEN coalesce(mt.higher_is_better, true) THEN s.mean ELSE -s.mean END AS v
         FROM summary s LEFT JOIN metrics mt ON mt.metric = s.metric
@@ -318,7 +317,7 @@ def region_agreement(path, dataset_id: str, model_id: str, metric: str, a: str =
                      ) -> tuple[pd.DataFrame, float]:
     """Method means and ranks of one metric on two region types, and the Spearman correlation of the
     rankings (do rankings survive boxes vs masks?)."""
-    df = labelled(_df(path, """
+    df = labelled(frame(path, """
         SELECT method, method_params, region, mean FROM summary
         WHERE dataset_id = ? AND model_id = ? AND metric = ? AND region IN (?, ?) AND method NOT LIKE 'baseline_%'""",
                       [dataset_id, model_id, metric, a, b]))

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .queries import FINE_TUNING_SQL, PRETRAINING_SQL, STRATEGY_SQL, _df
+from .queries import FINE_TUNING_SQL, PRETRAINING_SQL, STRATEGY_SQL, frame
 
 CONFOUNDER_METRICS = ("energy_pg", "mass_accuracy")
 
@@ -14,7 +14,7 @@ CONFOUNDER_METRICS = ("energy_pg", "mass_accuracy")
 def strategy_comparison(path, dataset_id: str, metric: str, region: str) -> pd.DataFrame:
     """Method means of every model of a dataset with its pretraining strategy and architecture
     (strategy falls back to the init when a database predates the column)."""
-    return _df(path, f"""
+    return frame(path, f"""
         SELECT {STRATEGY_SQL} AS strategy, coalesce(m.arch, m.name) AS arch, s.model_id,
                m.test_accuracy, m.test_balanced_accuracy, m.val_accuracy,
                json_extract_string(m.hparams, '$.pretraining.steps') AS pretrain_steps,
@@ -28,7 +28,7 @@ def strategy_comparison(path, dataset_id: str, metric: str, region: str) -> pd.D
 def metric_pairs(path, dataset_id: str, model_id: str, region: str, metric_a: str, metric_b: str,
                  limit: int = 20000) -> pd.DataFrame:
     """Per-image values of two metrics for every method (at most ``limit`` rows, for a scatter)."""
-    return _df(path, """
+    return frame(path, """
         SELECT method, method_params, image_id,
                max(value) FILTER (WHERE metric = $a) AS a, max(value) FILTER (WHERE metric = $b) AS b
         FROM scores WHERE dataset_id = $dataset AND model_id = $model AND region = $region AND metric IN ($a, $b)
@@ -49,7 +49,7 @@ def per_method_spearman(pairs: pd.DataFrame) -> pd.DataFrame:
 
 def depth_ablation(path, dataset_id: str, model_id: str, region: str) -> pd.DataFrame:
     """Summary rows of methods run with an explicit ``layer`` parameter, with that layer as a number."""
-    return _df(path, """
+    return frame(path, """
         SELECT method, CAST(json_extract_string(method_params, '$.layer') AS INTEGER) AS layer, method_params,
                metric, mean, ci_low, ci_high, n
         FROM summary WHERE dataset_id = ? AND model_id = ? AND region = ?
@@ -59,7 +59,7 @@ def depth_ablation(path, dataset_id: str, model_id: str, region: str) -> pd.Data
 
 def mprt_curves(path, dataset_id: str, model_id: str) -> pd.DataFrame:
     """MPRT: mean similarity to the original map after each cascading randomisation step, per method."""
-    return _df(path, """
+    return frame(path, """
         SELECT method, method_params, step, any_value(layer) AS layer, count(*) AS images,
                avg(spearman) AS mean_spearman, avg(ssim) AS mean_ssim
         FROM sanity WHERE dataset_id = ? AND model_id = ? GROUP BY method, method_params, step
@@ -68,7 +68,7 @@ def mprt_curves(path, dataset_id: str, model_id: str) -> pd.DataFrame:
 
 def mean_curves(path, dataset_id: str, model_id: str) -> pd.DataFrame:
     """Insertion / deletion curves averaged over images, per method and step."""
-    return _df(path, """
+    return frame(path, """
         WITH pts AS (
             SELECT method, method_params, metric, generate_subscripts(x, 1) AS step, unnest(x) AS x, unnest(y) AS y
             FROM curves WHERE dataset_id = ? AND model_id = ?)
@@ -81,7 +81,7 @@ def confounders(path, threshold: float) -> pd.DataFrame:
     the mean share reaches ``threshold`` times the random-map baseline's share for the same model (what a
     map blind to the marker puts there, i.e. about the marker's area share); not flagged without that
     baseline."""
-    return _df(path, f"""
+    return frame(path, f"""
         WITH mk AS (
             SELECT s.dataset_id, d.name AS dataset, s.model_id, {STRATEGY_SQL} AS strategy, s.method,
                    s.method_params, s.metric, s.mean, s.ci_low, s.ci_high, s.n
@@ -98,7 +98,7 @@ def confounders(path, threshold: float) -> pd.DataFrame:
 def model_options(path) -> pd.DataFrame:
     """Every (dataset, model) with results, the model's test accuracy and its pretraining and fine-tuning
     state, for the pickers."""
-    return _df(path, f"""
+    return frame(path, f"""
         SELECT DISTINCT s.dataset_id, d.name AS dataset, s.model_id, m.test_accuracy,
                {PRETRAINING_SQL} AS pretraining, {FINE_TUNING_SQL} AS fine_tuning
         FROM summary s JOIN datasets d USING (dataset_id) LEFT JOIN models m USING (model_id) ORDER BY ALL""")
@@ -114,13 +114,13 @@ def best_model(models: pd.DataFrame, dataset_id: str) -> str | None:
 # -- Runs page ---------------------------------------------------------------------------------
 
 def run_config(path, run_id: str) -> pd.DataFrame:
-    return _df(path, "SELECT CAST(config AS VARCHAR) AS config, CAST(versions AS VARCHAR) AS versions FROM runs "
+    return frame(path, "SELECT CAST(config AS VARCHAR) AS config, CAST(versions AS VARCHAR) AS versions FROM runs "
                      "WHERE run_id = ?", [run_id])
 
 
 def jobs(path, run_id: str | None = None, status: str | None = None, limit: int = 1000) -> pd.DataFrame:
     """Finished units of batch work, newest first (optionally of one run / one status)."""
-    return _df(path, """
+    return frame(path, """
         SELECT job_key, run_id, experiment, kind, dataset_id, model_id, method, method_params, status, n_items,
                n_failed, started_at, finished_at, seconds
         FROM jobs WHERE (? IS NULL OR run_id = ?) AND (? IS NULL OR status = ?)
@@ -128,7 +128,7 @@ def jobs(path, run_id: str | None = None, status: str | None = None, limit: int 
 
 
 def jobs_summary(path, run_id: str | None = None) -> pd.DataFrame:
-    return _df(path, """
+    return frame(path, """
         SELECT kind, status, count(*) AS jobs, sum(n_items) AS items, sum(n_failed) AS failed_items,
                sum(seconds) AS seconds
         FROM jobs WHERE (? IS NULL OR run_id = ?) GROUP BY ALL ORDER BY ALL""", [run_id, run_id])
@@ -136,7 +136,7 @@ def jobs_summary(path, run_id: str | None = None) -> pd.DataFrame:
 
 def failures(path, run_id: str | None = None, stage: str | None = None, limit: int = 1000) -> pd.DataFrame:
     """Failed items with their one-line reasons, newest first."""
-    return _df(path, """
+    return frame(path, """
         SELECT failed_at, run_id, stage, dataset_id, model_id, method, item, reason, job_key
         FROM failures WHERE (? IS NULL OR run_id = ?) AND (? IS NULL OR stage = ?)
         ORDER BY failed_at DESC NULLS LAST, item LIMIT ?""", [run_id, run_id, stage, stage, int(limit)])
@@ -144,6 +144,6 @@ def failures(path, run_id: str | None = None, stage: str | None = None, limit: i
 
 def failure_reasons(path, run_id: str | None = None) -> pd.DataFrame:
     """How often each (stage, reason) occurred."""
-    return _df(path, """
+    return frame(path, """
         SELECT stage, reason, count(*) AS items, count(DISTINCT model_id) AS models FROM failures
         WHERE (? IS NULL OR run_id = ?) GROUP BY ALL ORDER BY items DESC, stage, reason""", [run_id, run_id])

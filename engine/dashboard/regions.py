@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from ..data import DatasetSpec
+
 
 @dataclass(frozen=True)
 class DatasetRegions:
@@ -19,7 +21,6 @@ class DatasetRegions:
 
 def spec_regions(spec_json) -> DatasetRegions:
     """The regions of a stored dataset spec (JSON text or dict); empty for an unreadable spec."""
-    from ..data import DatasetSpec
     try:
         d = json.loads(spec_json) if isinstance(spec_json, str) else dict(spec_json or {})
         spec = DatasetSpec(**d)

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..metrics.sanity import SURVIVES
+from ..common.verdicts import SURVIVES
+from ..store.schema import SCHEMA_VERSION
 from . import queries
 from .guards import NEAR_CHANCE, centre_share, headlines, model_quality, with_guards
 from .leaderboard import rank_within
-from .queries import _df
+from .queries import frame
 
 FORMATS = ("md", "html")
 
@@ -38,12 +39,12 @@ def _datasets(path, dataset: str | None) -> pd.DataFrame:
 
 
 def _groups(path, dataset_id: str) -> pd.DataFrame:
-    return _df(path, "SELECT DISTINCT metric, region FROM summary WHERE dataset_id = ? ORDER BY metric, region",
+    return frame(path, "SELECT DISTINCT metric, region FROM summary WHERE dataset_id = ? ORDER BY metric, region",
                [dataset_id])
 
 
 def _sanity(path, dataset_id: str) -> pd.DataFrame:
-    return _df(path, """
+    return frame(path, """
         WITH last AS (SELECT model_id, method, max(step) AS step FROM sanity WHERE dataset_id = ? GROUP BY ALL)
         SELECT s.model_id, s.method, count(*) AS images, avg(s.spearman) AS mean_spearman, avg(s.ssim) AS mean_ssim
         FROM sanity s JOIN last USING (model_id, method, step) WHERE s.dataset_id = ?
@@ -51,7 +52,7 @@ def _sanity(path, dataset_id: str) -> pd.DataFrame:
 
 
 def _failures(path, dataset_id: str) -> pd.DataFrame:
-    return _df(path, """
+    return frame(path, """
         SELECT coalesce(model_id, '–') AS model_id, coalesce(method, '–') AS method, stage, reason, count(*) AS items
         FROM failures WHERE dataset_id = ? GROUP BY ALL ORDER BY items DESC, model_id, method, stage, reason""",
                [dataset_id])
@@ -200,7 +201,6 @@ def build_report(path, dataset: str | None = None, fmt: str = "md") -> str:
         raise ValueError(f"format {fmt!r} is not one of {list(FORMATS)}")
     if not queries.database_exists(path):
         raise FileNotFoundError(f"{path}: no results database here")
-    from ..store.schema import SCHEMA_VERSION
     found = queries.schema_version(path)
     if found < SCHEMA_VERSION:
         raise ValueError(f"{path}: written with results schema version {found}; the report needs version "

@@ -7,9 +7,6 @@ display only.
 from __future__ import annotations
 
 import numpy as np
-import torch
-
-from ..explain.upsample import upsample_maps
 
 # perceptually ordered colormaps as anchor colours (all readable on light and dark themes); 'inferno' is
 # the default everywhere so maps look the same on every page
@@ -39,6 +36,9 @@ def scale01(a: np.ndarray) -> np.ndarray:
 
 
 def upsampled(map_grid: np.ndarray, size: int) -> np.ndarray:
+    import torch  # only when a map is drawn: the read layer does not load torch
+
+    from ..explain.upsample import upsample_maps
     return upsample_maps(torch.from_numpy(np.asarray(map_grid, np.float32))[None], size)[0].numpy()
 
 

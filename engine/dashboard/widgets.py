@@ -2,11 +2,14 @@
 view can be shared; without a URL value each widget starts at a sensible default."""
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 import pandas as pd
 import streamlit as st
 
+from ..store.read import database_exists
+from . import live
 from .cache import Db, db_state
 from .urlparams import choice_note, number_note, range_note
 
@@ -99,8 +102,6 @@ def no_database(path: str, what: str = "results") -> None:
     """The message every page shows instead of an error when there is nothing to show yet: one
     sentence for a missing database, an empty one, or one a run is writing for the first time
     (then the live run panel too, which refreshes the page as results land)."""
-    from ..store.read import database_exists
-    from . import live
     view = live.live_run(path)
     msg = live.database_message(path, database_exists(path), False, view)
     st.info(msg + ("" if what == "results" else f" (This page needs {what}.)"))
@@ -112,9 +113,7 @@ def no_database(path: str, what: str = "results") -> None:
 def live_panel(path: str, every: float = 3.0) -> None:
     """The run writing ``path`` now (stage, jobs, dataset / model, time, failures), refreshed every
     ``every`` seconds; the whole page reruns when the database changes or the run ends."""
-    import os
 
-    from . import live
 
     def mtime():
         try:

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from .errors import DatasetError
+from .paths import confine
 
 SPLITS = ("train", "val", "test")
 LAYOUTS = ("table", "folders", "split_files", "images")
@@ -391,7 +392,6 @@ def _confined(d: dict):
 def inside_root(root: str | Path, rel: str, key: str, follow: bool = False) -> Path:
     """``root / rel`` where it may be read (:func:`engine.data.paths.confine`: symbolic links out of the
     root only with ``follow_symlinks``); :class:`DatasetError` naming ``key`` when it lies outside."""
-    from .paths import confine
     base = Path(root).resolve()
     return confine(base / rel, base, follow, str(base), key)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ..models.precision import autocast
+from ..common.precision import autocast
 from . import attention_methods, baselines, captum_methods, gradcam, lrp  # noqa: F401  (register the methods)
 from .registry import METHODS, MethodInfo, register_method
 from .registry import method_precision as stage_precision

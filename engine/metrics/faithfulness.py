@@ -32,7 +32,8 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
-from ..models.precision import autocast
+from ..common.precision import autocast
+from ..explain.captum_methods import rows_per_pass
 from .registry import register_metric
 
 
@@ -76,7 +77,6 @@ def auto_batch_size(model, images: torch.Tensor, precision: str = "fp32") -> int
     """64 on CPU; on CUDA the inputs half the free memory holds (at least 64)."""
     if images.device.type != "cuda":
         return 64
-    from ..explain.captum_methods import rows_per_pass
     with autocast(images.device, precision):
         return max(64, rows_per_pass(model, images[:1], None))
 

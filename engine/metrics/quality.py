@@ -10,24 +10,23 @@
   everywhere (``constant``: max - min <= 1e-6 x max(|max|, |min|)) ranks no pixel above another.  It is
   stored for display, never scored (its scores are NULL, not chance) and counted (``n_degenerate``).
 * Baselines -- a method *beats* a baseline map when the paired Wilcoxon test against it is significant
-  after Holm (p < 0.05) and the mean paired difference points the better way; :func:`headline` says
-  which methods beat both the random and the centre map.
+  after Holm (p < 0.05) and the mean paired difference points the better way;
+  :func:`engine.common.verdicts.headline` says which methods beat both the random and the centre map.
 * Centre coverage -- whether a region covers the image centre (any of the 1, 2 or 4 pixels touching the
   centre point), to say how strong the centre prior is on a dataset.
 """
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
 import pandas as pd
 import torch
 
-ALPHA = 0.05
+from ..common.verdicts import is_near_chance
+
 N_RESAMPLES = 2000
 CONSTANT_RTOL = 1e-6
-NEAR_CHANCE = "near chance: its explanations explain noise"
 QUALITY_COLUMNS = ["dataset_id", "model_id", "n", "n_classes", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
                    "balanced_accuracy", "balanced_accuracy_ci_low", "balanced_accuracy_ci_high", "chance_majority",
                    "chance_uniform", "twin_model_id", "twin_diff", "twin_diff_ci_low", "twin_diff_ci_high",
@@ -107,13 +106,6 @@ def paired_difference(labels, preds, other_preds, n_resamples: int = N_RESAMPLES
     return float(d0[0]), lo, hi
 
 
-def is_near_chance(balanced_ci_low: float | None, chance: float | None) -> bool:
-    """The rule: flagged when the balanced-accuracy CI reaches 1/K (or cannot be computed)."""
-    if balanced_ci_low is None or chance is None or math.isnan(balanced_ci_low) or math.isnan(chance):
-        return True
-    return balanced_ci_low <= chance
-
-
 def random_twin(models: pd.DataFrame, model_id: str) -> str | None:
     """The random-weights twin of a model: same dataset and same architecture name, ``init = 'random'``
     (the first by id when there are several); None for a random-weights model itself or without one."""
@@ -155,22 +147,6 @@ def _nulls(df: pd.DataFrame) -> pd.DataFrame:
     return df.astype(object).where(df.notna(), None)
 
 
-def quality_note(row) -> str:
-    """The one-line quality reading of a ``model_quality`` row (a dict or named tuple)."""
-    g = row.get if isinstance(row, dict) else lambda k: getattr(row, k, None)
-
-    def num(v):
-        return "n/a" if v is None or v != v else f"{v:.2f}"
-    text = (f"balanced accuracy {num(g('balanced_accuracy'))} [{num(g('balanced_accuracy_ci_low'))}, "
-            f"{num(g('balanced_accuracy_ci_high'))}] vs chance {num(g('chance_uniform'))}; accuracy "
-            f"{num(g('accuracy'))} [{num(g('accuracy_ci_low'))}, {num(g('accuracy_ci_high'))}] vs majority class "
-            f"{num(g('chance_majority'))}; n = {g('n')}")
-    if g("twin_model_id"):
-        text += (f"; vs random-weights twin {num(g('twin_diff'))} [{num(g('twin_diff_ci_low'))}, "
-                 f"{num(g('twin_diff_ci_high'))}]")
-    return text
-
-
 # -- degenerate maps ----------------------------------------------------------------------------
 
 def degenerate_kinds(maps) -> list[str | None]:
@@ -209,36 +185,3 @@ def centre_coverage(regions) -> tuple[np.ndarray, np.ndarray]:
     covers = r[:, rows][:, :, cols].flatten(1).any(1).numpy()
     area = r.flatten(1).double().mean(1).numpy()
     return covers, area
-
-
-# -- baselines ----------------------------------------------------------------------------------
-
-def verdict(gap: float | None, p_holm: float | None, higher_is_better: bool, alpha: float = ALPHA) -> str | None:
-    """'beats' / 'below' (significantly better / worse than the baseline), 'n.s.', or None without a test."""
-    if gap is None or p_holm is None or gap != gap or p_holm != p_holm:
-        return None
-    if p_holm >= alpha or gap == 0:
-        return "n.s."
-    return "beats" if (gap > 0) == bool(higher_is_better) else "below"
-
-
-def headline(rows: pd.DataFrame, higher_is_better: bool, alpha: float = ALPHA) -> str:
-    """One model's verdict on one (metric, region) from its non-baseline rows with ``method`` (label),
-    ``gap_random``, ``p_random``, ``gap_centre``, ``p_centre``."""
-    if rows.empty:
-        return "no method scored"
-    has_r, has_c = rows["p_random"].notna().any(), rows["p_centre"].notna().any()
-    if not has_r and not has_c:
-        return "no baseline map was run: nothing says these scores beat chance"
-    vr = [verdict(g, p, higher_is_better, alpha) for g, p in zip(rows.gap_random, rows.p_random)]
-    vc = [verdict(g, p, higher_is_better, alpha) for g, p in zip(rows.gap_centre, rows.p_centre)]
-    both = [m for m, a, b in zip(rows.method, vr, vc) if (a == "beats" or not has_r) and (b == "beats" or not has_c)]
-    missing = " (no centre-map baseline run)" if not has_c else " (no random-map baseline run)" if not has_r else ""
-    if both:
-        what = "both baselines" if has_r and has_c else "the baseline"
-        return f"{', '.join(sorted(both))} beat{'s' if len(both) == 1 else ''} {what} (Holm p < {alpha:g}){missing}"
-    if has_c and not any(v == "beats" for v in vc):
-        return "no method beats the centre baseline"
-    if has_r and not any(v == "beats" for v in vr):
-        return "no method beats the random baseline"
-    return "no method beats both baselines"

@@ -38,7 +38,7 @@ import torch
 from scipy.sparse import coo_matrix
 from scipy.sparse.linalg import splu
 
-from ..models.precision import autocast
+from ..common.precision import autocast
 from .registry import register_metric
 
 PERCENTILES_DEFAULT: tuple[float, ...] = (10, 20, 30, 40, 50, 60, 70, 80, 90)

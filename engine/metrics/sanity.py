@@ -12,7 +12,7 @@ After each step the method is re-run for the **original** explained classes and 
 the original map (both at their native grid): Spearman rank correlation of the raw values, and SSIM of
 the per-image min-max scaled maps (uniform window of min(7, grid) pixels, Wang et al. 2004 constants for a
 data range of 1).  A method whose maps stay similar after full randomisation (mean Spearman above
-``SURVIVES``) is flagged: its maps do not depend on what the model learned.
+:data:`engine.common.verdicts.SURVIVES`) is flagged: its maps do not depend on what the model learned.
 
 MPRT checks a *method* on a model, not a map against a region, so it is not in the metric registry: its
 entry point is :func:`mprt` (the runner's sanity stage) and :data:`MPRT` describes it (the ``metrics``
@@ -29,9 +29,6 @@ import torch.nn.functional as F
 from scipy.stats import spearmanr
 
 from ..explain import run_methods
-
-SURVIVES = 0.5  # mean Spearman after full randomisation above this: the method is flagged (one home: the
-#                 dashboard binds it into its SQL)
 
 
 @dataclass(frozen=True)

@@ -12,35 +12,13 @@ import json
 import numpy as np
 import pandas as pd
 
+from ..common.labels import method_label
+from .faithfulness import SUBSTRATE_DEFAULT
 from .stats import bootstrap_ci, holm, wilcoxon_pair
 
 GROUP = ["method", "method_version", "method_params", "metric", "metric_version", "metric_params", "region"]
 METHOD_KEY = ["method", "method_version", "method_params"]
 BASELINES = {"random": "baseline_random", "centre": "baseline_centre"}
-
-
-def method_label(method: str, params: str | dict | None) -> str:
-    """How a (method, parameters) variant reads everywhere: ``integrated_gradients (n_steps=8)``,
-    ``attention (layer=-1)``; the bare name without parameters."""
-    if params in ("{}", "", None):
-        return method
-    try:
-        values = json.loads(params) if isinstance(params, str) else params
-    except ValueError:
-        return f"{method} {params}"
-    if not isinstance(values, dict) or not values:
-        return method
-    return f"{method} ({', '.join(f'{k}={_value(v)}' for k, v in sorted(values.items()))})"
-
-
-def _value(v) -> str:
-    return v if isinstance(v, str) else json.dumps(v, separators=(",", ":"))
-
-
-def relabel(stored: str) -> str:
-    """A label as older databases stored it (``name {json}``) in today's form (same text otherwise)."""
-    name, sep, params = str(stored).partition(" ")
-    return method_label(name, params) if sep and params.startswith("{") else stored
 
 
 SCORE_COLUMNS = [*GROUP, "image_id", "value"]
@@ -54,7 +32,6 @@ PAIRWISE_COLUMNS = ["dataset_id", "model_id", "metric", "metric_version", "metri
 
 def substrate_of(metric: str, metric_params: str | dict | None) -> str | None:
     """The substrate a faithfulness score switched pixels to / from ('zero' or 'blur'); None otherwise."""
-    from .faithfulness import SUBSTRATE_DEFAULT
     if metric not in SUBSTRATE_DEFAULT:
         return None
     params = json.loads(metric_params) if isinstance(metric_params, str) and metric_params else metric_params or {}

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import rankdata
 
+from ..common.precision import autocast, resolve_precision
 from ..data import collate_samples
 from .factory import ModelInfo, normalise
-from .precision import autocast, resolve_precision
 
 
 @torch.no_grad()

@@ -21,10 +21,10 @@ import torch.nn.functional as F
 from timm.optim import param_groups_layer_decay
 from tqdm import tqdm
 
+from ..common.precision import autocast, resolve_precision
 from ..data import ImageDataset, collate_samples
 from .evaluation import balanced_accuracy, confusion_matrix, predict
 from .factory import ModelInfo, normalise
-from .precision import autocast, resolve_precision
 from .resume import load_state, save_state
 
 log = logging.getLogger(__name__)

@@ -14,12 +14,13 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data import DatasetError, DatasetSpec, Record, fingerprint, load_records, region_names
+from ..data import DatasetError, DatasetSpec, Record, fingerprint, load_records, read_image, region_names
 from ..data.splits import select_scored
 from ..data.synthetic import GENERATORS
 from ..metrics import METRICS
 from ..store import identity
 from .experiment import Experiment
+from .validate import generator_config
 
 log = logging.getLogger(__name__)
 
@@ -36,31 +37,12 @@ class PreparedDataset:
     block: dict | None = None  # its [[datasets]] block
 
 
-def _config(cls, params: dict, base=None):
-    """A generator config from TOML values (on top of ``base``): nested tables become nested
-    configs, arrays tuples."""
-    out = {}
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    for k, v in params.items():
-        if k not in names:
-            raise ValueError(f"unknown key {k!r}; allowed: {sorted(names)}")
-        current = getattr(base, k) if base is not None else (
-            names[k].default if names[k].default is not dataclasses.MISSING else names[k].default_factory())
-        if isinstance(v, dict) and dataclasses.is_dataclass(current):
-            v = _config(type(current), v, current)
-        elif isinstance(v, list):
-            v = tuple(v)
-        out[k] = v
-    return dataclasses.replace(base, **out) if base is not None else cls(**out)
-
-
 def spec_for(block: dict, exp: Experiment, work_dir: Path, seed: int, progress: bool) -> DatasetSpec:
     block = {k: v for k, v in block.items() if k != "models"}  # the runner's key, not the spec's
     gen = block.pop("generate", None)
     if gen is None:
         root = exp.resolve(block.get("root"))
         return DatasetSpec.from_dict({**block, "root": str(root)})
-    from .validate import generator_config
     cfg_cls, generate, make_spec = GENERATORS[gen]
     params = block.pop("params", {})
     if isinstance(params, dict) and "seed" in {f.name for f in dataclasses.fields(cfg_cls)}:
@@ -79,7 +61,6 @@ SAMPLE_READS = 5
 def readable_sample(spec: DatasetSpec, records: list[Record]) -> None:
     """Read a seeded sample of the images before anything is published; DatasetError when none can be read
     (a table of files that are not images, a wrong image_template)."""
-    from ..data import read_image
     picked = random.Random(0).sample(records, min(SAMPLE_READS, len(records)))
     reasons = []
     for r in picked:

@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from ..common.precision import stage_precision
 from ..data import ImageDataset, collate_samples
 from ..explain import METHODS, run_methods, upsample_maps
 from ..explain.registry import method_precision
@@ -25,7 +26,6 @@ from ..metrics import METRICS
 from ..metrics.class_sensitivity import OTHER_CLASS, other_targets
 from ..metrics.quality import centre_coverage, degenerate_kinds
 from ..models import ModelInfo, normalise
-from ..models.precision import stage_precision
 from ..store import canonical_json
 from .results import Failure, first_line
 
@@ -113,7 +113,7 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
 
     ``precision``: ``fp32`` or ``bf16``, for the explanation passes (per method: see
     :func:`engine.explain.registry.method_precision`) when the explain stage follows the run's precision,
-    and the faithfulness forwards: both per :func:`engine.models.precision.stage_precision` (by default
+    and the faithfulness forwards: both per :func:`engine.common.precision.stage_precision` (by default
     fp32, as measured).  Recorded in the ``precision`` column of
     every row (for maps and localisation scores: the precision the map was computed at; for
     predictions, curves and faithfulness scores: that of the forwards).

@@ -6,7 +6,7 @@ Ray is optional: the local executor never imports it.
 
 Threads (``--threads`` / ``threads`` in the experiment file): the local executor runs one worker (this
 process) with ``threads`` intra-op threads, default every core of its affinity
-(:func:`engine.models.precision.default_threads`); each Ray task sets its own torch threads to
+(:func:`engine.common.precision.default_threads`); each Ray task sets its own torch threads to
 ``threads``, default 1, and asks Ray for as many CPUs, so the tasks Ray runs side by side never use
 more threads than the cluster has cores.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Callable, Iterator
 
-from ..models.precision import set_threads
+from ..common.precision import set_threads
 from ..store.lock import raise_if_interrupted
 
 log = logging.getLogger(__name__)

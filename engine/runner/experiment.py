@@ -33,9 +33,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..common.precision import resolve_precision
 from ..data import DatasetError, DatasetSpec
 from ..explain import METHODS
 from ..metrics import METRICS
+from ..metrics.faithfulness import SUBSTRATES
+from ..metrics.road import check_percentiles
 from ..metrics.sanity import MPRT
 from ..models import PretrainConfig, TrainConfig
 from .validate import check_config, check_params
@@ -175,11 +178,9 @@ class Experiment(_Strict):
                 raise ValueError(f"unknown metric {name!r}; registered: {sorted(METRICS)}")
             check_params("metric", name, METRICS[name].fn, params, skip=1 if METRICS[name].kind == "faithfulness"
                           else 2)
-            from ..metrics.faithfulness import SUBSTRATES
             if "substrate" in params and params["substrate"] not in SUBSTRATES:
                 raise ValueError(f"metric {name!r}: substrate {params['substrate']!r}; allowed: {list(SUBSTRATES)}")
             if "percentiles" in params:
-                from ..metrics.road import check_percentiles
                 try:
                     check_percentiles(params["percentiles"])
                 except ValueError as exc:
@@ -246,7 +247,6 @@ class Experiment(_Strict):
 
     def resolved_precision(self, device: str | None = None, precision: str | None = None) -> str:
         """``precision`` (the CLI's), else the file's, else the default of ``device`` (else the file's device)."""
-        from ..models.precision import resolve_precision
         return resolve_precision(precision or self.precision, device or self.device)
 
     def resolve(self, path: str | None) -> Path | None:

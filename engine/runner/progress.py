@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..metrics import METRICS
 from ..metrics.registry import METRIC_KINDS
 from ..store.progress import progress_path, read_progress  # noqa: F401  (re-exported for the runner's callers)
 
@@ -100,7 +101,6 @@ def stage_totals(exp, block: dict) -> dict[str, int]:
     """Planned jobs of one ``[[datasets]]`` block per stage, in the order the driver runs them:
     every model trained and predicted, then every method scored by the metrics of each kind in turn
     (localisation, faithfulness, class sensitivity), then MPRT."""
-    from ..metrics import METRICS
     entries = exp.model_entries(block)
     kinds = [METRICS[m].kind for m in exp.metrics]
     n_variants = [len(exp.method_variants(e)) for e in entries]

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..data import DatasetError
+from ..metrics import METRICS
 from ..metrics.registry import METRIC_KINDS
 from ..store import ResultWriter, canonical_json, identity, utc_now
 from ..store.lock import Interrupted, RunLock, interrupt_signal, signals_deferred
@@ -29,6 +30,7 @@ from .ingest import finish_run, refresh_quality, refresh_summaries, start_run, w
 from .jobs import Chunk, checkpoint_path, method_key, metric_key, plan_chunks, predict_key, sanity_key, train_key
 from .progress import RunProgress, planned_jobs, stage_totals
 from .results import ChunkResult, Failure, TrainResult, first_line
+from .validate import check_input_sizes, preflight
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +208,6 @@ class _Driver:
                  kind: str | None = None) -> None:
         """The evaluate jobs of one model; ``kind``: only the metrics of that kind (localisation /
         faithfulness), so the cheap localisation scores of every model land before the curves."""
-        from ..metrics import METRICS
         metrics = {k: v for k, v in self.exp.metrics.items() if kind is None or METRICS[k].kind == kind}
         if not metrics:
             return
@@ -325,7 +326,6 @@ def validate_run(exp: Experiment, work: Path, progress: bool = False) -> tuple[l
     sample of its images read.  Returns (prepared datasets, stopped ones: (name, error)); a dataset that
     cannot be listed is stopped while another one can run, and is bad input when none can.  Raises
     :class:`BadInput` with one line naming the file and the key."""
-    from .validate import check_input_sizes, preflight
     stopped: list = []
     try:
         preflight(exp, work)
@@ -344,7 +344,7 @@ def run_experiment(exp: Experiment, db: str | Path, *, executor: str = "local", 
     """Bring ``db`` up to date with ``exp``; returns what was done, skipped and failed.
 
     ``precision`` / ``threads``: the CLI's; they win over the experiment file's (see
-    :mod:`engine.models.precision` for the defaults).  ``lock``: the database's run lock, already held by
+    :mod:`engine.common.precision` for the defaults).  ``lock``: the database's run lock, already held by
     the caller (the CLI takes it before importing torch); without it the lock is taken here, waiting up to
     ``lock_timeout`` seconds.  Bad input raises :class:`BadInput` before the database is touched
     (``prepared``: what :func:`validate_run` returned, when the caller validated already).  An interrupt
@@ -455,7 +455,6 @@ def _run_dataset(drv: _Driver, live: RunProgress, d: PreparedDataset, block: dic
 
 def _later_jobs(exp: Experiment, entry: dict, stage: str | None = None) -> int:
     """The jobs after training of one model entry (of one stage: predict, a metric kind, sanity)."""
-    from ..metrics import METRICS
     n_var = len(exp.method_variants(entry))
     cfg = exp.sanity
     per = {"predict": 1, "sanity": int(bool(cfg.images) and (cfg.models == "all" or entry.init == "trained"))}

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..common.precision import stage_precision
 from ..data import DatasetError, DatasetSpec, ImageDataset, collate_samples, fingerprint, load_records
 from ..explain import METHODS
 from ..explain.registry import method_precision
@@ -38,12 +39,12 @@ from ..models import (
 )
 from ..models.checkpoint import file_sha256
 from ..models.evaluation import report_from_probs
-from ..models.precision import stage_precision
 from ..store import canonical_json
 from .evaluate import evaluate_model
 from .experiment import ModelEntry
 from .jobs import Chunk
 from .results import ChunkResult, Failure, PredictResult, SanityResult, TrainMeta, TrainResult, first_line
+from .validate import model_input_size
 
 log = logging.getLogger(__name__)
 
@@ -80,21 +81,6 @@ def _checkpoint(path: str, sha256: str):
         raise ValueError(f"{path}: checkpoint changed since it was registered (sha256 {side['sha256'][:12]}, "
                          f"expected {sha256[:12]})")
     return model, info, side
-
-
-def model_input_size(name: str) -> int | None:
-    """The input size (px) a zoo entry or timm model is built for, without building it."""
-    import timm
-
-    from ..models.factory import resolve
-    try:
-        entry = resolve(name)
-    except ValueError:
-        return None  # create_model names the problem
-    if entry.kwargs.get("img_size"):
-        return int(entry.kwargs["img_size"])
-    cfg = timm.models.get_pretrained_cfg(entry.timm_name)
-    return int(cfg.input_size[-1]) if cfg is not None and getattr(cfg, "input_size", None) else None
 
 
 def check_input_size(spec: DatasetSpec, name: str) -> None:

@@ -21,6 +21,12 @@ import uuid
 from pathlib import Path
 from typing import Any, Literal
 
+import timm
+
+from ..data.synthetic import GENERATORS
+from ..models.factory import resolve
+from ..models.weights import load_state_dict_file
+
 RESERVED = {"model", "images", "targets", "return_curves", "maps", "regions", "trace", "memory_budget",
             "precision"}  # passed by the runner
 AT_LEAST_ONE = {"epochs", "steps", "batch_size", "n_steps", "nt_samples", "window", "perturbations_per_eval",
@@ -130,9 +136,26 @@ def check_config(field_name: str, cls, values: dict, grid: bool = False) -> None
         raise ValueError("every grid key needs at least one value")
 
 
+def config_from_toml(cls, params: dict, base=None):
+    """A generator config from TOML values (on top of ``base``): nested tables become nested
+    configs, arrays tuples."""
+    out = {}
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    for k, v in params.items():
+        if k not in names:
+            raise ValueError(f"unknown key {k!r}; allowed: {sorted(names)}")
+        current = getattr(base, k) if base is not None else (
+            names[k].default if names[k].default is not dataclasses.MISSING else names[k].default_factory())
+        if isinstance(v, dict) and dataclasses.is_dataclass(current):
+            v = config_from_toml(type(current), v, current)
+        elif isinstance(v, list):
+            v = tuple(v)
+        out[k] = v
+    return dataclasses.replace(base, **out) if base is not None else cls(**out)
+
+
 def generator_config(gen: str, cfg_cls, params, where: str):
     """The generator's config from TOML values: known keys, their types, sane sizes (one-line ValueError)."""
-    from .datasets import _config
     if not isinstance(params, dict):
         raise ValueError(f"{where}: params must be a table, got {params!r}")
     hints = _hints(cfg_cls)
@@ -147,7 +170,7 @@ def generator_config(gen: str, cfg_cls, params, where: str):
         if key == "size" and isinstance(value, int) and value > MAX_GENERATED_SIZE:
             raise ValueError(f"{where}: params.size = {value}: at most {MAX_GENERATED_SIZE} pixels per side")
     try:
-        return _config(cfg_cls, params)
+        return config_from_toml(cfg_cls, params)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: bad generator params for {gen!r} ({' '.join(str(exc).split())})") from None
 
@@ -165,9 +188,6 @@ def writable_dir(path: Path, what: str) -> None:
 
 def preflight(exp, work_dir: Path) -> None:
     """What must hold before a run does any work (raises ValueError naming the block and the key)."""
-    from ..data.synthetic import GENERATORS
-    from ..models.factory import resolve
-    from ..models.weights import load_state_dict_file
     writable_dir(work_dir, "work_dir")
     writable_dir((work_dir / exp.checkpoints).resolve(), "checkpoints folder")
     for i, m in enumerate(exp.models):
@@ -194,12 +214,13 @@ def preflight(exp, work_dir: Path) -> None:
 
 
 def model_input_size(name: str) -> int | None:
-    """The square input size a model is built for (zoo ``img_size``, else timm's pretrained config)."""
-    import timm
-
-    from ..models.factory import resolve
-    entry = resolve(name)
-    if "img_size" in entry.kwargs:
+    """The square input size (px) a zoo entry or timm model is built for (zoo ``img_size``, else timm's
+    pretrained config), without building it; None when unknown (an unknown name: ``create_model`` names it)."""
+    try:
+        entry = resolve(name)
+    except ValueError:
+        return None
+    if entry.kwargs.get("img_size"):
         return int(entry.kwargs["img_size"])
     cfg = timm.get_pretrained_cfg(entry.timm_name)
     return int(cfg.input_size[-1]) if cfg is not None and getattr(cfg, "input_size", None) else None

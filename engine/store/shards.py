@@ -125,7 +125,7 @@ def scan_sql(table: str, folder: Path, shards: list[Shard]) -> str:
     return f"SELECT {sel} FROM read_parquet([{files}]{union})"
 
 
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -148,7 +148,7 @@ def write_shard(con, table: str, folder: Path, select_sql: str, level: int = 0) 
     path = folder / name
     con.execute(f"COPY ({select_sql}) TO {sql_str(path)} "
                 f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP.get(table, 122880)})")
-    _fsync(path)
+    fsync(path)
     groups = sorted(r[0] for r in con.execute(
         f"SELECT DISTINCT {group_hash_sql(table)} FROM read_parquet({sql_str(path)})").fetchall()) \
         if table in SHARDED else []

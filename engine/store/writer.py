@@ -54,7 +54,6 @@ from .shards import (
     MANIFEST_KEY,
     Manifest,
     Shard,
-    _fsync,
     collect_garbage,
     group_hash_sql,
     key_condition,
@@ -62,6 +61,9 @@ from .shards import (
     scan_sql,
     shard_dir,
     write_shard,
+)
+from .shards import (
+    fsync as _fsync,
 )
 from .writer_reads import WriterReads
 

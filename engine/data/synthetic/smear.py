@@ -158,7 +158,7 @@ def render_smear(label: str, cfg: SmearConfig, rng: np.random.Generator):
     return rgb, mask, wbc_box, rbc_boxes
 
 
-def _voc_xml(filename: str, size: int, objects: list[tuple[str, tuple[float, float, float, float]]]) -> str:
+def voc_xml(filename: str, size: int, objects: list[tuple[str, tuple[float, float, float, float]]]) -> str:
     """Pascal VOC annotation.  VOC coordinates are 1-based inclusive pixel indices."""
     parts = [
         "<annotation>",
@@ -205,7 +205,7 @@ def generate_blood_smear(out_dir: str | Path, cfg: SmearConfig = SmearConfig(), 
         Image.fromarray(rgb).save(out / "images" / f"{image_id}.png")
         Image.fromarray(mask).save(out / "masks" / f"{image_id}.png")
         objects = [("WBC", wbc_box)] + [("RBC", b) for b in rbc_boxes]
-        (out / "annotations" / f"{image_id}.xml").write_text(_voc_xml(f"{image_id}.png", cfg.size, objects))
+        (out / "annotations" / f"{image_id}.xml").write_text(voc_xml(f"{image_id}.png", cfg.size, objects))
         rows.append((image_id, label, split))
     rng.shuffle(rows)  # row order carries no class information
     with open(out / "labels.csv", "w", newline="") as fh:

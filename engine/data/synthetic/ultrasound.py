@@ -39,7 +39,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..dataset import DatasetSpec
-from .smear import SUPERSAMPLE, _voc_xml
+from .smear import SUPERSAMPLE, voc_xml
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ def write_dataset(out_dir: str | Path, key: dict, cfg: UltrasoundConfig, progres
         image_id = f"{split}_{i:05d}"
         Image.fromarray(gray, mode="L").save(out / "images" / f"{image_id}.png")
         Image.fromarray(mask, mode="L").save(out / "masks" / f"{image_id}.png")
-        xml = _voc_xml(f"{image_id}.png", cfg.size, objects + extra).replace("<depth>3</depth>", "<depth>1</depth>")
+        xml = voc_xml(f"{image_id}.png", cfg.size, objects + extra).replace("<depth>3</depth>", "<depth>1</depth>")
         (out / "annotations" / f"{image_id}.xml").write_text(xml)
         rows.append((image_id, label, split) + ((len(extra),) if extra_column else ()))
     np.random.default_rng(cfg.seed).shuffle(rows)  # row order carries no class information
