@@ -12,6 +12,7 @@ from engine.dashboard import (
     GALLERY_SORTS,
     OUTCOMES,
     UnsafePath,
+    both_classes_block,
     cached_overlay,
     card_choice,
     card_score,
@@ -109,6 +110,11 @@ with st.expander("Figure for a paper: the first images of this page x methods (P
     fm_, fr_ = split_choice(fig_score) if fig_score else (None, None)
     figure_downloads(db, dataset_id, model_id, list(rows.image_id[:6]), [by_label[k] for k in fig_methods], fm_,
                      fr_, alpha, cmap, "g_fig")
+
+if outcome == "misclassified":  # maps of both classes (engine/dashboard/class_widgets.py)
+    with st.expander("Predicted vs true class: each image's map for both classes, side by side, with both scores"):
+        both_classes_block(db, dataset_id, model_id, method, method_params, rows.to_dict("records")[:8], classes,
+                           alpha, cmap, regions, "g_both", tuple(card.split(" · ")) if card else None)
 
 cols = st.columns(4)
 for k, row in enumerate(rows.to_dict("records")):

@@ -9,6 +9,7 @@ from engine.dashboard import (
     COLORMAPS,
     Db,
     UnsafePath,
+    both_classes_block,
     cached_overlay,
     card_choice,
     default_region,
@@ -85,6 +86,11 @@ if sample is not None:
             st.caption(md(title) if grid is None else
                        f"**{md(title)}** (explains {md(classes[int(maps.iloc[k - 1].target)])})"
                        + (f" · {refused}" if refused else ""))
+if sample is not None and not maps.empty and not pd.isna(row["pred"]) and int(row["pred"]) != int(row["label"]):
+    with st.expander("Predicted vs true class: a method's map for both classes, side by side, with both scores"):
+        both_method = st.selectbox("Method", list(zip(maps.method, maps.method_params)), key="im_both_method",
+                                   format_func=lambda mp: method_label(*mp))
+        both_classes_block(db, dataset_id, model_id, *both_method, [row], classes, alpha, cmap, regions, "im_both")
 if maps.empty:
     st.info("No maps were stored for this image under this model.")
 elif sample is not None:
@@ -112,7 +118,8 @@ if curves.empty:
 else:
     for metric, g in labelled(curves).groupby("metric"):
         fig = line_chart(plotly_frame(with_auc(g)), x="x", y="y", color="method", markers=True,
-                          labels={"x": "fraction of pixels " + ("inserted" if "insert" in metric else "deleted"),
+                          labels={"x": "fraction of pixels " + ("inserted" if "insert" in metric else
+                                                              "removed and imputed" if "road" in metric else "deleted"),
                                   "y": "probability of the explained class", "method": "method (AUC)"},
                           title=plotly_text(f"{metric.replace('_auc', '')}: this image, one curve per method"))
         fig.update_yaxes(range=[0, 1])

@@ -197,10 +197,12 @@ elif view == "faithfulness":
     model_id = pick_model()
     df = labelled(db.mean_curves(dataset_id, model_id))
     if df.empty and not will_compute(db.path, "faithfulness", dataset_name):
-        st.info("No insertion / deletion curves for this model (score `insertion_auc` / `deletion_auc`).")
+        st.info("No insertion / deletion / ROAD curves for this model (score `insertion_auc` / `deletion_auc` / "
+                "`road_morf_auc` / `road_lerf_auc`).")
     for metric, g in df.groupby("metric"):
+        moved = "inserted" if "insert" in metric else "removed and imputed" if "road" in metric else "deleted"
         fig = line_chart(plotly_frame(with_auc(g)), x="x", y="y", color="method",
-                          labels={"x": "fraction of pixels " + ("inserted" if "insert" in metric else "deleted"),
+                          labels={"x": f"fraction of pixels {moved}",
                                   "y": "probability of the explained class (mean)",
                                   "method": "method (AUC of the mean curve)"},
                           title=plotly_text(f"{metric.replace('_auc', '')}: mean over n = {int(g['images'].max())} "

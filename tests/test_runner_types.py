@@ -91,7 +91,7 @@ def test_writer_operations_the_runner_uses(tmp_path):
 
 
 def test_metric_kinds_are_checked_and_mprt_is_not_a_metric():
-    assert {m.kind for m in METRICS.values()} == {"localisation", "faithfulness"}
+    assert {m.kind for m in METRICS.values()} == {"localisation", "faithfulness", "class_sensitivity"}
     assert "mprt" not in METRICS and MPRT.name == "mprt" and MPRT.kind == "sanity"
     with pytest.raises(ValueError, match="kind 'sanity'; allowed"):
         register_metric("not_a_metric", version=1, kind="sanity")

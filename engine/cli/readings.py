@@ -94,6 +94,8 @@ def cmd_figure(args) -> int:
     metric = resolve_metric(scope, args.metric, model)
     region = resolve_region(scope, metric, args.region, model)
     ids = [i for i in (args.images or "").split(",") if i]
+    if args.both_classes:
+        return _figure_both_classes(args, scope.db, scope.dataset_id, model, methods, metric, region, ids)
     if not ids:
         g = queries.gallery(scope.db, scope.dataset_id, model, methods[0][0], limit=args.n,
                             method_params=methods[0][1])
@@ -113,6 +115,26 @@ def cmd_figure(args) -> int:
     out.with_suffix(".svg").write_text(render_svg(panels, titles, args.alpha, args.cmap), encoding="utf-8")
     print(f"figure written to {out.with_suffix('.png')} and {out.with_suffix('.svg')} "
           f"({len(panels)} images x {len(titles)} methods; {metric} on {region})")
+    return 0
+
+
+def _figure_both_classes(args, db: Path, dataset_id: str, model: str, methods: list, metric: str, region: str,
+                         ids: list[str]) -> int:
+    """``figure --both-classes``: misclassified images, the predicted and the true class's map per method."""
+    from ..dashboard.classes import both_class_panels
+    from ..dashboard.figure import render_png, render_svg
+    from ..dashboard.images import UnsafePath
+    try:
+        panels, titles = both_class_panels(db, dataset_id, model, methods, metric, region,
+                                           ids or None, args.n)
+    except (UnsafePath, ValueError, OSError) as exc:
+        log.error("%s", exc)
+        return 2
+    out = Path(args.out)
+    out.with_suffix(".png").write_bytes(render_png(panels, titles, args.alpha, args.cmap))
+    out.with_suffix(".svg").write_text(render_svg(panels, titles, args.alpha, args.cmap), encoding="utf-8")
+    print(f"figure written to {out.with_suffix('.png')} and {out.with_suffix('.svg')} "
+          f"({len(panels)} misclassified images x {len(methods)} methods x predicted / true class)")
     return 0
 
 
@@ -151,5 +173,8 @@ def add_reading_parsers(sub) -> None:
                    "region; 'none' for faithfulness)")
     f.add_argument("--cmap", default="inferno", choices=["inferno", "viridis", "gray"])
     f.add_argument("--alpha", type=float, default=0.5, help="heatmap opacity")
+    f.add_argument("--both-classes", action="store_true",
+                   help="predicted vs true class: misclassified images, each method's map for the predicted and "
+                        "for the true class side by side (both class names in full above each row)")
     f.add_argument("--out", default="figure", help="output stem: writes STEM.png and STEM.svg")
     f.set_defaults(fn=cmd_figure)

@@ -39,7 +39,8 @@ _STREAMLIT_BOUND = {"Db": "cache", "db_state": "cache", **{n: "widgets" for n in
     "live_panel", "no_database", "pick_dataset", "picker",
     "open_page", "requested_page", "show_table", "url_page", "url_range", "url_selectbox",
     "url_slider", "will_compute", "cached_overlay")}, "near_chance_warning": "guard_widgets",
-    "figure_downloads": "guard_widgets", "shortcut_notes": "guard_widgets"}
+    "figure_downloads": "guard_widgets", "shortcut_notes": "guard_widgets",
+    "both_classes_block": "class_widgets"}
 
 __all__ = [
     "bar_chart", "line_chart", "scatter_chart", "tidy_facets", "with_auc", "chance_lines", "pending",

@@ -19,6 +19,7 @@ import streamlit as st
 
 from ..store.check import DamagedDatabase, database_problem, read_failure
 from ..store.schema import SCHEMA_VERSION
+from . import classes as both_classes
 from . import guards, queries, queries_compare, shortcuts
 from .hints import fill_commands
 from .regions import DatasetRegions, spec_regions
@@ -126,6 +127,19 @@ class Db:
     @_cached
     def image_view(self, dataset_id: str, model_id: str, image_id: str) -> tuple[pd.DataFrame, ...]:
         return queries.image_view(self.file, dataset_id, model_id, image_id)
+
+    # -- misclassified images: maps of both classes (engine/dashboard/classes.py) ---------------------------
+    @_cached
+    def both_class_maps(self, dataset_id: str, model_id: str, method: str, method_params: str = "{}",
+                        image_ids: tuple[str, ...] | None = None) -> pd.DataFrame:
+        return both_classes.both_class_maps(self.file, dataset_id, model_id, method, method_params,
+                                       None if image_ids is None else list(image_ids))
+
+    @_cached
+    def both_class_scores(self, dataset_id: str, model_id: str, method: str, method_params: str = "{}",
+                          image_ids: tuple[str, ...] | None = None) -> pd.DataFrame:
+        return both_classes.both_class_scores(self.file, dataset_id, model_id, method, method_params,
+                                         None if image_ids is None else list(image_ids))
 
     # -- compare ------------------------------------------------------------------------------------
     @_cached

@@ -41,6 +41,7 @@ class Panel:
     scores: list = field(default_factory=list)
     caption: str = ""
     region_order: tuple = ()
+    title: str = ""   # a line above the row across its full width, wrapped, never clipped (e.g. both class names)
 
 
 def _tile(p: Panel, grid, alpha: float, cmap: str, tile_px: int) -> Image.Image:
@@ -89,11 +90,17 @@ def _heads(methods: list[str], tile_px: int) -> list[list[str]]:
 def _layout(panels: list[Panel], methods: list[str], tile_px: int):
     cols = 1 + len(methods)
     lines = max(2, *(len(_caption(p, tile_px)) for p in panels))
-    row_h = tile_px + PAD + lines * FONT_PX + PAD
-    head_h = max(HEAD_PX, PAD + max(len(h) for h in _heads(methods, tile_px)) * FONT_PX + PAD)
     width = PAD + cols * (tile_px + PAD)
+    title_h = max(len(_title_lines(p.title, width)) for p in panels) * (FONT_PX + PAD // 2)
+    row_h = title_h + tile_px + PAD + lines * FONT_PX + PAD
+    head_h = max(HEAD_PX, PAD + max(len(h) for h in _heads(methods, tile_px)) * FONT_PX + PAD)
     height = head_h + len(panels) * row_h + FONT_PX + PAD  # the outline legend at the bottom
-    return cols, row_h, width, height, head_h
+    return cols, row_h, width, height, head_h, title_h
+
+
+def _title_lines(title: str, width: int) -> list[str]:
+    """A row title wrapped at word boundaries to the figure's width (about 0.55 em per character)."""
+    return textwrap.wrap(title, max(8, int((width - 2 * PAD) / (0.55 * FONT_PX)))) if title else []
 
 
 def _legend(panels: list[Panel]) -> str:
@@ -116,7 +123,7 @@ def render_png(panels: list[Panel], methods: list[str], alpha: float = 0.5, cmap
                tile_px: int = TILE_PX) -> bytes:
     """The figure as PNG bytes at ``DPI`` dots per inch."""
     _check(panels, methods)
-    cols, row_h, width, height, head_h = _layout(panels, methods, tile_px)
+    cols, row_h, width, height, head_h, title_h = _layout(panels, methods, tile_px)
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default(size=FONT_PX)
@@ -125,6 +132,10 @@ def render_png(panels: list[Panel], methods: list[str], alpha: float = 0.5, cmap
             draw.text((PAD + c * (tile_px + PAD), PAD + k * FONT_PX), line, fill="black", font=font)
     for r, p in enumerate(panels):
         y = head_h + r * row_h
+        for line in _title_lines(p.title, width):
+            draw.text((PAD, y), line, fill="black", font=font)
+            y += FONT_PX + PAD // 2
+        y = head_h + r * row_h + title_h
         for c, grid in enumerate([None, *p.maps]):
             x = PAD + c * (tile_px + PAD)
             canvas.paste(_tile(p, grid, alpha, cmap, tile_px), (x, y))
@@ -149,7 +160,7 @@ def render_svg(panels: list[Panel], methods: list[str], alpha: float = 0.5, cmap
                tile_px: int = TILE_PX) -> str:
     """The figure as SVG text: tiles embedded as PNG, every label and score as vector text."""
     _check(panels, methods)
-    cols, row_h, width, height, head_h = _layout(panels, methods, tile_px)
+    cols, row_h, width, height, head_h, title_h = _layout(panels, methods, tile_px)
     mm = 25.4 / DPI
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width * mm:.2f}mm" height="{height * mm:.2f}mm" '
            f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="{FONT_PX}">',
@@ -159,6 +170,10 @@ def render_svg(panels: list[Panel], methods: list[str], alpha: float = 0.5, cmap
                 for k, line in enumerate(head)]
     for r, p in enumerate(panels):
         y = head_h + r * row_h
+        for line in _title_lines(p.title, width):
+            out.append(f'<text x="{PAD}" y="{y + FONT_PX}">{_xml(line)}</text>')
+            y += FONT_PX + PAD // 2
+        y = head_h + r * row_h + title_h
         for c, grid in enumerate([None, *p.maps]):
             x = PAD + c * (tile_px + PAD)
             data = base64.b64encode(_png(_tile(p, grid, alpha, cmap, tile_px))).decode("ascii")

@@ -47,8 +47,13 @@ def figure_downloads(db, dataset_id: str, model_id: str, image_ids: list[str], m
         return
     titles = method_titles(methods)
     stem = f"figure_{model_id.split('@')[0]}_{len(image_ids)}x{len(methods)}".replace(":", "_")
+    figure_buttons(render_png(panels, titles, alpha, cmap), render_svg(panels, titles, alpha, cmap), stem, key)
+
+
+def figure_buttons(png: bytes, svg: str, stem: str, key: str) -> None:
+    """The PNG and SVG download buttons of a rendered figure, side by side."""
     c1, c2 = st.columns(2)
-    c1.download_button("Download the figure (PNG, 300 dpi)", render_png(panels, titles, alpha, cmap),
-                       file_name=f"{stem}.png", mime="image/png", key=f"{key}_png")
-    c2.download_button("Download the figure (SVG)", render_svg(panels, titles, alpha, cmap).encode("utf-8"),
-                       file_name=f"{stem}.svg", mime="image/svg+xml", key=f"{key}_svg")
+    c1.download_button("Download the figure (PNG, 300 dpi)", png, file_name=f"{stem}.png", mime="image/png",
+                       key=f"{key}_png")
+    c2.download_button("Download the figure (SVG)", svg.encode("utf-8"), file_name=f"{stem}.svg",
+                       mime="image/svg+xml", key=f"{key}_svg")

@@ -13,6 +13,10 @@ missing or extra parameter.
   normalised ``(B, 3, H, W)``, ``targets`` the explained classes ``(B,)``, ``precision`` 'fp32' or 'bf16'
   (autocast for its forwards).  Returns ``(B,)``, or with ``return_curves=True`` (what the runner asks)
   ``(values (B,), xs (S,), ys (B, S))``, the curve of each image.
+* ``kind="class_sensitivity"``: ``fn(maps, other_maps, **params) -> (B,)``: compares each map of the
+  explained class with the same method's map for another class (the runner computes ``other_maps``: the
+  second most likely class, or a seeded random other class; see :mod:`engine.metrics.class_sensitivity`).
+  Both are raw ``(B, h, w)`` maps on the method's own grid.
 
 ``**params`` are keyword parameters, every one with a default: the experiment's ``[metrics]`` table sets
 them by name.  Values are float64, one per image; NaN means *not scored* and is allowed only where the
@@ -34,12 +38,13 @@ import numpy as np
 
 from ..explain.registry import check_contract, check_name, is_builtin_module, source_sha256
 
-MetricKind = Literal["localisation", "faithfulness"]
+MetricKind = Literal["localisation", "faithfulness", "class_sensitivity"]
 METRIC_KINDS: tuple[str, ...] = get_args(MetricKind)
 # (positional parameters, keyword parameters) of each kind's call contract
 METRIC_CONTRACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "localisation": (("maps", "regions"), ()),
     "faithfulness": (("maps",), ("model", "images", "targets", "return_curves", "precision")),
+    "class_sensitivity": (("maps", "other_maps"), ()),
 }
 
 
@@ -48,7 +53,7 @@ class MetricInfo:
     name: str
     fn: Callable[..., np.ndarray]
     version: int
-    kind: MetricKind  # 'localisation' (maps + regions) or 'faithfulness' (maps + model)
+    kind: MetricKind  # 'localisation' (maps + regions), 'faithfulness' (maps + model), 'class_sensitivity'
     higher_is_better: bool
     reference: str
     module: str = ""  # the module that registered it

@@ -17,6 +17,7 @@ from pathlib import Path
 from ..data import DatasetError, DatasetSpec, Record, fingerprint, load_records, read_image, region_names
 from ..data.splits import select_scored
 from ..data.synthetic import GENERATORS
+from ..metrics import METRICS
 from ..store import identity
 from .experiment import Experiment
 from .validate import generator_config
@@ -73,6 +74,16 @@ def readable_sample(spec: DatasetSpec, records: list[Record]) -> None:
                            f"(e.g. {reasons[0]})")
 
 
+def check_class_metrics(exp: Experiment, spec: DatasetSpec, classes: tuple[str, ...]) -> None:
+    """Class-sensitivity metrics compare the maps of two classes: refuse a one-class dataset (its model has
+    one output) before anything is trained."""
+    wanted = [m for m in exp.metrics if METRICS[m].kind == "class_sensitivity"]
+    if wanted and len(classes) < 2:
+        raise DatasetError(f"dataset {spec.name!r}: {', '.join(wanted)} compare the maps of two classes, but it "
+                           f"has {len(classes)} class ({', '.join(classes) or 'none'}) and its model one output; "
+                           f"remove these metrics or give the dataset a second class")
+
+
 def check_regions(exp: Experiment, prepared: list[PreparedDataset]) -> None:
     """``regions`` names regions some dataset has (else every score would be silently missing)."""
     if not exp.regions:
@@ -96,6 +107,7 @@ def prepare(exp: Experiment, work_dir: Path, progress: bool = True,
         spec = spec_for(block, exp, work_dir, exp.seed, progress)
         try:
             records, classes = load_records(spec, check_files=True)
+            check_class_metrics(exp, spec, classes)
             readable_sample(spec, records)
         except DatasetError as exc:
             if failed is None:

@@ -23,6 +23,7 @@ from ..data import ImageDataset, collate_samples
 from ..explain import METHODS, run_methods, upsample_maps
 from ..explain.registry import method_precision
 from ..metrics import METRICS
+from ..metrics.class_sensitivity import OTHER_CLASS, other_targets
 from ..metrics.quality import centre_coverage, degenerate_kinds
 from ..models import ModelInfo, normalise
 from ..store import canonical_json
@@ -37,6 +38,8 @@ SCORE_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "m
               "metric_version", "metric_params", "region", "image_id", "value", "precision"]
 CURVE_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "metric",
               "metric_version", "metric_params", "image_id", "x", "y", "precision"]
+TARGET_MAP_COLS = [*EXPL_COLS[:7], "role", *EXPL_COLS[7:]]
+TARGET_SCORE_COLS = [*SCORE_COLS[:11], "role", "target", *SCORE_COLS[11:]]
 DEGENERATE_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "image_id", "kind"]
 REGION_COLS = ["dataset_id", "region", "image_id", "area", "covers_centre"]
 
@@ -50,6 +53,8 @@ class EvalResult:
     failures: list[Failure] = field(default_factory=list)
     degenerate: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=DEGENERATE_COLS))
     region_stats: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REGION_COLS))
+    target_maps: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TARGET_MAP_COLS))
+    target_scores: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TARGET_SCORE_COLS))
 
 
 @dataclass
@@ -61,8 +66,12 @@ class _Rows:
     failures: list[Failure] = field(default_factory=list)
     degenerate: list[tuple] = field(default_factory=list)
     regions: list[tuple] = field(default_factory=list)
+    target_maps: list[tuple] = field(default_factory=list)
+    target_scores: list[tuple] = field(default_factory=list)
 
     def add(self, other: "_Rows") -> None:
+        self.target_maps += other.target_maps
+        self.target_scores += other.target_scores
         self.explanations += other.explanations
         self.scores += other.scores
         self.curves += other.curves
@@ -99,7 +108,8 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
                    model_id: str, methods: dict[str, dict] | list[tuple[str, dict]], metrics: dict[str, dict],
                    metrics_for=None, regions: list[str] | None = None, device: str = "cpu", batch_size: int = 32,
                    progress: bool = True, precision: str = "fp32") -> EvalResult:
-    """Predict, explain (predicted class) and score every image of ``ds``.
+    """Predict, explain (predicted class) and score every image of ``ds``; for a misclassified image also the
+    map of its true class, scored by the localisation metrics (``target_maps`` / ``target_scores``, role 'true').
 
     ``precision``: ``fp32`` or ``bf16``, for the explanation passes (per method: see
     :func:`engine.explain.registry.method_precision`) when the explain stage follows the run's precision,
@@ -158,22 +168,88 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
                     preds.append((run_id, dataset_id, model_id, image_id, int(batch["label"][i]), int(pred[i]),
                                   float(conf[i]), probs[i].numpy().astype(np.float32), precision))
             batch_ = _Batch(model, x, targets, ids, batch_regions, precision)
-            for mname, mparams in round_:
-                if mname in all_maps:
-                    rows.add(_score_method(all_maps[mname].cpu(), (mname, mparams), metrics_for(mname, mparams),
-                                           batch_, (run_id, dataset_id, model_id)))
+            done = [(n, p) for n, p in round_ if n in all_maps]
+            others, failed = _other_class_maps(batch_, done, metrics_for, logits)
+            rows.failures += failed
+            for mname, mparams in done:
+                rows.add(_score_method(all_maps[mname].cpu(), (mname, mparams), metrics_for(mname, mparams),
+                                       batch_, (run_id, dataset_id, model_id),
+                                       {k[1:]: v for k, v in others.items() if k[0] == mname}))
+            rows.add(_true_class_rows(batch_, batch["label"], done, metrics_for, (run_id, dataset_id, model_id)))
     for f in rows.failures:
         log.warning("%s %s: %s failed at %s: %s", dataset_id, model_id, f.method, f.stage, f"{f.item}: {f.reason}")
     return EvalResult(pd.DataFrame(preds, columns=PRED_COLS), pd.DataFrame(rows.explanations, columns=EXPL_COLS),
                       pd.DataFrame(rows.scores, columns=SCORE_COLS), pd.DataFrame(rows.curves, columns=CURVE_COLS),
                       rows.failures, pd.DataFrame(rows.degenerate, columns=DEGENERATE_COLS),
-                      pd.DataFrame(rows.regions, columns=REGION_COLS).drop_duplicates(["region", "image_id"]))
+                      pd.DataFrame(rows.regions, columns=REGION_COLS).drop_duplicates(["region", "image_id"]),
+                      pd.DataFrame(rows.target_maps, columns=TARGET_MAP_COLS),
+                      pd.DataFrame(rows.target_scores, columns=TARGET_SCORE_COLS))
+
+
+def _true_class_rows(batch: _Batch, labels: torch.Tensor, variants: list[tuple[str, dict]], metrics_for,
+                     prefix: tuple[str, str, str]) -> _Rows:
+    """For the misclassified images of ``batch`` (label != explained class): each method's map for the true
+    class, scored by the method's localisation metrics against the same regions, as ``target_maps`` /
+    ``target_scores`` rows with role 'true' (the predicted class's map is the ordinary explanations row).
+    Degenerate true-class maps get NULL scores; a failing pass becomes Failures and the rest goes on."""
+    out = _Rows()
+    labels = torch.as_tensor(labels).long().cpu()
+    wrong = ((labels != batch.targets.cpu()) & (labels >= 0)).nonzero().flatten()
+    wanted = {n: p for n, p in variants if any(METRICS[m].kind == "localisation" for m in metrics_for(n, p))}
+    if len(wrong) == 0 or not wanted or not batch.regions:
+        return out
+    sub = _Batch(batch.model, batch.x[wrong.to(batch.x.device)], labels[wrong].to(batch.x.device),
+                 [batch.ids[i] for i in wrong.tolist()], {k: v[wrong] for k, v in batch.regions.items()},
+                 batch.precision)
+    try:
+        maps, _, _ = run_methods(sub.model, sub.x, list(wanted), sub.targets, wanted,
+                                 precision=stage_precision("explain", batch.precision))
+    except Exception as exc:
+        out.failures += [Failure(i, "explain", f"map for the true class: {first_line(exc)}", m)
+                         for m in wanted for i in sub.ids]
+        return out
+    target_of = dict(zip(sub.ids, sub.targets.tolist()))
+    for name, params in wanted.items():
+        loc = {m: p for m, p in metrics_for(name, params).items() if METRICS[m].kind == "localisation"}
+        r = _score_method(maps[name].cpu(), (name, params), loc, sub, prefix)
+        out.target_maps += [(*e[:7], "true", *e[7:]) for e in r.explanations]
+        out.target_scores += [(*v[:11], "true", target_of[v[10]], *v[11:]) for v in r.scores]
+        out.failures += [Failure(f.item, f.stage, f"true-class map: {f.reason}", f.method) for f in r.failures]
+    return out
+
+
+def _other_class_maps(batch: _Batch, variants: list[tuple[str, dict]], metrics_for, logits: torch.Tensor
+                      ) -> tuple[dict[tuple[str, str, int], torch.Tensor], list[Failure]]:
+    """The maps for another class that the class-sensitivity metrics of ``variants`` need, keyed by (method,
+    rule, seed): one explanation pass per (rule, seed) for every method that needs it.  A failure (e.g. a
+    one-output model) becomes a Failure per image and method, and those metrics go unscored."""
+    need: dict[tuple[str, int], dict[str, dict]] = {}
+    for mname, mparams in variants:
+        for metric, kparams in metrics_for(mname, mparams).items():
+            rule = OTHER_CLASS.get(metric)
+            if rule is not None:
+                seed = int(kparams.get("seed", 0)) if rule == "random" else 0
+                need.setdefault((rule, seed), {})[mname] = mparams
+    out: dict[tuple[str, str, int], torch.Tensor] = {}
+    failures: list[Failure] = []
+    for (rule, seed), wanted in need.items():
+        try:
+            other = other_targets(logits, batch.targets, batch.ids, rule, seed).to(batch.x.device)
+            maps, _, _ = run_methods(batch.model, batch.x, list(wanted), other, wanted,
+                                     precision=stage_precision("explain", batch.precision))
+        except Exception as exc:
+            failures += [Failure(i, "explain", f"map for another class ({rule}): {first_line(exc)}", m)
+                         for m in wanted for i in batch.ids]
+            continue
+        out.update({(m, rule, seed): v.cpu() for m, v in maps.items()})
+    return out, failures
 
 
 def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[str, dict], batch: _Batch,
-                  prefix: tuple[str, str, str]) -> _Rows:
+                  prefix: tuple[str, str, str], others: dict[tuple[str, int], torch.Tensor] | None = None) -> _Rows:
     """One method's maps of a batch (``variant``: its name and parameters) as explanation rows, scored with
-    ``metrics``; ``prefix``: (run_id, dataset_id, model_id) of every row.
+    ``metrics``; ``prefix``: (run_id, dataset_id, model_id) of every row; ``others``: the method's maps for
+    other classes by (rule, seed), for the class-sensitivity metrics (compared on the native grid).
 
     A degenerate map (engine.metrics.quality: non-finite, all-zero or constant) is recorded in
     ``degenerate`` and never scored: a non-finite map is a failure and not stored; an all-zero or constant
@@ -200,7 +276,7 @@ def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[s
             for metric, kparams in metrics.items():
                 kkey = (metric, METRICS[metric].version, canonical_json(kparams))
                 faith = METRICS[metric].kind == "faithfulness"
-                for region in (["none"] if faith else batch.regions):
+                for region in (batch.regions if METRICS[metric].kind == "localisation" else ["none"]):
                     out.scores.append((*prefix, *mkey, *kkey, region, ids[i], None,
                                        faith_precision if faith else map_precision))
     keep = torch.tensor([k is None for k in kinds], dtype=torch.bool).nonzero().flatten()
@@ -224,6 +300,12 @@ def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[s
                                      f"(S,) and ({len(kept)}, S)")
                 for j, i in enumerate(kept):
                     out.curves.append((*prefix, *mkey, *kkey, ids[i], xs, ys[j], faith_precision))
+            elif kinfo.kind == "class_sensitivity":
+                rule = OTHER_CLASS[metric]
+                other = (others or {}).get((rule, int(kparams.get("seed", 0)) if rule == "random" else 0))
+                if other is None:
+                    continue  # its explanation pass failed: recorded by _other_class_maps
+                results = {"none": checked_values(kinfo, kinfo(maps[keep], other[keep], **kparams), len(kept))}
             else:
                 results = {region: checked_values(kinfo, kinfo(up, reg[keep], **kparams), len(kept), reg[keep])
                            for region, reg in batch.regions.items()}

@@ -46,6 +46,7 @@ from ..data.files import parse_toml, special_file
 from ..explain import METHODS
 from ..metrics import METRICS
 from ..metrics.faithfulness import SUBSTRATES
+from ..metrics.road import check_percentiles
 from ..metrics.sanity import MPRT
 from ..models import PretrainConfig, TrainConfig
 from .plugins import PluginError, load_plugins, plugin_modules
@@ -241,10 +242,15 @@ class Experiment(_Strict):
                 raise ValueError(f"metric {name!r} is a {MPRT.kind} check: configure it under [sanity]")
             if name not in METRICS:
                 raise ValueError(f"unknown metric {name!r}; registered: {sorted(METRICS)}")
-            check_params("metric", name, METRICS[name].fn, params, skip=2 if METRICS[name].kind == "localisation"
-                          else 1)
+            check_params("metric", name, METRICS[name].fn, params, skip=1 if METRICS[name].kind == "faithfulness"
+                          else 2)
             if "substrate" in params and params["substrate"] not in SUBSTRATES:
                 raise ValueError(f"metric {name!r}: substrate {params['substrate']!r}; allowed: {list(SUBSTRATES)}")
+            if "percentiles" in params:
+                try:
+                    check_percentiles(params["percentiles"])
+                except ValueError as exc:
+                    raise ValueError(f"metric {name!r}: {exc}") from None
         return v
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from ..metrics import METRICS
+from ..metrics.road import curve_forwards
 from ..models.given import describe_source
 from ..store.read import done_job_keys
 from . import units
@@ -52,7 +53,7 @@ def job_grid(exp: Experiment, db: Path, work_dir: str | Path | None = None,
                 pred = "done" if predict_key(d.fingerprint, res.sha256, prec) in done else "run"
                 pending_variants = {(j.method, str(j.method_params)) for j in jobs}
                 faith = [j.metric for j in jobs if METRICS[j.metric].kind == "faithfulness"]
-            steps = sum(exp.metrics[k].get("n_steps", 50) + 1 for k in faith)  # forwards per image and curve
+            steps = sum(curve_forwards(k, exp.metrics[k]) for k in faith)  # forwards per image and curve
             row.update({"predict": pred, "evaluate done": n_done, "evaluate to run": pending,
                         "maps to compute": len(pending_variants) * len(d.scored),
                         "curve forwards": steps * len(d.scored)})

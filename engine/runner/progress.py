@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from ..common.labels import method_label
 from ..metrics import METRICS
+from ..metrics.registry import METRIC_KINDS
 from ..store.progress import progress_path, read_progress, training_text  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ class RunProgress:
             self._bar = None
 
 
-STAGES = ("train", "predict", "localisation", "faithfulness", "sanity")
+STAGES = ("train", "predict", *METRIC_KINDS, "sanity")
 STAGE_TITLES = {"sanity": "sanity (MPRT)"}
 
 
@@ -187,16 +188,15 @@ def command_line(argv: list[str] | None = None) -> str | None:
 
 def stage_totals(exp, block: dict) -> dict[str, int]:
     """Planned jobs of one ``[[datasets]]`` block per stage, in the order the driver runs them:
-    every model trained and predicted, then every method scored by the localisation metrics, then
-    by the faithfulness metrics, then MPRT."""
+    every model trained and predicted, then every method scored by the metrics of each kind in turn
+    (localisation, faithfulness, class sensitivity), then MPRT."""
     entries = exp.model_entries(block)
     kinds = [METRICS[m].kind for m in exp.metrics]
     n_variants = [len(exp.method_variants(e)) for e in entries]
     cfg = exp.sanity
     n_sanity = sum(1 for e in entries if cfg.images and (cfg.models == "all" or e.init == "trained"))
     return {"train": len(entries), "predict": len(entries),
-            "localisation": sum(n_variants) * kinds.count("localisation"),
-            "faithfulness": sum(n_variants) * kinds.count("faithfulness"), "sanity": n_sanity}
+            **{k: sum(n_variants) * kinds.count(k) for k in METRIC_KINDS}, "sanity": n_sanity}
 
 
 def run_plan(exp, sizes: dict[str, tuple[int, int]] | None = None) -> list[dict]:

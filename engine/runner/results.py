@@ -77,6 +77,8 @@ class ChunkResult:
     n_items: int = 0
     degenerate: pd.DataFrame | None = None
     region_stats: pd.DataFrame | None = None
+    target_maps: pd.DataFrame | None = None     # true-class maps of misclassified images (role 'true')
+    target_scores: pd.DataFrame | None = None   # and their localisation scores
 
 
 @dataclass

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..data import DatasetError
 from ..metrics import METRICS
+from ..metrics.registry import METRIC_KINDS
 from ..store import ResultWriter, canonical_json, identity, utc_now
 from ..store.lock import RunLock
 from . import units
@@ -244,7 +245,8 @@ class _Driver:
             return
         ids = {"run_id": self.report.run_id, "dataset_id": d.dataset_id, "model_id": model_id}
         for table, rows in (("explanations", out.explanations), ("scores", out.scores), ("curves", out.curves),
-                            ("degenerate_maps", out.degenerate)):
+                            ("degenerate_maps", out.degenerate), ("target_maps", out.target_maps),
+                            ("target_scores", out.target_scores)):
             if rows is not None:
                 self.w.replace_rows(table, rows.assign(**ids))
         if out.region_stats is not None:
@@ -466,7 +468,7 @@ def _run_dataset(drv: _Driver, live: RunProgress, d: PreparedDataset, block: dic
         drv.predict(d, entry, res, model_id)
     refresh_quality(drv.w, d.dataset_id, seed=drv.exp.seed)
     drv.w.commit()
-    for kind in ("localisation", "faithfulness"):
+    for kind in METRIC_KINDS:
         live.stage(f"{name}: {kind}", totals[kind] - sum(_later_jobs(drv.exp, e, kind) for e in lost), name)
         for entry, res, model_id in trained:
             drv.evaluate(d, model_id, entry, res, kind)
@@ -477,10 +479,10 @@ def _run_dataset(drv: _Driver, live: RunProgress, d: PreparedDataset, block: dic
 
 
 def _later_jobs(exp: Experiment, entry: dict, stage: str | None = None) -> int:
-    """The jobs after training of one model entry (of one stage: predict, localisation, faithfulness, sanity)."""
+    """The jobs after training of one model entry (of one stage: predict, a metric kind, sanity)."""
     n_var = len(exp.method_variants(entry))
     cfg = exp.sanity
     per = {"predict": 1, "sanity": int(bool(cfg.images) and (cfg.models == "all" or entry.init == "trained"))}
-    for kind in ("localisation", "faithfulness"):
+    for kind in METRIC_KINDS:
         per[kind] = n_var * sum(1 for m in exp.metrics if METRICS[m].kind == kind)
     return per[stage] if stage else sum(per.values())

@@ -244,7 +244,7 @@ def chunk_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], chu
                          metrics=metrics, metrics_for=chunk.metrics_for, regions=regions, device=device,
                          batch_size=batch_size, progress=progress, precision=precision)
     return ChunkResult(res.explanations, res.scores, res.curves, res.failures, len(ds), degenerate=res.degenerate,
-                       region_stats=res.region_stats)
+                       region_stats=res.region_stats, target_maps=res.target_maps, target_scores=res.target_scores)
 
 
 def sanity_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], variants: list[tuple[str, dict]],

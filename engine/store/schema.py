@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 8  # 8: summary's shared-image and gap-CI columns, the shortcut table, target_maps and
+#                     target_scores (a version-7 file gets them, empty / NULL, when a writer opens it)
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,8 @@ METRIC = ("metric", "metric_version", "metric_params")
 
 # tables stored as immutable Parquet shards behind a view (engine/store/shards.py), not inside the DuckDB file;
 # one row per image (or per image and method / metric), so they hold nearly all of a study's bytes
-SHARDED: tuple[str, ...] = ("images", "predictions", "explanations", "scores", "curves", "sanity")
+SHARDED: tuple[str, ...] = ("images", "predictions", "explanations", "scores", "curves", "sanity", "target_maps",
+                            "target_scores")
 
 TABLES: dict[str, Table] = {
     "meta": Table(primary_key="key", columns=(
@@ -164,6 +166,41 @@ TABLES: dict[str, Table] = {
         ("image_id", "VARCHAR"),
         ("value", "DOUBLE", "NULL where undefined (e.g. empty region)"),
         ("precision", "VARCHAR", "fp32 / bf16: of the map (localisation) or of the forwards (faithfulness)"),
+    )),
+    # maps of a class other than the explained one, and their localisation scores: for a misclassified image the
+    # map of its true class (role 'true') beside the predicted class's map in explanations / scores (v8)
+    "target_maps": Table(replace_key=("dataset_id", "model_id", *METHOD, "image_id", "role"), columns=(
+        ("run_id", "VARCHAR"),
+        ("dataset_id", "VARCHAR"),
+        ("model_id", "VARCHAR"),
+        ("method", "VARCHAR"),
+        ("method_version", "INTEGER"),
+        ("method_params", "VARCHAR"),
+        ("image_id", "VARCHAR"),
+        ("role", "VARCHAR", "true: the image's true class (the image is misclassified)"),
+        ("target", "INTEGER", "explained class of this map"),
+        ("grid_h", "INTEGER"),
+        ("grid_w", "INTEGER"),
+        ("map", "FLOAT[]", "row-major (grid_h * grid_w) raw values"),
+        ("precision", "VARCHAR", "fp32 / bf16 the map was computed at"),
+    )),
+    "target_scores": Table(replace_key=("dataset_id", "model_id", *METHOD, *METRIC, "region", "image_id", "role"),
+                           columns=(
+        ("run_id", "VARCHAR"),
+        ("dataset_id", "VARCHAR"),
+        ("model_id", "VARCHAR"),
+        ("method", "VARCHAR"),
+        ("method_version", "INTEGER"),
+        ("method_params", "VARCHAR"),
+        ("metric", "VARCHAR", "localisation metrics only"),
+        ("metric_version", "INTEGER"),
+        ("metric_params", "VARCHAR"),
+        ("region", "VARCHAR"),
+        ("image_id", "VARCHAR"),
+        ("role", "VARCHAR", "as target_maps.role"),
+        ("target", "INTEGER", "explained class of the map scored"),
+        ("value", "DOUBLE", "NULL where undefined or the map is degenerate"),
+        ("precision", "VARCHAR", "fp32 / bf16 of the map"),
     )),
     "curves": Table(replace_key=("dataset_id", "model_id", *METHOD, *METRIC, "image_id"), columns=(
         ("run_id", "VARCHAR"),
