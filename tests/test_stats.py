@@ -53,3 +53,21 @@ def test_agreement_queries(fixture_db):
     ranks, rho = queries.region_agreement(fixture_db, ds, model, "pointing_game")
     assert set(ranks.index) == {"attention", "chefer_gae"}
     assert rho != rho  # fewer than 3 methods: undefined, not a fake number
+
+
+def test_float_noise_is_a_tie_not_a_difference():
+    # two rules that agree up to rounding (here 1e-16 apart on 20 images) must not read as one beating the other
+    a = np.linspace(0.1, 0.9, 20)
+    b = a + np.where(np.arange(20) % 3 == 0, 0.0, 1e-16 * (1 + np.arange(20)))
+    assert wilcoxon_pair(a, b) == (20, 0.0, 1.0)
+    # a real difference on top of the noise is still seen: every image higher by a distinct amount, so all 20
+    # signed ranks are positive and the exact two-sided p is 2 / 2**20
+    up = 0.01 + 0.001 * np.arange(20)
+    n, diff, p = wilcoxon_pair(b + up, a)
+    assert n == 20 and abs(diff - up.mean()) < 1e-12 and p == pytest.approx(2 / 2**20)
+    # invariance: the noise changes nothing next to a real difference (the same test as without it)
+    c = a.copy()
+    c[5] += 0.2
+    c[9] -= 0.05
+    (n1, d1, p1), (n2, d2, p2) = wilcoxon_pair(c, b), wilcoxon_pair(c, a)
+    assert (n1, p1) == (n2, p2) and d1 == pytest.approx(d2, abs=1e-15)

@@ -35,6 +35,9 @@ def bootstrap_ci(values, confidence: float = 0.95, n_resamples: int = 2000, seed
     return lo, hi
 
 
+TIE_TOLERANCE = 1e-12  # |a - b| at most this (relative, scores above 1 in size) is a tie in the paired test
+
+
 def wilcoxon_pair(a, b) -> tuple[int, float, float]:
     """(n pairs, mean difference a - b, two-sided p) over images scored by both."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
@@ -44,9 +47,12 @@ def wilcoxon_pair(a, b) -> tuple[int, float, float]:
     if n == 0:
         return 0, float("nan"), float("nan")
     d = a - b
+    # float noise is a tie, not a difference: two rules that agree up to rounding (a baseline against another,
+    # a similarity computed twice) must not read as one beating the other
+    d[np.abs(d) <= TIE_TOLERANCE * np.maximum(1.0, np.maximum(np.abs(a), np.abs(b)))] = 0.0
     if np.all(d == 0):
         return n, 0.0, 1.0
-    p = float(stats.wilcoxon(a, b, zero_method="wilcox", alternative="two-sided").pvalue)
+    p = float(stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue)
     return n, float(d.mean()), p
 
 
