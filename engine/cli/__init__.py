@@ -115,9 +115,10 @@ def _run_locked(args, lock) -> int:
         try:
             validated = validate_run(exp, work, False)
         except BadInput as exc:
-            from ..runner.plan import device_line, weights_sources
-            print(f"experiment {exp.name!r} against {args.db}:\n{device_line(device)}\nweights:")
-            print("\n".join(weights_sources(exp)))  # where each model's weights are, and which are missing
+            from ..runner.plan import weights_sources
+            sources = weights_sources(exp)
+            if any("MISSING" in line for line in sources):  # where each model's weights are, which are missing
+                print("weights:\n" + "\n".join(sources))
             fail(f"{args.experiment}: the run would refuse it: {exc}")
             return 2
         try:
