@@ -129,6 +129,10 @@ def test_agreement_table_by_hand():
                       "rule": "r", "reason": None, "test_predictions": '{"a": 1}'})
     assert back.line() == "the label is predictable from width alone (balanced accuracy 0.90 [0.80, 1.00]; chance 0.50)"
     assert back.test_predictions == {"a": 1}
+    # as DuckDB hands a list column to pandas: numpy arrays (the e2e run's Overview crashed on them once)
+    arrays = result_of({"features": np.array(["width", "height"]), "candidates": np.array(["width", "height"]),
+                        "flagged": False, "test_predictions": None})
+    assert arrays.features == ("width", "height") and arrays.candidates == ("width", "height")
 
 
 def test_stored_at_ingest_and_the_demo_smear_set_is_not_flagged(fixture_db):

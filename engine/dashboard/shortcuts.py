@@ -23,9 +23,11 @@ def result_of(row: dict) -> ShortcutResult:
     """A stored ``shortcut`` row as the :class:`~engine.data.shortcut.ShortcutResult` it was written from."""
     def num(v):
         return None if v is None or v != v else float(v)
+    def names(v) -> tuple:  # a list column reads back as a list, a numpy array or None
+        return () if v is None else tuple(str(x) for x in v)
     preds = row.get("test_predictions")
     return ShortcutResult(
-        features=tuple(row.get("features") or ()), candidates=tuple(row.get("candidates") or ()),
+        features=names(row.get("features")), candidates=names(row.get("candidates")),
         n_train=int(row.get("n_train") or 0), n_test=int(row.get("n_test") or 0),
         balanced_accuracy=num(row.get("balanced_accuracy")), ci_low=num(row.get("ci_low")),
         ci_high=num(row.get("ci_high")), chance=num(row.get("chance")), flagged=bool(row.get("flagged")),
