@@ -125,9 +125,9 @@ def test_run_plan_and_command_line(tmp_path):
     exp = load_experiment(write_experiment(tmp_path))
     plan = run_plan(exp)
     ds = exp.datasets[0]["name"]
-    assert [s["name"] for s in plan[:6]] == [stage_name(ds, k) for k in ("data", "train", "predict", "localisation",
-                                                                          "faithfulness", "sanity")]
-    assert plan[5]["name"] == f"{ds}: sanity (MPRT)"
+    assert [s["name"] for s in plan[:7]] == [stage_name(ds, k) for k in (
+        "data", "train", "predict", "localisation", "faithfulness", "class_sensitivity", "sanity")]
+    assert plan[6]["name"] == f"{ds}: sanity (MPRT)"
     assert sum(s["total"] for s in plan) == planned_jobs(exp)
     loc = plan[3]
     assert loc["metrics"] and loc["methods"] and all(isinstance(m, str) for m in loc["methods"])

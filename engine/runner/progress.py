@@ -210,7 +210,7 @@ def run_plan(exp, sizes: dict[str, tuple[int, int]] | None = None) -> list[dict]
         totals = {"data": 0, **stage_totals(exp, block)}
         labels = sorted({method_label(m, p) for e in exp.model_entries(block) for m, p in exp.method_variants(e)})
         for kind in ("data", *STAGES):
-            if kind in ("localisation", "faithfulness"):
+            if kind in METRIC_KINDS:  # localisation, faithfulness, class sensitivity
                 methods, metrics = labels, [m for m in exp.metrics if METRICS[m].kind == kind]
             elif kind == "sanity":
                 wanted = exp.sanity.methods
