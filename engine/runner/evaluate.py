@@ -21,7 +21,6 @@ from tqdm import tqdm
 from ..common.precision import stage_precision
 from ..data import ImageDataset, collate_samples
 from ..explain import METHODS, run_methods, upsample_maps
-from ..explain.registry import method_precision
 from ..metrics import METRICS
 from ..metrics.quality import centre_coverage, degenerate_kinds
 from ..models import ModelInfo, normalise
@@ -79,7 +78,7 @@ class _Batch:
     targets: torch.Tensor
     ids: list[str]
     regions: dict[str, torch.Tensor]
-    precision: str = "fp32"  # of the run: the faithfulness forwards; maps per method_precision
+    precision: str = "fp32"  # of the run (stage_precision gives the faithfulness forwards'); maps: run_methods'
 
 
 def _rounds(variants: list[tuple[str, dict]]) -> list[list[tuple[str, dict]]]:
@@ -101,12 +100,12 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
                    progress: bool = True, precision: str = "fp32") -> EvalResult:
     """Predict, explain (predicted class) and score every image of ``ds``.
 
-    ``precision``: ``fp32`` or ``bf16``, for the explanation passes (per method: see
-    :func:`engine.explain.registry.method_precision`) when the explain stage follows the run's precision,
-    and the faithfulness forwards: both per :func:`engine.common.precision.stage_precision` (by default
-    fp32, as measured).  Recorded in the ``precision`` column of
-    every row (for maps and localisation scores: the precision the map was computed at; for
-    predictions, curves and faithfulness scores: that of the forwards).
+    ``precision``: the run's, ``fp32`` or ``bf16``; each stage's is decided once, by
+    :func:`engine.common.precision.stage_precision` (by default fp32 for explanations and the faithfulness
+    forwards, as measured).  The ``precision`` column of every row records what was applied: for maps and
+    localisation scores, the precision :func:`engine.explain.run_methods` reports it computed that map at
+    (per method: :func:`engine.explain.registry.method_precision`); for curves and faithfulness scores, that
+    of the forwards; for predictions, that of the pass whose logits they are.
 
     ``methods``: ``{name: params}`` or a list of ``(name, params)`` variants; ``metrics``:
     ``{name: params}``; ``metrics_for(name, params) -> {metric: params}`` narrows the metrics of a
@@ -139,9 +138,10 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
         for round_ in _rounds(variants):
             skipped: dict[str, str] = {}
             failed: dict[str, str] = {}  # a method that raised or broke its call contract on this batch
+            applied: dict[str, str] = {}  # the precision each map was computed at, as run_methods applied it
             try:
                 all_maps, logits, targets = run_methods(model, x, [n for n, _ in round_], None, dict(round_),
-                                                        not_applicable=skipped, failed=failed,
+                                                        not_applicable=skipped, failed=failed, applied=applied,
                                                         precision=stage_precision("explain", precision))
             except Exception as exc:  # e.g. out of memory on this batch: record, go on with the next
                 rows.failures += [Failure(i, "explain", first_line(exc), n) for n, _ in round_ for i in ids]
@@ -161,7 +161,7 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
             for mname, mparams in round_:
                 if mname in all_maps:
                     rows.add(_score_method(all_maps[mname].cpu(), (mname, mparams), metrics_for(mname, mparams),
-                                           batch_, (run_id, dataset_id, model_id)))
+                                           batch_, (run_id, dataset_id, model_id), applied[mname]))
     for f in rows.failures:
         log.warning("%s %s: %s failed at %s: %s", dataset_id, model_id, f.method, f.stage, f"{f.item}: {f.reason}")
     return EvalResult(pd.DataFrame(preds, columns=PRED_COLS), pd.DataFrame(rows.explanations, columns=EXPL_COLS),
@@ -171,9 +171,10 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
 
 
 def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[str, dict], batch: _Batch,
-                  prefix: tuple[str, str, str]) -> _Rows:
+                  prefix: tuple[str, str, str], map_precision: str) -> _Rows:
     """One method's maps of a batch (``variant``: its name and parameters) as explanation rows, scored with
-    ``metrics``; ``prefix``: (run_id, dataset_id, model_id) of every row.
+    ``metrics``; ``prefix``: (run_id, dataset_id, model_id) of every row; ``map_precision``: the precision the
+    maps were computed at (as :func:`engine.explain.run_methods` reported it), recorded with them.
 
     A degenerate map (engine.metrics.quality: non-finite, all-zero or constant) is recorded in
     ``degenerate`` and never scored: a non-finite map is a failure and not stored; an all-zero or constant
@@ -181,7 +182,6 @@ def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[s
     mname, mparams = variant
     ids, out = batch.ids, _Rows()
     mkey = (mname, METHODS[mname].version, canonical_json(mparams))
-    map_precision = method_precision(mname, stage_precision("explain", batch.precision))
     faith_precision = stage_precision("faithfulness", batch.precision)
     kinds = degenerate_kinds(maps)
     finite = torch.tensor([k != "nonfinite" for k in kinds], dtype=torch.bool)

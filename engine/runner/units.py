@@ -20,7 +20,6 @@ import torch
 from ..common.precision import stage_precision
 from ..data import DatasetError, DatasetSpec, ImageDataset, collate_samples, fingerprint, load_records
 from ..explain import METHODS
-from ..explain.registry import method_precision
 from ..metrics.sanity import mprt
 from ..models import (
     ImageSource,
@@ -98,6 +97,7 @@ def train_unit(spec_json: str, entry: ModelEntry, seed: int, ckpt_path: str, dev
                progress: bool, precision: str = "fp32") -> TrainResult:
     """Build (and unless ``init == 'random'`` fine-tune) one model; write its checkpoint."""
     t0 = time.monotonic()
+    precision = stage_precision("train", precision)  # what fine-tuning applies, and what is recorded
     spec, records, classes = _dataset(spec_json)
     check_input_size(spec, entry.name, entry.weights)
     path = Path(ckpt_path)
@@ -220,12 +220,12 @@ def predict_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], d
     model, info, _ = _checkpoint(ckpt, sha256)
     wanted = tuple(sorted({r.image_id for r in records if r.split == "test"} | set(ids)))
     ds, failures = _subset(spec_json, wanted, None)
-    out = predict(model, info, ds, device, batch_size, precision=precision)
+    out = predict(model, info, ds, device, batch_size, precision=stage_precision("predict", precision))
     probs = out["probs"]
     df = pd.DataFrame({"image_id": out["image_ids"], "label": out["labels"].astype(int),
                        "pred": probs.argmax(1).astype(int) if len(probs) else [],
                        "confidence": probs.max(1) if len(probs) else [],
-                       "probs": [p.astype(np.float32) for p in probs], "precision": precision})
+                       "probs": [p.astype(np.float32) for p in probs], "precision": out["precision"]})
     test = np.array([r.split == "test" for r in ds.records], dtype=bool)
     metrics = {}
     if test.any():
@@ -267,6 +267,6 @@ def sanity_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], va
                         "method_params": canonical_json(params[r["method"]]), "step": r["step"], "layer": r["layer"],
                         "image_id": batch["image_id"][r["image"]],
                         "spearman": None if np.isnan(r["spearman"]) else r["spearman"], "ssim": r["ssim"],
-                        "precision": method_precision(r["method"], stage_precision("explain", precision))}
+                        "precision": r["precision"]}
                        for r in rows])
     return SanityResult(df, failures)
