@@ -29,7 +29,6 @@ from .results import Failure, first_line
 
 log = logging.getLogger(__name__)
 
-PRED_COLS = ["run_id", "dataset_id", "model_id", "image_id", "label", "pred", "confidence", "probs", "precision"]
 EXPL_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "image_id", "target",
              "grid_h", "grid_w", "map", "precision"]
 SCORE_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "metric",
@@ -42,7 +41,6 @@ REGION_COLS = ["dataset_id", "region", "image_id", "area", "covers_centre"]
 
 @dataclass
 class EvalResult:
-    predictions: pd.DataFrame
     explanations: pd.DataFrame
     scores: pd.DataFrame
     curves: pd.DataFrame
@@ -98,14 +96,15 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
                    model_id: str, methods: dict[str, dict] | list[tuple[str, dict]], metrics: dict[str, dict],
                    metrics_for=None, regions: list[str] | None = None, device: str = "cpu", batch_size: int = 32,
                    progress: bool = True, precision: str = "fp32") -> EvalResult:
-    """Predict, explain (predicted class) and score every image of ``ds``.
+    """Explain (predicted class) and score every image of ``ds`` (the predictions rows are
+    :func:`engine.runner.units.predict_unit`'s: its own forwards, at the predict stage's precision).
 
     ``precision``: the run's, ``fp32`` or ``bf16``; each stage's is decided once, by
     :func:`engine.common.precision.stage_precision` (by default fp32 for explanations and the faithfulness
     forwards, as measured).  The ``precision`` column of every row records what was applied: for maps and
     localisation scores, the precision :func:`engine.explain.run_methods` reports it computed that map at
     (per method: :func:`engine.explain.registry.method_precision`); for curves and faithfulness scores, that
-    of the forwards; for predictions, that of the pass whose logits they are.
+    of the forwards.
 
     ``methods``: ``{name: params}`` or a list of ``(name, params)`` variants; ``metrics``:
     ``{name: params}``; ``metrics_for(name, params) -> {metric: params}`` narrows the metrics of a
@@ -122,7 +121,6 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
     metrics_for = metrics_for or (lambda name, params: metrics)
     dev = torch.device(device)
     model = model.to(dev).eval()
-    preds: list[tuple] = []
     rows = _Rows()
 
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate_samples,
@@ -134,13 +132,12 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
         for rname, reg in batch_regions.items():
             covers, area = centre_coverage(reg)
             rows.regions += [(dataset_id, rname, i, float(a), bool(c)) for i, a, c in zip(ids, area, covers)]
-        predicted = False
         for round_ in _rounds(variants):
             skipped: dict[str, str] = {}
             failed: dict[str, str] = {}  # a method that raised or broke its call contract on this batch
             applied: dict[str, str] = {}  # the precision each map was computed at, as run_methods applied it
             try:
-                all_maps, logits, targets = run_methods(model, x, [n for n, _ in round_], None, dict(round_),
+                all_maps, _, targets = run_methods(model, x, [n for n, _ in round_], None, dict(round_),
                                                         not_applicable=skipped, failed=failed, applied=applied,
                                                         precision=stage_precision("explain", precision))
             except Exception as exc:  # e.g. out of memory on this batch: record, go on with the next
@@ -150,13 +147,6 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
             for mname, why in skipped.items():
                 if not any(f.method == mname and f.item == "*" for f in rows.failures):
                     rows.failures.append(Failure("*", "explain", f"not applicable: {why}", mname))
-            if not predicted:
-                predicted = True
-                probs = torch.softmax(logits.float(), dim=1).cpu()
-                conf, pred = probs.max(dim=1)
-                for i, image_id in enumerate(ids):
-                    preds.append((run_id, dataset_id, model_id, image_id, int(batch["label"][i]), int(pred[i]),
-                                  float(conf[i]), probs[i].numpy().astype(np.float32), precision))
             batch_ = _Batch(model, x, targets, ids, batch_regions, precision)
             for mname, mparams in round_:
                 if mname in all_maps:
@@ -164,9 +154,9 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
                                            batch_, (run_id, dataset_id, model_id), applied[mname]))
     for f in rows.failures:
         log.warning("%s %s: %s failed at %s: %s", dataset_id, model_id, f.method, f.stage, f"{f.item}: {f.reason}")
-    return EvalResult(pd.DataFrame(preds, columns=PRED_COLS), pd.DataFrame(rows.explanations, columns=EXPL_COLS),
-                      pd.DataFrame(rows.scores, columns=SCORE_COLS), pd.DataFrame(rows.curves, columns=CURVE_COLS),
-                      rows.failures, pd.DataFrame(rows.degenerate, columns=DEGENERATE_COLS),
+    return EvalResult(pd.DataFrame(rows.explanations, columns=EXPL_COLS), pd.DataFrame(rows.scores, columns=SCORE_COLS),
+                      pd.DataFrame(rows.curves, columns=CURVE_COLS), rows.failures,
+                      pd.DataFrame(rows.degenerate, columns=DEGENERATE_COLS),
                       pd.DataFrame(rows.regions, columns=REGION_COLS).drop_duplicates(["region", "image_id"]))
 
 
