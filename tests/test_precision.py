@@ -10,6 +10,7 @@ import sys
 import pytest
 import torch
 from conftest import PROJECT_ROOT, tiny_vit
+from tiny_experiment import tiny, write_tiny
 from torch import nn
 
 from engine.common.precision import autocast, default_precision, default_threads, resolve_precision, set_threads
@@ -162,42 +163,6 @@ def test_bf16_faithfulness_close_to_fp32():
         assert b.dtype == a.dtype and abs(b - a).max() < 2e-2
 
 
-BF16_EXPERIMENT = """
-name = "bf16-cpu"
-seed = 0
-batch_size = 8
-work_dir = "work"
-precision = "bf16"
-
-[[datasets]]
-name = "smear"
-generate = "blood_smear"
-params = { n_train = 24, n_val = 8, n_test = 6 }
-
-[[models]]
-name = "vit_demo"
-train = { epochs = 1, lr = 2e-3, batch_size = 16 }
-
-[methods]
-attention = {}
-chefer_lrp = {}
-gradcam = {}
-saliency = {}
-integrated_gradients = { n_steps = 2 }
-smoothgrad = { nt_samples = 2 }
-baseline_random = {}
-
-[metrics]
-pointing_game = {}
-insertion_auc = { n_steps = 2 }
-deletion_auc = { n_steps = 2 }
-
-[sanity]
-images = 2
-methods = ["attention", "chefer_lrp", "saliency"]
-"""
-
-
 @pytest.mark.slow  # end-to-end: a run of the tiny experiment
 def test_quick_path_at_bf16_on_cpu_has_no_failures(tmp_path, monkeypatch):
     """train, predict, explain, faithfulness and MPRT under bf16 autocast on CPU: zero failures, and the
@@ -211,8 +176,13 @@ def test_quick_path_at_bf16_on_cpu_has_no_failures(tmp_path, monkeypatch):
     from engine.runner.run import run_experiment
     monkeypatch.setitem(REDUCED_PRECISION_STAGES, "explain", True)
     monkeypatch.setitem(REDUCED_PRECISION_STAGES, "faithfulness", True)
-    path = tmp_path / "bf16.toml"
-    path.write_text(BF16_EXPERIMENT)
+    base = tiny()  # one fine-tuned model; the tiny experiment's methods plus chefer_lrp (kept fp32) and Captum's
+    path = write_tiny(tmp_path / "bf16.toml", name="bf16-cpu", work_dir="work", precision="bf16",
+                      models=base["models"][:1],
+                      methods={**base["methods"], "chefer_lrp": {}, "gradcam": {},
+                               "integrated_gradients": {"n_steps": 2}, "smoothgrad": {"nt_samples": 2}},
+                      metrics={**base["metrics"], "deletion_auc": {"n_steps": 2}},
+                      sanity={"images": 2, "methods": ["attention", "chefer_lrp", "saliency"]})
     exp = load_experiment(path)
     assert exp.precision == "bf16"
     report = run_experiment(exp, tmp_path / "r.duckdb", progress=False, threads=1)
