@@ -54,34 +54,8 @@ print("preflight:", json.dumps(info))
 PYEOF
 
 if [ "$TINY" = "1" ]; then
-    cat > "$OUT/tiny.toml" <<'TOML'
-name = "gpu-check-tiny"
-seed = 0
-batch_size = 8
-work_dir = "work"
-
-[[datasets]]
-name = "smear"
-generate = "blood_smear"
-params = { n_train = 24, n_val = 8, n_test = 8 }
-
-[[models]]
-name = "vit_demo"
-train = { epochs = 1, lr = 2e-3, batch_size = 16 }
-
-[methods]
-attention = {}
-chefer_lrp = {}
-saliency = {}
-
-[metrics]
-pointing_game = {}
-insertion_auc = { n_steps = 2 }
-
-[sanity]
-images = 2
-methods = ["attention"]
-TOML
+    # the shared tiny experiment (data/experiments/tiny.toml) as the dry run's variant (tests/tiny_experiment.py)
+    $PY tests/tiny_experiment.py "$OUT/tiny.toml" gpu_check || exit 2
     DEMO_CMD="$PY -m engine run $OUT/tiny.toml --device $DEVICE --db $OUT/demo.duckdb --no-progress"
     DEMO_LIMIT=120
     EXPLAIN_ARGS="--model vit_tiny_patch16_224 --img-size 32 --batch 2 --captum-images 2 --reps 1"

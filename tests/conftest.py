@@ -45,6 +45,25 @@ def tiny_vit(num_classes: int = 3, img: int = 8, patch: int = 4, depth: int = 2,
                              patch_size=patch, depth=depth, num_heads=heads, embed_dim=dim, **kw).eval()
 
 
+def unit_predictions(spec, checkpoint, sha256: str, *, run_id: str, dataset_id: str, model_id: str):
+    """The ``predictions`` rows of a saved checkpoint on ``spec``'s test split, written the way a run writes
+    them: by :func:`engine.runner.units.predict_unit`, the production path."""
+    import json
+
+    from engine.runner.units import predict_unit
+    spec_json = json.dumps(spec.to_dict(), sort_keys=True, default=str)
+    return predict_unit(spec_json, str(checkpoint), sha256, (), "cpu", 32, run_id=run_id, dataset_id=dataset_id,
+                        model_id=model_id).predictions
+
+
+def fixture_model(w, model_id: str):
+    """(model, info) of a fixture model, loaded from the checkpoint its ``models`` row names."""
+    from engine.models import load_checkpoint
+    path = w.con.execute("SELECT checkpoint FROM models WHERE model_id = ?", [model_id]).fetchall()[0][0]
+    model, info, _ = load_checkpoint(path)
+    return model.eval(), info
+
+
 @pytest.fixture(scope="session")
 def fixture_db(tmp_path_factory, smear_spec) -> Path:
     """A real (small) results database: a random-weight demo ViT explained and scored on 12 images."""
@@ -81,7 +100,8 @@ def fixture_db(tmp_path_factory, smear_spec) -> Path:
                                  model_id=model_id, methods={"attention": {}, "chefer_gae": {}},
                                  metrics={"pointing_game": {}, "iou_top5": {}, "insertion_auc": {"n_steps": 4},
                                           "deletion_auc": {"n_steps": 4}}, progress=False)
-            w.replace_rows("predictions", res.predictions)
+            w.replace_rows("predictions", unit_predictions(smear_spec, out / f"m{seed}.safetensors", sha,
+                                                           run_id=run_id, dataset_id=dataset_id, model_id=model_id))
             w.replace_rows("explanations", res.explanations)
             w.replace_rows("scores", res.scores)
             w.replace_rows("curves", res.curves)
@@ -142,7 +162,6 @@ def dashboard_db(tmp_path_factory, fixture_db, smear_spec) -> Path:
     import pandas as pd
 
     from engine.data import ImageDataset, load_records
-    from engine.models import create_model
     from engine.runner.evaluate import evaluate_model
     from engine.runner.ingest import refresh_summaries
     from engine.store import ResultWriter
@@ -154,10 +173,9 @@ def dashboard_db(tmp_path_factory, fixture_db, smear_spec) -> Path:
     with ResultWriter(db) as w:
         run_id, dataset_id = w.con.execute("SELECT run_id, dataset_id FROM predictions LIMIT 1").fetchone()
         model_ids = [r[0] for r in w.con.execute("SELECT model_id FROM models ORDER BY init").fetchall()]
-        torch.manual_seed(1)  # the weights of the 'random' model (seed 1 in fixture_db)
-        model, info = create_model("vit_demo", len(classes))
+        model, info = fixture_model(w, model_ids[0])  # the 'random' model (seed 1 in fixture_db)
         for layer in (0, 1):
-            res = evaluate_model(model.eval(), info, test_ds, run_id=run_id, dataset_id=dataset_id,
+            res = evaluate_model(model, info, test_ds, run_id=run_id, dataset_id=dataset_id,
                                  model_id=model_ids[0], methods={"attention": {"layer": layer}},
                                  metrics={"pointing_game": {}, "iou_top5": {}}, progress=False)
             w.replace_rows("explanations", res.explanations)

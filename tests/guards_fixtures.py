@@ -16,6 +16,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import fixture_model, unit_predictions
 
 
 def train_on_shuffled_labels(spec, epochs: int = 2):
@@ -39,7 +40,7 @@ def train_on_shuffled_labels(spec, epochs: int = 2):
 @pytest.fixture(scope="session")
 def guards_db(tmp_path_factory, fixture_db, smear_spec):
     from engine.data import ImageDataset, load_records
-    from engine.models import create_model
+    from engine.models import save_checkpoint
     from engine.runner.evaluate import evaluate_model
     from engine.runner.ingest import refresh_quality, refresh_summaries
     from engine.store import ResultWriter
@@ -52,17 +53,16 @@ def guards_db(tmp_path_factory, fixture_db, smear_spec):
     with ResultWriter(db) as w:
         run_id, dataset_id = w.con.execute("SELECT run_id, dataset_id FROM predictions LIMIT 1").fetchall()[0]
         first = w.con.execute("SELECT model_id FROM models ORDER BY init LIMIT 1").fetchall()[0][0]
-        torch.manual_seed(1)  # the weights of the first fixture model
-        model, info = create_model("vit_demo", len(classes))
+        model, info = fixture_model(w, first)
         methods = [("baseline_random", {}), ("baseline_centre", {}), ("baseline_centre", {"sigma": 1e6}),
                    ("integrated_gradients", {"n_steps": 2})]
-        res = evaluate_model(model.eval(), info, test_ds, run_id=run_id, dataset_id=dataset_id, model_id=first,
+        res = evaluate_model(model, info, test_ds, run_id=run_id, dataset_id=dataset_id, model_id=first,
                              methods=methods, metrics={"pointing_game": {}, "iou_top5": {},
                                                        "deletion_auc": {"n_steps": 4}}, progress=False)
         for table, df in (("explanations", res.explanations), ("scores", res.scores), ("curves", res.curves),
                           ("degenerate_maps", res.degenerate), ("region_stats", res.region_stats)):
             w.replace_rows(table, df)
-        blur = evaluate_model(model.eval(), info, test_ds, run_id=run_id, dataset_id=dataset_id, model_id=first,
+        blur = evaluate_model(model, info, test_ds, run_id=run_id, dataset_id=dataset_id, model_id=first,
                               methods=[("integrated_gradients", {"n_steps": 2}), ("attention", {})],
                               metrics={"deletion_auc": {"n_steps": 4, "substrate": "blur"}}, progress=False)
         w.replace_rows("scores", blur.scores)
@@ -79,13 +79,15 @@ def guards_db(tmp_path_factory, fixture_db, smear_spec):
         refresh_summaries(w, dataset_id, "oracle")
         # the generated near-chance case
         model, info, _, _ = train_on_shuffled_labels(smear_spec)
+        ckpt = db.parent / "shuffled.safetensors"
+        sha = save_checkpoint(ckpt, model, info, {"init": "trained"})
         w.con.execute("INSERT INTO models (model_id, dataset_id, name, init, arch, strategy) "
                       "VALUES ('shuffled', ?, 'vit_demo', 'trained', 'vit', 'shuffled labels')", [dataset_id])
         res = evaluate_model(model, info, test_ds, run_id=run_id, dataset_id=dataset_id, model_id="shuffled",
                              methods=[("attention", {}), ("baseline_random", {}), ("baseline_centre", {})],
                              metrics={"pointing_game": {}, "iou_top5": {}}, progress=False)
-        for table, df in (("predictions", res.predictions), ("explanations", res.explanations),
-                          ("scores", res.scores)):
+        preds = unit_predictions(smear_spec, ckpt, sha, run_id=run_id, dataset_id=dataset_id, model_id="shuffled")
+        for table, df in (("predictions", preds), ("explanations", res.explanations), ("scores", res.scores)):
             w.replace_rows(table, df)
         refresh_summaries(w, dataset_id, "shuffled")
         refresh_quality(w, dataset_id)

@@ -1,4 +1,5 @@
-"""A tiny experiment (generated smear, 1-epoch demo ViT) and helpers to compare result databases."""
+"""The tiny experiment (data/experiments/tiny.toml: generated smear, 1-epoch demo ViT) as the runner tests
+run it, and helpers to compare result databases."""
 from __future__ import annotations
 
 import subprocess
@@ -10,41 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import PROJECT_ROOT
-
-TINY = """
-name = "tiny"
-seed = 0
-batch_size = 8
-work_dir = "work"
-
-[[datasets]]
-name = "smear"
-generate = "blood_smear"
-params = {{ n_train = 40, n_val = 12, n_test = 10 }}
-
-[[models]]
-name = "vit_demo"
-init = "trained"
-train = {{ epochs = 1, lr = 2e-3, batch_size = 16 }}
-
-[[models]]
-name = "vit_demo"
-init = "random"
-
-[methods]
-attention = [{{ layer = -1 }}, {{ layer = 0 }}]
-gradcam_attn = {{}}
-saliency = {{}}
-baseline_random = {{}}
-
-[metrics]
-pointing_game = {{}}
-iou_top5 = {{}}
-insertion_auc = {{ n_steps = {n_steps} }}
-
-[sanity]
-images = 2
-"""
+from tiny_experiment import tiny, write_tiny
 
 RESULT_TABLES = {  # table -> columns that identify a row (run bookkeeping left out)
     "predictions": ["dataset_id", "model_id", "image_id"],
@@ -59,11 +26,10 @@ RESULT_TABLES = {  # table -> columns that identify a row (run bookkeeping left 
 BOOKKEEPING = {"run_id", "started_at", "finished_at", "seconds", "failed_at", "checkpoint"}
 
 
-def write_experiment(folder: Path, n_steps: int = 3, extra: str = "") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "tiny.toml"
-    path.write_text(TINY.format(n_steps=n_steps) + extra)
-    return path
+def write_experiment(folder: Path, n_steps: int = 3) -> Path:
+    """``folder/tiny.toml``: the tiny experiment with its work dir in ``folder`` and ``n_steps`` insertion steps."""
+    metrics = {**tiny()["metrics"], "insertion_auc": {"n_steps": n_steps}}
+    return write_tiny(folder / "tiny.toml", work_dir="work", metrics=metrics)
 
 
 def run_cli(*args, timeout=600, **kw) -> subprocess.CompletedProcess:

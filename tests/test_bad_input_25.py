@@ -120,6 +120,7 @@ def test_a_run_that_scores_nothing_exits_non_zero_with_the_reason(tmp_path, monk
     assert "every score is undefined" in nothing_scored(db, None)
 
 
+@pytest.mark.slow  # end-to-end: a run of the tiny experiment, interrupted
 def test_second_sigint_still_reports_the_run(tmp_path):
     """Two Ctrl-C in a row after units were published: the run is reported with its id and counts and is
     marked 'interrupted', never 'before any work was recorded'."""

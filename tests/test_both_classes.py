@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import unit_predictions
 
 from engine.dashboard.classes import both_class_caption, both_class_table, class_name
 from engine.dashboard.figure import Panel, render_svg
@@ -35,11 +36,15 @@ def evaluated(smear_spec):
     batch = collate_samples([ds[i] for i in range(len(ds))])
     ones = evaluate_model(model, info, ds, run_id="r", dataset_id="d", model_id="m", methods={"chefer_gae": {}},
                           metrics={"pointing_game": {}}, batch_size=1, progress=False)
-    return res, model, normalise(batch["image"], info), batch, ones
+    x = normalise(batch["image"], info)
+    with torch.no_grad():
+        pred = model(x).argmax(dim=1)
+    preds = pd.DataFrame({"image_id": list(batch["image_id"]), "label": batch["label"].tolist(), "pred": pred.tolist()})
+    return res, model, x, batch, ones, preds
 
 
 def test_batch_of_n_equals_n_batches_of_one(evaluated):
-    res, *_, ones = evaluated
+    res, *_, ones, _ = evaluated
     key = ["image_id", "region"]
     a = res.target_scores[(res.target_scores.method == "chefer_gae") & (res.target_scores.metric == "pointing_game")]
     b = ones.target_scores
@@ -49,8 +54,7 @@ def test_batch_of_n_equals_n_batches_of_one(evaluated):
 
 
 def test_true_class_maps_for_exactly_the_misclassified_images(evaluated):
-    res, _, _, batch, _ = evaluated
-    p = res.predictions
+    res, _, _, batch, _, p = evaluated
     wrong = set(p[p.pred != p.label].image_id)
     assert wrong  # the fixture has misclassified images
     tm = res.target_maps
@@ -64,9 +68,9 @@ def test_true_class_maps_for_exactly_the_misclassified_images(evaluated):
 
 
 def test_true_class_scores_are_the_metric_of_the_true_class_map(evaluated):
-    res, model, x, batch, _ = evaluated
+    res, model, x, batch, _, preds = evaluated
     ids = list(batch["image_id"])
-    p = res.predictions.set_index("image_id").loc[ids]
+    p = preds.set_index("image_id").loc[ids]
     wrong = [i for i, (lab, pr) in enumerate(zip(p.label, p.pred)) if lab != pr]
     labels = torch.as_tensor(p.label.to_numpy().copy())[wrong]
     maps, _, _ = run_methods(model, x[wrong], ["chefer_gae"], labels, {"chefer_gae": {}})
@@ -135,7 +139,7 @@ def test_gallery_and_image_pages_show_both_classes(evaluated, smear_spec, tmp_pa
     from engine.data import load_records
     from engine.models import save_checkpoint
     from engine.runner.ingest import refresh_summaries, start_run, write_dataset, write_model
-    res, model, *_ = evaluated
+    res, model, *_, preds = evaluated
     records, classes = load_records(smear_spec)
     db = tmp_path / "both.duckdb"
     with ResultWriter(db) as w:
@@ -147,7 +151,9 @@ def test_gallery_and_image_pages_show_both_classes(evaluated, smear_spec, tmp_pa
         model_id = write_model(w, dataset_id=dataset_id, info=info, init="random", checkpoint=str(tmp_path / "m"),
                                sha256=sha, val_accuracy=None, test_accuracy=None, hparams={}, history=[])
         ids = {"run_id": run_id, "dataset_id": dataset_id, "model_id": model_id}
-        for table in ("predictions", "explanations", "scores", "target_maps", "target_scores"):
+        written = unit_predictions(smear_spec, tmp_path / "m.safetensors", sha, **ids)  # the production path
+        w.replace_rows("predictions", written[written.image_id.isin(preds.image_id)])
+        for table in ("explanations", "scores", "target_maps", "target_scores"):
             w.replace_rows(table, getattr(res, table).assign(**ids))
         refresh_summaries(w, dataset_id, model_id)
     monkeypatch.setenv("XAI_DB", str(db))
@@ -157,7 +163,7 @@ def test_gallery_and_image_pages_show_both_classes(evaluated, smear_spec, tmp_pa
     at.query_params["method"] = "chefer_gae"
     at.run()
     assert not at.exception, [e.message for e in at.exception]
-    wrong = res.predictions[res.predictions.pred != res.predictions.label]
+    wrong = preds[preds.pred != preds.label]
     first = sorted(wrong.image_id)[0]
     heads = [m.value for m in at.markdown if "true class" in m.value]
     assert any(first.replace("_", "\\_") in h for h in heads), heads

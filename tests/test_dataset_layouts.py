@@ -306,6 +306,7 @@ def test_dry_run_names_a_dataset_the_run_would_stop(tmp_path, capsys):
     assert "dataset 'breast_us' would be stopped:" in out and "matches no file for any of the 36 images" in out
 
 
+@pytest.mark.slow  # end-to-end: `engine check-data` in a subprocess
 def test_check_data_on_an_experiment_names_an_input_size_the_model_cannot_take(tmp_path):
     from layout_trees import HEADER
     from runner_fixtures import run_cli

@@ -89,6 +89,7 @@ def offline(tmp_path_factory):
     return root, exp, weights
 
 
+@pytest.mark.slow  # end-to-end: `engine run --dry-run` in a subprocess
 def test_dry_run_lists_where_the_weights_come_from(offline):
     root, exp, weights = offline
     out = run_cli("run", exp, "--db", root / "dry.duckdb", "--dry-run", env=_env(root / "hf"))
@@ -98,6 +99,7 @@ def test_dry_run_lists_where_the_weights_come_from(offline):
     assert "vit_tiny_patch16_224:random: random init (no weights) -- present; untrained" in out.stdout
 
 
+@pytest.mark.slow  # end-to-end: `engine run` in a subprocess
 def test_experiment_runs_from_the_cache_offline(offline):
     root, exp, _ = offline
     db = root / "r.duckdb"
@@ -112,6 +114,7 @@ def test_experiment_runs_from_the_cache_offline(offline):
     assert n_scores == 3
 
 
+@pytest.mark.slow  # end-to-end: `engine run` in a subprocess
 def test_missing_cache_entry_is_one_line_before_any_work(tmp_path):
     exp = tmp_path / "hub.toml"
     exp.write_text(EXP)

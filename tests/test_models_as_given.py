@@ -99,6 +99,7 @@ def given_run(tmp_path_factory):
     return root, exp, db, db_rev
 
 
+@pytest.mark.slow  # end-to-end: reads the as-given run (given_run)
 def test_as_given_runs_every_stage_without_training(given_run):
     root, exp, db, _ = given_run
     models = _q(db, "SELECT model_id, init, fine_tuning, val_accuracy, history FROM models ORDER BY model_id")
@@ -119,6 +120,7 @@ def test_as_given_runs_every_stage_without_training(given_run):
     assert list(untrained.fine_tuning) == ["untrained"]
 
 
+@pytest.mark.slow  # end-to-end: reads the as-given run (given_run)
 def test_class_order_maps_a_reversed_head(given_run):
     _, _, db, db_rev = given_run
     sql = "SELECT model_id, image_id, pred FROM predictions ORDER BY image_id"
@@ -139,6 +141,7 @@ def test_class_order_maps_a_reversed_head(given_run):
     assert list(raw.pred) == [len(CLASSES) - 1 - p for p in mine.pred]
 
 
+@pytest.mark.slow  # end-to-end: `engine run` again on the as-given run
 def test_second_run_skips_and_a_moved_file_is_the_same_model(given_run, tmp_path):
     root, exp, db, _ = given_run
     again = run_cli("run", exp, "--db", db)
@@ -162,6 +165,7 @@ def test_second_run_skips_and_a_moved_file_is_the_same_model(given_run, tmp_path
     assert len(ids) == 2
 
 
+@pytest.mark.slow  # end-to-end: `engine run` in a subprocess
 def test_head_of_the_wrong_size_is_one_line_before_any_work(tmp_path):
     w = _weights(tmp_path / "five.safetensors", n=5)
     exp = _write(tmp_path, GIVEN.format(weights=w, extra=""))
@@ -250,6 +254,7 @@ def test_weights_digest_is_the_bytes(tmp_path):
     assert weights_digest(tmp_path / "nothing") is None
 
 
+@pytest.mark.slow  # end-to-end: `engine run --dry-run` in a subprocess
 def test_dry_run_of_a_cuda_experiment_without_cuda(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
@@ -265,6 +270,7 @@ def test_dry_run_of_a_cuda_experiment_without_cuda(tmp_path):
     assert real.returncode == 2 and "CUDA is not available" in real.stderr
 
 
+@pytest.mark.slow  # end-to-end: reads the as-given run (given_run)
 def test_dashboard_labels_as_given_and_never_averages_it_with_other_models(given_run):
     from engine.dashboard import queries
     from engine.dashboard.leaderboard import by_group, prepare

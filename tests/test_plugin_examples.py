@@ -147,6 +147,7 @@ def _check_leaderboard(db) -> None:
         assert ours["n"].eq(12).all()
 
 
+@pytest.mark.slow  # end-to-end: `engine run` of the example, twice
 def test_the_example_plugin_runs_through_engine_run_onto_the_leaderboard(tmp_path):
     out, db = _engine_run(tmp_path, "local")
     assert out.returncode == 0, out.stderr[-3000:]

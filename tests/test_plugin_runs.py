@@ -6,6 +6,7 @@ import importlib
 import json
 
 import duckdb
+import pytest
 from plugin_fixtures import experiment, plugin_folder, write  # noqa: F401  (the fixture plugin_dir)
 
 from engine.explain import METHODS
@@ -49,6 +50,7 @@ def _scores(db, method):
                            [method]).fetchall()
 
 
+@pytest.mark.slow  # end-to-end: runs of an experiment with plugins
 def test_editing_a_plugin_reruns_its_jobs_and_nothing_else(plugin_dir, tmp_path):
     write(plugin_dir, "plug_m", RAMP.format(version=1, grid='grid'))
     write(plugin_dir, "plug_k", MASS.format(suffix=""))
@@ -150,6 +152,7 @@ def k_inf(maps, regions):
 '''
 
 
+@pytest.mark.slow  # end-to-end: a run of an experiment with plugins
 def test_a_broken_plugin_gives_failure_rows_and_the_run_goes_on(plugin_dir, tmp_path):
     write(plugin_dir, "plug_broken", BROKEN)
     methods = "\n".join(f"{m} = {{}}" for m in ("attention", "pf_raises", "pf_shape", "pf_nan", "pf_model_list",

@@ -98,6 +98,7 @@ BAD_CLI = {
 }
 
 
+@pytest.mark.slow  # end-to-end: `engine run` in a subprocess
 @pytest.mark.parametrize("module", sorted(BAD_CLI))
 def test_engine_run_refuses_a_bad_plugin_with_exit_2_before_any_work(tmp_path, module):
     source, says = BAD_CLI[module]

@@ -10,6 +10,7 @@ import sys
 import pytest
 import torch
 from conftest import PROJECT_ROOT, tiny_vit
+from tiny_experiment import tiny, write_tiny
 from torch import nn
 
 from engine.common.precision import autocast, default_precision, default_threads, resolve_precision, set_threads
@@ -93,6 +94,52 @@ def test_bf16_run_methods_float32_maps_and_lrp_kept_fp32():
     assert forced["chefer_lrp"].dtype == torch.float32 and torch.isfinite(forced["chefer_lrp"]).all()
 
 
+def test_recorded_precision_is_what_explain_applied(smear_spec, monkeypatch):
+    """Under a bf16 run whose explain stage follows it, a method registered with reduced_precision=False
+    runs in fp32 and its maps, scores and MPRT rows record fp32; the others record bf16 -- in every case
+    what the method saw (autocast on or off inside it), reported by run_methods, not recomputed."""
+    from engine.common.precision import REDUCED_PRECISION_STAGES
+    from engine.explain import register_method
+    monkeypatch.setitem(REDUCED_PRECISION_STAGES, "explain", True)
+    seen: dict[str, set[str]] = {}
+
+    def spy(name):
+        def fn(model, images, targets):
+            seen.setdefault(name, set()).add("bf16" if torch.is_autocast_enabled("cpu") else "fp32")
+            return images.mean(dim=1).float()
+        return fn
+
+    for name, reduced in (("keeps_fp32", False), ("follows_run", True)):
+        register_method(name, version=1, needs_grads=False, reference="test", kind="model",
+                        reduced_precision=reduced)(spy(name))
+    try:
+        _check_recorded_precision(smear_spec, seen)
+    finally:  # other tests iterate over METHODS
+        METHODS.pop("keeps_fp32")
+        METHODS.pop("follows_run")
+
+
+def _check_recorded_precision(smear_spec, seen: dict[str, set[str]]) -> None:
+    from engine.data import ImageDataset, load_records
+    from engine.metrics.sanity import mprt
+    from engine.models import create_model, normalise
+    from engine.runner.evaluate import evaluate_model
+    records, classes = load_records(smear_spec)
+    ds = ImageDataset(smear_spec, "test", records=[r for r in records if r.split == "test"][:3], classes=classes)
+    torch.manual_seed(0)
+    model, info = create_model("vit_demo", len(classes))
+    res = evaluate_model(model.eval(), info, ds, run_id="r", dataset_id="d", model_id="m",
+                         methods={"keeps_fp32": {}, "follows_run": {}}, metrics={"pointing_game": {}},
+                         progress=False, precision="bf16")
+    assert seen == {"keeps_fp32": {"fp32"}, "follows_run": {"bf16"}}
+    for table in (res.explanations, res.scores):
+        assert dict(table.groupby("method").precision.unique().map(list)) == {"keeps_fp32": ["fp32"],
+                                                                            "follows_run": ["bf16"]}
+    x = normalise(torch.stack([ds[i].image for i in range(2)]), info)
+    rows = mprt(model, x, {"keeps_fp32": {}, "follows_run": {}}, precision="bf16")
+    assert {(r["method"], r["precision"]) for r in rows} == {("keeps_fp32", "fp32"), ("follows_run", "bf16")}
+
+
 def test_faithfulness_auto_batch_is_64_on_cpu_and_batching_does_not_change_aucs():
     from engine.metrics.faithfulness import auto_batch_size
     model = tiny_vit(img=16, patch=4, dim=16)
@@ -116,42 +163,6 @@ def test_bf16_faithfulness_close_to_fp32():
         assert b.dtype == a.dtype and abs(b - a).max() < 2e-2
 
 
-BF16_EXPERIMENT = """
-name = "bf16-cpu"
-seed = 0
-batch_size = 8
-work_dir = "work"
-precision = "bf16"
-
-[[datasets]]
-name = "smear"
-generate = "blood_smear"
-params = { n_train = 24, n_val = 8, n_test = 6 }
-
-[[models]]
-name = "vit_demo"
-train = { epochs = 1, lr = 2e-3, batch_size = 16 }
-
-[methods]
-attention = {}
-chefer_lrp = {}
-gradcam = {}
-saliency = {}
-integrated_gradients = { n_steps = 2 }
-smoothgrad = { nt_samples = 2 }
-baseline_random = {}
-
-[metrics]
-pointing_game = {}
-insertion_auc = { n_steps = 2 }
-deletion_auc = { n_steps = 2 }
-
-[sanity]
-images = 2
-methods = ["attention", "chefer_lrp", "saliency"]
-"""
-
-
 @pytest.mark.slow  # end-to-end: a run of the tiny experiment
 def test_quick_path_at_bf16_on_cpu_has_no_failures(tmp_path, monkeypatch):
     """train, predict, explain, faithfulness and MPRT under bf16 autocast on CPU: zero failures, and the
@@ -165,8 +176,13 @@ def test_quick_path_at_bf16_on_cpu_has_no_failures(tmp_path, monkeypatch):
     from engine.runner.run import run_experiment
     monkeypatch.setitem(REDUCED_PRECISION_STAGES, "explain", True)
     monkeypatch.setitem(REDUCED_PRECISION_STAGES, "faithfulness", True)
-    path = tmp_path / "bf16.toml"
-    path.write_text(BF16_EXPERIMENT)
+    base = tiny()  # one fine-tuned model; the tiny experiment's methods plus chefer_lrp (kept fp32) and Captum's
+    path = write_tiny(tmp_path / "bf16.toml", name="bf16-cpu", work_dir="work", precision="bf16",
+                      models=base["models"][:1],
+                      methods={**base["methods"], "chefer_lrp": {}, "gradcam": {},
+                               "integrated_gradients": {"n_steps": 2}, "smoothgrad": {"nt_samples": 2}},
+                      metrics={**base["metrics"], "deletion_auc": {"n_steps": 2}},
+                      sanity={"images": 2, "methods": ["attention", "chefer_lrp", "saliency"]})
     exp = load_experiment(path)
     assert exp.precision == "bf16"
     report = run_experiment(exp, tmp_path / "r.duckdb", progress=False, threads=1)

@@ -224,6 +224,7 @@ def test_figure_refuses_mismatched_panels():
         render_png(_panels(), ["only one"])
 
 
+@pytest.mark.slow  # end-to-end: `engine figure` in a subprocess
 def test_figure_cli(guards_db, tmp_path):
     stem = tmp_path / "fig"
     with duckdb.connect(str(guards_db), read_only=True) as con:

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 
 import duckdb
 import pytest
 from conftest import PROJECT_ROOT
 from runner_fixtures import assert_same_results, run_cli, write_experiment
+from tiny_experiment import VARIANTS, tiny, write_tiny
 
 from engine.runner.experiment import ExperimentError, load_experiment, parse_experiment
 from engine.runner.run import StrictDatasetError, run_experiment
@@ -158,9 +160,22 @@ def test_schedule_prints_cron_and_systemd(tmp_path):
 
 
 def test_presets_validate():
-    for name in ("demo.toml", "demo_quick.toml", "demo_full.toml", "study1.toml", "study2.toml"):
+    for name in ("demo.toml", "demo_quick.toml", "demo_full.toml", "study1.toml", "study2.toml", "tiny.toml"):
         exp = load_experiment(PROJECT_ROOT / "data" / "experiments" / name)
         assert exp.methods and exp.metrics and exp.models
+
+
+def test_tiny_variants_are_the_shared_file_with_their_overrides(tmp_path):
+    """What tests/tiny_experiment.py writes reads back as data/experiments/tiny.toml with exactly the keys
+    overridden (the TOML writer loses nothing), for every variant and the runner tests' one."""
+    shared = tiny()
+    for name, variant in VARIANTS.items():
+        written = tomllib.loads(write_tiny(tmp_path / f"{name}.toml", **variant()).read_text())
+        assert written == {**shared, **variant()}, name
+        load_experiment(tmp_path / f"{name}.toml")
+    runner = tomllib.loads(write_experiment(tmp_path / "r", n_steps=4).read_text())
+    changed = {k for k in shared if runner[k] != shared[k]}
+    assert changed == {"work_dir", "metrics"} and runner["metrics"]["insertion_auc"] == {"n_steps": 4}
 
 
 @pytest.mark.slow  # end-to-end: runs of the tiny experiment

@@ -140,6 +140,7 @@ def test_database_too_old_to_migrate_is_refused(tmp_path):
     _refused(db2, "too old to migrate \\(models.test_accuracy is VARCHAR")
 
 
+@pytest.mark.slow  # end-to-end: `engine run` in a subprocess
 def test_cli_run_refuses_a_foreign_database_with_exit_2(tmp_path):
     db = tmp_path / "other.duckdb"
     with duckdb.connect(str(db)) as con:

@@ -55,7 +55,7 @@ def test_brief_training_then_scores():
     res = evaluate_model(model, info, te, run_id="t", dataset_id="wbc1", model_id="m",
                          methods={"attention": {}, "chefer_gae": {}}, metrics={"pointing_game": {}, "iou_top5": {}},
                          progress=False)
-    assert len(res.predictions) == len(te) and not res.failures
+    assert len(res.explanations) == len(te) * 2 and not res.failures  # images x methods
     assert len(res.scores) == len(te) * 2 * 2 * 3  # images x methods x metrics x regions
     vals = res.scores["value"].to_numpy(dtype=float)
     assert np.isfinite(vals).all() and (vals >= 0).all() and (vals <= 1).all()

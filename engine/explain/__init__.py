@@ -4,9 +4,8 @@ from __future__ import annotations
 import torch
 
 from ..common.precision import autocast
-from . import attention_methods, baselines, captum_methods, gradcam, lrp  # noqa: F401  (register the methods)
+from . import attention_methods, baselines, captum_methods, gradcam, lrp, registry  # noqa: F401  (register the methods)
 from .registry import METHODS, MethodInfo, register_method
-from .registry import method_precision as stage_precision
 from .trace import AttentionTrace, capture_trace
 from .upsample import upsample_maps
 
@@ -48,8 +47,8 @@ def run_methods(model: torch.nn.Module, images: torch.Tensor, methods: list[str]
                 targets: torch.Tensor | None = None, params: dict[str, dict] | None = None,
                 not_applicable: dict[str, str] | None = None, keep_needed_layers_only: bool = True,
                 precision: str = "fp32", method_precision: dict[str, str] | None = None,
-                memory_budget: int | None = None, failed: dict[str, str] | None = None
-                ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+                memory_budget: int | None = None, failed: dict[str, str] | None = None,
+                applied: dict[str, str] | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
     """Maps of several methods plus the logits (float32) and the explained targets.
 
     All trace methods share one forward + one backward; Captum methods (``kind="model"``) run their
@@ -70,6 +69,9 @@ def run_methods(model: torch.nn.Module, images: torch.Tensor, methods: list[str]
     A method that raises, or returns anything but one map per image (a ``(B, h, w)`` tensor: the call
     contract, :mod:`engine.explain.registry`), raises -- or, when a ``failed`` dict is given, is left out
     of the result with the reason recorded there, and the other methods' maps are kept.
+
+    ``applied``: when given, filled with the precision each returned map was computed at (the one
+    decision of it: what the runner records beside the map).
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -77,7 +79,7 @@ def run_methods(model: torch.nn.Module, images: torch.Tensor, methods: list[str]
     if model.training:
         raise ValueError("explanations need the model in eval mode (call model.eval())")
     params = params or {}
-    prec = {m: (method_precision or {}).get(m, stage_precision(m, precision)) for m in methods}
+    prec = {m: (method_precision or {}).get(m, registry.method_precision(m, precision)) for m in methods}
     trace_methods = [m for m in methods if METHODS[m].kind == "trace"]
     groups: dict[str, list[str]] = {}
     for m in sorted(trace_methods, key=lambda m: prec[m] == "fp32"):  # reduced precision first
@@ -105,6 +107,8 @@ def run_methods(model: torch.nn.Module, images: torch.Tensor, methods: list[str]
                 with autocast(images.device, prec[m]):
                     maps = info(model, images, targets, **params.get(m, {}), **extra)
             out[m] = _one_map_per_image(m, maps, images.shape[0])
+            if applied is not None:
+                applied[m] = prec[m]
         except NotImplementedError as exc:
             if not_applicable is None:
                 raise

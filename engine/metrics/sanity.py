@@ -98,22 +98,27 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 def mprt(model: torch.nn.Module, images: torch.Tensor, methods: dict[str, dict], targets: torch.Tensor | None = None,
          seed: int = 0, precision: str = "fp32") -> list[dict]:
-    """Rows ``{method, step, layer, image, spearman, ssim}`` for every randomisation step.
+    """Rows ``{method, step, layer, image, spearman, ssim, precision}`` for every randomisation step.
 
-    ``precision``: of every explanation pass (the original and the randomised models alike); the
+    ``precision``: of every explanation pass (the original and the randomised models alike; per method
+    as :func:`engine.explain.run_methods` applies it, and each row records what it applied); the
     noise is drawn in float32 on the CPU and copied to each parameter's device."""
     model = model.eval()
-    base, _, targets = run_methods(model, images, list(methods), targets, methods, precision=precision)
+    applied: dict[str, str] = {}
+    base, _, targets = run_methods(model, images, list(methods), targets, methods, precision=precision,
+                                   applied=applied)
     base = {k: v.detach().cpu().numpy() for k, v in base.items()}
     work = copy.deepcopy(model).eval()
     gen = torch.Generator().manual_seed(seed)
     rows = []
     for step, (layer, params) in enumerate(randomisation_groups(work), start=1):
         _randomise(params, gen)
-        maps, _, _ = run_methods(work, images, list(methods), targets, methods, precision=precision)
+        maps, _, _ = run_methods(work, images, list(methods), targets, methods, precision=precision,
+                                 applied=applied)
         for name, m in maps.items():
             m = m.detach().cpu().numpy()
             for i in range(m.shape[0]):
                 rows.append({"method": name, "step": step, "layer": layer, "image": i,
-                             "spearman": spearman(base[name][i], m[i]), "ssim": ssim(base[name][i], m[i])})
+                             "spearman": spearman(base[name][i], m[i]), "ssim": ssim(base[name][i], m[i]),
+                             "precision": applied[name]})
     return rows

@@ -27,7 +27,8 @@ from .factory import ModelInfo, normalise
 @torch.no_grad()
 def predict(model: torch.nn.Module, info: ModelInfo, ds, device="cpu", batch_size: int = 128,
             precision: str | None = None) -> dict:
-    """``{"probs": (N, K) float64, "labels": (N,), "image_ids": [...], "loss": mean cross-entropy}``.
+    """``{"probs": (N, K) float64, "labels": (N,), "image_ids": [...], "loss": mean cross-entropy,
+    "precision": the precision the forwards ran at}``.
 
     The model is moved to ``device`` (inputs and weights on one device); ``precision`` ``bf16``
     autocasts the forward pass (None: the device's default); logits are cast to float32 before the
@@ -52,7 +53,7 @@ def predict(model: torch.nn.Module, info: ModelInfo, ds, device="cpu", batch_siz
     k = info.num_classes
     return {"probs": np.concatenate(probs) if probs else np.zeros((0, k)),
             "labels": np.concatenate(labels) if labels else np.zeros(0, np.int64),
-            "image_ids": ids, "loss": loss / n if n else float("nan")}
+            "image_ids": ids, "loss": loss / n if n else float("nan"), "precision": precision}
 
 
 def confusion_matrix(labels, preds, num_classes: int) -> np.ndarray:

@@ -21,7 +21,6 @@ from tqdm import tqdm
 from ..common.precision import stage_precision
 from ..data import ImageDataset, collate_samples
 from ..explain import METHODS, run_methods, upsample_maps
-from ..explain.registry import method_precision
 from ..metrics import METRICS
 from ..metrics.class_sensitivity import OTHER_CLASS, other_targets
 from ..metrics.quality import centre_coverage, degenerate_kinds
@@ -31,7 +30,6 @@ from .results import Failure, first_line
 
 log = logging.getLogger(__name__)
 
-PRED_COLS = ["run_id", "dataset_id", "model_id", "image_id", "label", "pred", "confidence", "probs", "precision"]
 EXPL_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "image_id", "target",
              "grid_h", "grid_w", "map", "precision"]
 SCORE_COLS = ["run_id", "dataset_id", "model_id", "method", "method_version", "method_params", "metric",
@@ -46,7 +44,6 @@ REGION_COLS = ["dataset_id", "region", "image_id", "area", "covers_centre"]
 
 @dataclass
 class EvalResult:
-    predictions: pd.DataFrame
     explanations: pd.DataFrame
     scores: pd.DataFrame
     curves: pd.DataFrame
@@ -88,7 +85,7 @@ class _Batch:
     targets: torch.Tensor
     ids: list[str]
     regions: dict[str, torch.Tensor]
-    precision: str = "fp32"  # of the run: the faithfulness forwards; maps per method_precision
+    precision: str = "fp32"  # of the run (stage_precision gives the faithfulness forwards'); maps: run_methods'
 
 
 def _rounds(variants: list[tuple[str, dict]]) -> list[list[tuple[str, dict]]]:
@@ -108,15 +105,17 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
                    model_id: str, methods: dict[str, dict] | list[tuple[str, dict]], metrics: dict[str, dict],
                    metrics_for=None, regions: list[str] | None = None, device: str = "cpu", batch_size: int = 32,
                    progress: bool = True, precision: str = "fp32") -> EvalResult:
-    """Predict, explain (predicted class) and score every image of ``ds``; for a misclassified image also the
-    map of its true class, scored by the localisation metrics (``target_maps`` / ``target_scores``, role 'true').
+    """Explain (predicted class) and score every image of ``ds``; for a misclassified image also the map of
+    its true class, scored by the localisation metrics (``target_maps`` / ``target_scores``, role 'true').
+    The predictions rows are :func:`engine.runner.units.predict_unit`'s: its own forwards, at the predict
+    stage's precision.
 
-    ``precision``: ``fp32`` or ``bf16``, for the explanation passes (per method: see
-    :func:`engine.explain.registry.method_precision`) when the explain stage follows the run's precision,
-    and the faithfulness forwards: both per :func:`engine.common.precision.stage_precision` (by default
-    fp32, as measured).  Recorded in the ``precision`` column of
-    every row (for maps and localisation scores: the precision the map was computed at; for
-    predictions, curves and faithfulness scores: that of the forwards).
+    ``precision``: the run's, ``fp32`` or ``bf16``; each stage's is decided once, by
+    :func:`engine.common.precision.stage_precision` (by default fp32 for explanations and the faithfulness
+    forwards, as measured).  The ``precision`` column of every row records what was applied: for maps and
+    localisation scores, the precision :func:`engine.explain.run_methods` reports it computed that map at
+    (per method: :func:`engine.explain.registry.method_precision`); for curves and faithfulness scores, that
+    of the forwards.
 
     ``methods``: ``{name: params}`` or a list of ``(name, params)`` variants; ``metrics``:
     ``{name: params}``; ``metrics_for(name, params) -> {metric: params}`` narrows the metrics of a
@@ -133,7 +132,6 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
     metrics_for = metrics_for or (lambda name, params: metrics)
     dev = torch.device(device)
     model = model.to(dev).eval()
-    preds: list[tuple] = []
     rows = _Rows()
 
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate_samples,
@@ -145,13 +143,13 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
         for rname, reg in batch_regions.items():
             covers, area = centre_coverage(reg)
             rows.regions += [(dataset_id, rname, i, float(a), bool(c)) for i, a, c in zip(ids, area, covers)]
-        predicted = False
         for round_ in _rounds(variants):
             skipped: dict[str, str] = {}
             failed: dict[str, str] = {}  # a method that raised or broke its call contract on this batch
+            applied: dict[str, str] = {}  # the precision each map was computed at, as run_methods applied it
             try:
                 all_maps, logits, targets = run_methods(model, x, [n for n, _ in round_], None, dict(round_),
-                                                        not_applicable=skipped, failed=failed,
+                                                        not_applicable=skipped, failed=failed, applied=applied,
                                                         precision=stage_precision("explain", precision))
             except Exception as exc:  # e.g. out of memory on this batch: record, go on with the next
                 rows.failures += [Failure(i, "explain", first_line(exc), n) for n, _ in round_ for i in ids]
@@ -160,26 +158,19 @@ def evaluate_model(model: torch.nn.Module, info: ModelInfo, ds: ImageDataset, *,
             for mname, why in skipped.items():
                 if not any(f.method == mname and f.item == "*" for f in rows.failures):
                     rows.failures.append(Failure("*", "explain", f"not applicable: {why}", mname))
-            if not predicted:
-                predicted = True
-                probs = torch.softmax(logits.float(), dim=1).cpu()
-                conf, pred = probs.max(dim=1)
-                for i, image_id in enumerate(ids):
-                    preds.append((run_id, dataset_id, model_id, image_id, int(batch["label"][i]), int(pred[i]),
-                                  float(conf[i]), probs[i].numpy().astype(np.float32), precision))
             batch_ = _Batch(model, x, targets, ids, batch_regions, precision)
             done = [(n, p) for n, p in round_ if n in all_maps]
-            others, failed = _other_class_maps(batch_, done, metrics_for, logits)
-            rows.failures += failed
+            others, other_failed = _other_class_maps(batch_, done, metrics_for, logits)
+            rows.failures += other_failed
             for mname, mparams in done:
                 rows.add(_score_method(all_maps[mname].cpu(), (mname, mparams), metrics_for(mname, mparams),
-                                       batch_, (run_id, dataset_id, model_id),
+                                       batch_, (run_id, dataset_id, model_id), applied[mname],
                                        {k[1:]: v for k, v in others.items() if k[0] == mname}))
             rows.add(_true_class_rows(batch_, batch["label"], done, metrics_for, (run_id, dataset_id, model_id)))
     for f in rows.failures:
         log.warning("%s %s: %s failed at %s: %s", dataset_id, model_id, f.method, f.stage, f"{f.item}: {f.reason}")
-    return EvalResult(pd.DataFrame(preds, columns=PRED_COLS), pd.DataFrame(rows.explanations, columns=EXPL_COLS),
-                      pd.DataFrame(rows.scores, columns=SCORE_COLS), pd.DataFrame(rows.curves, columns=CURVE_COLS),
+    return EvalResult(pd.DataFrame(rows.explanations, columns=EXPL_COLS), pd.DataFrame(rows.scores, columns=SCORE_COLS),
+                      pd.DataFrame(rows.curves, columns=CURVE_COLS),
                       rows.failures, pd.DataFrame(rows.degenerate, columns=DEGENERATE_COLS),
                       pd.DataFrame(rows.regions, columns=REGION_COLS).drop_duplicates(["region", "image_id"]),
                       pd.DataFrame(rows.target_maps, columns=TARGET_MAP_COLS),
@@ -201,9 +192,10 @@ def _true_class_rows(batch: _Batch, labels: torch.Tensor, variants: list[tuple[s
     sub = _Batch(batch.model, batch.x[wrong.to(batch.x.device)], labels[wrong].to(batch.x.device),
                  [batch.ids[i] for i in wrong.tolist()], {k: v[wrong] for k, v in batch.regions.items()},
                  batch.precision)
+    applied: dict[str, str] = {}
     try:
         maps, _, _ = run_methods(sub.model, sub.x, list(wanted), sub.targets, wanted,
-                                 precision=stage_precision("explain", batch.precision))
+                                 precision=stage_precision("explain", batch.precision), applied=applied)
     except Exception as exc:
         out.failures += [Failure(i, "explain", f"map for the true class: {first_line(exc)}", m)
                          for m in wanted for i in sub.ids]
@@ -211,7 +203,7 @@ def _true_class_rows(batch: _Batch, labels: torch.Tensor, variants: list[tuple[s
     target_of = dict(zip(sub.ids, sub.targets.tolist()))
     for name, params in wanted.items():
         loc = {m: p for m, p in metrics_for(name, params).items() if METRICS[m].kind == "localisation"}
-        r = _score_method(maps[name].cpu(), (name, params), loc, sub, prefix)
+        r = _score_method(maps[name].cpu(), (name, params), loc, sub, prefix, applied[name])
         out.target_maps += [(*e[:7], "true", *e[7:]) for e in r.explanations]
         out.target_scores += [(*v[:11], "true", target_of[v[10]], *v[11:]) for v in r.scores]
         out.failures += [Failure(f.item, f.stage, f"true-class map: {f.reason}", f.method) for f in r.failures]
@@ -246,10 +238,12 @@ def _other_class_maps(batch: _Batch, variants: list[tuple[str, dict]], metrics_f
 
 
 def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[str, dict], batch: _Batch,
-                  prefix: tuple[str, str, str], others: dict[tuple[str, int], torch.Tensor] | None = None) -> _Rows:
+                  prefix: tuple[str, str, str], map_precision: str,
+                  others: dict[tuple[str, int], torch.Tensor] | None = None) -> _Rows:
     """One method's maps of a batch (``variant``: its name and parameters) as explanation rows, scored with
-    ``metrics``; ``prefix``: (run_id, dataset_id, model_id) of every row; ``others``: the method's maps for
-    other classes by (rule, seed), for the class-sensitivity metrics (compared on the native grid).
+    ``metrics``; ``prefix``: (run_id, dataset_id, model_id) of every row; ``map_precision``: the precision the
+    maps were computed at (as :func:`engine.explain.run_methods` reported it), recorded with them; ``others``:
+    the method's maps for other classes by (rule, seed), for the class-sensitivity metrics (native grid).
 
     A degenerate map (engine.metrics.quality: non-finite, all-zero or constant) is recorded in
     ``degenerate`` and never scored: a non-finite map is a failure and not stored; an all-zero or constant
@@ -257,7 +251,6 @@ def _score_method(maps: torch.Tensor, variant: tuple[str, dict], metrics: dict[s
     mname, mparams = variant
     ids, out = batch.ids, _Rows()
     mkey = (mname, METHODS[mname].version, canonical_json(mparams))
-    map_precision = method_precision(mname, stage_precision("explain", batch.precision))
     faith_precision = stage_precision("faithfulness", batch.precision)
     kinds = degenerate_kinds(maps)
     finite = torch.tensor([k != "nonfinite" for k in kinds], dtype=torch.bool)

@@ -91,6 +91,10 @@ class _Driver:
         if self.live is not None:
             self.live.advance(done=int(status == "done"), failed=int(status != "done"), method=mkey[0])
 
+    def _row_ids(self, d: PreparedDataset, model_id: str) -> dict[str, str]:
+        """The ids a unit writes into every row it returns (given when the unit is made)."""
+        return {"run_id": self.report.run_id, "dataset_id": d.dataset_id, "model_id": model_id}
+
     def _skip(self, n: int = 1) -> None:
         self.report.skipped += n
         if self.live is not None and n:
@@ -193,12 +197,13 @@ class _Driver:
             self.live.working_on(model_id)
         started = utc_now()
         call = dict(spec_json=d.spec_json, ckpt=res.checkpoint, sha256=res.sha256, ids=d.scored,
-                    device=self.device, batch_size=self.exp.batch_size, precision=self.precision)
+                    device=self.device, batch_size=self.exp.batch_size, precision=self.precision,
+                    **self._row_ids(d, model_id))
         for _, out, exc in self.ex.map(units.predict_unit, [call]):
             if exc is not None:
                 self._unit_failed(key, "predict", started, exc, d.dataset_id, model_id)
                 return
-            preds = out.predictions.assign(run_id=self.report.run_id, dataset_id=d.dataset_id, model_id=model_id)
+            preds = out.predictions
             self.w.replace_rows("predictions", preds)
             self._write_model(d, entry, res, out.test)
             self._failures(key, out.failures, d.dataset_id, model_id)
@@ -222,7 +227,8 @@ class _Driver:
             self.live.working_on(model_id)
         calls = [dict(spec_json=d.spec_json, ckpt=res.checkpoint, sha256=res.sha256, ids=d.scored, chunk=c,
                       metrics=metrics, regions=self.exp.regions, device=self.device,
-                      batch_size=self.exp.batch_size, progress=self.progress, precision=self.precision)
+                      batch_size=self.exp.batch_size, progress=self.progress, precision=self.precision,
+                      **self._row_ids(d, model_id))
                  for c in chunks]
         started = utc_now()
         for i, out, exc in self.ex.map(units.chunk_unit, calls):
@@ -243,14 +249,13 @@ class _Driver:
                 self._unit_failed(j.key, "evaluate", started, exc, d.dataset_id, model_id,
                                   method_key(j.method, j.method_params))
             return
-        ids = {"run_id": self.report.run_id, "dataset_id": d.dataset_id, "model_id": model_id}
         for table, rows in (("explanations", out.explanations), ("scores", out.scores), ("curves", out.curves),
                             ("degenerate_maps", out.degenerate), ("target_maps", out.target_maps),
                             ("target_scores", out.target_scores)):
             if rows is not None:
-                self.w.replace_rows(table, rows.assign(**ids))
+                self.w.replace_rows(table, rows)
         if out.region_stats is not None:
-            self.w.replace_rows("region_stats", out.region_stats.assign(dataset_id=d.dataset_id))
+            self.w.replace_rows("region_stats", out.region_stats)
         for j in chunk.jobs:  # a metric's failures go to its own job, the map's to the method's first job
             first = j is _first_job_of(chunk, j.method, j.method_params)
             mine = [f for f in out.failures if f.method == j.method
@@ -282,13 +287,12 @@ class _Driver:
             self.live.working_on(model_id)
         started = utc_now()
         call = dict(spec_json=d.spec_json, ckpt=res.checkpoint, sha256=res.sha256, ids=ids, variants=variants,
-                    seed=self.exp.seed, device=self.device, precision=self.precision)
+                    seed=self.exp.seed, device=self.device, precision=self.precision, **self._row_ids(d, model_id))
         for _, out, exc in self.ex.map(units.sanity_unit, [call]):
             if exc is not None:
                 self._unit_failed(key, "sanity", started, exc, d.dataset_id, model_id)
                 return
-            self.w.replace_rows("sanity", out.sanity.assign(run_id=self.report.run_id, dataset_id=d.dataset_id,
-                                                            model_id=model_id))
+            self.w.replace_rows("sanity", out.sanity)
             self._failures(key, out.failures, d.dataset_id, model_id)
             self._job(key, "sanity", started, dataset_id=d.dataset_id, model_id=model_id, n_items=len(ids),
                       n_failed=len(out.failures))

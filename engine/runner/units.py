@@ -20,7 +20,6 @@ import torch
 from ..common.precision import stage_precision
 from ..data import DatasetError, DatasetSpec, ImageDataset, collate_samples, fingerprint, load_records
 from ..explain import METHODS
-from ..explain.registry import method_precision
 from ..metrics.sanity import mprt
 from ..models import (
     ImageSource,
@@ -98,6 +97,7 @@ def train_unit(spec_json: str, entry: ModelEntry, seed: int, ckpt_path: str, dev
                progress: bool, precision: str = "fp32") -> TrainResult:
     """Build (and unless ``init == 'random'`` fine-tune) one model; write its checkpoint."""
     t0 = time.monotonic()
+    precision = stage_precision("train", precision)  # what fine-tuning applies, and what is recorded
     spec, records, classes = _dataset(spec_json)
     check_input_size(spec, entry.name, entry.weights)
     path = Path(ckpt_path)
@@ -214,18 +214,21 @@ def reuse_checkpoint(ckpt_path: str, repair: bool = True) -> TrainResult | None:
 
 
 def predict_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], device: str,
-                 batch_size: int, precision: str = "fp32") -> PredictResult:
-    """Class probabilities for the test split plus the scored images; test-split classification metrics."""
+                 batch_size: int, precision: str = "fp32", *, run_id: str, dataset_id: str,
+                 model_id: str) -> PredictResult:
+    """Class probabilities for the test split plus the scored images (``predictions`` rows, ids included);
+    test-split classification metrics."""
     spec, records, classes = _dataset(spec_json)
     model, info, _ = _checkpoint(ckpt, sha256)
     wanted = tuple(sorted({r.image_id for r in records if r.split == "test"} | set(ids)))
     ds, failures = _subset(spec_json, wanted, None)
-    out = predict(model, info, ds, device, batch_size, precision=precision)
+    out = predict(model, info, ds, device, batch_size, precision=stage_precision("predict", precision))
     probs = out["probs"]
-    df = pd.DataFrame({"image_id": out["image_ids"], "label": out["labels"].astype(int),
+    df = pd.DataFrame({"run_id": run_id, "dataset_id": dataset_id, "model_id": model_id,
+                       "image_id": out["image_ids"], "label": out["labels"].astype(int),
                        "pred": probs.argmax(1).astype(int) if len(probs) else [],
                        "confidence": probs.max(1) if len(probs) else [],
-                       "probs": [p.astype(np.float32) for p in probs], "precision": precision})
+                       "probs": [p.astype(np.float32) for p in probs], "precision": out["precision"]})
     test = np.array([r.split == "test" for r in ds.records], dtype=bool)
     metrics = {}
     if test.any():
@@ -236,20 +239,22 @@ def predict_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], d
 
 def chunk_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], chunk: Chunk, metrics: dict,
                regions: list[str] | None, device: str, batch_size: int, progress: bool,
-               precision: str = "fp32") -> ChunkResult:
-    """Explain the scored images with the chunk's methods and score the chunk's (method, metric) jobs."""
+               precision: str = "fp32", *, run_id: str, dataset_id: str, model_id: str) -> ChunkResult:
+    """Explain the scored images with the chunk's methods and score the chunk's (method, metric) jobs
+    (rows with their run, dataset and model ids)."""
     model, info, _ = _checkpoint(ckpt, sha256)
     ds, _ = _subset(spec_json, ids, None)  # load failures are reported once, by the predict unit
-    res = evaluate_model(model, info, ds, run_id="", dataset_id="", model_id="", methods=chunk.variants(),
-                         metrics=metrics, metrics_for=chunk.metrics_for, regions=regions, device=device,
-                         batch_size=batch_size, progress=progress, precision=precision)
+    res = evaluate_model(model, info, ds, run_id=run_id, dataset_id=dataset_id, model_id=model_id,
+                         methods=chunk.variants(), metrics=metrics, metrics_for=chunk.metrics_for, regions=regions,
+                         device=device, batch_size=batch_size, progress=progress, precision=precision)
     return ChunkResult(res.explanations, res.scores, res.curves, res.failures, len(ds), degenerate=res.degenerate,
                        region_stats=res.region_stats, target_maps=res.target_maps, target_scores=res.target_scores)
 
 
 def sanity_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], variants: list[tuple[str, dict]],
-                seed: int, device: str, precision: str = "fp32") -> SanityResult:
-    """MPRT (cascading randomisation) of each method on the given images."""
+                seed: int, device: str, precision: str = "fp32", *, run_id: str, dataset_id: str,
+                model_id: str) -> SanityResult:
+    """MPRT (cascading randomisation) of each method on the given images (``sanity`` rows, ids included)."""
     model, info, _ = _checkpoint(ckpt, sha256)
     ds, _ = _subset(spec_json, ids, None)
     if len(ds) == 0:
@@ -263,10 +268,11 @@ def sanity_unit(spec_json: str, ckpt: str, sha256: str, ids: tuple[str, ...], va
     except Exception as exc:
         rows = []
         failures.append(Failure("*", "sanity", first_line(exc)))
-    df = pd.DataFrame([{"method": r["method"], "method_version": METHODS[r["method"]].version,
+    df = pd.DataFrame([{"run_id": run_id, "dataset_id": dataset_id, "model_id": model_id,
+                        "method": r["method"], "method_version": METHODS[r["method"]].version,
                         "method_params": canonical_json(params[r["method"]]), "step": r["step"], "layer": r["layer"],
                         "image_id": batch["image_id"][r["image"]],
                         "spearman": None if np.isnan(r["spearman"]) else r["spearman"], "ssim": r["ssim"],
-                        "precision": method_precision(r["method"], stage_precision("explain", precision))}
+                        "precision": r["precision"]}
                        for r in rows])
     return SanityResult(df, failures)
