@@ -86,7 +86,7 @@ def cmd_table(args) -> int:
 @_one_line
 def cmd_figure(args) -> int:
     from ..dashboard import queries
-    from ..dashboard.figure import figure_panels, method_titles, render_png, render_svg
+    from ..dashboard.figure import figure_panels, method_titles
     from .names import UnknownName, resolve_dataset, resolve_methods, resolve_metric, resolve_model, resolve_region
     scope = resolve_dataset(Path(args.db), args.dataset)
     model = resolve_model(scope, args.model)
@@ -110,19 +110,23 @@ def cmd_figure(args) -> int:
             raise
         raise UnknownName(f"{exc} (--images takes the ids the Gallery shows)") from None
     titles = method_titles(methods)
+    _write_figure(args, panels, titles, f"{len(panels)} images x {len(titles)} methods; {metric} on {region}")
+    return 0
+
+
+def _write_figure(args, panels: list, titles: list[str], what: str) -> None:
+    """``--out``'s PNG and SVG of ``panels``, and the line that says where they went."""
+    from ..dashboard.figure import render_png, render_svg
     out = Path(args.out)
     out.with_suffix(".png").write_bytes(render_png(panels, titles, args.alpha, args.cmap))
     out.with_suffix(".svg").write_text(render_svg(panels, titles, args.alpha, args.cmap), encoding="utf-8")
-    print(f"figure written to {out.with_suffix('.png')} and {out.with_suffix('.svg')} "
-          f"({len(panels)} images x {len(titles)} methods; {metric} on {region})")
-    return 0
+    print(f"figure written to {out.with_suffix('.png')} and {out.with_suffix('.svg')} ({what})")
 
 
 def _figure_both_classes(args, db: Path, dataset_id: str, model: str, methods: list, metric: str, region: str,
                          ids: list[str]) -> int:
     """``figure --both-classes``: misclassified images, the predicted and the true class's map per method."""
     from ..dashboard.classes import both_class_panels
-    from ..dashboard.figure import render_png, render_svg
     from ..dashboard.images import UnsafePath
     try:
         panels, titles = both_class_panels(db, dataset_id, model, methods, metric, region,
@@ -130,11 +134,8 @@ def _figure_both_classes(args, db: Path, dataset_id: str, model: str, methods: l
     except (UnsafePath, ValueError, OSError) as exc:
         log.error("%s", exc)
         return 2
-    out = Path(args.out)
-    out.with_suffix(".png").write_bytes(render_png(panels, titles, args.alpha, args.cmap))
-    out.with_suffix(".svg").write_text(render_svg(panels, titles, args.alpha, args.cmap), encoding="utf-8")
-    print(f"figure written to {out.with_suffix('.png')} and {out.with_suffix('.svg')} "
-          f"({len(panels)} misclassified images x {len(methods)} methods x predicted / true class)")
+    _write_figure(args, panels, titles, f"{len(panels)} misclassified images x {len(methods)} methods x "
+                                        f"predicted / true class")
     return 0
 
 

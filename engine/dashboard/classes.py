@@ -9,10 +9,8 @@ from __future__ import annotations
 import pandas as pd
 
 from . import queries
-from .figure import Panel, method_titles
-from .images import load_row_sample
+from .figure import Panel, image_as_scored, method_titles
 from .reader import cursor
-from .regions import spec_regions
 
 
 def _query(path, sql: str, params: dict) -> pd.DataFrame:
@@ -109,13 +107,7 @@ def both_class_panels(path, dataset_id: str, model_id: str, methods: list[tuple[
                    both_class_scores(path, dataset_id, model_id, m, p, ids)) for m, p in methods]
     panels = []
     for image_id in ids:
-        info, _, _, _ = queries.image_view(path, dataset_id, model_id, image_id)
-        if info.empty:
-            raise ValueError(f"no image {image_id!r} in dataset {dataset_id!r}")
-        row = info.iloc[0].to_dict()
-        sample = load_row_sample(row)
-        order = tuple(spec_regions(row["spec"]).all)
-        outlines = {k: sample.regions[k].numpy() for k in [*order, *sample.regions] if k in sample.regions}
+        row, sample, order, outlines, _, _ = image_as_scored(path, dataset_id, model_id, image_id)
         grids, texts = [], []
         for maps, scores in per_method:
             r = maps.loc[image_id] if image_id in maps.index else None

@@ -189,19 +189,26 @@ def render_svg(panels: list[Panel], methods: list[str], alpha: float = 0.5, cmap
 
 # -- from a results database -----------------------------------------------------------------------
 
+def image_as_scored(path, dataset_id: str, model_id: str, image_id: str):
+    """(the image's row, its sample re-read from the dataset root, the dataset's region order, the outline of
+    each region, its maps, its scores) under one model: what every figure row is drawn from."""
+    info, maps, scores, _ = queries.image_view(path, dataset_id, model_id, image_id)
+    if info.empty:
+        raise ValueError(f"no image {image_id!r} in dataset {dataset_id!r}")
+    row = info.iloc[0].to_dict()
+    sample = load_row_sample(row)
+    order = tuple(spec_regions(row["spec"]).all)
+    outlines = {n: sample.regions[n].numpy() for n in [*order, *sample.regions] if n in sample.regions}
+    return row, sample, order, outlines, maps, scores
+
+
 def figure_panels(path, dataset_id: str, model_id: str, image_ids: list[str], methods: list[tuple[str, str]],
                   metric: str | None = "pointing_game", region: str | None = "mask") -> list[Panel]:
     """Panels of ``image_ids`` x ``methods`` ((method, canonical params)) with their stored maps and the
     score of ``metric`` on ``region`` ('none' for faithfulness); images re-read from the dataset root."""
     panels = []
     for image_id in image_ids:
-        info, maps, scores, _ = queries.image_view(path, dataset_id, model_id, image_id)
-        if info.empty:
-            raise ValueError(f"no image {image_id!r} in dataset {dataset_id!r}")
-        row = info.iloc[0].to_dict()
-        sample = load_row_sample(row)
-        order = tuple(spec_regions(row["spec"]).all)
-        outlines = {n: sample.regions[n].numpy() for n in [*order, *sample.regions] if n in sample.regions}
+        row, sample, order, outlines, maps, scores = image_as_scored(path, dataset_id, model_id, image_id)
         grids, texts = [], []
         for method, params in methods:
             m = maps[(maps.method == method) & (maps.method_params == params)]
