@@ -31,7 +31,6 @@ from engine.dashboard import (
     plotly_text,
     score_choice,
     show_table,
-    spec_regions,
     split_choice,
     url_slider,
     will_compute,
@@ -64,7 +63,7 @@ else:
     verdict = f"predicted **{md(classes[int(row['pred'])])}** with p = {row['confidence']:.2f} ({ok})"
 st.markdown(f"**{md(image_id)}** ({md(row['split'])} split) of {md(row['dataset'])} · true class "
             f"**{md(row['label_name'])}** · {verdict} · model {md(model_id)}")
-regions = spec_regions(row["spec"])
+regions = db.dataset_regions(dataset_id)
 st.caption(f"Heatmap: {cmap}, each map scaled to its own range for display (bright = high); {md(legend(regions.all))}")
 near_chance_warning(db, dataset_id, [model_id])
 

@@ -7,23 +7,37 @@ import json
 import numpy as np
 import torch
 
-from engine.dashboard.regions import DatasetRegions, default_region, ordered_regions, region_pairs, spec_regions
+from engine.dashboard.regions import DatasetRegions, default_region, ordered_regions, region_pairs, stored_regions
 from engine.dashboard.viz import legend, region_colours, render_sample
 from engine.data import DatasetSpec, Sample
 
 
-def _spec_json(**kw) -> str:
-    return json.dumps(DatasetSpec(name="d", root="/r", labels="l.csv", **kw).to_dict())
+def _spec_json(**kw) -> dict:
+    """A datasets row written before the region columns: only its spec."""
+    return {"spec": json.dumps(DatasetSpec(name="d", root="/r", labels="l.csv", **kw).to_dict())}
 
 
-def test_spec_regions_any_names():
-    r = spec_regions(_spec_json(mask_template="m/{id}.png", mask_regions={"nucleus": [255], "cell": [128, 255]},
+def test_stored_regions_read_the_columns_first():
+    row = {"regions": np.array(["lesion", "box_from_mask", "tumour_box"], dtype=object),
+           "mask_regions": np.array(["lesion"], dtype=object), "box_regions": ["tumour_box"],
+           "box_from_mask": "lesion", **_spec_json(boxes_template="b/{id}.xml")}  # the columns win over the spec
+    assert stored_regions(row) == DatasetRegions(("lesion", "box_from_mask", "tumour_box"), ("lesion",),
+                                                 ("tumour_box",), "lesion")
+    assert stored_regions(row | {"box_from_mask": float("nan"), "box_regions": None}) == DatasetRegions(
+        ("lesion", "box_from_mask", "tumour_box"), ("lesion",), (), None)
+    assert stored_regions(row | {"regions": None}).all == ("box",)  # NULL columns: the spec, once
+    assert stored_regions(None) == DatasetRegions() and stored_regions({}) == DatasetRegions()
+
+
+def test_spec_fallback_any_names():
+    r = stored_regions(_spec_json(mask_template="m/{id}.png", mask_regions={"nucleus": [255], "cell": [128, 255]},
                                 box_from_mask="nucleus", boxes_template="b/{id}.xml"))
     assert r == DatasetRegions(("nucleus", "cell", "box_from_mask", "box"), ("nucleus", "cell"), ("box",), "nucleus")
-    r = spec_regions(_spec_json(boxes_format="yolo", boxes_template="l/{stem}.txt",
+    r = stored_regions(_spec_json(boxes_format="yolo", boxes_template="l/{stem}.txt",
                                 box_regions={"wbc": ["WBC"], "platelets": ["Platelets"]}))
     assert r.all == ("wbc", "platelets") and r.masks == () and r.boxes == ("wbc", "platelets")
-    assert spec_regions("not json") == DatasetRegions() and spec_regions('{"bogus": 1}') == DatasetRegions()
+    assert stored_regions({"spec": "not json"}) == DatasetRegions()
+    assert stored_regions({"spec": '{"bogus": 1}', "regions": None}) == DatasetRegions()
 
 
 def test_default_region_and_pairs():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..dashboard import method_label, queries
 from ..dashboard.labels import model_labels
-from ..dashboard.regions import default_region, ordered_regions, spec_regions
+from ..dashboard.regions import default_region, ordered_regions
 
 
 class UnknownName(ValueError):
@@ -137,7 +137,7 @@ def resolve_metric(scope: Scope, metric: str, model_id: str | None = None) -> st
 def resolve_region(scope: Scope, metric: str, region: str | None, model_id: str | None = None) -> str:
     """``region``, checked; by default the dataset's first mask region with scores of ``metric``."""
     opts = _options(scope, model_id)
-    regions = spec_regions(queries.dataset_spec(scope.db, scope.dataset_id))
+    regions = queries.dataset_regions(scope.db, scope.dataset_id)
     available = ordered_regions(opts[opts.metric == metric].region, regions)
     if region is None:
         region = default_region(available, regions)

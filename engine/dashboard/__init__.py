@@ -31,7 +31,7 @@ from .live import database_message, live_run, live_view, pending
 from .overview import JOB_TIME, RUN_TIMES, merge_coinciding
 from .queries import GALLERY_SORTS, OUTCOMES, SURVIVES, labelled, map_array
 from .queries_compare import CONFOUNDER_METRICS, best_model, per_method_spearman
-from .regions import DatasetRegions, default_region, ordered_regions, region_pairs, spec_regions
+from .regions import DatasetRegions, default_region, ordered_regions, region_pairs, stored_regions
 from .safe import csv_bytes, csv_safe, md, plotly_frame, plotly_text
 from .viz import COLORMAPS, legend, render_sample
 
@@ -53,7 +53,7 @@ __all__ = [
     "default_region", "depth_rows", "headlines", "labelled", "leaderboard_group_column", "leaderboard_higher_is_better",
     "leaderboard_table", "legend", "live_run", "live_view", "load_row_sample", "map_array", "md", "merge_coinciding",
     "method_label", "model_labels", "ordered_regions", "paper_table", "per_method_spearman", "plotly_frame",
-    "plotly_text", "region_pairs", "render_sample", "spec_regions", "strategy_dataset", "strategy_means",
+    "plotly_text", "region_pairs", "render_sample", "stored_regions", "strategy_dataset", "strategy_means",
     "start_help", "to_csv", "to_latex", "with_guards",
     "strategy_models", *_STREAMLIT_BOUND,
 ]

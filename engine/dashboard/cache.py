@@ -22,7 +22,7 @@ from ..store.schema import SCHEMA_VERSION
 from . import classes as both_classes
 from . import guards, queries, queries_compare, shortcuts
 from .hints import fill_commands
-from .regions import DatasetRegions, spec_regions
+from .regions import DatasetRegions
 from .safe import md
 
 
@@ -103,8 +103,8 @@ class Db:
 
     @_cached
     def dataset_regions(self, dataset_id: str) -> DatasetRegions:
-        """The dataset's own region list, from its stored spec."""
-        return spec_regions(queries.dataset_spec(self.file, dataset_id))
+        """The dataset's own region list, as ingest stored it (:func:`.queries.dataset_regions`)."""
+        return queries.dataset_regions(self.file, dataset_id)
 
     # -- leaderboard, gallery, image ----------------------------------------------------------------
     @_cached

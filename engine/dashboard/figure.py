@@ -18,7 +18,6 @@ from PIL import Image, ImageDraw, ImageFont
 from ..common.labels import method_label
 from . import queries
 from .images import load_row_sample
-from .regions import spec_regions
 from .viz import legend, overlay, region_colours
 
 DPI = 300
@@ -197,7 +196,7 @@ def image_as_scored(path, dataset_id: str, model_id: str, image_id: str):
         raise ValueError(f"no image {image_id!r} in dataset {dataset_id!r}")
     row = info.iloc[0].to_dict()
     sample = load_row_sample(row)
-    order = tuple(spec_regions(row["spec"]).all)
+    order = queries.dataset_regions(path, dataset_id).all
     outlines = {n: sample.regions[n].numpy() for n in [*order, *sample.regions] if n in sample.regions}
     return row, sample, order, outlines, maps, scores
 

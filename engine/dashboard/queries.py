@@ -20,6 +20,7 @@ from ..common.verdicts import MIN_IMAGES, SURVIVES, mprt_verdict
 from ..store import read
 from ..store.read import DEFAULT_DB
 from .reader import cursor
+from .regions import DatasetRegions, stored_regions
 
 # the strategy every view groups by: pretraining and fine-tuning state together, so no view averages a
 # fine-tuned model with an untrained one (a database before v5 lacks the two columns: derived from strategy / init)
@@ -84,10 +85,11 @@ def datasets(path) -> pd.DataFrame:
                      "array_to_string(classes, ', ') AS classes, root FROM datasets ORDER BY name")
 
 
-def dataset_spec(path, dataset_id: str) -> str | None:
-    """The stored spec (JSON) of one dataset; its regions: :func:`engine.dashboard.regions.spec_regions`."""
-    df = frame(path, "SELECT spec FROM datasets WHERE dataset_id = ?", [dataset_id])
-    return None if df.empty else str(df["spec"].iloc[0])
+def dataset_regions(path, dataset_id: str) -> DatasetRegions:
+    """The regions of one dataset as ingest stored them (:func:`.regions.stored_regions`; ``*``: a database
+    no writer has opened since version 8 lacks the region columns); none for an unknown dataset."""
+    df = frame(path, "SELECT * FROM datasets WHERE dataset_id = ?", [dataset_id])
+    return stored_regions(None if df.empty else df.iloc[0].to_dict())
 
 
 def models(path) -> pd.DataFrame:

@@ -1,7 +1,8 @@
 """The dataset's own region names, for the dashboard's pickers, outlines and comparisons.
 
-Region names are the dataset's (``lesion``, ``nucleus``, ``wbc``, ...), read from the spec stored with
-the dataset (:attr:`engine.data.DatasetSpec.region_list`), never assumed to be ``mask`` / ``box``.
+Region names are the dataset's (``lesion``, ``nucleus``, ``wbc``, ...), written with the dataset at ingest
+from its spec (:attr:`engine.data.DatasetSpec.region_list`) and read back by :func:`stored_regions`, never
+assumed to be ``mask`` / ``box``.
 """
 from __future__ import annotations
 
@@ -19,16 +20,28 @@ class DatasetRegions:
     box_from_mask: str | None = None  # the mask region 'box_from_mask' is derived from
 
 
-def spec_regions(spec_json) -> DatasetRegions:
-    """The regions of a stored dataset spec (JSON text or dict); empty for an unreadable spec."""
+def stored_regions(row: dict | None) -> DatasetRegions:
+    """The regions of a ``datasets`` row (a dict of its columns), as ingest wrote them (columns ``regions``,
+    ``mask_regions``, ``box_regions``, ``box_from_mask``, since schema version 8): the one place the dashboard
+    and the CLI get a dataset's regions from.  A row written before version 8 has them NULL (or lacks them):
+    its regions are then read from its stored ``spec`` with the rule ingest applies, and are none (every
+    list empty: names shown sorted) if that spec cannot be read by this version."""
+    row = row or {}
+    if _present(row.get("regions")):
+        return DatasetRegions(*(tuple(row[c]) if _present(row.get(c)) else () for c in ("regions", "mask_regions",
+                                                                                           "box_regions")),
+                              row["box_from_mask"] if _present(row.get("box_from_mask")) else None)
     try:
-        d = json.loads(spec_json) if isinstance(spec_json, str) else dict(spec_json or {})
-        spec = DatasetSpec(**d)
+        d = row.get("spec")
+        spec = DatasetSpec(**(json.loads(d) if isinstance(d, str) else dict(d or {})))
     except (TypeError, ValueError):
         return DatasetRegions()
-    masks = spec.mask_region_list
-    boxes = tuple(n for n in spec.region_list if n not in masks and n != "box_from_mask")
-    return DatasetRegions(spec.region_list, masks, boxes, spec.box_from_mask)
+    return DatasetRegions(spec.region_list, spec.mask_region_list, spec.box_region_list, spec.box_from_mask)
+
+
+def _present(v) -> bool:
+    """A stored value, not SQL NULL (None, or NaN in a pandas row)."""
+    return v is not None and not (isinstance(v, float) and v != v)
 
 
 def ordered_regions(available, regions: DatasetRegions) -> list[str]:

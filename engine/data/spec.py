@@ -146,6 +146,11 @@ class DatasetSpec:
         """The regions that come from masks (or COCO segmentations), in order."""
         return tuple([*self.mask_region_names] + ([self.segmentation_region] if self.segmentation_region else []))
 
+    @property
+    def box_region_list(self) -> tuple[str, ...]:
+        """The given box regions (``box`` or the ``box_regions`` names), in order; not ``box_from_mask``."""
+        return tuple(n for n in self.region_list if n not in self.mask_region_list and n != "box_from_mask")
+
     @classmethod
     def from_dict(cls, d: dict, base_dir: str | Path | None = None) -> "DatasetSpec":
         """Validate a ``[[datasets]]`` block; a relative ``root`` resolves against ``base_dir``."""

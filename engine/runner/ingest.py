@@ -74,7 +74,9 @@ def write_dataset(w: ResultWriter, spec: DatasetSpec, records: list[Record], cla
     root = Path(spec.root).resolve()
     w.upsert("datasets", {"dataset_id": did, "name": spec.name, "root": str(root), "fingerprint": fp,
                           "classes": list(classes), "input_size": spec.input_size, "resize_mode": spec.resize,
-                          "n_images": len(records), "spec": spec.to_dict()})
+                          "n_images": len(records), "spec": spec.to_dict(), "regions": list(spec.region_list),
+                          "mask_regions": list(spec.mask_region_list), "box_regions": list(spec.box_region_list),
+                          "box_from_mask": spec.box_from_mask})
 
     def rel(p):
         return None if p is None else str(p.relative_to(root))

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCHEMA_VERSION = 8  # 8: summary's shared-image and gap-CI columns, the shortcut table, target_maps and
-#                     target_scores (a version-7 file gets them, empty / NULL, when a writer opens it)
+SCHEMA_VERSION = 8  # 8: summary's shared-image and gap-CI columns, the shortcut table, target_maps,
+#                     target_scores and the datasets' region columns (a version-7 file gets them, empty /
+#                     NULL, when a writer opens it)
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,10 @@ TABLES: dict[str, Table] = {
         ("resize_mode", "VARCHAR", "resize / letterbox"),
         ("n_images", "INTEGER"),
         ("spec", "JSON"),
+        ("regions", "VARCHAR[]", "every region name, in display order: mask regions, box_from_mask, box regions (v8)"),
+        ("mask_regions", "VARCHAR[]", "the regions drawn from masks or COCO segmentations, in order (v8)"),
+        ("box_regions", "VARCHAR[]", "the given box regions ('box' or the box_regions names), in order (v8)"),
+        ("box_from_mask", "VARCHAR", "the mask region 'box_from_mask' is derived from; NULL: none (v8)"),
     )),
     "images": Table(replace_key=("dataset_id", "image_id"), columns=(
         ("dataset_id", "VARCHAR"),
