@@ -292,7 +292,7 @@ def test_figure_takes_the_dashboards_names(guards_db, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("flag,value,listed", [
-    ("--model", "vit_demo:nope", "vit_demo:random-b, shuffled, oracle, vit_demo:random"),
+    ("--model", "vit_demo:nope", "oracle, shuffled, vit_demo:random, vit_demo:random-b"),
     ("--model", "vit_demo:trained", "shuffled"),  # name:fine_tuning of three fixture models: which one?
     ("--methods", "attenton", "attention, baseline_centre"),
     ("--methods", "integrated_gradients(n_steps=99)", "integrated_gradients(n_steps=2)"),

@@ -21,7 +21,8 @@ class UnknownName(ValueError):
 
 
 def _choices(values) -> str:
-    values = list(dict.fromkeys(str(v) for v in values))
+    """The valid names, sorted (the same listing however the database happens to order its rows)."""
+    values = sorted(dict.fromkeys(str(v) for v in values))
     return ", ".join(values) if values else "(none)"
 
 
