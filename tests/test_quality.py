@@ -8,6 +8,7 @@ import torch
 from guards_fixtures import train_on_shuffled_labels
 from score_rows import score_rows
 
+from engine.common.labels import degenerate_share
 from engine.common.verdicts import headline, is_near_chance, verdict
 from engine.metrics.quality import (
     accuracy_with_ci,
@@ -23,7 +24,6 @@ from engine.metrics.stats import bootstrap_ci
 from engine.metrics.summaries import (
     DEGENERATE_COLUMNS,
     SCORE_COLUMNS,
-    degenerate_share,
     shared_images,
     substrate_of,
     summarise,

@@ -18,7 +18,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from ..common.labels import BASELINE_PREFIX, MAX_DEGENERATE_SHARE, degenerate_share, is_baseline, method_label  # noqa: F401
+from ..common.labels import is_baseline, method_label
 from .faithfulness import SUBSTRATE_DEFAULT
 from .stats import bootstrap_ci, holm, wilcoxon_pair
 
